@@ -1,0 +1,361 @@
+"""The Appraisal Ledger application: commands in, events recorded, results out.
+
+`AppraisalLedger.submit` takes commands in order (one from HTTP, thousands from a batch import),
+decides on each with the domain handlers inside a unit of work, and records the accepted ones
+in batches: all events of a batch and their command-id rows in one transaction. A refused
+command records nothing and never takes an accepted one with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from api.storage import DEFAULT_DB, CommandRow, ensure_schema, store_env
+from domain import commands as c
+from domain.aggregates import Appraisal, Organisation, SchemeCatalogue, SchemeVersion, Year, ledger_id
+from domain.errors import Conflict, DomainError, NotFound
+from domain.handlers import Envelope, decide
+from domain.results import YearFacts, YearResults, compute_year, explanation, export
+from domain.scheme import Scheme, parse_scheme
+
+try:  # the PostgreSQL driver raises its own error for a clash in the command-id table
+    from psycopg import IntegrityError as PgIntegrityError
+except ImportError:  # pragma: no cover
+    PgIntegrityError = IntegrityError  # type: ignore[misc,assignment]
+
+CONFLICTS = (IntegrityError, PgIntegrityError)
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class Outcome:
+    """The answer to one submitted command."""
+
+    index: int  # position in the submitted sequence (0-based)
+    command_id: str | None
+    accepted: bool
+    answer: dict[str, Any] = field(default_factory=dict)
+    error: DomainError | None = None
+    duplicate: bool = False
+
+
+class Refused(Exception):
+    """A batch stopped at a refused command (the ones before it were recorded)."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        super().__init__(str(outcome.error))
+
+
+class AppraisalLedger(Application):
+    name = "AppraisalLedger"
+
+    def __init__(self, db_url: str = DEFAULT_DB, clock: Callable[[], datetime] | None = None) -> None:
+        ensure_schema(db_url)
+        env = {**store_env(db_url), "AGGREGATE_CACHE_MAXSIZE": "20000",
+               "DEEPCOPY_FROM_AGGREGATE_CACHE": "n", "IS_SNAPSHOTTING_ENABLED": "n"}
+        super().__init__(env=env)
+        self.db_url = db_url
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self._schemes: dict[tuple[str, int], Scheme] = {}
+
+    # --- commands -------------------------------------------------------------------------------
+
+    def submit(self, bodies: Iterable[dict[str, Any]], *, actor: str | None = None,
+               batch_size: int = 500, on_progress: Callable[[int], None] | None = None) -> list[Outcome]:
+        """Apply commands in order; stop at the first refused one (raising `Refused` after
+        recording every accepted command before it). `actor` overrides the bodies' actors."""
+        outcomes: list[Outcome] = []
+        batch: list[tuple[int, dict[str, Any]]] = []
+        for index, body in enumerate(bodies):
+            batch.append((index, body))
+            if len(batch) >= batch_size:
+                outcomes += self._submit_batch(batch, actor)
+                if on_progress:
+                    on_progress(len(batch))
+                batch = []
+        if batch:
+            outcomes += self._submit_batch(batch, actor)
+            if on_progress:
+                on_progress(len(batch))
+        return outcomes
+
+    def submit_one(self, body: dict[str, Any], *, actor: str | None = None) -> Outcome:
+        return self.submit([body], actor=actor)[0]
+
+    def _submit_batch(self, batch: list[tuple[int, dict[str, Any]]], actor: str | None) -> list[Outcome]:
+        for attempt in range(MAX_ATTEMPTS):
+            unit = UnitOfWork(self)
+            outcomes = unit.run(batch, actor)
+            try:
+                unit.flush()
+            except CONFLICTS:
+                # Another writer got there first: forget what we read and decide again.
+                unit.forget()
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                continue
+            unit.answer(outcomes)
+            refused = next((o for o in outcomes if not o.accepted), None)
+            if refused is not None:
+                raise Refused(refused)
+            return outcomes
+        raise AssertionError("unreachable")
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def get(self, cls: type, aggregate_id: UUID) -> Any | None:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def scheme(self, scheme_id: str, version: int) -> Scheme:
+        key = (scheme_id, version)
+        if key not in self._schemes:
+            record = self.get(SchemeVersion, SchemeVersion.create_id(scheme_id, version))
+            if record is None:
+                raise NotFound("scheme", f"scheme {scheme_id}@{version} is not published",
+                               rule="scheme-published")
+            self._schemes[key] = parse_scheme(record.document)
+        return self._schemes[key]
+
+    def year(self, year: int) -> Year | None:
+        return self.get(Year, Year.create_id(year))
+
+    def appraisal(self, key: str) -> Appraisal | None:
+        return self.get(Appraisal, ledger_id("appraisal", key))
+
+    def organisation(self) -> Organisation | None:
+        return self.get(Organisation, Organisation.create_id())
+
+    def year_facts(self, year_number: int, scheme: tuple[str, int] | None = None,
+                   loader: Callable[[str], Appraisal | None] | None = None) -> YearFacts:
+        year = self.year(year_number)
+        if year is None:
+            raise NotFound("year", f"no appraisal is open for {year_number}", rule="year-open")
+        return self._year_facts(year, scheme, loader or self.appraisal)
+
+    def _year_facts(self, year: Year, scheme: tuple[str, int] | None,
+                    loader: Callable[[str], Appraisal | None]) -> YearFacts:
+        scheme_id, version = scheme or (year.scheme_id, year.scheme_version)
+        appraisals = []
+        for subject in year.subjects:
+            appraisal = loader(f"{year.year}:{subject}")
+            assert appraisal is not None
+            appraisals.append(appraisal.facts)
+        return YearFacts(year=year.year, scheme=self.scheme(scheme_id, version), appraisals=appraisals,
+                         tie_breaks=year.tie_breaks, history=self.published_tiers(year.year),
+                         status=year.status if scheme is None else "replay")
+
+    def published_tiers(self, year: int) -> dict[int, dict[str, int | None]]:
+        """The tiers of the published results of earlier years (for consecutive-year consequences)."""
+        history: dict[int, dict[str, int | None]] = {}
+        for back in (1, 2):
+            earlier = self.year(year - back)
+            if earlier is not None and earlier.publications:
+                document = earlier.publications[-1]["document"]
+                history[year - back] = {p["id"]: p["tier"] for p in document["people"]}
+        return history
+
+    def compute(self, year: int, scheme: tuple[str, int] | None = None) -> YearResults:
+        return compute_year(self.year_facts(year, scheme))
+
+    def results(self, year: int, scheme: tuple[str, int] | None = None) -> dict[str, Any]:
+        document = export(self.compute(year, scheme))
+        if scheme is not None:
+            document["status"] = "replay"
+        return document
+
+    def explain(self, key: str) -> dict[str, Any]:
+        appraisal = self.appraisal(key)
+        if appraisal is None:
+            raise NotFound("appraisal", f"no appraisal {key}", rule="appraisal-open")
+        results = self.compute(appraisal.facts.year)
+        return explanation(results, appraisal.facts.subject.id, appraisal.facts)
+
+    def commands(self, command_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return self.recorder.select_commands(list(command_ids))  # type: ignore[attr-defined]
+
+    def event_count(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        super().close()
+
+
+class UnitOfWork:
+    """One batch of commands: aggregates read once, decisions in order, one atomic write."""
+
+    def __init__(self, ledger: AppraisalLedger) -> None:
+        self.ledger = ledger
+        self.now = ledger.clock()
+        self.loaded: dict[UUID, Any] = {}
+        self.touched: dict[UUID, Any] = {}
+        self.events: list[Any] = []
+        self.rows: list[CommandRow] = []
+        self.accepted: dict[str, tuple[str, str, str]] = {}  # command id -> (type, target, fingerprint)
+        self.known: dict[str, dict[str, Any]] = {}
+
+    # Context (domain.handlers) ---------------------------------------------------------------------
+
+    def _get(self, aggregate_id: UUID) -> Any | None:
+        if aggregate_id not in self.loaded:
+            self.loaded[aggregate_id] = self.ledger.get(object, aggregate_id)
+        return self.loaded[aggregate_id]
+
+    def organisation(self) -> Organisation | None:
+        return self._get(Organisation.create_id())
+
+    def scheme_version(self, scheme_id: str, version: int) -> SchemeVersion | None:
+        return self._get(SchemeVersion.create_id(scheme_id, version))
+
+    def scheme(self, scheme_id: str, version: int) -> Scheme:
+        record = self.scheme_version(scheme_id, version)
+        if record is None:
+            raise NotFound("scheme", f"scheme {scheme_id}@{version} is not published", rule="scheme-published")
+        key = (scheme_id, version)
+        if key not in self.ledger._schemes:
+            self.ledger._schemes[key] = parse_scheme(record.document)
+        return self.ledger._schemes[key]
+
+    def catalogue(self) -> SchemeCatalogue | None:
+        return self._get(SchemeCatalogue.create_id())
+
+    def year(self, year: int) -> Year | None:
+        return self._get(Year.create_id(year))
+
+    def appraisal(self, key: str) -> Appraisal | None:
+        return self._get(ledger_id("appraisal", key))
+
+    def command_target(self, command_id: str) -> tuple[str, str] | None:
+        if command_id in self.accepted:
+            kind, target, _ = self.accepted[command_id]
+            return kind, target
+        found = self.known.get(command_id) or self.ledger.commands([command_id]).get(command_id)
+        return (found["type"], found["target"]) if found else None
+
+    def year_results(self, year: int) -> dict[str, Any]:
+        record = self.year(year)
+        assert record is not None
+        return export(compute_year(self.ledger._year_facts(record, None, self.appraisal)))
+
+    def open_appeals(self, year: int) -> list[str]:
+        record = self.year(year)
+        assert record is not None
+        open_ones = []
+        for subject in record.subjects:
+            appraisal = self.appraisal(f"{year}:{subject}")
+            if appraisal is not None:
+                open_ones += [a for a in appraisal.facts.appeals if a not in appraisal.facts.decisions]
+        return sorted(open_ones)
+
+    def stage(self, *aggregates: Any) -> None:
+        for aggregate in aggregates:
+            self.loaded[aggregate.id] = aggregate
+            self.touched[aggregate.id] = aggregate
+
+    # running ----------------------------------------------------------------------------------------
+
+    def run(self, batch: list[tuple[int, dict[str, Any]]], actor: str | None) -> list[Outcome]:
+        ids = [body.get("id") for _, body in batch if isinstance(body, dict) and isinstance(body.get("id"), str)]
+        self.known = self.ledger.commands(ids) if ids else {}
+        outcomes = []
+        for index, body in batch:
+            outcome = self.one(index, body, actor)
+            outcomes.append(outcome)
+            if not outcome.accepted:
+                break
+        return outcomes
+
+    def one(self, index: int, body: dict[str, Any], actor: str | None) -> Outcome:
+        command_id = body.get("id") if isinstance(body, dict) else None
+        try:
+            if isinstance(body, dict) and actor is not None:
+                body = {**body, "actor": actor}
+            command = c.parse_command(body)
+            return self._decide(index, command)
+        except DomainError as error:
+            self._discard_partial()
+            return Outcome(index, command_id if isinstance(command_id, str) else None, False, error=error)
+
+    def _decide(self, index: int, command: c.Command) -> Outcome:
+        if command.actor is None:
+            raise DomainError("actor", "required: who issues the command", rule="envelope")
+        print_ = c.fingerprint(command)
+        if command.id is not None:
+            earlier = self.known.get(command.id)
+            if earlier is None and command.id in self.accepted:
+                kind, target, earlier_print = self.accepted[command.id]
+                earlier = {"fingerprint": earlier_print, "answer": None}
+            if earlier is not None:
+                if earlier["fingerprint"] != print_:
+                    raise Conflict("id", f"command id {command.id} was already used for another command",
+                                   rule="idempotency")
+                answer = earlier["answer"]
+                return Outcome(index, command.id, True, answer=answer or {}, duplicate=True)
+        command_id = command.id or f"auto-{uuid.uuid4().hex}"
+        envelope = Envelope(actor=command.actor, at=command.at or self.now, command_id=command_id)
+        accepted = decide(command, envelope, self)
+        first = len(self.events)
+        for aggregate in list(self.touched.values()):
+            self.events.extend(aggregate.collect_events())
+        self.touched.clear()
+        answer = {"status": "accepted", "command": command_id, "type": command.type,
+                  "target": accepted.target, "events": len(self.events) - first}
+        if accepted.note:
+            answer["note"] = accepted.note
+        if len(self.events) > first:
+            self.rows.append(CommandRow(command_id, command.type, print_, accepted.target, first, answer))
+            self.accepted[command_id] = (command.type, accepted.target, print_)
+        return Outcome(index, command_id, True, answer=answer)
+
+    def _discard_partial(self) -> None:
+        """A refused command must leave nothing behind; handlers trigger events only once they
+        accept, so any pending event here is a defect: drop the aggregates that hold one."""
+        for aggregate_id, aggregate in list(self.touched.items()):
+            if aggregate.pending_events:
+                raise AssertionError(f"a refused command left pending events on {aggregate_id}")
+        self.touched.clear()
+
+    def flush(self) -> None:
+        if not self.events:
+            return
+        recordings = self.ledger.save(*self.events, commands=self.rows)
+        self.positions = [r.notification.id for r in recordings]
+
+    def answer(self, outcomes: list[Outcome]) -> None:
+        positions = getattr(self, "positions", [])
+        by_id = {row.command_id: row for row in self.rows}
+        for outcome in outcomes:
+            row = by_id.get(outcome.command_id or "")
+            if row is not None and not outcome.duplicate and positions:
+                outcome.answer["position"] = positions[row.event_index]
+
+    def forget(self) -> None:
+        cache = self.ledger.repository.cache
+        if cache is not None:
+            for aggregate_id in self.loaded:
+                cache.put(aggregate_id, None)
+
+
+def iter_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed body) for each non-blank line; a malformed line yields a DomainError."""
+    import json
+
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, DomainError("(line)", f"not valid JSON: {exc.msg} at column {exc.colno}",
+                                      rule="jsonl")

@@ -1,0 +1,161 @@
+"""Where the event log lives: `APPRAISAL_DB` URLs, and the recorders of both stores.
+
+`sqlite:///path.db` (the embedded default) or `postgresql://user:password@host:port/db`
+(`?schema=NAME` selects a PostgreSQL schema, created if missing). Both stores keep, beside the
+library's events table, a table of accepted command ids written in the same transaction as the
+command's events: it makes re-sent commands no-ops and lets later commands find earlier ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from psycopg.sql import SQL, Identifier
+
+DEFAULT_DB = "sqlite:///./appraisal.db"
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    """One accepted command: its id, type, content digest, target and the answer it was given."""
+
+    command_id: str
+    type: str
+    fingerprint: str
+    target: str
+    event_index: int  # index, in the saved batch, of the command's first event
+    answer: dict[str, Any]
+
+
+def store_env(url: str) -> dict[str, str]:
+    """The eventsourcing environment for a database URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ""
+        if not path:
+            raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file.db)")
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": f"{__name__}:SQLiteLedgerRecorder",
+        }
+    if parts.scheme in ("postgresql", "postgres"):
+        query = parse_qs(parts.query)
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
+            "POSTGRES_HOST": parts.hostname or "localhost",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": query.get("pool_size", ["5"])[0],
+            "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["10"])[0],
+            "APPLICATION_RECORDER_TOPIC": f"{__name__}:PostgresLedgerRecorder",
+        }
+        if "schema" in query:
+            env["POSTGRES_SCHEMA"] = query["schema"][0]
+        return env
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///… or postgresql://…")
+
+
+def ensure_schema(url: str) -> None:
+    """Create the PostgreSQL schema named in the URL, if any (the library needs it to exist)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        return
+    schema = parse_qs(parts.query).get("schema", [None])[0]
+    if not schema:
+        return
+    import psycopg
+
+    with psycopg.connect(url.split("?", 1)[0], autocommit=True) as conn:
+        conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+
+
+def _command_params(stored_ids: Sequence[int], commands: Sequence[CommandRow]) -> list[tuple[Any, ...]]:
+    rows = []
+    for row in commands:
+        position = stored_ids[row.event_index] if stored_ids else None
+        answer = {**row.answer, "position": position}
+        rows.append((row.command_id, row.type, row.fingerprint, row.target, position,
+                     json.dumps(answer, ensure_ascii=False)))
+    return rows
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    def __init__(self, datastore: Any, events_table_name: str = "stored_events") -> None:
+        self.commands_table = events_table_name.replace("events", "commands")
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(),
+                f"CREATE TABLE IF NOT EXISTS {self.commands_table} ("
+                "command_id TEXT PRIMARY KEY, type TEXT NOT NULL, fingerprint TEXT NOT NULL, "
+                "target TEXT NOT NULL, position INTEGER, answer TEXT NOT NULL)"]
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs) or []
+        commands = kwargs.get("commands") or ()
+        if commands:
+            c.executemany(f"INSERT INTO {self.commands_table} VALUES (?,?,?,?,?,?)",
+                          _command_params(ids, commands))
+        return ids
+
+    def select_commands(self, command_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        ids = list(command_ids)
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                c.execute(f"SELECT * FROM {self.commands_table} WHERE command_id IN "
+                          f"({','.join('?' * len(chunk))})", chunk)
+                for row in c.fetchall():
+                    found[row["command_id"]] = _row(row)
+        return found
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.commands_table = events_table_name.replace("_events", "_commands")
+        self.sql_create_statements.append(SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{table} (command_id text PRIMARY KEY, "
+            "type text NOT NULL, fingerprint text NOT NULL, target text NOT NULL, position bigint, "
+            "answer text NOT NULL)"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.commands_table)))
+        self.insert_commands_statement = SQL(
+            "INSERT INTO {schema}.{table} VALUES (%s, %s, %s, %s, %s, %s)"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.commands_table))
+        self.select_commands_statement = SQL(
+            "SELECT * FROM {schema}.{table} WHERE command_id = ANY(%s)"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.commands_table))
+
+    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
+                                       **kwargs: Any) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
+        commands = kwargs.get("commands") or ()
+        if commands:
+            curs.executemany(self.insert_commands_statement, _command_params(ids, commands))
+        return ids
+
+    def select_commands(self, command_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_commands_statement, (list(command_ids),))
+            return {row["command_id"]: _row(row) for row in curs.fetchall()}
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {"command_id": row["command_id"], "type": row["type"], "fingerprint": row["fingerprint"],
+            "target": row["target"], "position": row["position"], "answer": json.loads(row["answer"])}

@@ -1,0 +1,374 @@
+"""The event model: aggregates and their explicit, past-tense events.
+
+Every event carries who (`actor`), when it happened (`at`, business time), the client command id
+(`command_id`) and, through the library, when it was recorded (`timestamp`). Apply code only
+assigns state: every decision is taken before an event is triggered (domain/handlers.py), because
+the library re-runs apply code on every rebuild.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain import facts as f
+
+NAMESPACE = UUID("5b1d6c1e-6f0a-4d0c-9d8e-61707072616c")  # "appral"
+
+
+def ledger_id(kind: str, key: str) -> UUID:
+    return uuid5(NAMESPACE, f"{kind}:{key}")
+
+
+class LedgerEvent(Aggregate.Event):
+    actor: str
+    at: datetime
+    command_id: str
+
+
+class FactEvent(LedgerEvent):
+    """An event that adds one fact to an appraisal."""
+
+    def fact(self, key: str) -> f.Fact:
+        raise NotImplementedError
+
+    def base(self, key: str) -> dict[str, Any]:
+        return {
+            "ref": f"{key}#{self.originator_version}",
+            "command_id": self.command_id,
+            "actor": self.actor,
+            "at": self.at,
+            "recorded_at": self.timestamp,
+        }
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.facts.add(self.fact(aggregate.key))
+
+
+# --- the organisation --------------------------------------------------------------------------
+
+
+class Organisation(Aggregate):
+    """Departments and people: one aggregate, so that ids stay unique across both."""
+
+    class Started(LedgerEvent, Aggregate.Created):
+        pass
+
+    class DepartmentRecorded(LedgerEvent):
+        department: str
+        name: dict[str, str]
+        approved_posts: int
+        in_charge: str | None
+
+        def apply(self, org: Organisation) -> None:
+            org.departments[self.department] = {
+                "id": self.department, "name": self.name, "approved_posts": self.approved_posts,
+                "in_charge": self.in_charge,
+            }
+
+    class PersonRecorded(LedgerEvent):
+        person: str
+        name: dict[str, str]
+        position: str
+        department: str | None
+
+        def apply(self, org: Organisation) -> None:
+            org.people[self.person] = {
+                "id": self.person, "name": self.name, "position": self.position,
+                "department": self.department,
+            }
+
+    def __init__(self, actor: str, at: datetime, command_id: str) -> None:
+        self.departments: dict[str, dict[str, Any]] = {}
+        self.people: dict[str, dict[str, Any]] = {}
+
+    @staticmethod
+    def create_id(**_: Any) -> UUID:
+        return ledger_id("organisation", "main")
+
+    @classmethod
+    def start(cls, actor: str, at: datetime, command_id: str) -> Organisation:
+        return cls._create(cls.Started, id=cls.create_id(), actor=actor, at=at, command_id=command_id)
+
+    def head_of(self, department: str) -> str | None:
+        return next(
+            (p["id"] for p in self.people.values()
+             if p["position"] == "department_head" and p["department"] == department),
+            None,
+        )
+
+    def record_department(self, **fields: Any) -> None:
+        self.trigger_event(self.DepartmentRecorded, **fields)
+
+    def record_person(self, **fields: Any) -> None:
+        self.trigger_event(self.PersonRecorded, **fields)
+
+
+# --- schemes -------------------------------------------------------------------------------------
+
+
+class SchemeVersion(Aggregate):
+    """One published version of a scheme document; it never changes once published."""
+
+    class Published(LedgerEvent, Aggregate.Created):
+        scheme_id: str
+        version: int
+        document: dict[str, Any]
+        digest: str
+
+    def __init__(self, scheme_id: str, version: int, document: dict[str, Any], digest: str,
+                 actor: str, at: datetime, command_id: str) -> None:
+        self.scheme_id = scheme_id
+        self.scheme_version = version
+        self.document = document
+        self.digest = digest
+        self.published_at = at
+
+    @staticmethod
+    def create_id(scheme_id: str, version: int, **_: Any) -> UUID:
+        return ledger_id("scheme", f"{scheme_id}@{version}")
+
+    @classmethod
+    def publish(cls, *, scheme_id: str, version: int, document: dict[str, Any], digest: str,
+                actor: str, at: datetime, command_id: str) -> SchemeVersion:
+        return cls._create(
+            cls.Published, id=cls.create_id(scheme_id, version), scheme_id=scheme_id,
+            version=version, document=document, digest=digest, actor=actor, at=at,
+            command_id=command_id,
+        )
+
+
+class SchemeCatalogue(Aggregate):
+    """Which versions of which schemes exist, so that they can be listed and superseded."""
+
+    class Started(LedgerEvent, Aggregate.Created):
+        pass
+
+    class VersionListed(LedgerEvent):
+        scheme_id: str
+        version: int
+        digest: str
+
+        def apply(self, catalogue: SchemeCatalogue) -> None:
+            catalogue.versions.setdefault(self.scheme_id, {})[self.version] = self.digest
+
+    def __init__(self, actor: str, at: datetime, command_id: str) -> None:
+        self.versions: dict[str, dict[int, str]] = {}
+
+    @staticmethod
+    def create_id(**_: Any) -> UUID:
+        return ledger_id("schemes", "catalogue")
+
+    @classmethod
+    def start(cls, actor: str, at: datetime, command_id: str) -> SchemeCatalogue:
+        return cls._create(cls.Started, id=cls.create_id(), actor=actor, at=at, command_id=command_id)
+
+    def list_version(self, **fields: Any) -> None:
+        self.trigger_event(self.VersionListed, **fields)
+
+
+# --- the appraisal year --------------------------------------------------------------------------
+
+
+class Year(Aggregate):
+    """An appraisal year: its scheme binding, its subjects, tie-breaks, publications."""
+
+    class Opened(LedgerEvent, Aggregate.Created):
+        year: int
+        scheme_id: str
+        scheme_version: int
+
+    class SubjectEnrolled(LedgerEvent):
+        subject: str
+        kind: str
+
+        def apply(self, year: Year) -> None:
+            year.subjects[self.subject] = self.kind
+
+    class TieBroken(LedgerEvent):
+        order: list[str]
+        reason: str
+
+        def apply(self, year: Year) -> None:
+            year.tie_breaks.append({
+                "ref": f"{year.year}#{self.originator_version}", "order": list(self.order),
+                "reason": self.reason, "actor": self.actor, "at": self.at,
+                "command_id": self.command_id,
+            })
+
+    class Published(LedgerEvent):
+        document: dict[str, Any]
+        digest: str
+
+        def apply(self, year: Year) -> None:
+            year.publications.append({
+                "ref": f"{year.year}#{self.originator_version}", "document": self.document,
+                "digest": self.digest, "at": self.at, "actor": self.actor,
+                "recorded_at": self.timestamp,
+            })
+
+    class Finalized(LedgerEvent):
+        digest: str
+
+        def apply(self, year: Year) -> None:
+            year.finalized = {"at": self.at, "actor": self.actor, "digest": self.digest}
+
+    class SchemeAdopted(LedgerEvent):
+        scheme_id: str
+        scheme_version: int
+        reason: str
+
+        def apply(self, year: Year) -> None:
+            year.adoptions.append({
+                "from": f"{year.scheme_id}@{year.scheme_version}",
+                "to": f"{self.scheme_id}@{self.scheme_version}", "reason": self.reason,
+                "at": self.at, "recorded_at": self.timestamp, "actor": self.actor,
+            })
+            year.scheme_id = self.scheme_id
+            year.scheme_version = self.scheme_version
+
+    def __init__(self, year: int, scheme_id: str, scheme_version: int, actor: str, at: datetime,
+                 command_id: str) -> None:
+        self.year = year
+        self.scheme_id = scheme_id
+        self.scheme_version = scheme_version
+        self.subjects: dict[str, str] = {}
+        self.tie_breaks: list[dict[str, Any]] = []
+        self.publications: list[dict[str, Any]] = []
+        self.finalized: dict[str, Any] | None = None
+        self.adoptions: list[dict[str, Any]] = []
+
+    @staticmethod
+    def create_id(year: int, **_: Any) -> UUID:
+        return ledger_id("year", str(year))
+
+    @classmethod
+    def open(cls, *, year: int, scheme_id: str, scheme_version: int, actor: str, at: datetime,
+             command_id: str) -> Year:
+        return cls._create(cls.Opened, id=cls.create_id(year), year=year, scheme_id=scheme_id,
+                           scheme_version=scheme_version, actor=actor, at=at, command_id=command_id)
+
+    @property
+    def status(self) -> str:
+        if self.finalized:
+            return "final"
+        return "published" if self.publications else "provisional"
+
+    def record(self, event_class: type[LedgerEvent], **fields: Any) -> None:
+        self.trigger_event(event_class, **fields)
+
+
+# --- appraisals ----------------------------------------------------------------------------------
+
+
+class Appraisal(Aggregate):
+    """One subject's appraisal for one year: every rating, measurement, item, veto and appeal."""
+
+    class Opened(LedgerEvent, Aggregate.Created):
+        year: int
+        subject: str
+        kind: str
+        name: dict[str, str]
+        position: str | None
+        department: str | None
+        approved_posts: int | None
+
+    class RatingRecorded(FactEvent):
+        leaf: str
+        period: str
+        rater: str
+        rater_role: str
+        score: Decimal
+        comment: str | None
+
+        def fact(self, key: str) -> f.Rating:
+            return f.Rating(**self.base(key), leaf=self.leaf, period=self.period, rater=self.rater,
+                            rater_role=self.rater_role, score=self.score, comment=self.comment)
+
+    class MeasurementRecorded(FactEvent):
+        input: str
+        value: Decimal
+        evidence: str | None
+
+        def fact(self, key: str) -> f.Measurement:
+            return f.Measurement(**self.base(key), input=self.input, value=self.value,
+                                 evidence=self.evidence)
+
+    class OccurrenceRecorded(FactEvent):
+        item: str
+        count: int
+        evidence: str | None
+
+        def fact(self, key: str) -> f.Occurrence:
+            return f.Occurrence(**self.base(key), item=self.item, count=self.count,
+                                evidence=self.evidence)
+
+    class AdjustmentApplied(FactEvent):
+        item: str
+        evidence: str | None
+
+        def fact(self, key: str) -> f.AdjustmentFact:
+            return f.AdjustmentFact(**self.base(key), item=self.item, evidence=self.evidence)
+
+    class VetoImposed(FactEvent):
+        reason: str
+        evidence: str | None
+
+        def fact(self, key: str) -> f.VetoFact:
+            return f.VetoFact(**self.base(key), reason=self.reason, evidence=self.evidence)
+
+    class AppealFiled(FactEvent):
+        target: str
+        grounds: str
+
+        def fact(self, key: str) -> f.Appeal:
+            return f.Appeal(**self.base(key), target=self.target, grounds=self.grounds)
+
+    class AppealDecided(FactEvent):
+        appeal: str
+        outcome: str
+        points: Decimal | None
+        reason: str
+
+        def fact(self, key: str) -> f.Decision:
+            return f.Decision(**self.base(key), appeal=self.appeal, outcome=self.outcome,
+                              points=self.points, reason=self.reason)
+
+    def __init__(self, year: int, subject: str, kind: str, name: dict[str, str],
+                 position: str | None, department: str | None, approved_posts: int | None,
+                 actor: str, at: datetime, command_id: str) -> None:
+        self.key = appraisal_key(year, subject)
+        self.facts = f.AppraisalFacts(
+            key=self.key, year=year,
+            subject=f.Subject(id=subject, kind=kind, name=name, position=position,
+                              department=department, approved_posts=approved_posts),
+            opened_ref=f"{self.key}#1",
+        )
+        self.opened_by = actor
+        self.opened_at = at
+
+    @staticmethod
+    def create_id(year: int, subject: str, **_: Any) -> UUID:
+        return ledger_id("appraisal", appraisal_key(year, subject))
+
+    @classmethod
+    def open(cls, **fields: Any) -> Appraisal:
+        return cls._create(cls.Opened, id=cls.create_id(fields["year"], fields["subject"]), **fields)
+
+    def record(self, event_class: type[FactEvent], **fields: Any) -> None:
+        self.trigger_event(event_class, **fields)
+
+
+def appraisal_key(year: int, subject: str) -> str:
+    return f"{year}:{subject}"
+
+
+FACT_EVENTS: tuple[type[FactEvent], ...] = (
+    Appraisal.RatingRecorded, Appraisal.MeasurementRecorded, Appraisal.OccurrenceRecorded,
+    Appraisal.AdjustmentApplied, Appraisal.VetoImposed, Appraisal.AppealFiled,
+    Appraisal.AppealDecided,
+)

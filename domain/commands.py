@@ -1,0 +1,261 @@
+"""The commands of COMMANDS.md: one request model per type, parsed from their JSON bodies.
+
+These are requests, not events: the application decides on them (domain/handlers.py) and
+records what it accepted as explicit past-tense events (domain/aggregates.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from domain.errors import DomainError
+from domain.numbers import parse_decimal
+from domain.scheme import Names
+
+DecimalValue = Annotated[Decimal, BeforeValidator(parse_decimal)]
+APPRAISAL_KEY = re.compile(r"^(\d{4}):(.+)$")
+PERIOD = re.compile(r"^(\d{4})(?:-(?:0[1-9]|1[0-2])|-Q[1-4]|-H[12]|-W(?:0[1-9]|[1-4]\d|5[0-3]))?$")
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    actor: str | None = Field(default=None, min_length=1, max_length=200)
+    at: datetime | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _offset_required(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("a business time needs an offset (e.g. 2025-06-30T10:00:00+08:00)")
+        return value
+
+
+class SchemeRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(min_length=1)
+    version: int = Field(ge=1)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.id}@{self.version}"
+
+
+def _names(value: Any) -> Any:
+    return {"zh": value, "en": value} if isinstance(value, str) else value
+
+
+NamesOrText = Annotated[Names, BeforeValidator(_names)]
+
+
+class PublishScheme(Command):
+    type: Literal["scheme.publish"]
+    builtin: Literal["bianban"] | None = None
+    document: dict[str, Any] | None = None
+
+
+class RecordDepartment(Command):
+    type: Literal["org.department"]
+    department: str = Field(min_length=1, max_length=100)
+    name: NamesOrText
+    approved_posts: int = Field(ge=0)
+    in_charge: str | None = None
+
+
+class RecordPerson(Command):
+    type: Literal["org.person"]
+    person: str = Field(min_length=1, max_length=100)
+    name: NamesOrText
+    position: Literal["staff", "department_head", "leader", "superior"]
+    department: str | None = None
+
+
+class OpenAppraisal(Command):
+    type: Literal["appraisal.open"]
+    year: int = Field(ge=1900, le=2999)
+    subject: str = Field(min_length=1)
+    scheme: SchemeRef
+
+
+class _OnAppraisal(Command):
+    appraisal: str
+
+    @field_validator("appraisal")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not APPRAISAL_KEY.match(value):
+            raise ValueError('an appraisal is named "<year>:<subject id>", e.g. "2025:p-017"')
+        return value
+
+    @property
+    def year(self) -> int:
+        return int(value_year(self.appraisal))
+
+
+def value_year(appraisal: str) -> str:
+    match = APPRAISAL_KEY.match(appraisal)
+    assert match
+    return match.group(1)
+
+
+class RecordRating(_OnAppraisal):
+    type: Literal["rating.record"]
+    leaf: str
+    period: str
+    rater: str | None = None
+    rater_role: Literal["self", "superior", "in_charge", "leadership_team", "department_head"]
+    score: DecimalValue
+    comment: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("score")
+    @classmethod
+    def _range(cls, value: Decimal) -> Decimal:
+        if not Decimal(0) <= value <= Decimal(100):
+            raise ValueError(f"{value} is out of range: a rating is a score from 0 to 100 (SCORING.md §5)")
+        return value
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        if not PERIOD.match(value):
+            raise ValueError(
+                "a period is a year (2025), month (2025-06), quarter (2025-Q2), half (2025-H1) "
+                "or ISO week (2025-W23)"
+            )
+        return value
+
+
+class RecordMeasurement(_OnAppraisal):
+    type: Literal["measurement.record"]
+    input: str
+    value: DecimalValue
+    evidence: str | None = Field(default=None, max_length=4000)
+
+
+class RecordOccurrence(_OnAppraisal):
+    type: Literal["occurrence.record"]
+    item: str
+    count: int = Field(default=1, ge=1, le=10000)
+    evidence: str | None = Field(default=None, max_length=4000)
+
+
+class ApplyAdjustment(_OnAppraisal):
+    type: Literal["adjustment.apply"]
+    item: str
+    evidence: str | None = Field(default=None, max_length=4000)
+
+
+class ImposeVeto(_OnAppraisal):
+    type: Literal["veto.impose"]
+    reason: str
+    evidence: str | None = Field(default=None, max_length=4000)
+
+
+class FileAppeal(_OnAppraisal):
+    type: Literal["appeal.file"]
+    target: str = Field(min_length=1)
+    grounds: str = Field(min_length=1, max_length=4000)
+
+
+class DecideAppeal(Command):
+    type: Literal["appeal.decide"]
+    appeal: str = Field(min_length=1)
+    outcome: Literal["upheld", "overturned", "amended"]
+    points: DecimalValue | None = None
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class BreakTie(Command):
+    type: Literal["year.tie_break"]
+    year: int
+    order: list[str] = Field(min_length=2)
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class PublishYear(Command):
+    type: Literal["year.publish"]
+    year: int
+
+
+class FinalizeYear(Command):
+    type: Literal["year.finalize"]
+    year: int
+
+
+class AdoptScheme(Command):
+    type: Literal["year.adopt"]
+    year: int
+    scheme: SchemeRef
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+AnyCommand = Annotated[
+    PublishScheme
+    | RecordDepartment
+    | RecordPerson
+    | OpenAppraisal
+    | RecordRating
+    | RecordMeasurement
+    | RecordOccurrence
+    | ApplyAdjustment
+    | ImposeVeto
+    | FileAppeal
+    | DecideAppeal
+    | BreakTie
+    | PublishYear
+    | FinalizeYear
+    | AdoptScheme,
+    Field(discriminator="type"),
+]
+COMMAND_TYPES = (
+    "scheme.publish", "org.department", "org.person", "appraisal.open", "rating.record",
+    "measurement.record", "occurrence.record", "adjustment.apply", "veto.impose", "appeal.file",
+    "appeal.decide", "year.tie_break", "year.publish", "year.finalize", "year.adopt",
+)
+_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
+
+
+def parse_command(body: Any) -> Command:
+    """Parse one command body; refuse it naming the field and the rule it broke."""
+    if not isinstance(body, dict):
+        raise DomainError("(command)", "a command is a JSON object", rule="envelope")
+    kind = body.get("type")
+    if kind not in COMMAND_TYPES:
+        raise DomainError("type", f"unknown command type {kind!r} (known: {', '.join(COMMAND_TYPES)})",
+                          rule="envelope")
+    try:
+        return _ADAPTER.validate_python(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = [part for part in error["loc"] if part != kind]
+        field = ".".join(str(part) for part in loc) or "(command)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field for {kind}"
+        elif error["type"] == "missing":
+            message = f"required for {kind}"
+        raise DomainError(field, message, rule="command-fields") from None
+
+
+def fingerprint(command: Command) -> str:
+    """A digest of a command's content, to tell a re-sent command from a reused id."""
+    content = command.model_dump(mode="json")
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

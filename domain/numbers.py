@@ -1,0 +1,98 @@
+"""Exact arithmetic for scores (SCORING.md §1).
+
+Scores are computed as `Fraction`s built from the decimal text of schemes and commands, so
+that no intermediate value is ever rounded (a mean of three ratings stays exact). Only a value
+shown to a person or written to an export is rounded: to 2 decimals, half up, away from zero.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+
+Number = Fraction
+
+ZERO = Fraction(0)
+ONE = Fraction(1)
+HUNDRED = Fraction(100)
+
+
+def parse_decimal(value: object) -> Decimal:
+    """A decimal from its text: "0.3", 87, or a JSON number (read through its shortest repr)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        # A JSON number that reached us as a float: its shortest repr is the text that was written.
+        result = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+    else:
+        raise ValueError(f"expected a decimal number, got {type(value).__name__}")
+    if not result.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return result
+
+
+def exact(value: Decimal | int | str | Fraction) -> Fraction:
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, str):
+        value = parse_decimal(value)
+    return Fraction(value)
+
+
+def round2(value: Fraction) -> Decimal:
+    """Round half up (away from zero) to 2 decimals: 79.155 -> 79.16, -0.125 -> -0.13."""
+    scaled = abs(value) * 100
+    whole = scaled.numerator // scaled.denominator
+    if (scaled - whole) >= Fraction(1, 2):
+        whole += 1
+    sign = -1 if value < 0 else 1
+    return (Decimal(sign * whole) / Decimal(100)).quantize(Decimal("0.01"))
+
+
+def round_half_up_int(value: Fraction) -> int:
+    scaled = abs(value)
+    whole = scaled.numerator // scaled.denominator
+    if scaled - whole >= Fraction(1, 2):
+        whole += 1
+    return whole if value >= 0 else -whole
+
+
+def shown(value: Fraction) -> str:
+    """The 2-decimal text a person sees ("79.16")."""
+    return str(round2(value))
+
+
+def exact_text(value: Fraction) -> str:
+    """The exact value as text: a terminating decimal ("79.155") or a fraction ("1043/12")."""
+    den = value.denominator
+    twos = fives = 0
+    while den % 2 == 0:
+        den //= 2
+        twos += 1
+    while den % 5 == 0:
+        den //= 5
+        fives += 1
+    if den != 1:
+        return f"{value.numerator}/{value.denominator}"
+    places = max(twos, fives)
+    scaled = value * (10**places)
+    text = str(Decimal(scaled.numerator).scaleb(-places)) if places else str(value.numerator)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def decimal_text(value: Decimal) -> str:
+    """Canonical text of a parameter value as its author wrote it, never in exponent form
+    ("0.3", "95", "-20", "1.0")."""
+    text = format(value, "f")
+    return "0" if text == "-0" else text

@@ -1,0 +1,155 @@
+"""A year's results: scoring every appraisal, grading the cohort, and the documents people see
+(the results export of COMMANDS.md and the explanation of one appraisal)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from domain import facts as f
+from domain.grading import DepartmentPlacement, Placement, grade_people, rank_departments
+from domain.numbers import ZERO, shown
+from domain.scheme import Scheme
+from domain.scoring import SubjectScore, score_department, score_person
+from domain.trace import Struck
+
+
+@dataclass(slots=True)
+class YearFacts:
+    """Everything the engine needs to score a year: no storage, no clock."""
+
+    year: int
+    scheme: Scheme
+    appraisals: list[f.AppraisalFacts]
+    tie_breaks: list[dict[str, Any]] = field(default_factory=list)
+    history: dict[int, dict[str, int | None]] = field(default_factory=dict)  # published tiers
+    status: str = "provisional"
+
+
+@dataclass(slots=True)
+class YearResults:
+    year: int
+    scheme: Scheme
+    status: str
+    departments: dict[str, SubjectScore]
+    department_placements: dict[str, DepartmentPlacement]
+    people: dict[str, SubjectScore]
+    placements: dict[str, Placement]
+    unresolved_ties: list[dict[str, Any]]
+
+    def subject(self, subject_id: str) -> SubjectScore | None:
+        return self.people.get(subject_id) or self.departments.get(subject_id)
+
+
+def compute_year(facts: YearFacts) -> YearResults:
+    """Score every appraisal of the year under `facts.scheme`, then grade the cohort."""
+    scheme = facts.scheme
+    departments = {
+        a.subject.id: score_department(scheme, a) for a in facts.appraisals if a.kind == "department"
+    }
+    people = {
+        a.subject.id: score_person(scheme, a, departments.get(a.subject.department or ""))
+        for a in facts.appraisals if a.kind == "person"
+    }
+    placements, unresolved = grade_people(scheme, list(people.values()), facts.tie_breaks,
+                                          facts.history, facts.year)
+    department_placements = rank_departments(scheme, list(departments.values()))
+    return YearResults(facts.year, scheme, facts.status, departments, department_placements, people,
+                       placements, unresolved)
+
+
+def _leaves(score: SubjectScore) -> dict[str, str]:
+    return {leaf: shown(value) for leaf, value in score.leaves.items()}
+
+
+def coefficient_text(value: Decimal | None) -> str | None:
+    if value is None:
+        return None
+    return str(value if value.as_tuple().exponent < 0 else value.quantize(Decimal("0.1")))  # type: ignore[operator]
+
+
+def export(results: YearResults) -> dict[str, Any]:
+    """The results export of COMMANDS.md (`appraisal results --format json`)."""
+    departments = []
+    for dep_id in sorted(results.departments):
+        score = results.departments[dep_id]
+        placement = results.department_placements[dep_id]
+        departments.append({
+            "id": dep_id, "score": shown(score.score), "rank": placement.rank,
+            "incomplete": score.is_incomplete, "leaves": _leaves(score),
+            "consequences": sorted(placement.consequences, key=lambda c: c["type"]),
+        })
+    people = []
+    for person_id in sorted(results.people):
+        score = results.people[person_id]
+        placement = results.placements[person_id]
+        people.append({
+            "id": person_id, "department": score.subject.department, "position": score.subject.position,
+            "department_score": shown(score.department_score or ZERO),
+            "individual_score": shown(score.score), "adjustments": shown(score.adjustments),
+            "total": shown(score.total or ZERO), "vetoed": score.vetoed,
+            "incomplete": score.is_incomplete, "rank": placement.rank, "tier": placement.tier,
+            "coefficient": coefficient_text(placement.coefficient), "grade": placement.grade,
+            "leaves": _leaves(score), "consequences": placement.consequences,
+        })
+    return {
+        "year": results.year,
+        "scheme": {"id": results.scheme.id, "version": results.scheme.version},
+        "status": results.status,
+        "departments": departments,
+        "people": people,
+        "unresolved_ties": results.unresolved_ties,
+    }
+
+
+def explanation(results: YearResults, subject_id: str, facts: f.AppraisalFacts) -> dict[str, Any]:
+    """How one appraisal's figures arose: the trace, the facts behind it, what was struck."""
+    score = results.subject(subject_id)
+    assert score is not None
+    summary: dict[str, Any] = {"score": shown(score.score), "leaves": _leaves(score),
+                               "incomplete": score.incomplete}
+    if score.subject.kind == "person":
+        placement = results.placements[subject_id]
+        summary.update({
+            "department_score": shown(score.department_score or ZERO),
+            "adjustments": shown(score.adjustments), "total": shown(score.total or ZERO),
+            "vetoed": score.vetoed, "rank": placement.rank, "tier": placement.tier,
+            "grade": placement.grade, "coefficient": coefficient_text(placement.coefficient),
+            "consequences": placement.consequences, "unresolved_tie": placement.unresolved_tie,
+        })
+    else:
+        placement_d = results.department_placements[subject_id]
+        summary.update({"rank": placement_d.rank, "consequences": placement_d.consequences})
+    return {
+        "appraisal": score.key,
+        "year": results.year,
+        "subject": {"id": score.subject.id, "kind": score.subject.kind, "name": score.subject.name,
+                    "position": score.subject.position, "department": score.subject.department},
+        "scheme": score.scheme,
+        "status": results.status,
+        "summary": summary,
+        "figures": [figure.as_dict() for figure in score.trace],
+        "struck": [item.as_dict() for item in score.struck],
+        "not_applicable": [item.as_dict() for item in score.not_applicable],
+        "events": [_fact_line(fact) for fact in sorted(facts.items.values(), key=lambda x: _order(x.ref))],
+    }
+
+
+def _order(ref: str) -> tuple[str, int]:
+    key, _, version = ref.rpartition("#")
+    return key, int(version)
+
+
+def _fact_line(fact: f.Fact) -> dict[str, Any]:
+    """One recorded fact as an inspector sees it in an explanation."""
+    data: dict[str, Any] = {"ref": fact.ref, "kind": f.FACT_KINDS[type(fact)], "command": fact.command_id,
+                            "actor": fact.actor, "at": fact.at.isoformat(),
+                            "recorded_at": fact.recorded_at.isoformat()}
+    for name in fact.__slots__:  # type: ignore[attr-defined]
+        value = getattr(fact, name)
+        data[name] = str(value) if isinstance(value, Decimal) else value
+    return data
+
+
+__all__ = ["YearFacts", "YearResults", "compute_year", "explanation", "export", "Struck"]

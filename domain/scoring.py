@@ -1,0 +1,501 @@
+"""The scoring engine: a pure function from (scheme version, recorded facts) to results with a trace.
+
+SCORING.md §4–6: leaf bases, rules, rating composites, trees, department and person totals,
+adjustments and vetoes. Grading of the year (§7) is in domain/grading.py. Every value is an
+exact `Fraction`; rounding happens only where a figure is shown.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from domain import facts as f
+from domain.numbers import ZERO, exact, exact_text
+from domain.scheme import (
+    ExcessOverAllowanceRule,
+    FullBase,
+    MinimumCountRule,
+    Node,
+    PerOccurrenceRule,
+    ProportionalBase,
+    RatingBase,
+    Scheme,
+    ShortfallRule,
+)
+from domain.trace import Figure, RuleRef, Struck, label
+
+HUNDRED = Fraction(100)
+
+
+@dataclass(slots=True)
+class SubjectScore:
+    """One appraisal's figures before grading."""
+
+    key: str
+    subject: f.Subject
+    scheme: str
+    score: Fraction  # D for a department, I for a person
+    leaves: dict[str, Fraction]
+    incomplete: list[str]  # why, empty when complete
+    trace: list[Figure]
+    struck: list[Struck]
+    not_applicable: list[Struck]
+    # persons only
+    department_score: Fraction | None = None
+    adjustments: Fraction = ZERO
+    total: Fraction | None = None
+    vetoed: bool = False
+    vetoes: list[str] = field(default_factory=list)
+
+    @property
+    def is_incomplete(self) -> bool:
+        return bool(self.incomplete)
+
+
+def _fact_text(value: Decimal | int) -> str:
+    return exact_text(exact(value)) if isinstance(value, Decimal) else str(value)
+
+
+class _AppraisalScorer:
+    """Scores one appraisal's indicator tree under one scheme version."""
+
+    def __init__(self, scheme: Scheme, facts: f.AppraisalFacts) -> None:
+        self.scheme = scheme
+        self.facts = facts
+        self.kind = facts.kind
+        self.tree_name = "department" if self.kind == "department" else "individual"
+        self.trace: list[Figure] = []
+        self.struck: list[Struck] = []
+        self.not_applicable: list[Struck] = []
+        self.incomplete: list[str] = []
+        self._decisions = self._decisions_by_target()
+
+    # --- appeals ------------------------------------------------------------------------------
+
+    def _decisions_by_target(self) -> dict[str, f.Decision]:
+        by_target: dict[str, f.Decision] = {}
+        for appeal_id, decision in self.facts.decisions.items():
+            appeal = self.facts.appeals.get(appeal_id)
+            if appeal is not None:
+                by_target[appeal.target] = decision
+        return by_target
+
+    def overturned(self, fact: f.Fact) -> f.Decision | None:
+        decision = self._decisions.get(fact.command_id)
+        return decision if decision is not None and decision.outcome == "overturned" else None
+
+    def strike_overturned(self, fact: f.Fact, kind: str, into: list[Struck]) -> bool:
+        decision = self.overturned(fact)
+        if decision is None:
+            return False
+        into.append(Struck(fact.ref, fact.command_id, kind,
+                           f"overturned on appeal {decision.appeal}: {decision.reason}", by=decision.ref))
+        return True
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    def input_value(self, name: str, figure: Figure) -> Fraction | None:
+        """The value of a named input: None when a required measurement was never recorded."""
+        declared = self.scheme.inputs[name]
+        if declared.kind == "count":
+            total = 0
+            for occurrence in self.facts.occurrences:
+                if occurrence.item != name:
+                    continue
+                if self.strike_overturned(occurrence, "occurrence", figure.struck):
+                    continue
+                total += occurrence.count
+                figure.events.append(occurrence.ref)
+            figure.inputs[name] = str(total)
+            return Fraction(total)
+        latest: f.Measurement | None = None
+        for measurement in self.facts.measurements:
+            if measurement.input != name:
+                continue
+            if self.strike_overturned(measurement, "measurement", figure.struck):
+                continue
+            if latest is not None:
+                figure.struck.append(Struck(latest.ref, latest.command_id, "measurement",
+                                            "replaced by a later measurement", by=measurement.ref))
+            latest = measurement
+        if latest is None:
+            if declared.required:
+                figure.inputs[name] = "missing"
+                self.mark_incomplete(f"required measurement {name} not recorded")
+                return None
+            figure.inputs[name] = "0 (never recorded)"
+            return ZERO
+        figure.events.append(latest.ref)
+        figure.inputs[name] = _fact_text(latest.value)
+        return exact(latest.value)
+
+    def mark_incomplete(self, reason: str) -> None:
+        if reason not in self.incomplete:
+            self.incomplete.append(reason)
+
+    # --- the tree -----------------------------------------------------------------------------
+
+    def score(self) -> tuple[Fraction, dict[str, Fraction]]:
+        leaves: dict[str, Fraction] = {}
+        nodes = self.scheme.tree(self.tree_name)
+        values = [self.node(node, f"{self.tree_name}[{index}]", leaves) for index, node in enumerate(nodes)]
+        total = sum(values, ZERO)
+        name = (label("部门得分", "department score") if self.kind == "department"
+                else label("个人得分", "individual score"))
+        self.trace.append(Figure(
+            key=self.tree_name, label=name, value=total,
+            rule=RuleRef(self.scheme.ref, self.tree_name, "sum", self.tree_name),
+            terms=[(f"node:{node.id}", Fraction(1)) for node in nodes],
+        ))
+        self.check_not_applicable()
+        return total, leaves
+
+    def node(self, node: Node, path: str, leaves: dict[str, Fraction]) -> Fraction:
+        if node.children is None:
+            value = self.leaf(node, path)
+            leaves[node.id] = value
+            return value
+        values = [self.node(child, f"{path}.children[{index}]", leaves)
+                  for index, child in enumerate(node.children)]
+        value = sum(values, ZERO)
+        self.trace.append(Figure(
+            key=f"node:{node.id}", label=node.name.model_dump(), value=value,
+            rule=RuleRef(self.scheme.ref, node.id, "sum", path),
+            params={"points": exact_text(exact(node.points))},
+            terms=[(f"node:{child.id}", Fraction(1)) for child in node.children],
+        ))
+        return value
+
+    def leaf(self, node: Node, path: str) -> Fraction:
+        points = exact(node.points)
+        base_figure = self.base(node, path, points)
+        rule_figures = [self.rule(node, rule, f"{path}.rules[{index}]")
+                        for index, rule in enumerate(node.rules)]
+        raw = (base_figure.value or ZERO) + sum((fig.value or ZERO for fig in rule_figures), ZERO)
+        value = min(max(raw, ZERO), points)
+        notes = []
+        if raw != value:
+            notes.append(f"clamped to {'0' if raw < 0 else exact_text(points)} "
+                         f"(base + adjustments = {exact_text(raw)})")
+        self.trace.append(Figure(
+            key=f"node:{node.id}", label=node.name.model_dump(), value=value,
+            rule=RuleRef(self.scheme.ref, node.id, "leaf", path),
+            params={"points": exact_text(points)},
+            terms=[(base_figure.key, Fraction(1))] + [(fig.key, Fraction(1)) for fig in rule_figures],
+            bounds=(ZERO, points), notes=notes,
+        ))
+        return value
+
+    def base(self, node: Node, path: str, points: Fraction) -> Figure:
+        base = node.base
+        key = f"base:{node.id}"
+        if isinstance(base, FullBase) or base is None:
+            figure = Figure(key, label("基础分(满分)", "base: full points"), points,
+                            rule=RuleRef(self.scheme.ref, node.id, "base.full", f"{path}.base"),
+                            params={"points": exact_text(points)})
+        elif isinstance(base, ProportionalBase):
+            figure = Figure(key, label("基础分(按比例)", "base: proportional"), None,
+                            rule=RuleRef(self.scheme.ref, node.id, "base.proportional", f"{path}.base"),
+                            params={"points": exact_text(points), "input": base.input,
+                                    "target": exact_text(exact(base.target))})
+            value = self.input_value(base.input, figure)
+            target = exact(base.target)
+            figure.value = ZERO if value is None else points * min(value, target) / target
+        else:
+            assert isinstance(base, RatingBase)
+            figure = self.rating_base(node, path, points)
+        self.trace.append(figure)
+        return figure
+
+    # --- ratings (SCORING.md §5) --------------------------------------------------------------
+
+    def rating_base(self, node: Node, path: str, points: Fraction) -> Figure:
+        raters = self.scheme.raters[self.scheme.rater_key(self.kind, self.facts.subject.position)]
+        self_share = exact(raters.self_share)
+        weights = {role: exact(weight) for role, weight in raters.others.items()}
+        figure = Figure(f"base:{node.id}", label("基础分(评分)", "base: rating"), None,
+                        rule=RuleRef(self.scheme.ref, node.id, "base.rating", f"{path}.base"),
+                        params={"points": exact_text(points), "self": exact_text(self_share),
+                                **{f"others.{role}": exact_text(w) for role, w in weights.items()}})
+        latest: dict[tuple[str, str], f.Rating] = {}
+        for rating in self.facts.ratings:
+            if rating.leaf != node.id:
+                continue
+            if rating.rater_role != "self" and rating.rater_role not in weights:
+                self.not_applicable.append(Struck(
+                    rating.ref, rating.command_id, "rating",
+                    f"rater role {rating.rater_role} has no weight in {self.scheme.ref}"))
+                continue
+            slot = (rating.rater, rating.period)
+            previous = latest.get(slot)
+            if previous is not None:
+                figure.struck.append(Struck(previous.ref, previous.command_id, "rating",
+                                            "replaced by a later rating of the same rater and period",
+                                            by=rating.ref))
+            latest[slot] = rating
+        by_period: dict[str, list[f.Rating]] = defaultdict(list)
+        for rating in latest.values():
+            by_period[rating.period].append(rating)
+        composites: list[Fraction] = []
+        for period in sorted(by_period):
+            composite = self.period_composite(node, period, by_period[period], self_share, weights)
+            if composite is not None:
+                composites.append(composite)
+        if composites:
+            r_value = sum(composites, ZERO) / len(composites)
+            figure.value = points * r_value / HUNDRED
+            figure.inputs["R"] = exact_text(r_value)
+            figure.terms = [(f"period:{node.id}:{period}", Fraction(1, len(composites)) * points / HUNDRED)
+                            for period in sorted(by_period) if self._has_composite(by_period[period])]
+        else:
+            figure.value = ZERO
+            figure.notes.append("no period with ratings by others: the leaf scores 0")
+            self.mark_incomplete(f"no usable ratings for {node.id}")
+        figure.events = sorted({r.ref for r in latest.values()}, key=_ref_order)
+        return figure
+
+    @staticmethod
+    def _has_composite(ratings: list[f.Rating]) -> bool:
+        return any(r.rater_role != "self" for r in ratings)
+
+    def period_composite(self, node: Node, period: str, ratings: list[f.Rating], self_share: Fraction,
+                         weights: dict[str, Fraction]) -> Fraction | None:
+        groups: dict[str, list[f.Rating]] = defaultdict(list)
+        for rating in ratings:
+            groups[rating.rater_role].append(rating)
+        figure = Figure(f"period:{node.id}:{period}", label(f"评分 {period}", f"ratings {period}"), None,
+                        rule=RuleRef(self.scheme.ref, node.id, "rating.composite"),
+                        events=sorted((r.ref for r in ratings), key=_ref_order))
+        for role, members in sorted(groups.items()):
+            mean = sum((exact(r.score) for r in members), ZERO) / len(members)
+            # Group means only: an individual rater's score is read from the events, not the trace.
+            figure.inputs[f"{role}.mean"] = exact_text(mean)
+            figure.inputs[f"{role}.raters"] = str(len(members))
+        missing = sorted(role for role in weights if role not in groups)
+        if missing:
+            figure.notes.append("missing rater group(s): " + ", ".join(missing))
+        present = {role: w for role, w in weights.items() if role in groups}
+        if not present:
+            figure.notes.append("only a self rating: the period is skipped")
+            self.trace.append(figure)
+            return None
+        weight_sum = sum(present.values(), ZERO)
+        others = sum((w * _mean(groups[role]) for role, w in present.items()), ZERO) / weight_sum
+        figure.inputs["others"] = exact_text(others)
+        if "self" in groups:
+            self_value = _mean(groups["self"])
+            composite = self_share * self_value + (1 - self_share) * others
+            figure.params["self"] = exact_text(self_share)
+        else:
+            composite = others
+            figure.notes.append("no self rating: the composite is the others' score")
+        figure.value = composite
+        self.trace.append(figure)
+        return composite
+
+    # --- rules --------------------------------------------------------------------------------
+
+    def rule(self, node: Node, rule: Any, path: str) -> Figure:
+        ref = RuleRef(self.scheme.ref, rule.id, rule.type, path)
+        figure = Figure(f"rule:{rule.id}", label(*_RULE_LABELS[rule.type]), ZERO, rule=ref)
+        if isinstance(rule, ShortfallRule):
+            target, per_unit = exact(rule.target), exact(rule.points_per_unit)
+            figure.params = {"input": rule.input, "target": exact_text(target),
+                             "points_per_unit": exact_text(per_unit)}
+            value = self.input_value(rule.input, figure)
+            if value is not None:
+                figure.value = -per_unit * max(ZERO, target - value)
+        elif isinstance(rule, PerOccurrenceRule):
+            each = exact(rule.points_each)
+            figure.params = {"input": rule.input, "points_each": exact_text(each)}
+            count = self.input_value(rule.input, figure)
+            if count is not None:
+                figure.value = each * count
+        elif isinstance(rule, ExcessOverAllowanceRule):
+            rate, each = exact(rule.allowance_rate), exact(rule.points_each)
+            figure.params = {"input": rule.input, "total": rule.total,
+                             "allowance_rate": exact_text(rate), "points_each": exact_text(each)}
+            errors = self.input_value(rule.input, figure)
+            total = self.input_value(rule.total, figure)
+            if errors is not None and total is not None:
+                allowance = _floor(total * rate / HUNDRED)
+                figure.inputs["allowance"] = str(allowance)
+                figure.value = each * max(ZERO, errors - allowance)
+        elif isinstance(rule, MinimumCountRule):
+            minimum, penalty = exact(rule.minimum), exact(rule.penalty)
+            figure.params = {"input": rule.input, "minimum": exact_text(minimum),
+                             "penalty": exact_text(penalty)}
+            count = self.input_value(rule.input, figure)
+            if count is not None:
+                figure.value = penalty if count < minimum else ZERO
+        if figure.inputs and "missing" in figure.inputs.values():
+            figure.notes.append("a required measurement is missing: the rule adjusts nothing")
+        self.trace.append(figure)
+        return figure
+
+    # --- facts this scheme has no place for (replay under another version) --------------------
+
+    def check_not_applicable(self) -> None:
+        leaf_ids = {leaf.id for leaf in self.scheme.leaves(self.tree_name)}
+        read = self.scheme.inputs_read(self.tree_name)
+        for rating in self.facts.ratings:
+            leaf = self.scheme.leaf(self.tree_name, rating.leaf)
+            if rating.leaf not in leaf_ids or not isinstance(leaf.base if leaf else None, RatingBase):
+                self.not_applicable.append(Struck(rating.ref, rating.command_id, "rating",
+                                                  f"no rating leaf {rating.leaf} in {self.scheme.ref}"))
+        for measurement in self.facts.measurements:
+            if measurement.input not in read:
+                self.not_applicable.append(Struck(measurement.ref, measurement.command_id, "measurement",
+                                                  f"input {measurement.input} is not read in {self.scheme.ref}"))
+        for occurrence in self.facts.occurrences:
+            if occurrence.item not in read:
+                self.not_applicable.append(Struck(occurrence.ref, occurrence.command_id, "occurrence",
+                                                  f"item {occurrence.item} is not read in {self.scheme.ref}"))
+
+
+_RULE_LABELS = {
+    "shortfall": ("未达标扣分", "shortfall deduction"),
+    "per_occurrence": ("按次计分", "per occurrence"),
+    "excess_over_allowance": ("超出容错扣分", "excess over allowance"),
+    "minimum_count": ("最低数量", "minimum count"),
+}
+
+
+def _mean(ratings: list[f.Rating]) -> Fraction:
+    return sum((exact(r.score) for r in ratings), ZERO) / len(ratings)
+
+
+def _floor(value: Fraction) -> int:
+    return value.numerator // value.denominator
+
+
+def _ref_order(ref: str) -> tuple[str, int]:
+    key, _, version = ref.rpartition("#")
+    return key, int(version)
+
+
+# --- subjects --------------------------------------------------------------------------------------
+
+
+def score_department(scheme: Scheme, facts: f.AppraisalFacts) -> SubjectScore:
+    scorer = _AppraisalScorer(scheme, facts)
+    score, leaves = scorer.score()
+    return SubjectScore(
+        key=facts.key, subject=facts.subject, scheme=scheme.ref, score=score, leaves=leaves,
+        incomplete=scorer.incomplete, trace=scorer.trace, struck=_all_struck(scorer),
+        not_applicable=scorer.not_applicable,
+    )
+
+
+def score_person(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectScore | None) -> SubjectScore:
+    scorer = _AppraisalScorer(scheme, facts)
+    individual, leaves = scorer.score()
+    position = facts.subject.position or "staff"
+    weights = scheme.composition[position]  # type: ignore[index]
+    w_dep, w_ind = exact(weights.department), exact(weights.individual)
+
+    dep_figure = Figure("department_score", label("所在部门得分", "department score"), ZERO,
+                        rule=RuleRef(scheme.ref, "department", "department_score"))
+    if department is None:
+        dep_figure.notes.append(f"no appraisal of department {facts.subject.department} this year: counts as 0")
+        scorer.mark_incomplete(f"department {facts.subject.department} has no appraisal this year")
+    else:
+        dep_figure.value = department.score
+        dep_figure.events = [department.key]
+        dep_figure.inputs = {"department": department.subject.id}
+        if department.is_incomplete:
+            scorer.mark_incomplete(f"department {department.subject.id} is incomplete")
+            dep_figure.notes.append("the department's appraisal is incomplete")
+    scorer.trace.append(dep_figure)
+
+    adjustments, adjustment_terms = _adjustments(scorer, scheme, facts)
+    raw = w_dep * (dep_figure.value or ZERO) + w_ind * individual + adjustments
+    total = max(raw, ZERO)
+    total_figure = Figure(
+        "total", label("总分", "total"), total,
+        rule=RuleRef(scheme.ref, position, "composition", f"composition.{position}"),
+        params={"department": exact_text(w_dep), "individual": exact_text(w_ind)},
+        terms=[("department_score", w_dep), ("individual", w_ind)] + adjustment_terms,
+        bounds=(ZERO, None),
+    )
+    if raw < 0:
+        total_figure.notes.append(f"floored at 0 (the sum is {exact_text(raw)})")
+    scorer.trace.append(total_figure)
+
+    vetoes = _vetoes(scorer, scheme, facts)
+    return SubjectScore(
+        key=facts.key, subject=facts.subject, scheme=scheme.ref, score=individual, leaves=leaves,
+        incomplete=scorer.incomplete, trace=scorer.trace, struck=_all_struck(scorer),
+        not_applicable=scorer.not_applicable, department_score=dep_figure.value,
+        adjustments=adjustments, total=total, vetoed=bool(vetoes), vetoes=vetoes,
+    )
+
+
+def _adjustments(scorer: _AppraisalScorer, scheme: Scheme,
+                 facts: f.AppraisalFacts) -> tuple[Fraction, list[tuple[str, Fraction]]]:
+    total = ZERO
+    terms: list[tuple[str, Fraction]] = []
+    for adjustment in facts.adjustments:
+        item = scheme.adjustments.get(adjustment.item)
+        key = f"adjustment:{adjustment.command_id}"
+        if item is None:
+            scorer.not_applicable.append(Struck(adjustment.ref, adjustment.command_id, "adjustment",
+                                                f"item {adjustment.item} is not in {scheme.ref}'s catalogue"))
+            continue
+        figure = Figure(key, item.name.model_dump(), None,
+                        rule=RuleRef(scheme.ref, adjustment.item, "adjustment",
+                                     f"adjustments.{adjustment.item}"),
+                        params={"points": exact_text(exact(item.points))}, events=[adjustment.ref])
+        if adjustment.evidence:
+            figure.inputs["evidence"] = adjustment.evidence
+        decision = scorer._decisions.get(adjustment.command_id)
+        if decision is not None and decision.outcome == "overturned":
+            figure.value = ZERO
+            figure.struck.append(Struck(adjustment.ref, adjustment.command_id, "adjustment",
+                                        f"overturned on appeal {decision.appeal}: {decision.reason}",
+                                        by=decision.ref))
+        elif decision is not None and decision.outcome == "amended" and decision.points is not None:
+            figure.value = exact(decision.points)
+            figure.events.append(decision.ref)
+            figure.notes.append(f"amended on appeal {decision.appeal} from {exact_text(exact(item.points))} "
+                                f"to {exact_text(exact(decision.points))}: {decision.reason}")
+        else:
+            figure.value = exact(item.points)
+            if decision is not None:
+                figure.events.append(decision.ref)
+                figure.notes.append(f"appeal {decision.appeal} {decision.outcome}: {decision.reason}")
+        scorer.trace.append(figure)
+        total += figure.value
+        terms.append((key, Fraction(1)))
+    return total, terms
+
+
+def _vetoes(scorer: _AppraisalScorer, scheme: Scheme, facts: f.AppraisalFacts) -> list[str]:
+    standing: list[str] = []
+    for veto in facts.vetoes:
+        if veto.reason not in scheme.vetoes:
+            scorer.not_applicable.append(Struck(veto.ref, veto.command_id, "veto",
+                                                f"reason {veto.reason} is not in {scheme.ref}'s catalogue"))
+            continue
+        figure = Figure(f"veto:{veto.command_id}", scheme.vetoes[veto.reason].name.model_dump(), None,
+                        rule=RuleRef(scheme.ref, veto.reason, "veto", f"vetoes.{veto.reason}"),
+                        events=[veto.ref])
+        if scorer.strike_overturned(veto, "veto", figure.struck):
+            figure.notes.append("lifted on appeal")
+        else:
+            figure.notes.append("一票否决 veto: grade D and tier 3 regardless of score")
+            standing.append(veto.reason)
+        scorer.trace.append(figure)
+    return standing
+
+
+def _all_struck(scorer: _AppraisalScorer) -> list[Struck]:
+    seen: dict[str, Struck] = {}
+    for figure in scorer.trace:
+        for item in figure.struck:
+            seen.setdefault(item.ref, item)
+    return sorted(seen.values(), key=lambda s: _ref_order(s.ref))
