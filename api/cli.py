@@ -1,0 +1,200 @@
+"""The `appraisal` command line (COMMANDS.md): import, results, explain, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from api.ledger import AppraisalLedger, Refused
+from api.render import explanation_text
+from api.storage import DEFAULT_DB
+from domain.errors import DomainError
+
+app = typer.Typer(help="Appraisal Ledger 绩效考核台账: event-sourced appraisal scoring.",
+                  no_args_is_help=True, add_completion=False)
+err = Console(stderr=True)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+DbOption = Annotated[str | None, typer.Option("--db", help="sqlite:///path.db or postgresql://… "
+                                                           "(default: $APPRAISAL_DB or sqlite:///./appraisal.db)")]
+
+
+def open_ledger(db: str | None) -> AppraisalLedger:
+    return AppraisalLedger(db or os.environ.get("APPRAISAL_DB") or DEFAULT_DB)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error 错误:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _scheme_ref(text: str | None) -> tuple[str, int] | None:
+    if text is None:
+        return None
+    scheme_id, _, version = text.partition("@")
+    if not scheme_id or not version.isdigit():
+        raise typer.BadParameter("expected ID@VERSION, e.g. bianban@2", param_hint="--scheme")
+    return scheme_id, int(version)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="commands, one JSON object per line")],
+    db: DbOption = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="commands per transaction")] = 500,
+) -> None:
+    """Apply the commands of a JSON Lines file in order (导入命令)."""
+    ledger = open_ledger(db)
+    line_numbers: list[int] = []
+    bad_line: list[tuple[int, DomainError]] = []
+    total_lines = sum(1 for line in file.open(encoding="utf-8") if line.strip())
+
+    def bodies() -> Iterator[dict[str, Any]]:
+        with file.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    body = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    bad_line.append((number, DomainError("(line)", f"not valid JSON: {exc.msg} "
+                                                                   f"(column {exc.colno})", rule="jsonl")))
+                    return
+                line_numbers.append(number)
+                yield body
+
+    progress = Progress(TextColumn("导入 importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err, disable=not err.is_terminal, transient=True)
+    try:
+        with progress:
+            task = progress.add_task("import", total=total_lines)
+            outcomes = ledger.submit(bodies(), batch_size=batch_size,
+                                     on_progress=lambda n: progress.advance(task, n))
+    except Refused as refused:
+        outcome = refused.outcome
+        line = line_numbers[outcome.index]
+        done = outcome.index
+        err.print(f"recorded 已记录 {done} command(s) before line {line}", highlight=False)
+        assert outcome.error is not None
+        raise _fail(f"line {line}: refused 拒绝 — {outcome.error} [rule: {outcome.error.rule}]") from None
+    if bad_line:
+        number, error = bad_line[0]
+        err.print(f"recorded 已记录 {len(line_numbers)} command(s) before line {number}", highlight=False)
+        raise _fail(f"line {number}: refused 拒绝 — {error}")
+    skipped = sum(1 for o in outcomes if o.duplicate)
+    err.print(f"imported 已导入 {len(outcomes) - skipped} command(s); {skipped} already recorded (skipped 跳过)",
+              highlight=False)
+
+
+@app.command()
+def results(
+    year: Annotated[int, typer.Option(help="the appraisal year")],
+    format: Annotated[str, typer.Option("--format", help="json | table | xlsx")] = "table",
+    scheme: Annotated[str | None, typer.Option(help="replay under ID@VERSION (records nothing)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file for xlsx (default results-YEAR.xlsx)")] = None,
+    db: DbOption = None,
+) -> None:
+    """The year's results (年度考核结果)."""
+    ledger = open_ledger(db)
+    try:
+        document = ledger.results(year, _scheme_ref(scheme))
+    except DomainError as error:
+        raise _fail(str(error)) from None
+    if format == "json":
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    elif format == "table":
+        _results_table(document)
+    elif format == "xlsx":
+        from api.export_xlsx import write_results
+
+        path = output or Path(f"results-{year}.xlsx")
+        write_results(document, path)
+        err.print(f"wrote 已写入 {path}")
+    else:
+        raise typer.BadParameter("json, table or xlsx", param_hint="--format")
+
+
+def _results_table(document: dict[str, Any]) -> None:
+    title = (f"{document['year']} 年度考核结果 results · 方案 scheme "
+             f"{document['scheme']['id']}@{document['scheme']['version']} · {document['status']}")
+    deps = Table(title=title + " · 部门 departments")
+    for column in ("id", "得分 score", "名次 rank", "不完整 incomplete", "后果 consequences"):
+        deps.add_column(column)
+    for dep in document["departments"]:
+        consequences = ", ".join(c["type"] + (f" ({c['posts']})" if "posts" in c else "") for c in dep["consequences"])
+        deps.add_row(dep["id"], dep["score"], str(dep["rank"]), "yes" if dep["incomplete"] else "", consequences)
+    out.print(deps)
+    people = Table(title="个人 people")
+    for column in ("id", "部门 dep", "职位 position", "部门分 D", "个人分 I", "加减 adj", "总分 total",
+                   "名次 rank", "档次 tier", "系数 coef", "等次 grade", "标记 flags", "后果 consequences"):
+        people.add_column(column)
+    ordered = sorted(document["people"], key=lambda p: (p["rank"] is None, p["rank"] or 0, p["id"]))
+    for person in ordered:
+        flags = ", ".join(flag for flag, on in (("vetoed 否决", person["vetoed"]),
+                                                 ("incomplete 不完整", person["incomplete"])) if on)
+        people.add_row(person["id"], person["department"], person["position"], person["department_score"],
+                       person["individual_score"], person["adjustments"], person["total"],
+                       _dash(person["rank"]), _dash(person["tier"]), _dash(person["coefficient"]),
+                       _dash(person["grade"]), flags, ", ".join(c["type"] for c in person["consequences"]))
+    out.print(people)
+    for tie in document["unresolved_ties"]:
+        out.print(f"[yellow]并列待定 unresolved tie at {tie['total']}: {', '.join(tie['people'])}[/yellow]")
+
+
+def _dash(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+@app.command()
+def explain(
+    appraisal: Annotated[str, typer.Argument(help='an appraisal, e.g. "2025:p-017"')],
+    format: Annotated[str, typer.Option("--format", help="text | json")] = "text",
+    db: DbOption = None,
+) -> None:
+    """How one score arose, every figure tied to its events and rules (得分说明)."""
+    ledger = open_ledger(db)
+    try:
+        document = ledger.explain(appraisal)
+    except DomainError as error:
+        raise _fail(str(error)) from None
+    if format == "json":
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    elif format == "text":
+        sys.stdout.write(explanation_text(document))
+    else:
+        raise typer.BadParameter("text or json", param_hint="--format")
+
+
+@app.command()
+def demo(
+    out_file: Annotated[Path, typer.Option("--out", help="where to write the demo commands")] = Path("demo-2025.jsonl"),
+    year: int = 2025,
+    departments: int = 6,
+    staff_per_department: int = 7,
+    periods: Annotated[str, typer.Option(help="monthly | weekly")] = "monthly",
+    seed: int = 2025,
+) -> None:
+    """Write a realistic demo year as batch-import commands (演示数据)."""
+    from api.demo import demo_commands, write_jsonl
+
+    commands = demo_commands(year, departments=departments, staff_per_department=staff_per_department,
+                             periods=periods, seed=seed)
+    count = write_jsonl(out_file, commands)
+    err.print(f"wrote 已写入 {count} commands to {out_file}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
