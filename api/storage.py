@@ -1,7 +1,8 @@
 """Where the event log lives: `APPRAISAL_DB` URLs, and the recorders of both stores.
 
 `sqlite:///path.db` (the embedded default) or `postgresql://user:password@host:port/db`
-(`?schema=NAME` selects a PostgreSQL schema, created if missing). Both stores keep, beside the
+(`?schema=NAME` selects a PostgreSQL schema, created if missing); `memory://` keeps everything
+in the process (for fast tests of the domain with real handlers). Every store keeps, beside the
 library's events table, a table of accepted command ids written in the same transaction as the
 command's events: it makes re-sent commands no-ops and lets later commands find earlier ones.
 """
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from psycopg.sql import SQL, Identifier
@@ -37,6 +39,8 @@ class CommandRow:
 def store_env(url: str) -> dict[str, str]:
     """The eventsourcing environment for a database URL."""
     parts = urlsplit(url)
+    if parts.scheme == "memory":
+        return {"PERSISTENCE_MODULE": f"{__name__}:MemoryFactory"}
     if parts.scheme == "sqlite":
         path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ""
         if not path:
@@ -66,7 +70,7 @@ def store_env(url: str) -> dict[str, str]:
         if "schema" in query:
             env["POSTGRES_SCHEMA"] = query["schema"][0]
         return env
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///… or postgresql://…")
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///…, postgresql://… or memory://")
 
 
 def ensure_schema(url: str) -> None:
@@ -159,3 +163,30 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 def _row(row: Any) -> dict[str, Any]:
     return {"command_id": row["command_id"], "type": row["type"], "fingerprint": row["fingerprint"],
             "target": row["target"], "position": row["position"], "answer": json.loads(row["answer"])}
+
+
+class MemoryLedgerRecorder(POPOApplicationRecorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.commands: dict[str, dict[str, Any]] = {}
+
+    def _insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        commands = kwargs.get("commands") or ()
+        with self._database_lock:
+            if any(row.command_id in self.commands for row in commands):
+                raise IntegrityError("command id already recorded")
+            self._assert_uniqueness(stored_events, **kwargs)
+            ids = self._update_table(stored_events, **kwargs) or []
+            for params in _command_params(ids, commands):
+                command_id, kind, fingerprint, target, position, answer = params
+                self.commands[command_id] = {"command_id": command_id, "type": kind, "fingerprint": fingerprint,
+                                             "target": target, "position": position, "answer": json.loads(answer)}
+            return ids
+
+    def select_commands(self, command_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {cid: self.commands[cid] for cid in command_ids if cid in self.commands}
+
+
+class MemoryFactory(POPOFactory):
+    def application_recorder(self) -> ApplicationRecorder:
+        return MemoryLedgerRecorder()
