@@ -8,10 +8,12 @@ command records nothing and never takes an accepted one with it.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +22,14 @@ from eventsourcing.persistence import IntegrityError
 
 from api.storage import DEFAULT_DB, CommandRow, ensure_schema, store_env
 from domain import commands as c
-from domain.aggregates import Appraisal, Organisation, SchemeCatalogue, SchemeVersion, Year, ledger_id
+from domain.aggregates import (
+    Appraisal,
+    Organisation,
+    SchemeCatalogue,
+    SchemeVersion,
+    Year,
+    ledger_id,
+)
 from domain.errors import Conflict, DomainError, NotFound
 from domain.handlers import Envelope, decide
 from domain.results import YearFacts, YearResults, compute_year, explanation, export
@@ -61,10 +70,10 @@ class AppraisalLedger(Application):
     def __init__(self, db_url: str = DEFAULT_DB, clock: Callable[[], datetime] | None = None) -> None:
         ensure_schema(db_url)
         env = {**store_env(db_url), "AGGREGATE_CACHE_MAXSIZE": "20000",
-               "DEEPCOPY_FROM_AGGREGATE_CACHE": "n", "IS_SNAPSHOTTING_ENABLED": "n"}
+               "DEEPCOPY_FROM_AGGREGATE_CACHE": "y", "IS_SNAPSHOTTING_ENABLED": "n"}
         super().__init__(env=env)
         self.db_url = db_url
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._schemes: dict[tuple[str, int], Scheme] = {}
 
     # --- commands -------------------------------------------------------------------------------
@@ -74,16 +83,23 @@ class AppraisalLedger(Application):
         """Apply commands in order; stop at the first refused one (raising `Refused` after
         recording every accepted command before it). `actor` overrides the bodies' actors."""
         outcomes: list[Outcome] = []
+        unit = UnitOfWork(self)  # aggregates stay loaded from one batch to the next
+        with _gc_paused():
+            return self._submit_all(unit, bodies, actor, batch_size, on_progress, outcomes)
+
+    def _submit_all(self, unit: UnitOfWork, bodies: Iterable[dict[str, Any]], actor: str | None,
+                    batch_size: int, on_progress: Callable[[int], None] | None,
+                    outcomes: list[Outcome]) -> list[Outcome]:
         batch: list[tuple[int, dict[str, Any]]] = []
         for index, body in enumerate(bodies):
             batch.append((index, body))
             if len(batch) >= batch_size:
-                outcomes += self._submit_batch(batch, actor)
+                outcomes += self._submit_batch(unit, batch, actor)
                 if on_progress:
                     on_progress(len(batch))
                 batch = []
         if batch:
-            outcomes += self._submit_batch(batch, actor)
+            outcomes += self._submit_batch(unit, batch, actor)
             if on_progress:
                 on_progress(len(batch))
         return outcomes
@@ -91,19 +107,19 @@ class AppraisalLedger(Application):
     def submit_one(self, body: dict[str, Any], *, actor: str | None = None) -> Outcome:
         return self.submit([body], actor=actor)[0]
 
-    def _submit_batch(self, batch: list[tuple[int, dict[str, Any]]], actor: str | None) -> list[Outcome]:
+    def _submit_batch(self, unit: UnitOfWork, batch: list[tuple[int, dict[str, Any]]],
+                      actor: str | None) -> list[Outcome]:
         for attempt in range(MAX_ATTEMPTS):
-            unit = UnitOfWork(self)
             outcomes = unit.run(batch, actor)
             try:
                 unit.flush()
-            except CONFLICTS:
-                # Another writer got there first: forget what we read and decide again.
+            except Exception as error:
+                # Nothing of the batch was recorded: forget what we read and decided, and
+                # decide again from the store when another writer got there first.
                 unit.forget()
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-                continue
-            unit.answer(outcomes)
+                if isinstance(error, CONFLICTS) and attempt < MAX_ATTEMPTS - 1:
+                    continue
+                raise
             refused = next((o for o in outcomes if not o.accepted), None)
             if refused is not None:
                 raise Refused(refused)
@@ -112,16 +128,18 @@ class AppraisalLedger(Application):
 
     # --- reading --------------------------------------------------------------------------------
 
-    def get(self, cls: type, aggregate_id: UUID) -> Any | None:
+    def get(self, aggregate_id: UUID, *, private: bool = False) -> Any | None:
+        """An aggregate from the cache, fast-forwarded to the log. Readers share the cached object;
+        a unit of work asks for a `private` copy, since deciding mutates it."""
         try:
-            return self.repository.get(aggregate_id)
+            return self.repository.get(aggregate_id, deepcopy_from_cache=private)
         except AggregateNotFoundError:
             return None
 
     def scheme(self, scheme_id: str, version: int) -> Scheme:
         key = (scheme_id, version)
         if key not in self._schemes:
-            record = self.get(SchemeVersion, SchemeVersion.create_id(scheme_id, version))
+            record = self.get(SchemeVersion.create_id(scheme_id, version))
             if record is None:
                 raise NotFound("scheme", f"scheme {scheme_id}@{version} is not published",
                                rule="scheme-published")
@@ -129,13 +147,13 @@ class AppraisalLedger(Application):
         return self._schemes[key]
 
     def year(self, year: int) -> Year | None:
-        return self.get(Year, Year.create_id(year))
+        return self.get(Year.create_id(year))
 
     def appraisal(self, key: str) -> Appraisal | None:
-        return self.get(Appraisal, ledger_id("appraisal", key))
+        return self.get(ledger_id("appraisal", key))
 
     def organisation(self) -> Organisation | None:
-        return self.get(Organisation, Organisation.create_id())
+        return self.get(Organisation.create_id())
 
     def year_facts(self, year_number: int, scheme: tuple[str, int] | None = None,
                    loader: Callable[[str], Appraisal | None] | None = None) -> YearFacts:
@@ -192,6 +210,19 @@ class AppraisalLedger(Application):
         super().close()
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Deciding creates many small objects and few cycles; the cyclic collector, scanning every
+    loaded aggregate again and again, cost about a third of a large import."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class UnitOfWork:
     """One batch of commands: aggregates read once, decisions in order, one atomic write."""
 
@@ -209,7 +240,7 @@ class UnitOfWork:
 
     def _get(self, aggregate_id: UUID) -> Any | None:
         if aggregate_id not in self.loaded:
-            self.loaded[aggregate_id] = self.ledger.get(object, aggregate_id)
+            self.loaded[aggregate_id] = self.ledger.get(aggregate_id, private=True)
         return self.loaded[aggregate_id]
 
     def organisation(self) -> Organisation | None:
@@ -314,6 +345,7 @@ class UnitOfWork:
         if accepted.note:
             answer["note"] = accepted.note
         if len(self.events) > first:
+            # The row shares this answer dict: flush() adds the log position to both.
             self.rows.append(CommandRow(command_id, command.type, print_, accepted.target, first, answer))
             self.accepted[command_id] = (command.type, accepted.target, print_)
         return Outcome(index, command_id, True, answer=answer)
@@ -327,24 +359,19 @@ class UnitOfWork:
         self.touched.clear()
 
     def flush(self) -> None:
-        if not self.events:
-            return
-        recordings = self.ledger.save(*self.events, commands=self.rows)
-        self.positions = [r.notification.id for r in recordings]
-
-    def answer(self, outcomes: list[Outcome]) -> None:
-        positions = getattr(self, "positions", [])
-        by_id = {row.command_id: row for row in self.rows}
-        for outcome in outcomes:
-            row = by_id.get(outcome.command_id or "")
-            if row is not None and not outcome.duplicate and positions:
-                outcome.answer["position"] = positions[row.event_index]
+        """Record the batch's events and command rows in one transaction, then answer with
+        each command's log position."""
+        if self.events:
+            recordings = self.ledger.events.put(self.events, commands=self.rows)
+            positions = [r.notification.id for r in recordings]
+            for row in self.rows:
+                row.answer["position"] = positions[row.event_index]
+        self.events, self.rows, self.accepted = [], [], {}
 
     def forget(self) -> None:
-        cache = self.ledger.repository.cache
-        if cache is not None:
-            for aggregate_id in self.loaded:
-                cache.put(aggregate_id, None)
+        """Drop everything read or decided (private copies): the next attempt starts from the store."""
+        self.loaded, self.touched = {}, {}
+        self.events, self.rows, self.accepted = [], [], {}
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -20,6 +21,7 @@ from domain import facts as f
 NAMESPACE = UUID("5b1d6c1e-6f0a-4d0c-9d8e-61707072616c")  # "appral"
 
 
+@lru_cache(maxsize=65536)
 def ledger_id(kind: str, key: str) -> UUID:
     return uuid5(NAMESPACE, f"{kind}:{key}")
 
@@ -77,14 +79,20 @@ class Organisation(Aggregate):
         department: str | None
 
         def apply(self, org: Organisation) -> None:
+            previous = org.people.get(self.person)
+            if previous and previous["position"] == "department_head":
+                org.heads.pop(previous["department"], None)
             org.people[self.person] = {
                 "id": self.person, "name": self.name, "position": self.position,
                 "department": self.department,
             }
+            if self.position == "department_head" and self.department:
+                org.heads[self.department] = self.person
 
     def __init__(self, actor: str, at: datetime, command_id: str) -> None:
         self.departments: dict[str, dict[str, Any]] = {}
         self.people: dict[str, dict[str, Any]] = {}
+        self.heads: dict[str, str] = {}  # department -> its head
 
     @staticmethod
     def create_id(**_: Any) -> UUID:
@@ -95,11 +103,7 @@ class Organisation(Aggregate):
         return cls._create(cls.Started, id=cls.create_id(), actor=actor, at=at, command_id=command_id)
 
     def head_of(self, department: str) -> str | None:
-        return next(
-            (p["id"] for p in self.people.values()
-             if p["position"] == "department_head" and p["department"] == department),
-            None,
-        )
+        return self.heads.get(department)
 
     def record_department(self, **fields: Any) -> None:
         self.trigger_event(self.DepartmentRecorded, **fields)

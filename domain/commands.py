@@ -7,7 +7,6 @@ records what it accepted as explicit past-tense events (domain/aggregates.py).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -256,6 +255,4 @@ def parse_command(body: Any) -> Command:
 
 def fingerprint(command: Command) -> str:
     """A digest of a command's content, to tell a re-sent command from a reused id."""
-    content = command.model_dump(mode="json")
-    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(command.model_dump_json().encode()).hexdigest()

@@ -111,6 +111,7 @@ class AppraisalFacts:
     appeals: dict[str, Appeal] = field(default_factory=dict)  # by the appeal's command id
     decisions: dict[str, Decision] = field(default_factory=dict)  # by the appeal's command id
     items: dict[str, Fact] = field(default_factory=dict)  # every fact by its command id
+    rater_roles: dict[str, Rating] = field(default_factory=dict)  # each rater's first rating
 
     @property
     def kind(self) -> str:
@@ -120,6 +121,7 @@ class AppraisalFacts:
         self.items[fact.command_id] = fact
         if isinstance(fact, Rating):
             self.ratings.append(fact)
+            self.rater_roles.setdefault(fact.rater, fact)
         elif isinstance(fact, Measurement):
             self.measurements.append(fact)
         elif isinstance(fact, Occurrence):

@@ -259,10 +259,10 @@ def record_rating(cmd: c.RecordRating, env: Envelope, ctx: Context) -> Accepted:
                           rule="period-in-year")
     rater = cmd.rater or env.actor
     _check_rater_role(ctx, scheme, facts, rater, cmd.rater_role)
-    for earlier in facts.ratings:
-        if earlier.rater == rater and earlier.rater_role != cmd.rater_role:
-            raise DomainError("rater_role", f"{rater} already rates {facts.key} as {earlier.rater_role} "
-                              f"({earlier.ref}): one role per rater per subject", rule="one-role-per-rater")
+    earlier = facts.rater_roles.get(rater)
+    if earlier is not None and earlier.rater_role != cmd.rater_role:
+        raise DomainError("rater_role", f"{rater} already rates {facts.key} as {earlier.rater_role} "
+                          f"({earlier.ref}): one role per rater per subject", rule="one-role-per-rater")
     appraisal.record(Appraisal.RatingRecorded, leaf=cmd.leaf, period=cmd.period, rater=rater,
                      rater_role=cmd.rater_role, score=cmd.score, comment=cmd.comment, **env.fields())
     ctx.stage(appraisal)
@@ -454,8 +454,10 @@ def decide_appeal(cmd: c.DecideAppeal, env: Envelope, ctx: Context) -> Accepted:
             raise DomainError("points", "required for amended (signed like the catalogue's, e.g. \"-10\")",
                               rule="amend-deductions")
         original = scheme.adjustments[item.item].points
-        harsher = (cmd.points < original or cmd.points > 0) if original < 0 else (cmd.points < original)
-        if harsher:
+        if (cmd.points > 0 and original < 0) or (cmd.points < 0 and original > 0):
+            raise DomainError("points", f"{cmd.points} has the wrong sign: amended points are signed like "
+                              f"the catalogue's ({original})", rule="amend-deductions")
+        if abs(cmd.points) > abs(original) if original < 0 else cmd.points < original:
             raise DomainError("points", f"{cmd.points} would be harsher than the original {original}: "
                               "an appeal never makes the outcome harsher", rule="never-harsher")
         points = cmd.points

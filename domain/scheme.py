@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -204,13 +205,23 @@ class Scheme(_Strict):
         return self.department if kind == "department" else self.individual
 
     def leaves(self, kind: str) -> list[Node]:
-        return [leaf for node in self.tree(kind) for leaf in node.leaves()]
+        return list(self._leaf_index["department" if kind == "department" else "individual"].values())
 
     def leaf(self, kind: str, leaf_id: str) -> Node | None:
-        return next((leaf for leaf in self.leaves(kind) if leaf.id == leaf_id), None)
+        return self._leaf_index["department" if kind == "department" else "individual"].get(leaf_id)
 
     def inputs_read(self, kind: str) -> set[str]:
-        return set().union(*(node.inputs_read() for node in self.tree(kind)))
+        return self._inputs_read["department" if kind == "department" else "individual"]
+
+    @cached_property
+    def _leaf_index(self) -> dict[str, dict[str, Node]]:
+        return {tree: {leaf.id: leaf for node in self.tree(tree) for leaf in node.leaves()}
+                for tree in ("department", "individual")}
+
+    @cached_property
+    def _inputs_read(self) -> dict[str, set[str]]:
+        return {tree: set().union(*(node.inputs_read() for node in self.tree(tree)))
+                for tree in ("department", "individual")}
 
     def rater_key(self, kind: str, position: str | None) -> str:
         return "department" if kind == "department" else str(position)
@@ -223,6 +234,8 @@ class Scheme(_Strict):
 def _path(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
+        if part == "[key]":
+            continue  # pydantic's marker for an invalid mapping key: the key itself precedes it
         if isinstance(part, int):
             text += f"[{part}]"
         elif part in ("full", "rating", "proportional", "shortfall", "per_occurrence",
