@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -33,7 +34,7 @@ def open_ledger(db: str | None) -> AppraisalLedger:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error 错误:[/red] {message}", highlight=False)
+    err.print(f"[red]error 错误:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 

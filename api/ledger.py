@@ -233,7 +233,7 @@ class UnitOfWork:
         self.touched: dict[UUID, Any] = {}
         self.events: list[Any] = []
         self.rows: list[CommandRow] = []
-        self.accepted: dict[str, tuple[str, str, str]] = {}  # command id -> (type, target, fingerprint)
+        self.accepted: dict[str, tuple[str, str, str, dict[str, Any]]] = {}  # id -> (type, target, fingerprint, answer)
         self.known: dict[str, dict[str, Any]] = {}
 
     # Context (domain.handlers) ---------------------------------------------------------------------
@@ -269,7 +269,7 @@ class UnitOfWork:
 
     def command_target(self, command_id: str) -> tuple[str, str] | None:
         if command_id in self.accepted:
-            kind, target, _ = self.accepted[command_id]
+            kind, target, _, _ = self.accepted[command_id]
             return kind, target
         found = self.known.get(command_id) or self.ledger.commands([command_id]).get(command_id)
         return (found["type"], found["target"]) if found else None
@@ -325,14 +325,13 @@ class UnitOfWork:
         if command.id is not None:
             earlier = self.known.get(command.id)
             if earlier is None and command.id in self.accepted:
-                kind, target, earlier_print = self.accepted[command.id]
-                earlier = {"fingerprint": earlier_print, "answer": None}
+                _, _, earlier_print, earlier_answer = self.accepted[command.id]
+                earlier = {"fingerprint": earlier_print, "answer": earlier_answer}
             if earlier is not None:
                 if earlier["fingerprint"] != print_:
                     raise Conflict("id", f"command id {command.id} was already used for another command",
                                    rule="idempotency")
-                answer = earlier["answer"]
-                return Outcome(index, command.id, True, answer=answer or {}, duplicate=True)
+                return Outcome(index, command.id, True, answer=earlier["answer"], duplicate=True)
         command_id = command.id or f"auto-{uuid.uuid4().hex}"
         envelope = Envelope(actor=command.actor, at=command.at or self.now, command_id=command_id)
         accepted = decide(command, envelope, self)
@@ -347,7 +346,7 @@ class UnitOfWork:
         if len(self.events) > first:
             # The row shares this answer dict: flush() adds the log position to both.
             self.rows.append(CommandRow(command_id, command.type, print_, accepted.target, first, answer))
-            self.accepted[command_id] = (command.type, accepted.target, print_)
+            self.accepted[command_id] = (command.type, accepted.target, print_, answer)
         return Outcome(index, command_id, True, answer=answer)
 
     def _discard_partial(self) -> None:

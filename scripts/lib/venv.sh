@@ -2,6 +2,8 @@
 #   ensure_venv [EXTRAS]   e.g. ensure_venv test   (installs -e '.[test]')
 # Re-running is fast: a stamp file newer than pyproject.toml skips the install.
 
+venv=.venv
+
 say() { printf '==> %s\n' "$*"; }
 die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
@@ -18,7 +20,7 @@ pick_python() {
 }
 
 ensure_venv() {
-  local extras=${1:-} venv=.venv python spec=.
+  local extras=${1:-} python spec=.
   local stamp=$venv/.appraisal-installed${extras:+-$extras}
   [[ -n $extras ]] && spec=".[$extras]"
   if [[ ! -x $venv/bin/python ]]; then
