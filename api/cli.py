@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +21,8 @@ from api.ledger import AppraisalLedger, Refused
 from api.render import explanation_text
 from api.storage import DEFAULT_DB
 from domain.errors import DomainError
+from projections.queries import explain_at, results_at
+from projections.readmodels import parse_time
 
 app = typer.Typer(help="Appraisal Ledger 绩效考核台账: event-sourced appraisal scoring.",
                   no_args_is_help=True, add_completion=False)
@@ -27,6 +31,21 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 DbOption = Annotated[str | None, typer.Option("--db", help="sqlite:///path.db or postgresql://… "
                                                            "(default: $APPRAISAL_DB or sqlite:///./appraisal.db)")]
+
+
+AsOfOption = Annotated[str | None, typer.Option(
+    "--as-of", help="as the system showed it at this recording time (ISO 8601 with offset)")]
+KnownAtOption = Annotated[str | None, typer.Option(
+    "--known-at", help="as known by this business time: only facts that had happened by then")]
+
+
+def _time(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
 
 
 def open_ledger(db: str | None) -> AppraisalLedger:
@@ -102,12 +121,18 @@ def results(
     format: Annotated[str, typer.Option("--format", help="json | table | xlsx")] = "table",
     scheme: Annotated[str | None, typer.Option(help="replay under ID@VERSION (records nothing)")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file for xlsx (default results-YEAR.xlsx)")] = None,
+    as_of: AsOfOption = None,
+    known_at: KnownAtOption = None,
     db: DbOption = None,
 ) -> None:
     """The year's results (年度考核结果)."""
     ledger = open_ledger(db)
     try:
-        document = ledger.results(year, _scheme_ref(scheme))
+        if as_of or known_at:
+            document = results_at(ledger, year, as_of=_time(as_of, "--as-of"),
+                                  known_at=_time(known_at, "--known-at"), scheme=_scheme_ref(scheme))
+        else:
+            document = ledger.results(year, _scheme_ref(scheme))
     except DomainError as error:
         raise _fail(str(error)) from None
     if format == "json":
@@ -159,12 +184,18 @@ def _dash(value: Any) -> str:
 def explain(
     appraisal: Annotated[str, typer.Argument(help='an appraisal, e.g. "2025:p-017"')],
     format: Annotated[str, typer.Option("--format", help="text | json")] = "text",
+    as_of: AsOfOption = None,
+    known_at: KnownAtOption = None,
     db: DbOption = None,
 ) -> None:
     """How one score arose, every figure tied to its events and rules (得分说明)."""
     ledger = open_ledger(db)
     try:
-        document = ledger.explain(appraisal)
+        if as_of or known_at:
+            document = explain_at(ledger, appraisal, as_of=_time(as_of, "--as-of"),
+                                  known_at=_time(known_at, "--known-at"))
+        else:
+            document = ledger.explain(appraisal)
     except DomainError as error:
         raise _fail(str(error)) from None
     if format == "json":
@@ -191,6 +222,34 @@ def demo(
                              periods=periods, seed=seed)
     count = write_jsonl(out_file, commands)
     err.print(f"wrote 已写入 {count} commands to {out_file}")
+
+
+@app.command()
+def project(
+    once: Annotated[bool, typer.Option("--once", help="catch up and exit")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="rebuild every read model from zero, then swap")] = False,
+    interval: Annotated[float, typer.Option(help="polling interval in seconds (SQLite)")] = 0.5,
+    db: DbOption = None,
+) -> None:
+    """Keep the read models up to date (读模型): follow the log, restart after failures."""
+    from projections.readmodels import ReadModelProjection
+    from projections.worker import run
+
+    if once or rebuild:
+        ledger = open_ledger(db)
+        projection = ReadModelProjection(ledger)
+        started = time.perf_counter()
+        count = projection.rebuild() if rebuild else projection.catch_up()
+        err.print(f"{'rebuilt from' if rebuild else 'processed'} {count} event(s) in "
+                  f"{time.perf_counter() - started:.2f}s; position {projection.state.position}", highlight=False)
+        projection.close()
+        return
+    err.print("following the log (Ctrl-C to stop)")
+    try:
+        run(lambda: open_ledger(db), interval=interval,
+            on_batch=lambda n, position: err.print(f"processed {n} event(s); position {position}", highlight=False))
+    except KeyboardInterrupt:
+        pass
 
 
 def main() -> None:

@@ -165,7 +165,7 @@ class _AppraisalScorer:
         self.trace.append(Figure(
             key=f"node:{node.id}", label=node.name.model_dump(), value=value,
             rule=RuleRef(self.scheme.ref, node.id, "sum", path),
-            params={"points": exact_text(exact(node.points))},
+            params={"points": node.points},
             terms=[(f"node:{child.id}", Fraction(1)) for child in node.children],
         ))
         return value
@@ -184,7 +184,7 @@ class _AppraisalScorer:
         self.trace.append(Figure(
             key=f"node:{node.id}", label=node.name.model_dump(), value=value,
             rule=RuleRef(self.scheme.ref, node.id, "leaf", path),
-            params={"points": exact_text(points)},
+            params={"points": points},
             terms=[(base_figure.key, Fraction(1))] + [(fig.key, Fraction(1)) for fig in rule_figures],
             bounds=(ZERO, points), notes=notes,
         ))
@@ -196,12 +196,12 @@ class _AppraisalScorer:
         if isinstance(base, FullBase) or base is None:
             figure = Figure(key, label("基础分(满分)", "base: full points"), points,
                             rule=RuleRef(self.scheme.ref, node.id, "base.full", f"{path}.base"),
-                            params={"points": exact_text(points)})
+                            params={"points": points})
         elif isinstance(base, ProportionalBase):
             figure = Figure(key, label("基础分(按比例)", "base: proportional"), None,
                             rule=RuleRef(self.scheme.ref, node.id, "base.proportional", f"{path}.base"),
-                            params={"points": exact_text(points), "input": base.input,
-                                    "target": exact_text(exact(base.target))})
+                            params={"points": points, "input": base.input,
+                                    "target": base.target})
             value = self.input_value(base.input, figure)
             target = exact(base.target)
             figure.value = ZERO if value is None else points * min(value, target) / target
@@ -219,8 +219,8 @@ class _AppraisalScorer:
         weights = {role: exact(weight) for role, weight in raters.others.items()}
         figure = Figure(f"base:{node.id}", label("基础分(评分)", "base: rating"), None,
                         rule=RuleRef(self.scheme.ref, node.id, "base.rating", f"{path}.base"),
-                        params={"points": exact_text(points), "self": exact_text(self_share),
-                                **{f"others.{role}": exact_text(w) for role, w in weights.items()}})
+                        params={"points": points, "self": self_share,
+                                **{f"others.{role}": w for role, w in weights.items()}})
         latest: dict[tuple[str, str], f.Rating] = {}
         for rating in self.facts.ratings:
             if rating.leaf != node.id:
@@ -248,14 +248,14 @@ class _AppraisalScorer:
         if composites:
             r_value = sum(composites, ZERO) / len(composites)
             figure.value = points * r_value / HUNDRED
-            figure.inputs["R"] = exact_text(r_value)
+            figure.inputs["R"] = r_value
             figure.terms = [(f"period:{node.id}:{period}", Fraction(1, len(composites)) * points / HUNDRED)
                             for period in sorted(by_period) if self._has_composite(by_period[period])]
         else:
             figure.value = ZERO
             figure.notes.append("no period with ratings by others: the leaf scores 0")
             self.mark_incomplete(f"no usable ratings for {node.id}")
-        figure.events = sorted({r.ref for r in latest.values()}, key=_ref_order)
+        figure.events = [r.ref for r in self.facts.ratings if latest.get((r.rater, r.period)) is r]
         return figure
 
     @staticmethod
@@ -269,12 +269,12 @@ class _AppraisalScorer:
             groups[rating.rater_role].append(rating)
         figure = Figure(f"period:{node.id}:{period}", label(f"评分 {period}", f"ratings {period}"), None,
                         rule=RuleRef(self.scheme.ref, node.id, "rating.composite"),
-                        events=sorted((r.ref for r in ratings), key=_ref_order))
-        for role, members in sorted(groups.items()):
-            mean = sum((exact(r.score) for r in members), ZERO) / len(members)
+                        events=[r.ref for r in ratings])
+        means = {role: _mean(members) for role, members in sorted(groups.items())}
+        for role, mean in means.items():
             # Group means only: an individual rater's score is read from the events, not the trace.
-            figure.inputs[f"{role}.mean"] = exact_text(mean)
-            figure.inputs[f"{role}.raters"] = str(len(members))
+            figure.inputs[f"{role}.mean"] = mean
+            figure.inputs[f"{role}.raters"] = len(groups[role])
         missing = sorted(role for role in weights if role not in groups)
         if missing:
             figure.notes.append("missing rater group(s): " + ", ".join(missing))
@@ -284,12 +284,12 @@ class _AppraisalScorer:
             self.trace.append(figure)
             return None
         weight_sum = sum(present.values(), ZERO)
-        others = sum((w * _mean(groups[role]) for role, w in present.items()), ZERO) / weight_sum
-        figure.inputs["others"] = exact_text(others)
+        others = sum((w * means[role] for role, w in present.items()), ZERO) / weight_sum
+        figure.inputs["others"] = others
         if "self" in groups:
-            self_value = _mean(groups["self"])
+            self_value = means["self"]
             composite = self_share * self_value + (1 - self_share) * others
-            figure.params["self"] = exact_text(self_share)
+            figure.params["self"] = self_share
         else:
             composite = others
             figure.notes.append("no self rating: the composite is the others' score")
@@ -304,21 +304,21 @@ class _AppraisalScorer:
         figure = Figure(f"rule:{rule.id}", label(*_RULE_LABELS[rule.type]), ZERO, rule=ref)
         if isinstance(rule, ShortfallRule):
             target, per_unit = exact(rule.target), exact(rule.points_per_unit)
-            figure.params = {"input": rule.input, "target": exact_text(target),
-                             "points_per_unit": exact_text(per_unit)}
+            figure.params = {"input": rule.input, "target": target,
+                             "points_per_unit": per_unit}
             value = self.input_value(rule.input, figure)
             if value is not None:
                 figure.value = -per_unit * max(ZERO, target - value)
         elif isinstance(rule, PerOccurrenceRule):
             each = exact(rule.points_each)
-            figure.params = {"input": rule.input, "points_each": exact_text(each)}
+            figure.params = {"input": rule.input, "points_each": each}
             count = self.input_value(rule.input, figure)
             if count is not None:
                 figure.value = each * count
         elif isinstance(rule, ExcessOverAllowanceRule):
             rate, each = exact(rule.allowance_rate), exact(rule.points_each)
             figure.params = {"input": rule.input, "total": rule.total,
-                             "allowance_rate": exact_text(rate), "points_each": exact_text(each)}
+                             "allowance_rate": rate, "points_each": each}
             errors = self.input_value(rule.input, figure)
             total = self.input_value(rule.total, figure)
             if errors is not None and total is not None:
@@ -327,8 +327,8 @@ class _AppraisalScorer:
                 figure.value = each * max(ZERO, errors - allowance)
         elif isinstance(rule, MinimumCountRule):
             minimum, penalty = exact(rule.minimum), exact(rule.penalty)
-            figure.params = {"input": rule.input, "minimum": exact_text(minimum),
-                             "penalty": exact_text(penalty)}
+            figure.params = {"input": rule.input, "minimum": minimum,
+                             "penalty": penalty}
             count = self.input_value(rule.input, figure)
             if count is not None:
                 figure.value = penalty if count < minimum else ZERO
@@ -366,7 +366,8 @@ _RULE_LABELS = {
 
 
 def _mean(ratings: list[f.Rating]) -> Fraction:
-    return sum((exact(r.score) for r in ratings), ZERO) / len(ratings)
+    # Scores have a few decimals: their Decimal sum is exact; one Fraction per group, not per rating.
+    return Fraction(sum((r.score for r in ratings), Decimal(0))) / len(ratings)
 
 
 def _floor(value: Fraction) -> int:
@@ -418,7 +419,7 @@ def score_person(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectSco
     total_figure = Figure(
         "total", label("总分", "total"), total,
         rule=RuleRef(scheme.ref, position, "composition", f"composition.{position}"),
-        params={"department": exact_text(w_dep), "individual": exact_text(w_ind)},
+        params={"department": w_dep, "individual": w_ind},
         terms=[("department_score", w_dep), ("individual", w_ind)] + adjustment_terms,
         bounds=(ZERO, None),
     )
@@ -449,7 +450,7 @@ def _adjustments(scorer: _AppraisalScorer, scheme: Scheme,
         figure = Figure(key, item.name.model_dump(), None,
                         rule=RuleRef(scheme.ref, adjustment.item, "adjustment",
                                      f"adjustments.{adjustment.item}"),
-                        params={"points": exact_text(exact(item.points))}, events=[adjustment.ref])
+                        params={"points": item.points}, events=[adjustment.ref])
         if adjustment.evidence:
             figure.inputs["evidence"] = adjustment.evidence
         decision = scorer._decisions.get(adjustment.command_id)

@@ -7,10 +7,11 @@ computes a score a second way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from domain.numbers import exact_text, shown
+from domain.numbers import decimal_text, exact_text, shown
 
 
 @dataclass(slots=True)
@@ -54,8 +55,8 @@ class Figure:
     label: dict[str, str]
     value: Fraction | None
     rule: RuleRef | None = None
-    params: dict[str, str] = field(default_factory=dict)
-    inputs: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # str, or exact numbers written out on output
+    inputs: dict[str, Any] = field(default_factory=dict)
     terms: list[tuple[str, Fraction]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     struck: list[Struck] = field(default_factory=list)
@@ -72,9 +73,9 @@ class Figure:
         if self.rule:
             data["rule"] = self.rule.as_dict()
         if self.params:
-            data["params"] = self.params
+            data["params"] = {key: _text(value) for key, value in self.params.items()}
         if self.inputs:
-            data["inputs"] = self.inputs
+            data["inputs"] = {key: _text(value) for key, value in self.inputs.items()}
         if self.terms:
             data["terms"] = [{"of": key, "weight": exact_text(weight)} for key, weight in self.terms]
         if self.bounds:
@@ -87,6 +88,14 @@ class Figure:
         if self.notes:
             data["notes"] = self.notes
         return data
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, Fraction):
+        return exact_text(value)
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    return str(value)
 
 
 def label(zh: str, en: str) -> dict[str, str]:

@@ -1,0 +1,114 @@
+"""The read models' tables live in the same store as the event log; this is the thin SQL layer they
+use on both stores (`?` placeholders; PostgreSQL gets `%s` and its schema from the URL)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+class ViewDB:
+    """One connection to the store, for the read models (a writer, or a reader)."""
+
+    kind = ""
+
+    def transaction(self) -> Any:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def table_exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+
+class SQLiteViewDB(ViewDB):
+    kind = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Cursor]:
+        cursor = self.conn.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield _Cursor(cursor, lambda sql: sql)
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.conn.execute(sql, tuple(params)).fetchall()]
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", [name]))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PostgresViewDB(ViewDB):
+    kind = "postgres"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        parts = urlsplit(url)
+        self.schema = parse_qs(parts.query).get("schema", ["public"])[0]
+        self.conn = psycopg.connect(url.split("?", 1)[0], autocommit=True, row_factory=dict_row,
+                                    connect_timeout=5)
+        self.conn.execute(f'SET search_path TO "{self.schema}"')
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Cursor]:
+        with self.conn.transaction(), self.conn.cursor() as cursor:
+            yield _Cursor(cursor, _pg)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.conn.cursor() as cursor:
+            cursor.execute(_pg(sql), tuple(params))
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM information_schema.tables WHERE table_schema = ? "
+                               "AND table_name = ?", [self.schema, name]))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class _Cursor:
+    def __init__(self, cursor: Any, translate: Any) -> None:
+        self.cursor = cursor
+        self.translate = translate
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.cursor.execute(self.translate(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cursor.executemany(self.translate(sql), [tuple(row) for row in rows])
+
+
+def open_view_db(url: str) -> ViewDB:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return SQLiteViewDB(unquote(url[len("sqlite:///"):]))
+    if parts.scheme in ("postgresql", "postgres"):
+        return PostgresViewDB(url)
+    raise ValueError(f"read models need a SQLite or PostgreSQL store, not {url!r}")

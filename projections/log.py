@@ -1,0 +1,38 @@
+"""Reading the event log in pages, decoded, in order: the input of every read model and replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from domain.log import LedgerState
+
+PAGE = 5000
+
+
+def read_events(ledger: Any, start: int = 0, stop: int | None = None,
+                page: int = PAGE) -> Iterator[tuple[int, Any]]:
+    """(position, domain event) for every event after `start`, up to `stop` (inclusive)."""
+    position = start
+    while True:
+        notifications = ledger.recorder.select_notifications(position, page, stop=stop,
+                                                              inclusive_of_start=False)
+        if not notifications:
+            return
+        for notification in notifications:
+            yield notification.id, ledger.mapper.to_domain_event(notification)
+        position = notifications[-1].id
+        if len(notifications) < page:
+            return
+
+
+def fold(ledger: Any, *, stop: int | None = None, recorded_by: datetime | None = None) -> LedgerState:
+    """The state after the whole log, or after `stop`, or as shown at the recording time
+    `recorded_by` (the log up to the last event recorded at or before it)."""
+    state = LedgerState()
+    for position, event in read_events(ledger, stop=stop):
+        if recorded_by is not None and event.timestamp > recorded_by:
+            break
+        state.apply(event, position)
+    return state

@@ -1,0 +1,121 @@
+"""Reading the read models (what the HTTP API and the command line serve), and as-of views computed
+from the log on both time axes."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+from domain.errors import NotFound
+from domain.results import compute_year, explanation, export
+from projections.db import ViewDB, open_view_db
+from projections.log import fold
+from projections.readmodels import NAME
+
+
+class ReadModels:
+    def __init__(self, db_url: str, db: ViewDB | None = None) -> None:
+        self.db = db or open_view_db(db_url)
+
+    def position(self) -> int:
+        """The log position the read models have processed (0 before the first run)."""
+        try:
+            rows = self.db.query("SELECT position FROM rm_tracking WHERE name = ?", [NAME])
+        except Exception:  # the tables do not exist yet
+            return 0
+        return int(rows[0]["position"]) if rows else 0
+
+    def wait_for(self, position: int, timeout: float = 5.0, poll: float = 0.05) -> bool:
+        """Read-your-writes: wait (bounded) until the read models have reached `position`."""
+        deadline = time.monotonic() + timeout
+        while self.position() < position:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        return True
+
+    def _document(self, sql: str, params: list[Any], what: str) -> dict[str, Any]:
+        rows = self.db.query(sql, params)
+        if not rows:
+            raise NotFound(what.split(" ")[0], f"no {what}", rule="read-model")
+        return json.loads(rows[0]["document"])
+
+    def results(self, year: int) -> dict[str, Any]:
+        return self._document("SELECT document FROM rm_year_results WHERE year = ?", [year], f"year {year} results")
+
+    def explanation(self, appraisal: str) -> dict[str, Any]:
+        return self._document("SELECT document FROM rm_explanations WHERE appraisal = ?", [appraisal],
+                              f"appraisal {appraisal}")
+
+    def breakdown(self, appraisal: str, version: int | None = None) -> dict[str, Any]:
+        """The public breakdown: the given publication (version k), or the latest published one,
+        or (version 0) the current figures."""
+        if version is None:
+            rows = self.db.query("SELECT MAX(version) AS v FROM rm_breakdowns WHERE appraisal = ?", [appraisal])
+            version = int(rows[0]["v"] or 0) if rows else 0
+        return self._document("SELECT document FROM rm_breakdowns WHERE appraisal = ? AND version = ?",
+                              [appraisal, version], f"appraisal {appraisal} breakdown version {version}")
+
+    def published_versions(self, appraisal: str) -> list[int]:
+        rows = self.db.query("SELECT version FROM rm_breakdowns WHERE appraisal = ? AND version > 0 "
+                             "ORDER BY version", [appraisal])
+        return [int(r["version"]) for r in rows]
+
+    def person_history(self, person: str) -> list[dict[str, Any]]:
+        return self.db.query("SELECT * FROM rm_person_history WHERE person = ? ORDER BY year", [person])
+
+    def department_history(self, department: str) -> list[dict[str, Any]]:
+        return self.db.query("SELECT * FROM rm_department_history WHERE department = ? ORDER BY year", [department])
+
+    def department_ranking(self, year: int) -> list[dict[str, Any]]:
+        return self.db.query("SELECT * FROM rm_department_history WHERE year = ? ORDER BY rank, department", [year])
+
+    def audit(self, *, aggregate: str | None = None, actor: str | None = None, after: int = 0,
+              limit: int = 1000) -> list[dict[str, Any]]:
+        where, params = ["position > ?"], [after]
+        if aggregate is not None:
+            where.append("aggregate = ?")
+            params.append(aggregate)
+        if actor is not None:
+            where.append("actor = ?")
+            params.append(actor)
+        rows = self.db.query(f"SELECT * FROM rm_audit WHERE {' AND '.join(where)} ORDER BY position LIMIT ?",
+                             [*params, limit])
+        for row in rows:
+            row["detail"] = json.loads(row["detail"])
+            row["figures"] = json.loads(row["figures"])
+        return rows
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def results_at(ledger: Any, year: int, *, as_of: datetime | None = None, known_at: datetime | None = None,
+               scheme: tuple[str, int] | None = None) -> dict[str, Any]:
+    """The year's results as the system showed them at recording time `as_of`, and/or as known by
+    business time `known_at`, optionally replayed under another scheme version."""
+    state = fold(ledger, recorded_by=as_of)
+    document = export(compute_year(state.year_facts(year, scheme=scheme, known_at=known_at)))
+    return _stamp(document, as_of, known_at)
+
+
+def explain_at(ledger: Any, appraisal: str, *, as_of: datetime | None = None,
+               known_at: datetime | None = None) -> dict[str, Any]:
+    state = fold(ledger, recorded_by=as_of)
+    record = state.appraisals.get(appraisal)
+    if record is None or (known_at is not None and record.opened_at > known_at):
+        raise NotFound("appraisal", f"no appraisal {appraisal} at that time", rule="appraisal-open")
+    facts = state.year_facts(record.facts.year, known_at=known_at)
+    subject = record.facts.subject.id
+    chosen = next(a for a in facts.appraisals if a.subject.id == subject)
+    return _stamp(explanation(compute_year(facts), subject, chosen), as_of, known_at)
+
+
+def _stamp(document: dict[str, Any], as_of: datetime | None, known_at: datetime | None) -> dict[str, Any]:
+    if as_of is not None:
+        document["as_of"] = as_of.isoformat()
+    if known_at is not None:
+        document["known_at"] = known_at.isoformat()
+    return document

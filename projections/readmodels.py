@@ -1,0 +1,403 @@
+"""The read models, fed by the event log (issue: read models).
+
+One projection writes them all from one fold of the log (domain/log.py), because every one of them
+is a view of the same scored year:
+- `rm_year_results`: the year's results export (COMMANDS.md), as served to those who see it all;
+- `rm_explanations`: each appraisal's full explanation (inspectors, admins, the subject);
+- `rm_breakdowns`: each appraisal's public breakdown (公示): rater groups as averages only, the
+  itemised bonus and deduction list; version 0 is the current one, version k the k-th publication;
+- `rm_person_history`, `rm_department_history`: per subject and year (score, rank, tier, grade,
+  scheme version, status) — the histories and the department ranking;
+- `rm_audit`: every event in log order with actor, business time, recording time, what it
+  recorded and the figures it feeds; by appraisal and by actor.
+
+Exactly once: the rows of a batch of events and the tracking position are written in one
+transaction; after a restart the fold is rebuilt up to the tracking position (nothing written) and
+processing resumes after it. A rebuild writes fresh `_next` tables from zero in large batches and
+swaps them in with the tracking row in one transaction, so readers never see a gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from domain import facts as f
+from domain.aggregates import Appraisal, LedgerEvent, Year
+from domain.log import Change, LedgerState
+from domain.results import YearResults, compute_year, explanation, export
+from domain.scheme import ProportionalBase, Scheme
+from projections.db import ViewDB, open_view_db
+from projections.log import read_events
+
+NAME = "readmodels"
+TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_person_history",
+          "rm_department_history", "rm_audit")
+
+
+def create_tables(tx: Any, suffix: str = "") -> None:
+    s = suffix
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_year_results{s} (year INTEGER PRIMARY KEY, scheme TEXT NOT NULL, "
+               "status TEXT NOT NULL, document TEXT NOT NULL, digest TEXT NOT NULL)")
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_explanations{s} (appraisal TEXT PRIMARY KEY, year INTEGER NOT NULL, "
+               "subject TEXT NOT NULL, document TEXT NOT NULL, digest TEXT NOT NULL)")
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_breakdowns{s} (appraisal TEXT NOT NULL, version INTEGER NOT NULL, "
+               "year INTEGER NOT NULL, subject TEXT NOT NULL, document TEXT NOT NULL, digest TEXT NOT NULL, "
+               "PRIMARY KEY (appraisal, version))")
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_person_history{s} (person TEXT NOT NULL, year INTEGER NOT NULL, "
+               "scheme TEXT NOT NULL, status TEXT NOT NULL, department TEXT, position TEXT, total TEXT NOT NULL, "
+               "individual TEXT NOT NULL, rank INTEGER, tier INTEGER, grade TEXT, coefficient TEXT, "
+               "vetoed INTEGER NOT NULL, incomplete INTEGER NOT NULL, PRIMARY KEY (person, year))")
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_department_history{s} (department TEXT NOT NULL, "
+               "year INTEGER NOT NULL, scheme TEXT NOT NULL, status TEXT NOT NULL, score TEXT NOT NULL, "
+               "rank INTEGER NOT NULL, staffing_cut INTEGER, incomplete INTEGER NOT NULL, "
+               "PRIMARY KEY (department, year))")
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_audit{s} (position INTEGER PRIMARY KEY, aggregate TEXT NOT NULL, "
+               "version INTEGER NOT NULL, event TEXT NOT NULL, command_id TEXT NOT NULL, actor TEXT NOT NULL, "
+               "at TEXT NOT NULL, recorded_at TEXT NOT NULL, detail TEXT NOT NULL, figures TEXT NOT NULL)")
+    tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_aggregate ON rm_audit{s} (aggregate, position)")
+    tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_actor ON rm_audit{s} (actor, position)")
+    tx.execute("CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL)")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- what one event recorded, and which figures it feeds ------------------------------------------
+
+_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "actor", "at", "command_id",
+                "originator_topic"}
+
+
+def event_detail(event: LedgerEvent) -> dict[str, Any]:
+    return {key: value for key, value in vars(event).items() if key not in _BASE_FIELDS}
+
+
+def aggregate_name(aggregate: Any) -> str:
+    if isinstance(aggregate, Appraisal):
+        return aggregate.key
+    if isinstance(aggregate, Year):
+        return f"year:{aggregate.year}"
+    scheme = getattr(aggregate, "scheme_id", None)
+    if scheme is not None and hasattr(aggregate, "scheme_version"):
+        return f"scheme:{scheme}@{aggregate.scheme_version}"
+    return type(aggregate).__name__.lower()
+
+
+def figures_fed(event: LedgerEvent, state: LedgerState, appraisal: Appraisal | None) -> list[str]:
+    """The trace figures an event feeds, by the scheme the year uses (static: no rescoring)."""
+    if isinstance(event, Year.Event) and not isinstance(event, Year.SubjectEnrolled):
+        return ["rank", "tier", "grade"]
+    if appraisal is None or isinstance(event, Appraisal.Opened):
+        return []
+    year = state.years.get(appraisal.facts.year)
+    if year is None:
+        return []
+    scheme = state.scheme(year.scheme_id, year.scheme_version)
+    tree = "department" if appraisal.facts.kind == "department" else "individual"
+    tail = [tree] + (["total"] if tree == "individual" else [])
+    if isinstance(event, Appraisal.RatingRecorded):
+        return [f"period:{event.leaf}:{event.period}", f"base:{event.leaf}", f"node:{event.leaf}", *tail]
+    if isinstance(event, Appraisal.MeasurementRecorded | Appraisal.OccurrenceRecorded):
+        name = event.input if isinstance(event, Appraisal.MeasurementRecorded) else event.item
+        return _input_figures(scheme, tree, name) + tail
+    if isinstance(event, Appraisal.AdjustmentApplied):
+        return [f"adjustment:{event.command_id}", "total"]
+    if isinstance(event, Appraisal.VetoImposed):
+        return [f"veto:{event.command_id}", "tier", "grade"]
+    if isinstance(event, Appraisal.AppealDecided):
+        appeal = appraisal.facts.appeals.get(event.appeal)
+        target = appraisal.facts.items.get(appeal.target) if appeal else None
+        if isinstance(target, f.Measurement | f.Occurrence):
+            name = target.input if isinstance(target, f.Measurement) else target.item
+            return _input_figures(scheme, tree, name) + tail
+        if isinstance(target, f.AdjustmentFact):
+            return [f"adjustment:{target.command_id}", "total"]
+        if isinstance(target, f.VetoFact):
+            return [f"veto:{target.command_id}", "tier", "grade"]
+    return []
+
+
+def _input_figures(scheme: Scheme, tree: str, name: str) -> list[str]:
+    keys: list[str] = []
+    for leaf in scheme.leaves(tree):
+        fed = [f"rule:{rule.id}" for rule in leaf.rules
+               if rule.input == name or getattr(rule, "total", None) == name]
+        if isinstance(leaf.base, ProportionalBase) and leaf.base.input == name:
+            fed.insert(0, f"base:{leaf.id}")
+        if fed:
+            keys += [*fed, f"node:{leaf.id}"]
+    return keys
+
+
+# --- the public breakdown (公示) -----------------------------------------------------------------
+
+
+def public_breakdown(doc: dict[str, Any]) -> dict[str, Any]:
+    """An explanation with no individual rater in it: rating events and their references are
+    removed, period figures keep the group means only; the itemised bonus and deduction list
+    (加分/扣分明细) lists every counted item, measurement, deduction and veto with its date and
+    evidence, struck ones marked."""
+    rating_refs = {e["ref"] for e in doc["events"] if e["kind"] == "rating"}
+    figures = []
+    for figure in doc["figures"]:
+        figure = dict(figure)
+        if "events" in figure:
+            kept = [ref for ref in figure["events"] if ref not in rating_refs]
+            figure["events"] = kept
+            if not kept:
+                del figure["events"]
+        if "struck" in figure:
+            figure["struck"] = [s for s in figure["struck"] if s["ref"] not in rating_refs]
+            if not figure["struck"]:
+                del figure["struck"]
+        figures.append(figure)
+    struck = {s["ref"]: s["why"] for s in doc["struck"]}
+    items = []
+    for event in doc["events"]:
+        if event["kind"] not in ("measurement", "occurrence", "adjustment", "veto"):
+            continue
+        item = {"ref": event["ref"], "kind": event["kind"], "at": event["at"],
+                "what": event.get("item") or event.get("input") or event.get("reason"),
+                "evidence": (event.get("evidence") or "")[:200]}
+        if "count" in event:
+            item["count"] = event["count"]
+        if "value" in event:
+            item["value"] = event["value"]
+        if event["ref"] in struck:
+            item["struck"] = struck[event["ref"]]
+        items.append(item)
+    appeals = [{"ref": e["ref"], "kind": e["kind"], "at": e["at"],
+                **({"target": e["target"]} if e["kind"] == "appeal" else
+                   {"appeal": e["appeal"], "outcome": e["outcome"], "reason": e["reason"]})}
+               for e in doc["events"] if e["kind"] in ("appeal", "decision")]
+    return {key: doc[key] for key in ("appraisal", "year", "subject", "scheme", "status", "summary")} | {
+        "figures": figures, "items": items, "appeals": appeals,
+        "struck": [s for s in doc["struck"] if s["ref"] not in rating_refs],
+    }
+
+
+# --- rendering a year into rows -----------------------------------------------------------------
+
+
+@dataclass
+class Rows:
+    results: list[tuple[Any, ...]] = field(default_factory=list)
+    explanations: list[tuple[Any, ...]] = field(default_factory=list)
+    breakdowns: list[tuple[Any, ...]] = field(default_factory=list)
+    people: list[tuple[Any, ...]] = field(default_factory=list)
+    departments: list[tuple[Any, ...]] = field(default_factory=list)
+    audit: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class Renderer:
+    """Turns the folded state into rows; remembers digests so that unchanged rows are not rewritten."""
+
+    def __init__(self) -> None:
+        self.digests: dict[tuple[str, Any], str] = {}
+
+    def _changed(self, key: tuple[str, Any], text: str) -> str | None:
+        digest = _digest(text)
+        if self.digests.get(key) == digest:
+            return None
+        self.digests[key] = digest
+        return digest
+
+    def year(self, state: LedgerState, year_number: int, rows: Rows, publication: int | None = None) -> None:
+        results = compute_year(state.year_facts(year_number))
+        document = export(results)
+        text = _json(document)
+        digest = self._changed(("results", year_number), text)
+        if digest:
+            rows.results.append((year_number, f"{document['scheme']['id']}@{document['scheme']['version']}",
+                                 document["status"], text, digest))
+        self._subjects(state, results, rows, publication)
+        for person in document["people"]:
+            rows.people.append((person["id"], year_number, results.scheme.ref, document["status"],
+                                person["department"], person["position"], person["total"],
+                                person["individual_score"], person["rank"], person["tier"], person["grade"],
+                                person["coefficient"], int(person["vetoed"]), int(person["incomplete"])))
+        for dep in document["departments"]:
+            cut = next((c["posts"] for c in dep["consequences"] if c["type"] == "staffing_cut"), None)
+            rows.departments.append((dep["id"], year_number, results.scheme.ref, document["status"], dep["score"],
+                                     dep["rank"], cut, int(dep["incomplete"])))
+
+    def _subjects(self, state: LedgerState, results: YearResults, rows: Rows, publication: int | None) -> None:
+        year = results.year
+        for subject_id in [*results.departments, *results.people]:
+            key = f"{year}:{subject_id}"
+            doc = explanation(results, subject_id, state.appraisals[key].facts)
+            text = _json(doc)
+            digest = self._changed(("explanation", key), text)
+            if digest:
+                rows.explanations.append((key, year, subject_id, text, digest))
+            breakdown_text = _json(public_breakdown(doc))
+            for version in (0, publication) if publication else (0,):
+                digest = self._changed(("breakdown", key, version), breakdown_text)
+                if digest:
+                    rows.breakdowns.append((key, version, year, subject_id, breakdown_text, digest))
+
+    def audit(self, position: int, event: LedgerEvent, state: LedgerState, change: Change, rows: Rows) -> None:
+        aggregate = state.aggregates[event.originator_id]
+        appraisal = state.appraisals.get(change.appraisal) if change.appraisal else None
+        rows.audit.append((position, aggregate_name(aggregate), event.originator_version, type(event).__name__,
+                           event.command_id, event.actor, event.at.isoformat(), event.timestamp.isoformat(),
+                           _json(event_detail(event)), _json(figures_fed(event, state, appraisal))))
+
+
+def write(tx: Any, rows: Rows, suffix: str = "") -> None:
+    s = suffix
+    for table, columns, keys, data in (
+        (f"rm_year_results{s}", ("year", "scheme", "status", "document", "digest"), ("year",), rows.results),
+        (f"rm_explanations{s}", ("appraisal", "year", "subject", "document", "digest"), ("appraisal",),
+         rows.explanations),
+        (f"rm_breakdowns{s}", ("appraisal", "version", "year", "subject", "document", "digest"),
+         ("appraisal", "version"), rows.breakdowns),
+        (f"rm_person_history{s}", ("person", "year", "scheme", "status", "department", "position", "total",
+                                   "individual", "rank", "tier", "grade", "coefficient", "vetoed", "incomplete"),
+         ("person", "year"), rows.people),
+        (f"rm_department_history{s}", ("department", "year", "scheme", "status", "score", "rank",
+                                       "staffing_cut", "incomplete"), ("department", "year"), rows.departments),
+    ):
+        if data:
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+            tx.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                           f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}", data)
+    tx.executemany(f"INSERT INTO rm_audit{s} VALUES (?,?,?,?,?,?,?,?,?,?)", rows.audit)
+
+
+def _set_tracking(tx: Any, position: int) -> None:
+    tx.execute("INSERT INTO rm_tracking (name, position) VALUES (?, ?) "
+               "ON CONFLICT (name) DO UPDATE SET position = excluded.position", [NAME, position])
+
+
+# --- the projection -----------------------------------------------------------------------------
+
+
+class ReadModelProjection:
+    """Follows the log and keeps the read models; `catch_up` processes what is new, exactly once."""
+
+    def __init__(self, ledger: Any, db: ViewDB | None = None) -> None:
+        self.ledger = ledger
+        self.db = db or open_view_db(ledger.db_url)
+        with self.db.transaction() as tx:
+            create_tables(tx)
+        self.state = LedgerState()
+        self.renderer = Renderer()
+        self._resume()
+
+    def tracking(self) -> int:
+        rows = self.db.query("SELECT position FROM rm_tracking WHERE name = ?", [NAME])
+        return int(rows[0]["position"]) if rows else 0
+
+    def _resume(self) -> None:
+        """Fold the log up to the tracking position again: nothing is written for it."""
+        position = self.tracking()
+        if position:
+            self.state.apply_all(read_events(self.ledger, stop=position))
+            self.state.position = position
+
+    def catch_up(self, page: int = 2000) -> int:
+        """Process every event after the tracking position; returns how many were processed."""
+        processed = 0
+        while True:
+            batch = list(_take(read_events(self.ledger, start=self.state.position, page=page), page))
+            if not batch:
+                return processed
+            self.process(batch)
+            processed += len(batch)
+
+    def process(self, batch: list[tuple[int, LedgerEvent]], suffix: str = "", *, render: bool = True) -> Rows:
+        """Fold a batch, render the years it touched, write rows and tracking in one transaction.
+        A publication is rendered at its own position, so its breakdowns are what was published."""
+        rows = Rows()
+        dirty: set[int] = set()
+        for position, event in batch:
+            change = self.state.apply(event, position)
+            self.renderer.audit(position, event, self.state, change, rows)
+            if change.year is not None:
+                dirty.update(self._years_affected(change))
+            if isinstance(event, Year.Published) and render:
+                year = self.state.years[change.year]  # type: ignore[index]
+                self.renderer.year(self.state, year.year, rows, publication=len(year.publications))
+        if render:
+            for year_number in sorted(dirty):
+                if year_number in self.state.years:
+                    self.renderer.year(self.state, year_number, rows)
+        with self.db.transaction() as tx:
+            write(tx, rows, suffix)
+            if not suffix:
+                _set_tracking(tx, self.state.position)
+        return rows
+
+    def _years_affected(self, change: Change) -> set[int]:
+        assert change.year is not None
+        years = {change.year}
+        if change.kind == "Published":  # consequences of the next two years read this publication
+            years.update(y for y in (change.year + 1, change.year + 2) if y in self.state.years)
+        return years
+
+    def rebuild(self, page: int = 20000) -> int:
+        """Rebuild every read model from zero into fresh tables, then swap them in at once."""
+        suffix = "_next"
+        with self.db.transaction() as tx:
+            for table in TABLES:
+                tx.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
+            create_tables(tx, suffix)
+        self.state, self.renderer = LedgerState(), Renderer()
+        processed = 0
+        for batch in _pages(read_events(self.ledger, page=page), page):
+            publications = any(isinstance(event, Year.Published) for _, event in batch)
+            self.process(batch, suffix, render=publications)
+            processed += len(batch)
+        final = Rows()
+        for year_number in sorted(self.state.years):
+            self.renderer.year(self.state, year_number, final)
+        with self.db.transaction() as tx:
+            write(tx, final, suffix)
+            for table in TABLES:
+                tx.execute(f"DROP TABLE IF EXISTS {table}")
+                tx.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
+            for index, columns in (("by_aggregate", "aggregate, position"), ("by_actor", "actor, position")):
+                # The renamed table keeps its indexes under their old names: name them as live ones.
+                tx.execute(f"DROP INDEX IF EXISTS rm_audit{suffix}_{index}")
+                tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit_{index} ON rm_audit ({columns})")
+            _set_tracking(tx, self.state.position)
+        return processed
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _take(events: Iterable[Any], n: int) -> Iterable[Any]:
+    for index, item in enumerate(events):
+        if index >= n:
+            return
+        yield item
+
+
+def _pages(events: Iterable[Any], n: int) -> Iterable[list[Any]]:
+    page: list[Any] = []
+    for item in events:
+        page.append(item)
+        if len(page) >= n:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.utcoffset() is None:
+        raise ValueError(f"{text!r} needs an offset, e.g. 2026-01-03T00:00:00+08:00")
+    return moment
