@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -245,11 +246,9 @@ def project(
         projection.close()
         return
     err.print("following the log (Ctrl-C to stop)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run(lambda: open_ledger(db), interval=interval,
             on_batch=lambda n, position: err.print(f"processed {n} event(s); position {position}", highlight=False))
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ position."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -55,10 +56,8 @@ def run(ledger_factory: Callable[[], Any], *, stop: threading.Event | None = Non
             backoff = min(backoff * 2, 10.0)
         finally:
             if projection is not None:
-                try:
+                with contextlib.suppress(Exception):
                     projection.close()
-                except Exception:
-                    pass
             if ledger is not None:
                 ledger.close()
 
