@@ -31,7 +31,7 @@ from domain.aggregates import (
     ledger_id,
 )
 from domain.errors import Conflict, DomainError, NotFound
-from domain.handlers import Envelope, decide
+from domain.handlers import Envelope, decide, revise_publication
 from domain.results import YearFacts, YearResults, compute_year, explanation, export
 from domain.scheme import Scheme, parse_scheme
 
@@ -235,6 +235,7 @@ class UnitOfWork:
         self.rows: list[CommandRow] = []
         self.accepted: dict[str, tuple[str, str, str, dict[str, Any]]] = {}  # id -> (type, target, fingerprint, answer)
         self.known: dict[str, dict[str, Any]] = {}
+        self.published_changes: dict[int, tuple[Envelope, str]] = {}  # year -> the latest change
 
     # Context (domain.handlers) ---------------------------------------------------------------------
 
@@ -305,7 +306,21 @@ class UnitOfWork:
             outcomes.append(outcome)
             if not outcome.accepted:
                 break
+        self._revise_publications()
         return outcomes
+
+    def _revise_publications(self) -> None:
+        """Years changed after their publication get one revised publication per batch."""
+        for year_number, (envelope, command_id) in sorted(self.published_changes.items()):
+            revision = Envelope(envelope.actor, envelope.at, f"{command_id}/revision")
+            if revise_publication(year_number, revision, self, f"changed by command {command_id}"):
+                self._collect()
+        self.published_changes.clear()
+
+    def _collect(self) -> None:
+        for aggregate in list(self.touched.values()):
+            self.events.extend(aggregate.collect_events())
+        self.touched.clear()
 
     def one(self, index: int, body: dict[str, Any], actor: str | None) -> Outcome:
         command_id = body.get("id") if isinstance(body, dict) else None
@@ -336,9 +351,12 @@ class UnitOfWork:
         envelope = Envelope(actor=command.actor, at=command.at or self.now, command_id=command_id)
         accepted = decide(command, envelope, self)
         first = len(self.events)
-        for aggregate in list(self.touched.values()):
-            self.events.extend(aggregate.collect_events())
-        self.touched.clear()
+        self._collect()
+        year_number = _appraisal_year(accepted.target)
+        if year_number is not None and accepted.recorded:
+            record = self.year(year_number)
+            if record is not None and record.publications and not record.finalized:
+                self.published_changes[year_number] = (envelope, command_id)
         answer = {"status": "accepted", "command": command_id, "type": command.type,
                   "target": accepted.target, "events": len(self.events) - first}
         if accepted.note:
@@ -371,6 +389,13 @@ class UnitOfWork:
         """Drop everything read or decided (private copies): the next attempt starts from the store."""
         self.loaded, self.touched = {}, {}
         self.events, self.rows, self.accepted = [], [], {}
+        self.published_changes.clear()
+
+
+def _appraisal_year(target: str) -> int | None:
+    """The year of an appraisal key ("2025:p-017"); None for other targets ("org", "year:2025")."""
+    head, _, rest = target.partition(":")
+    return int(head) if rest and head.isdigit() else None
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:

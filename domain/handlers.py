@@ -511,10 +511,28 @@ def publish_year(cmd: c.PublishYear, env: Envelope, ctx: Context) -> Accepted:
     incomplete += [p["id"] for p in document["people"] if p["incomplete"]]
     if incomplete:
         raise DomainError("year", f"incomplete appraisals: {', '.join(incomplete)}", rule="publish-ready")
-    document = {**document, "status": "published"}
+    document = {**document, "status": "published", "publication": 1}
     year.record(Year.Published, document=document, digest=digest(document), **env.fields())
     ctx.stage(year)
     return Accepted(f"year:{cmd.year}")
+
+
+def revise_publication(year_number: int, env: Envelope, ctx: Context, reason: str) -> bool:
+    """SCORING.md §7: a change after publication produces a revised publication (a new version;
+    the earlier ones stay readable), never an edit. Nothing is recorded when the figures did not
+    move (an upheld appeal, say)."""
+    year = ctx.year(year_number)
+    if year is None or not year.publications or year.finalized:
+        return False
+    document = ctx.year_results(year_number)
+    latest = year.publications[-1]["document"]
+    unchanged = {k: v for k, v in latest.items() if k not in ("publication", "revision_reason")}
+    if document == unchanged:
+        return False
+    document = {**document, "publication": len(year.publications) + 1, "revision_reason": reason}
+    year.record(Year.Published, document=document, digest=digest(document), **env.fields())
+    ctx.stage(year)
+    return True
 
 
 def working_days_after(start: datetime, days: int) -> datetime:

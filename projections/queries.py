@@ -72,6 +72,23 @@ class ReadModels:
     def department_ranking(self, year: int) -> list[dict[str, Any]]:
         return self.db.query("SELECT * FROM rm_department_history WHERE year = ? ORDER BY rank, department", [year])
 
+    def appeals(self, *, year: int | None = None, appraisal: str | None = None,
+                now: datetime | None = None) -> list[dict[str, Any]]:
+        """Appeals with their decision due date; open ones past it are `overdue` (at `now`)."""
+        where, params = ["1 = 1"], []
+        if year is not None:
+            where.append("year = ?")
+            params.append(year)
+        if appraisal is not None:
+            where.append("appraisal = ?")
+            params.append(appraisal)
+        rows = self.db.query(f"SELECT * FROM rm_appeals WHERE {' AND '.join(where)} ORDER BY filed_at, appeal", params)
+        moment = now or datetime.now().astimezone()
+        for row in rows:
+            row["status"] = "decided" if row["outcome"] else (
+                "overdue" if datetime.fromisoformat(row["due"]) < moment else "open")
+        return rows
+
     def audit(self, *, aggregate: str | None = None, actor: str | None = None, after: int = 0,
               limit: int = 1000) -> list[dict[str, Any]]:
         where, params = ["position > ?"], [after]

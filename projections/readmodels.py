@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain import facts as f
@@ -35,8 +35,10 @@ from projections.db import ViewDB, open_view_db
 from projections.log import read_events
 
 NAME = "readmodels"
+VERSION = 2  # of the tables' layout: a projection finding another version rebuilds them from zero
 TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_person_history",
-          "rm_department_history", "rm_audit")
+          "rm_department_history", "rm_appeals", "rm_audit")
+DECISION_DUE_DAYS = 30  # SCORING.md §8: a decision is due within 30 days of filing
 
 
 def create_tables(tx: Any, suffix: str = "") -> None:
@@ -56,6 +58,10 @@ def create_tables(tx: Any, suffix: str = "") -> None:
                "year INTEGER NOT NULL, scheme TEXT NOT NULL, status TEXT NOT NULL, score TEXT NOT NULL, "
                "rank INTEGER NOT NULL, staffing_cut INTEGER, incomplete INTEGER NOT NULL, "
                "PRIMARY KEY (department, year))")
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_appeals{s} (appeal TEXT PRIMARY KEY, appraisal TEXT NOT NULL, "
+               "year INTEGER NOT NULL, appellant TEXT NOT NULL, target TEXT NOT NULL, target_kind TEXT NOT NULL, "
+               "grounds TEXT NOT NULL, filed_at TEXT NOT NULL, due TEXT NOT NULL, decided_at TEXT, outcome TEXT, "
+               "decided_by TEXT, reason TEXT)")
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_audit{s} (position INTEGER PRIMARY KEY, aggregate TEXT NOT NULL, "
                "version INTEGER NOT NULL, event TEXT NOT NULL, command_id TEXT NOT NULL, actor TEXT NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, detail TEXT NOT NULL, figures TEXT NOT NULL)")
@@ -196,6 +202,7 @@ class Rows:
     breakdowns: list[tuple[Any, ...]] = field(default_factory=list)
     people: list[tuple[Any, ...]] = field(default_factory=list)
     departments: list[tuple[Any, ...]] = field(default_factory=list)
+    appeals: list[tuple[Any, ...]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
 
 
@@ -235,6 +242,7 @@ class Renderer:
         year = results.year
         for subject_id in [*results.departments, *results.people]:
             key = f"{year}:{subject_id}"
+            rows.appeals += appeal_rows(state.appraisals[key].facts)
             doc = explanation(results, subject_id, state.appraisals[key].facts)
             text = _json(doc)
             digest = self._changed(("explanation", key), text)
@@ -254,6 +262,20 @@ class Renderer:
                            _json(event_detail(event)), _json(figures_fed(event, state, appraisal))))
 
 
+def appeal_rows(facts: f.AppraisalFacts) -> list[tuple[Any, ...]]:
+    rows = []
+    for appeal in facts.appeals.values():
+        target = facts.items.get(appeal.target)
+        decision = facts.decisions.get(appeal.command_id)
+        due = appeal.at + timedelta(days=DECISION_DUE_DAYS)
+        rows.append((appeal.command_id, facts.key, facts.year, appeal.actor, appeal.target,
+                     f.FACT_KINDS[type(target)] if target else "unknown", appeal.grounds, appeal.at.isoformat(),
+                     due.isoformat(), decision.at.isoformat() if decision else None,
+                     decision.outcome if decision else None, decision.actor if decision else None,
+                     decision.reason if decision else None))
+    return rows
+
+
 def write(tx: Any, rows: Rows, suffix: str = "") -> None:
     s = suffix
     for table, columns, keys, data in (
@@ -267,6 +289,9 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
          ("person", "year"), rows.people),
         (f"rm_department_history{s}", ("department", "year", "scheme", "status", "score", "rank",
                                        "staffing_cut", "incomplete"), ("department", "year"), rows.departments),
+        (f"rm_appeals{s}", ("appeal", "appraisal", "year", "appellant", "target", "target_kind", "grounds",
+                            "filed_at", "due", "decided_at", "outcome", "decided_by", "reason"), ("appeal",),
+         rows.appeals),
     ):
         if data:
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
@@ -276,8 +301,9 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
 
 
 def _set_tracking(tx: Any, position: int) -> None:
-    tx.execute("INSERT INTO rm_tracking (name, position) VALUES (?, ?) "
-               "ON CONFLICT (name) DO UPDATE SET position = excluded.position", [NAME, position])
+    for name, value in ((NAME, position), (f"{NAME}:version", VERSION)):
+        tx.execute("INSERT INTO rm_tracking (name, position) VALUES (?, ?) "
+                   "ON CONFLICT (name) DO UPDATE SET position = excluded.position", [name, value])
 
 
 # --- the projection -----------------------------------------------------------------------------
@@ -299,9 +325,17 @@ class ReadModelProjection:
         rows = self.db.query("SELECT position FROM rm_tracking WHERE name = ?", [NAME])
         return int(rows[0]["position"]) if rows else 0
 
+    def layout_version(self) -> int:
+        rows = self.db.query("SELECT position FROM rm_tracking WHERE name = ?", [f"{NAME}:version"])
+        return int(rows[0]["position"]) if rows else 0
+
     def _resume(self) -> None:
-        """Fold the log up to the tracking position again: nothing is written for it."""
+        """Fold the log up to the tracking position again: nothing is written for it. Tables of
+        an older layout are rebuilt from zero."""
         position = self.tracking()
+        if position and self.layout_version() != VERSION:
+            self.rebuild()
+            return
         if position:
             self.state.apply_all(read_events(self.ledger, stop=position))
             self.state.position = position
