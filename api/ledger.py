@@ -298,7 +298,7 @@ class UnitOfWork:
     # running ----------------------------------------------------------------------------------------
 
     def run(self, batch: list[tuple[int, dict[str, Any]]], actor: str | None) -> list[Outcome]:
-        ids = [body.get("id") for _, body in batch if isinstance(body, dict) and isinstance(body.get("id"), str)]
+        ids = [str(body["id"]) for _, body in batch if isinstance(body, dict) and isinstance(body.get("id"), str)]
         self.known = self.ledger.commands(ids) if ids else {}
         outcomes = []
         for index, body in batch:

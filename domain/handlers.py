@@ -280,7 +280,7 @@ def _check_rater_role(ctx: Context, scheme: Scheme, facts: f.AppraisalFacts, rat
     department = org.departments.get(subject.department or "") if org else None
     in_charge = department["in_charge"] if department else None
     head = org.head_of(subject.department or "") if org else None
-    weights = scheme.raters[scheme.rater_key(subject.kind, subject.position)]
+    weights = scheme.rater_weights(subject.kind, subject.position)
 
     def refuse(why: str) -> DomainError:
         return DomainError("rater_role", f"{rater} may not rate {facts.key} as {role}: {why} "

@@ -74,11 +74,11 @@ def export(results: YearResults) -> dict[str, Any]:
     departments = []
     for dep_id in sorted(results.departments):
         score = results.departments[dep_id]
-        placement = results.department_placements[dep_id]
+        ranked = results.department_placements[dep_id]
         departments.append({
-            "id": dep_id, "score": shown(score.score), "rank": placement.rank,
+            "id": dep_id, "score": shown(score.score), "rank": ranked.rank,
             "incomplete": score.is_incomplete, "leaves": _leaves(score),
-            "consequences": sorted(placement.consequences, key=lambda c: c["type"]),
+            "consequences": sorted(ranked.consequences, key=lambda c: c["type"]),
         })
     people = []
     for person_id in sorted(results.people):

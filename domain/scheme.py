@@ -223,8 +223,10 @@ class Scheme(_Strict):
         return {tree: set().union(*(node.inputs_read() for node in self.tree(tree)))
                 for tree in ("department", "individual")}
 
-    def rater_key(self, kind: str, position: str | None) -> str:
-        return "department" if kind == "department" else str(position)
+    def rater_weights(self, kind: str, position: str | None) -> RaterWeights:
+        """The rater weights of a subject: a department's, or a person's by position."""
+        key = "department" if kind == "department" else position
+        return self.raters[key]  # type: ignore[index]
 
     def document(self) -> dict[str, Any]:
         """The canonical JSON document (decimals as strings), as stored and hashed."""

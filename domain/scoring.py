@@ -214,7 +214,7 @@ class _AppraisalScorer:
     # --- ratings (SCORING.md §5) --------------------------------------------------------------
 
     def rating_base(self, node: Node, path: str, points: Fraction) -> Figure:
-        raters = self.scheme.raters[self.scheme.rater_key(self.kind, self.facts.subject.position)]
+        raters = self.scheme.rater_weights(self.kind, self.facts.subject.position)
         self_share = exact(raters.self_share)
         weights = {role: exact(weight) for role, weight in raters.others.items()}
         figure = Figure(f"base:{node.id}", label("基础分(评分)", "base: rating"), None,

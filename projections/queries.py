@@ -75,7 +75,8 @@ class ReadModels:
     def appeals(self, *, year: int | None = None, appraisal: str | None = None,
                 now: datetime | None = None) -> list[dict[str, Any]]:
         """Appeals with their decision due date; open ones past it are `overdue` (at `now`)."""
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
         if year is not None:
             where.append("year = ?")
             params.append(year)
@@ -91,7 +92,7 @@ class ReadModels:
 
     def audit(self, *, aggregate: str | None = None, actor: str | None = None, after: int = 0,
               limit: int = 1000) -> list[dict[str, Any]]:
-        where, params = ["position > ?"], [after]
+        where, params = ["position > ?"], [after]  # type: list[str], list[Any]
         if aggregate is not None:
             where.append("aggregate = ?")
             params.append(aggregate)

@@ -210,9 +210,9 @@ class Renderer:
     """Turns the folded state into rows; remembers digests so that unchanged rows are not rewritten."""
 
     def __init__(self) -> None:
-        self.digests: dict[tuple[str, Any], str] = {}
+        self.digests: dict[tuple[Any, ...], str] = {}
 
-    def _changed(self, key: tuple[str, Any], text: str) -> str | None:
+    def _changed(self, key: tuple[Any, ...], text: str) -> str | None:
         digest = _digest(text)
         if self.digests.get(key) == digest:
             return None
