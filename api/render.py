@@ -95,10 +95,11 @@ def explanation_text(doc: dict[str, Any]) -> str:
             lines.append(f"{_label(figure)}{value}  {_rule(figure)}{_events(figure)}")
             lines += [f"    {note}" for note in figure.get("notes", [])]
             lines += [f"    ~~struck~~ {s['ref']} ({s['command']}): {s['why']}" for s in figure.get("struck", [])]
-    for key in ("staffing_cut", "rank", "tier", "grade"):
+    for key, title in (("staffing_cut", "核减编制 staffing cut"), ("rank", "排名依据 ranking"),
+                       ("grade", "等次与后果 grade and consequences")):
         figure = figures.get(key)
         if figure and figure.get("notes"):
-            lines.append(f"{_label(figure)}: " + "; ".join(figure["notes"]))
+            lines.append(f"{title}: " + "; ".join(figure["notes"]) + f"  {_rule(figure)}")
     if doc["struck"]:
         lines += ["", "不计入的记录 struck items:"]
         lines += [f"  {s['ref']} {s['kind']} ({s['command']}): {s['why']}" for s in doc["struck"]]
@@ -137,14 +138,15 @@ def _node_lines(figures: dict[str, dict[str, Any]], key: str, depth: int) -> lis
                 continue
             groups = {k[:-5]: v for k, v in period.get("inputs", {}).items() if k.endswith(".mean")}
             parts = [f"{ROLES.get(role, role)} {value}" for role, value in groups.items()]
-            lines.append(f"{pad}      {_label(period)}: composite {period['exact']} "
+            lines.append(f"{pad}      期间 period {period['key'].rsplit(':', 1)[1]}: composite {period['exact']} "
                          f"(others {period['inputs'].get('others', '—')}; {'; '.join(parts)})"
                          f"{_events(period)}")
             lines += [f"{pad}        {note}" for note in period.get("notes", [])]
         if key.startswith("node:") and child.get("key", "").startswith("base:"):
             for skipped in (f for f in figures.values() if f["key"].startswith(f"period:{key[5:]}:")
                             and f.get("value") is None):
-                lines.append(f"{pad}      {_label(skipped)}: " + "; ".join(skipped.get("notes", [])))
+                lines.append(f"{pad}      期间 period {skipped['key'].rsplit(':', 1)[1]}: "
+                             + "; ".join(skipped.get("notes", [])))
     return lines
 
 
