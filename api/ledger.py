@@ -11,7 +11,9 @@ from __future__ import annotations
 import gc
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +68,7 @@ class Refused(Exception):
 
 class AppraisalLedger(Application):
     name = "AppraisalLedger"
+    pipelined = False  # write batch k while deciding batch k+1 (see scripts/bench import)
 
     def __init__(self, db_url: str = DEFAULT_DB, clock: Callable[[], datetime] | None = None) -> None:
         ensure_schema(db_url)
@@ -90,22 +93,77 @@ class AppraisalLedger(Application):
     def _submit_all(self, unit: UnitOfWork, bodies: Iterable[dict[str, Any]], actor: str | None,
                     batch_size: int, on_progress: Callable[[int], None] | None,
                     outcomes: list[Outcome]) -> list[Outcome]:
-        batch: list[tuple[int, dict[str, Any]]] = []
-        for index, body in enumerate(bodies):
-            batch.append((index, body))
-            if len(batch) >= batch_size:
+        """Decide batch k+1 while batch k is being written (the drivers release the GIL while
+        they wait): a conflict in batch k discards both, and they are decided again in turn."""
+        in_flight: _InFlight | None = None
+        if not self.pipelined:
+            for batch in _batches(bodies, batch_size):
                 outcomes += self._submit_batch(unit, batch, actor)
                 if on_progress:
                     on_progress(len(batch))
-                batch = []
-        if batch:
-            outcomes += self._submit_batch(unit, batch, actor)
-            if on_progress:
-                on_progress(len(batch))
+                if any(not o.accepted for o in outcomes[-len(batch):]):
+                    break
+            refused = next((o for o in outcomes if not o.accepted), None)
+            if refused is not None:
+                raise Refused(refused)
+            return outcomes
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer") as writer:
+            for batch in _batches(bodies, batch_size):
+                decided = unit.run(batch, actor)
+                events, rows = unit.detach()
+                if in_flight is not None:
+                    settled = self._settle(unit, in_flight, actor, then=batch)
+                    outcomes += settled
+                    if in_flight.redone:  # both batches were decided and written again after a conflict
+                        in_flight = None
+                        if on_progress:
+                            on_progress(len(batch))
+                        if any(not o.accepted for o in settled):
+                            break
+                        continue
+                in_flight = _InFlight(writer.submit(self._write, events, rows), batch, decided)
+                if on_progress:
+                    on_progress(len(batch))
+                if any(not o.accepted for o in decided):
+                    break
+            if in_flight is not None:
+                outcomes += self._settle(unit, in_flight, actor)
+        refused = next((o for o in outcomes if not o.accepted), None)
+        if refused is not None:
+            raise Refused(refused)
+        return outcomes
+
+    def _write(self, events: list[Any], rows: list[CommandRow]) -> None:
+        if events:
+            recordings = self.events.put(events, commands=rows)
+            positions = [r.notification.id for r in recordings]
+            for row in rows:
+                row.answer["position"] = positions[row.event_index]
+
+    def _settle(self, unit: UnitOfWork, in_flight: _InFlight, actor: str | None,
+                then: list[tuple[int, dict[str, Any]]] | None = None) -> list[Outcome]:
+        """Wait for a batch's write. After a failure, forget everything decided since, decide and
+        write the batch again on its own (and the batch decided meanwhile, `then`)."""
+        try:
+            in_flight.future.result()
+            return in_flight.outcomes
+        except Exception as error:
+            unit.forget()
+            if not isinstance(error, CONFLICTS):
+                raise
+        in_flight.redone = True
+        outcomes = self._submit_batch(unit, in_flight.batch, actor)
+        if then is not None and not any(not o.accepted for o in outcomes):
+            outcomes += self._submit_batch(unit, then, actor)
         return outcomes
 
     def submit_one(self, body: dict[str, Any], *, actor: str | None = None) -> Outcome:
-        return self.submit([body], actor=actor)[0]
+        """One command (the HTTP path): decided and written in the calling thread, with no
+        writer thread and no GC pause (both are for big batches, and process-wide)."""
+        outcome = self._submit_batch(UnitOfWork(self), [(0, body)], actor)[0]
+        if not outcome.accepted:
+            raise Refused(outcome)
+        return outcome
 
     def _submit_batch(self, unit: UnitOfWork, batch: list[tuple[int, dict[str, Any]]],
                       actor: str | None) -> list[Outcome]:
@@ -120,9 +178,6 @@ class AppraisalLedger(Application):
                 if isinstance(error, CONFLICTS) and attempt < MAX_ATTEMPTS - 1:
                     continue
                 raise
-            refused = next((o for o in outcomes if not o.accepted), None)
-            if refused is not None:
-                raise Refused(refused)
             return outcomes
         raise AssertionError("unreachable")
 
@@ -132,9 +187,19 @@ class AppraisalLedger(Application):
         """An aggregate from the cache, fast-forwarded to the log. Readers share the cached object;
         a unit of work asks for a `private` copy, since deciding mutates it."""
         try:
-            return self.repository.get(aggregate_id, deepcopy_from_cache=private)
+            aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=False)
         except AggregateNotFoundError:
             return None
+        if not private:
+            return aggregate
+        # The library deep-copies outside the lock under which another thread fast-forwards the
+        # same cached object ("dictionary changed size during iteration"): copy under that lock.
+        lock = self.repository._use_fastforward_lock(aggregate_id)
+        try:
+            with lock:
+                return deepcopy(aggregate)
+        finally:
+            self.repository._disuse_fastforward_lock(aggregate_id)
 
     def scheme(self, scheme_id: str, version: int) -> Scheme:
         key = (scheme_id, version)
@@ -172,7 +237,8 @@ class AppraisalLedger(Application):
             appraisals.append(appraisal.facts)
         return YearFacts(year=year.year, scheme=self.scheme(scheme_id, version), appraisals=appraisals,
                          tie_breaks=year.tie_breaks, history=self.published_tiers(year.year),
-                         status=year.status if scheme is None else "replay")
+                         status=year.status if scheme is None else "replay",
+                         adoptions=list(year.adoptions) if scheme is None else [])
 
     def published_tiers(self, year: int) -> dict[int, dict[str, int | None]]:
         """The tiers of the published results of earlier years (for consecutive-year consequences)."""
@@ -221,6 +287,25 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@dataclass
+class _InFlight:
+    future: Future[None]
+    batch: list[tuple[int, dict[str, Any]]]
+    outcomes: list[Outcome]
+    redone: bool = False
+
+
+def _batches(bodies: Iterable[dict[str, Any]], size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    batch: list[tuple[int, dict[str, Any]]] = []
+    for index, body in enumerate(bodies):
+        batch.append((index, body))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class UnitOfWork:
@@ -378,12 +463,13 @@ class UnitOfWork:
     def flush(self) -> None:
         """Record the batch's events and command rows in one transaction, then answer with
         each command's log position."""
-        if self.events:
-            recordings = self.ledger.events.put(self.events, commands=self.rows)
-            positions = [r.notification.id for r in recordings]
-            for row in self.rows:
-                row.answer["position"] = positions[row.event_index]
-        self.events, self.rows, self.accepted = [], [], {}
+        self.ledger._write(*self.detach())
+
+    def detach(self) -> tuple[list[Any], list[CommandRow]]:
+        """The batch's events and command rows, to be written; the unit goes on from here."""
+        events, rows = self.events, self.rows
+        self.events, self.rows = [], []
+        return events, rows
 
     def forget(self) -> None:
         """Drop everything read or decided (private copies): the next attempt starts from the store."""
