@@ -21,6 +21,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from psycopg.sql import SQL, Identifier
 
+from api.chain import MemoryChain, PostgresChain, SQLiteChain
+
 DEFAULT_DB = "sqlite:///./appraisal.db"
 
 
@@ -100,17 +102,20 @@ def _command_params(stored_ids: Sequence[int], commands: Sequence[CommandRow]) -
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: Any, events_table_name: str = "stored_events") -> None:
         self.commands_table = events_table_name.replace("events", "commands")
+        self.chain = SQLiteChain(events_table_name)  # the hash chain (api/chain.py)
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(),
                 f"CREATE TABLE IF NOT EXISTS {self.commands_table} ("
                 "command_id TEXT PRIMARY KEY, type TEXT NOT NULL, fingerprint TEXT NOT NULL, "
-                "target TEXT NOT NULL, position INTEGER, answer TEXT NOT NULL)"]
+                "target TEXT NOT NULL, position INTEGER, answer TEXT NOT NULL)",
+                self.chain.create_statement]
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
                        **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs) or []
+        self.chain.append(c, stored_events, ids)
         commands = kwargs.get("commands") or ()
         if commands:
             c.executemany(f"INSERT INTO {self.commands_table} VALUES (?,?,?,?,?,?)",
@@ -143,6 +148,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "type text NOT NULL, fingerprint text NOT NULL, target text NOT NULL, position bigint, "
             "answer text NOT NULL)"
         ).format(schema=schema, table=Identifier(self.commands_table)))
+        self.chain = PostgresChain(self.datastore.schema, events_table_name)  # the hash chain (api/chain.py)
+        self.sql_create_statements.append(self.chain.create_statement)
         self.insert_arrays_statement = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
@@ -167,6 +174,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                                        **kwargs: Any) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
+        self.chain.append(curs, stored_events, ids)
         commands = kwargs.get("commands") or ()
         if commands:
             columns = list(zip(*_command_params(ids, commands), strict=True))
@@ -189,6 +197,7 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self.commands: dict[str, dict[str, Any]] = {}
+        self.chain = MemoryChain()  # the hash chain (api/chain.py)
 
     def _insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         commands = kwargs.get("commands") or ()
@@ -196,7 +205,9 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
             if any(row.command_id in self.commands for row in commands):
                 raise IntegrityError("command id already recorded")
             self._assert_uniqueness(stored_events, **kwargs)
+            last_before = len(self._stored_events) or None
             ids = self._update_table(stored_events, **kwargs) or []
+            self.chain.append(stored_events, ids, last_before)
             for params in _command_params(ids, commands):
                 command_id, kind, fingerprint, target, position, answer = params
                 self.commands[command_id] = {"command_id": command_id, "type": kind, "fingerprint": fingerprint,
