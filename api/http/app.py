@@ -1,0 +1,137 @@
+"""The FastAPI application: `create_app(settings)`; `appraisal serve` runs it with uvicorn.
+
+One `AppraisalLedger` per process, opened in the lifespan (or handed in by a test) and closed on
+shutdown. Routes are plain `def` (the ledger is synchronous; FastAPI runs them in its
+threadpool).
+
+Queries are answered by the read side of `settings.read_side`: the read models (kept by the
+projection of `settings.projection`: a daemon thread of this server started in the lifespan,
+inline before each read, or a separate `appraisal project` worker) or the ledger itself. With a
+ledger handed in (tests) the read side is the ledger unless `read_side` is set explicitly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import pages
+from api.http import commands, errors, logs, reads
+from api.http.auth import Credentials
+from api.http.queries import LedgerQueries, Queries, ReadModelQueries
+from api.http.settings import Settings
+from api.ledger import AppraisalLedger
+
+DESCRIPTION = """\
+绩效考核台账 — the appraisal ledger over HTTP: every command of COMMANDS.md at a resource-style
+path (the same bodies), the year's results, explanations, public breakdowns, histories, appeals and
+the audit trail.
+
+**认证 Authentication**: `Authorization: Bearer <token>`, a token from
+`appraisal token create --person ID [--grant admin|recorder|inspector]`. The actor of every
+command is the token's person (a body's `actor` is ignored).
+
+**错误 Errors**: `application/problem+json` (RFC 9457) with `field` and `rule`: 401 no valid
+token, 403 not allowed, 404 unknown, 409 conflict, 422 invalid input, 503 store unavailable.
+
+**读己所写 Read your writes**: a command's answer carries its log `position`; pass it as
+`?position=` to any query, which waits (bounded) until the read side has caught up, or answers 503
+with `Retry-After`.
+
+**幂等 Idempotency**: give commands an `id` (or an `Idempotency-Key` header): sending it again
+records nothing and answers the first answer (200 instead of 201).
+"""
+
+TAGS = [
+    {"name": "commands 命令", "description": "Every change is a command (COMMANDS.md)."},
+    {"name": "queries 查询", "description": "Results, explanations, breakdowns, histories, appeals, audit."},
+    {"name": "service 服务", "description": "Health."},
+]
+
+
+def read_side(settings: Settings, handed_in: bool) -> str:
+    """The settings' read side; with a ledger handed in, the ledger unless set explicitly."""
+    if handed_in and "read_side" not in settings.model_fields_set:
+        return "ledger"
+    return settings.read_side
+
+
+def open_queries(settings: Settings, store: AppraisalLedger, side: str) -> Queries:
+    if side == "ledger":
+        return LedgerQueries(store)
+    if not store.db_url.startswith(("sqlite:", "postgresql:", "postgres:")):
+        raise ValueError(f"the read models need a SQLite or PostgreSQL store, not {store.db_url!r}: "
+                         "set APPRAISAL_READ_SIDE=ledger")
+    return ReadModelQueries(store, inline=settings.projection == "inline")
+
+
+def start_projection(settings: Settings) -> tuple[threading.Thread, threading.Event]:
+    """The read-model projection in a daemon thread of this server, on its own ledger."""
+    from projections.worker import start_in_background
+
+    return start_in_background(lambda: AppraisalLedger(settings.db), interval=settings.projection_interval_seconds)
+
+
+def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | None = None) -> FastAPI:
+    settings = settings or Settings()
+    side = read_side(settings, ledger is not None)
+
+    def open_state(app: FastAPI, store: AppraisalLedger) -> None:
+        app.state.ledger = store
+        app.state.credentials = Credentials(store, cache_seconds=settings.token_cache_seconds)
+        app.state.queries = open_queries(settings, store, side)
+        if settings.bench_raw_endpoint:
+            from api.http.bench import RawTable
+
+            app.state.raw_table = RawTable(store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = None
+        if ledger is None:
+            store = AppraisalLedger(settings.db)
+            try:
+                open_state(app, store)
+            except BaseException:
+                store.close()
+                raise
+        projection = None
+        if side == "readmodels" and settings.projection == "background":
+            projection = start_projection(settings)
+        app.state.projection = projection  # (thread, stop event), for health checks and tests
+        try:
+            yield
+        finally:
+            if projection is not None:
+                thread, stop = projection
+                stop.set()
+                thread.join(timeout=15)
+            app.state.queries.close()  # its connections; opened again if the app is started again
+            if store is not None:  # a handed-in ledger is closed by its owner
+                store.close()
+
+    app = FastAPI(title="Appraisal Ledger 绩效考核台账", version="1", description=DESCRIPTION,
+                  openapi_tags=TAGS, lifespan=lifespan)
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(pages.router)  # first: GET /audit from a browser is the page (api/pages/session.py)
+    app.include_router(commands.router)
+    app.include_router(reads.router)
+    if settings.bench_raw_endpoint:
+        from api.http import bench
+
+        app.include_router(bench.router)
+    app.add_middleware(logs.RequestLog)
+    if ledger is not None:
+        open_state(app, ledger)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory api.http.app:app_from_env` (settings from the environment)."""
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,346 @@
+"""Who is calling: bearer tokens, their grants, and the checks of the roles.
+
+A token is `al_` + 32 random bytes (url-safe base64). Only its SHA-256 hash is stored, with a
+short public id (`tk-…`), the first characters of the token (to recognise it in a list), the
+person it speaks for, its grants, and who created it when; a revoked token keeps its row with who
+revoked it when (nothing is ever deleted: the table is the audit trail of access). The table
+lives in the ledger's own store (`<…>_tokens` beside the events and commands tables, on SQLite
+and PostgreSQL; in the process for `memory://`).
+
+Roles: `admin`, `recorder` and `inspector` are grants on a token; every authenticated person is
+also a rater (the domain decides in which roles, SCORING.md §5) and a member of staff (their own
+breakdown and appeals). An inspector reads everything and writes nothing, so a token never holds
+`inspector` together with a grant that writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from psycopg.sql import SQL, Identifier
+
+from api.http.errors import Problem
+from api.ledger import AppraisalLedger
+
+TOKEN_PREFIX = "al_"
+GRANTS = ("admin", "recorder", "inspector")
+SHOWN_PREFIX = 10  # characters of a token kept to recognise it in `token list` (al_ + 7)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: a person and the grants of their token."""
+
+    person: str
+    grants: frozenset[str] = field(default_factory=frozenset)
+    token_id: str = ""
+
+    @property
+    def is_inspector(self) -> bool:
+        return "inspector" in self.grants
+
+    @property
+    def sees_everything(self) -> bool:
+        return bool(self.grants & {"admin", "inspector"})
+
+    @property
+    def roles(self) -> list[str]:
+        base = [] if self.is_inspector else ["rater", "staff"]
+        return sorted(self.grants) + base
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    token_id: str
+    prefix: str
+    person: str
+    grants: tuple[str, ...]
+    created_at: str
+    created_by: str
+    note: str | None = None
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def principal(self) -> Principal:
+        return Principal(self.person, frozenset(self.grants), self.token_id)
+
+
+COLUMNS = ("token_id", "token_hash", "prefix", "person", "grants", "created_at", "created_by", "note",
+           "revoked_at", "revoked_by")
+
+
+def _record(row: Any) -> TokenRecord:
+    grants = tuple(g for g in str(row["grants"]).split(",") if g)
+    return TokenRecord(row["token_id"], row["prefix"], row["person"], grants, row["created_at"],
+                       row["created_by"], row["note"], row["revoked_at"], row["revoked_by"])
+
+
+class TokenTable(Protocol):
+    def insert(self, record: TokenRecord, token_hash: str) -> None: ...
+    def by_hash(self, token_hash: str) -> TokenRecord | None: ...
+    def all(self) -> list[TokenRecord]: ...
+    def revoke(self, token_id: str, by: str, at: str) -> None: ...
+
+
+class SQLiteTokens:
+    def __init__(self, ledger: AppraisalLedger) -> None:
+        recorder: Any = ledger.recorder
+        self.datastore = recorder.datastore
+        self.table = recorder.commands_table.replace("commands", "tokens")
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (token_id TEXT PRIMARY KEY, "
+                      "token_hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, person TEXT NOT NULL, "
+                      "grants TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT NOT NULL, note TEXT, "
+                      "revoked_at TEXT, revoked_by TEXT)")
+
+    def insert(self, record: TokenRecord, token_hash: str) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                      _params(record, token_hash))
+
+    def by_hash(self, token_hash: str) -> TokenRecord | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT * FROM {self.table} WHERE token_hash = ?", (token_hash,))
+            row = c.fetchone()
+        return _record(row) if row else None
+
+    def all(self) -> list[TokenRecord]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT * FROM {self.table} ORDER BY created_at, token_id")
+            return [_record(row) for row in c.fetchall()]
+
+    def revoke(self, token_id: str, by: str, at: str) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"UPDATE {self.table} SET revoked_at = ?, revoked_by = ? "
+                      "WHERE token_id = ? AND revoked_at IS NULL", (at, by, token_id))
+
+
+class PostgresTokens:
+    def __init__(self, ledger: AppraisalLedger) -> None:
+        recorder: Any = ledger.recorder
+        self.datastore = recorder.datastore
+        table = recorder.commands_table.replace("_commands", "_tokens")
+        self.table = SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(table))
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(SQL("CREATE TABLE IF NOT EXISTS {} (token_id text PRIMARY KEY, "
+                          "token_hash text NOT NULL UNIQUE, prefix text NOT NULL, person text NOT NULL, "
+                          "grants text NOT NULL, created_at text NOT NULL, created_by text NOT NULL, "
+                          "note text, revoked_at text, revoked_by text)").format(self.table))
+
+    def insert(self, record: TokenRecord, token_hash: str) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                self.table, SQL(", ").join(map(Identifier, COLUMNS)), SQL(", ").join(SQL("%s") for _ in COLUMNS)),
+                _params(record, token_hash))
+
+    def by_hash(self, token_hash: str) -> TokenRecord | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(SQL("SELECT * FROM {} WHERE token_hash = %s").format(self.table), (token_hash,))
+            row = c.fetchone()
+        return _record(row) if row else None
+
+    def all(self) -> list[TokenRecord]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(SQL("SELECT * FROM {} ORDER BY created_at, token_id").format(self.table))
+            return [_record(row) for row in c.fetchall()]
+
+    def revoke(self, token_id: str, by: str, at: str) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(SQL("UPDATE {} SET revoked_at = %s, revoked_by = %s "
+                          "WHERE token_id = %s AND revoked_at IS NULL").format(self.table), (at, by, token_id))
+
+
+class MemoryTokens:
+    """For `memory://` stores (tests): the table lives as long as the ledger object."""
+
+    def __init__(self, ledger: AppraisalLedger) -> None:
+        recorder: Any = ledger.recorder
+        if not hasattr(recorder, "tokens_table"):
+            recorder.tokens_table = {}
+        self.rows: dict[str, dict[str, Any]] = recorder.tokens_table
+        self.lock = threading.Lock()
+
+    def insert(self, record: TokenRecord, token_hash: str) -> None:
+        with self.lock:
+            if any(row["token_hash"] == token_hash for row in self.rows.values()):
+                raise ValueError("token hash already stored")
+            self.rows[record.token_id] = dict(zip(COLUMNS, _params(record, token_hash), strict=True))
+
+    def by_hash(self, token_hash: str) -> TokenRecord | None:
+        with self.lock:
+            row = next((row for row in self.rows.values() if row["token_hash"] == token_hash), None)
+        return _record(row) if row else None
+
+    def all(self) -> list[TokenRecord]:
+        with self.lock:
+            return [_record(row) for row in sorted(self.rows.values(),
+                                                   key=lambda r: (r["created_at"], r["token_id"]))]
+
+    def revoke(self, token_id: str, by: str, at: str) -> None:
+        with self.lock:
+            row = self.rows[token_id]
+            if row["revoked_at"] is None:
+                row.update(revoked_at=at, revoked_by=by)
+
+
+def _params(record: TokenRecord, token_hash: str) -> tuple[Any, ...]:
+    return (record.token_id, token_hash, record.prefix, record.person, ",".join(record.grants),
+            record.created_at, record.created_by, record.note, record.revoked_at, record.revoked_by)
+
+
+def token_table(ledger: AppraisalLedger) -> TokenTable:
+    module = type(ledger.recorder).__module__
+    name = type(ledger.recorder).__name__
+    if "Postgres" in name or "postgres" in module:
+        return PostgresTokens(ledger)
+    if "SQLite" in name or "sqlite" in module:
+        return SQLiteTokens(ledger)
+    return MemoryTokens(ledger)
+
+
+class TokenError(ValueError):
+    pass
+
+
+class Credentials:
+    """Create, list, revoke and verify bearer tokens."""
+
+    def __init__(self, ledger: AppraisalLedger, *, cache_seconds: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ledger = ledger
+        self.table = token_table(ledger)
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[Principal, float]] = {}  # by token hash, never by token
+        self._lock = threading.Lock()
+
+    def create(self, person: str, grants: list[str] | tuple[str, ...] = (), *, created_by: str,
+               note: str | None = None, require_person: bool | None = None) -> tuple[str, TokenRecord]:
+        """A new token for `person` (returned once, never stored) and its record. A token without
+        grants must speak for a person of the organisation (a rater, a member of staff); one with
+        grants may speak for an office (`hr-office`), as batch imports do (COMMANDS.md)."""
+        unknown = sorted(set(grants) - set(GRANTS))
+        if unknown:
+            raise TokenError(f"unknown grant(s) {', '.join(unknown)} (grants: {', '.join(GRANTS)})")
+        if "inspector" in grants and set(grants) & {"admin", "recorder"}:
+            raise TokenError("an inspector writes nothing: give inspector alone, or admin/recorder "
+                             "on another token")
+        if not person.strip():
+            raise TokenError("a token speaks for a person: --person is empty")
+        if require_person is None:
+            require_person = not grants
+        if require_person and person not in self.people():
+            raise TokenError(f"no person {person} in the organisation (record them first with "
+                             "org.person, or give a grant to a token for an office)")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        record = TokenRecord(token_id="tk-" + secrets.token_hex(5), prefix=token[:SHOWN_PREFIX],
+                             person=person, grants=tuple(sorted(set(grants))),
+                             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                             created_by=created_by, note=note)
+        self.table.insert(record, hash_token(token))
+        return token, record
+
+    def people(self) -> set[str]:
+        organisation = self.ledger.organisation()
+        return set(organisation.people) if organisation is not None else set()
+
+    def list(self) -> list[TokenRecord]:
+        return self.table.all()
+
+    def find(self, key: str) -> TokenRecord:
+        """A token by itself, its id (`tk-…`) or a prefix of it (at least its first 7 characters)."""
+        key = key.strip()
+        if key.startswith(TOKEN_PREFIX) and len(key) > SHOWN_PREFIX:
+            record = self.table.by_hash(hash_token(key))
+            if record is None:
+                raise TokenError("no such token")
+            return record
+        records = self.table.all()
+        matches = [r for r in records if r.token_id == key]
+        if not matches and len(key) >= 7:
+            matches = [r for r in records if r.prefix.startswith(key) or key.startswith(r.prefix)]
+        if not matches:
+            raise TokenError(f"no token with id or prefix {key!r}")
+        if len(matches) > 1:
+            raise TokenError(f"{key!r} matches {len(matches)} tokens ({', '.join(r.token_id for r in matches)}): "
+                             "give the token id")
+        return matches[0]
+
+    def revoke(self, key: str, *, by: str) -> TokenRecord:
+        record = self.find(key)
+        if record.revoked_at is None:
+            self.table.revoke(record.token_id, by, datetime.now(UTC).isoformat(timespec="seconds"))
+        with self._lock:
+            self._cache.clear()
+        return self.find(record.token_id)
+
+    def verify(self, token: str) -> Principal:
+        """The caller a token speaks for; raises a 401 Problem saying why it does not."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) < 20 or len(token) > 200:
+            raise unauthenticated("token-malformed", "not a token of this service (they start with "
+                                  f"{TOKEN_PREFIX!r}; create one with `appraisal token create`)")
+        digest = hash_token(token)
+        now = self.clock()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        record = self.table.by_hash(digest)
+        if record is None:
+            raise unauthenticated("token-unknown", "this token is not known (never created, or for "
+                                  "another store)")
+        if not record.active:
+            raise unauthenticated("token-revoked", f"token {record.token_id} was revoked on "
+                                  f"{record.revoked_at} by {record.revoked_by}")
+        principal = record.principal()
+        if self.cache_seconds > 0:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = (principal, now + self.cache_seconds)
+        return principal
+
+
+def unauthenticated(rule: str, detail: str) -> Problem:
+    error = "invalid_request" if rule == "token-missing" else "invalid_token"
+    challenge = f'Bearer realm="appraisal-ledger", error="{error}"'
+    return Problem(401, rule, detail, field="authorization", headers={"WWW-Authenticate": challenge})
+
+
+def forbidden(rule: str, detail: str, field: str = "authorization") -> Problem:
+    return Problem(403, rule, detail, field=field)
+
+
+def require_grant(principal: Principal, grant: str, action: str) -> None:
+    if grant not in principal.grants:
+        held = ", ".join(sorted(principal.grants)) or "no grants"
+        raise forbidden("role-required", f"{action} needs the {grant} grant; the token of "
+                        f"{principal.person} has {held}")
+
+
+def require_writer(principal: Principal, action: str) -> None:
+    if principal.is_inspector:
+        raise forbidden("inspector-read-only", f"{action}: an inspector's token reads everything and "
+                        "writes nothing")
+
+
+def require_reader(principal: Principal, action: str) -> None:
+    """admin or inspector: the reads that show everything."""
+    if not principal.sees_everything:
+        raise forbidden("role-required", f"{action} needs the admin or inspector grant")
+

@@ -1,0 +1,90 @@
+"""Dependencies of the routes, as `Annotated` aliases: the ledger, the settings, the query side,
+the authenticated caller, and the read position (read-your-writes)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.http.auth import Credentials, Principal, unauthenticated
+from api.http.errors import Problem
+from api.http.queries import Queries, wait_for
+from api.http.settings import Settings
+from api.ledger import AppraisalLedger
+
+bearer = HTTPBearer(auto_error=False, scheme_name="token", description=(
+    "令牌 — a bearer token from `appraisal token create --person ID [--grant admin|recorder|inspector]`"))
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_ledger(request: Request) -> AppraisalLedger:
+    return request.app.state.ledger
+
+
+def get_queries(request: Request) -> Queries:
+    return request.app.state.queries
+
+
+def get_credentials(request: Request) -> Credentials:
+    return request.app.state.credentials
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+LedgerDep = Annotated[AppraisalLedger, Depends(get_ledger)]
+QueriesDep = Annotated[Queries, Depends(get_queries)]
+CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
+
+
+def log_entry(request: Request) -> dict[str, Any]:
+    """The request's log line, filled in by the routes and written by the middleware."""
+    entry = getattr(request.state, "log", None)
+    if not isinstance(entry, dict):
+        entry = {}
+        request.state.log = entry
+    return entry
+
+
+def authenticate(request: Request, credentials: CredentialsDep,
+                 sent: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    if sent is None:
+        header = request.headers.get("authorization")
+        if not header:
+            raise unauthenticated("token-missing", "send `Authorization: Bearer <token>`; create a token "
+                                  "with `appraisal token create --person ID`")
+        raise unauthenticated("token-malformed", "the Authorization header must be `Bearer <token>`")
+    principal = credentials.verify(sent.credentials)
+    log_entry(request)["actor"] = principal.person
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+def read_position(request: Request, queries: QueriesDep, ledger: LedgerDep, settings: SettingsDep,
+                  position: Annotated[int | None, Query(
+                      ge=0, le=2**62, description="等待读模型追上此日志位置(命令应答中的 position)后再读 — wait "
+                      "(bounded) until the read side has caught up with this log position (a command "
+                      "answer's `position`); 503 with Retry-After when it has not in time, 422 when the "
+                      "log has no such position")] = None) -> int:
+    """Read-your-writes. A position past the end of the log was never answered to anyone: 422. One
+    in the log that the read side has not reached yet is waited for, within `wait_seconds`."""
+    if position is None or position == 0:
+        return queries.position()
+    end = ledger.event_count()
+    if position > end:
+        raise Problem(422, "position-beyond-log", f"the log ends at position {end}: {position} was "
+                      "never the answer to a command", field="position")
+    reached = wait_for(queries, position, settings.wait_seconds, settings.wait_poll_seconds)
+    if reached < position:
+        raise Problem(503, "position-not-reached", f"the read side is at position {reached}, not yet "
+                      f"{position}; try again shortly", field="position", headers={"Retry-After": "1"})
+    log_entry(request)["position"] = reached
+    return reached
+
+
+PositionDep = Annotated[int, Depends(read_position)]

@@ -1,0 +1,45 @@
+"""The HTTP service's settings: one object, read once at startup (environment `APPRAISAL_*`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.storage import DEFAULT_DB
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="APPRAISAL_", extra="ignore", frozen=True)
+
+    db: str = Field(default=DEFAULT_DB, description="the store: sqlite:///…, postgresql://… or memory://")
+    log_format: Literal["json", "console"] = Field(
+        default="console", description="json in production, console (readable) in development")
+    log_level: str = "INFO"
+    # Where queries are answered from: the read models of projections/ (production), or the
+    # ledger's aggregates, recomputed on every query. `create_app(settings, ledger=...)` (tests)
+    # uses the ledger unless this is set explicitly (argument or APPRAISAL_READ_SIDE).
+    read_side: Literal["ledger", "readmodels"] = Field(
+        default="readmodels", description="readmodels (served from the rm_* tables) or ledger (recomputed)")
+    # Who keeps the read models up to date: a daemon thread of this server (background), a
+    # synchronous catch-up under a lock before each read (inline: tests), or a separate
+    # `appraisal project` worker (none: production).
+    projection: Literal["inline", "background", "none"] = Field(
+        default="background", description="background (a thread of the server), inline (tests) or none "
+                                          "(`appraisal project` runs beside the server)")
+    projection_interval_seconds: float = Field(default=0.2, gt=0, le=10)
+    # Read-your-writes: how long a query waits for the read side to reach a requested position.
+    wait_seconds: float = Field(default=5.0, ge=0, le=60)
+    wait_poll_seconds: float = Field(default=0.02, gt=0, le=1)
+    # A conflict that survived the ledger's own retries is tried again this many times, after a
+    # short random pause (the ledger retries at once, which many writers on one appraisal defeat).
+    conflict_retries: int = Field(default=6, ge=0, le=20)
+    conflict_backoff_seconds: float = Field(default=0.01, ge=0, le=1)
+    # How long a verified token is trusted before it is looked up again (0: every request);
+    # a revocation takes effect within this time.
+    token_cache_seconds: float = Field(default=2.0, ge=0, le=300)
+    # The raw-insert baseline of scripts/bench_http.py: never on in production.
+    bench_raw_endpoint: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000

@@ -1,0 +1,6 @@
+"""Server-rendered pages for people (sign in, home, a year's results, an appraisal's explanation,
+the audit trail): Jinja2 templates over the same queries and commands as the HTTP API."""
+
+from api.pages.routes import router
+
+__all__ = ["router"]

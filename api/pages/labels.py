@@ -1,0 +1,139 @@
+"""Words on the pages, Chinese first with English beside it, and the names of people, departments
+and a scheme's inputs and items (labels only: every figure on a page comes from the queries)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.render import POSITIONS, ROLES, STATUS
+
+__all__ = ["POSITIONS", "ROLES", "STATUS", "Labels"]
+
+CONSEQUENCES = {
+    "promotion_priority": "优先提拔 promotion priority",
+    "innovation_award_nomination": "创新奖提名 innovation award nomination",
+    "admonishment_talk": "诫勉谈话 admonishment talk",
+    "off_post_training": "离岗培训 off-post training",
+    "staffing_allocation_preference": "编制分配倾斜 staffing allocation preference",
+    "staffing_cut": "核减编制 staffing cut",
+}
+KINDS = {
+    "rating": "评分 rating", "measurement": "测量值 measurement", "occurrence": "计数事项 counted item",
+    "adjustment": "直接加减分 direct adjustment", "veto": "一票否决 veto", "appeal": "申诉 appeal",
+    "decision": "裁决 decision",
+}
+OUTCOMES = {"upheld": "维持 upheld", "overturned": "撤销 overturned", "amended": "变更 amended"}
+APPEAL_STATUS = {"open": "待裁决 open", "decided": "已裁决 decided", "overdue": "逾期未裁决 overdue"}
+GRANTS = {"admin": "管理员 admin", "recorder": "记录员 recorder", "inspector": "纪检 inspector",
+          "rater": "评分人 rater", "staff": "工作人员 staff"}
+RULE_TYPES = {
+    "shortfall": "未达标扣分 shortfall", "per_occurrence": "按次计分 per occurrence",
+    "excess_over_allowance": "超出容错扣分 excess over allowance", "minimum_count": "最低数量 minimum count",
+    "adjustment": "直接加减分 adjustment", "veto": "一票否决 veto",
+}
+# What a refusal means, in Chinese (the detail beside it is the service's English message).
+RULES_ZH = {
+    "breakdown-before-publication": "这是他人的考核，且该年度尚未公示：公示前只有本人、管理员和纪检人员可以查看。",
+    "explanation-access": "得分说明仅供本人、管理员和纪检人员查看。",
+    "role-required": "此页面需要管理员或纪检权限。",
+    "appeal-by-subject": "只有被考核人本人（部门考核由科室负责人）可以申诉。",
+    "appeal-window": "已超过申诉期限（自事项记录或公示起算的申诉期已过）。",
+    "appeal-target": "该事项不可申诉：只能对计数事项、测量值、直接扣分和一票否决提出申诉。",
+    "one-appeal-per-item": "该事项已经申诉过，每个事项只能申诉一次。",
+    "command-fields": "请填写申诉理由。",
+    "inspector-read-only": "纪检人员只读，不能提交命令。",
+    "cross-site-form": "表单来自其他网站，已拒绝。",
+    "appraisal-open": "没有这项考核。",
+    "year-open": "该年度尚未开启考核。",
+    "token-unknown": "令牌无效（从未创建，或属于其他数据库）。",
+    "token-revoked": "令牌已被吊销。",
+    "token-malformed": "这不是本系统的令牌（以 al_ 开头，用 appraisal token create 创建）。",
+    "token-missing": "请输入令牌。",
+}
+STATUS_ZH = {400: "请求有误", 401: "未登录", 403: "无权查看", 404: "未找到", 409: "冲突", 413: "内容过大",
+             415: "格式不支持", 422: "未被接受", 500: "内部错误", 503: "暂不可用"}
+STATUS_EN = {400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 409: "Conflict",
+             413: "Too large", 415: "Unsupported form", 422: "Refused", 500: "Internal error",
+             503: "Unavailable"}
+
+
+def bilingual(names: dict[str, str] | str | None, fallback: str = "") -> str:
+    """`{zh, en}` as "中文 English" (once when both are the same)."""
+    if not names:
+        return fallback
+    if isinstance(names, str):
+        return names
+    zh, en = names.get("zh", ""), names.get("en", "")
+    return zh if not en or en == zh else f"{zh} {en}".strip()
+
+
+@dataclass
+class Labels:
+    """Names for one page: people, departments and the scheme's inputs, adjustments and vetoes."""
+
+    people: dict[str, dict[str, Any]] = field(default_factory=dict)
+    departments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    adjustments: dict[str, dict[str, str]] = field(default_factory=dict)
+    vetoes: dict[str, dict[str, str]] = field(default_factory=dict)
+    nodes: dict[str, dict[str, str]] = field(default_factory=dict)  # indicator tree nodes, in tree order
+    appeal_window_days: int | None = None
+
+    def person(self, person: str | None) -> str:
+        if not person:
+            return ""
+        found = self.people.get(person)
+        return bilingual(found.get("name"), person) if found else person
+
+    def department_zh(self, department: str | None) -> str:
+        name = (self.departments.get(department or "") or {}).get("name")
+        if isinstance(name, dict) and name.get("zh"):
+            return str(name["zh"])
+        return self.department(department)
+
+    def department(self, department: str | None) -> str:
+        if not department:
+            return ""
+        found = self.departments.get(department)
+        return bilingual(found.get("name"), department) if found else department
+
+    def tree_order(self, ids: Iterable[str]) -> list[str]:
+        """Node ids once each, in the scheme's tree order (unknown ones last, as given)."""
+        order = {node: index for index, node in enumerate(self.nodes)}
+        unique = list(dict.fromkeys(ids))
+        return sorted(unique, key=lambda node: (order.get(node, len(order)), unique.index(node)))
+
+    def node(self, node: str) -> str:
+        found = self.nodes.get(node)
+        return found.get("zh", node) if found else node
+
+    def input(self, name: str) -> str:
+        return bilingual(self.inputs.get(name), name)
+
+    def adjustment(self, item: str) -> str:
+        return bilingual(self.adjustments.get(item), item)
+
+    def veto(self, reason: str) -> str:
+        return bilingual(self.vetoes.get(reason), reason)
+
+    def item(self, event: dict[str, Any]) -> str:
+        """What a recorded fact is about, by name."""
+        kind = event.get("kind")
+        if kind in ("measurement", "occurrence"):
+            return self.input(event.get("input") or event.get("item") or "")
+        if kind == "adjustment":
+            return self.adjustment(event.get("item", ""))
+        if kind == "veto":
+            return self.veto(event.get("reason", ""))
+        return KINDS.get(kind or "", kind or "")
+
+
+def zh(text: str) -> str:
+    """The Chinese part of a "中文 English" label."""
+    return text.split(" ", 1)[0]
+
+
+def label(mapping: dict[str, str], key: Any) -> str:
+    return mapping.get(str(key), str(key)) if key is not None else ""

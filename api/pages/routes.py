@@ -1,0 +1,322 @@
+"""The server-rendered pages (Chinese first, English beside it). They read through the same
+`Queries` as the JSON API and apply the same rules of who sees what (api/http/reads.py); an appeal
+filed on a page goes through the same command path as `POST /appraisals/{key}/appeals`.
+
+| page | who |
+|---|---|
+| `/` sign in, `/logout` | anyone |
+| `/home` | anyone signed in: their appraisals, years and appeals |
+| `/years/{year}` | admin, inspector: everything; others: the publication, before it their own entry |
+| `/appraisals/{key}` | admin, inspector: full trace and events; the subject: their breakdown; others: the breakdown once published |
+| `/audit` | admin, inspector |
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from api.http.auth import Principal, forbidden, require_reader
+from api.http.commands import authorize, check_text, submit
+from api.http.deps import CredentialsDep, LedgerDep, QueriesDep, SettingsDep, log_entry
+from api.http.errors import Problem, from_domain
+from api.http.queries import Queries, SubjectInfo, wait_for
+from api.http.visibility import own_results, own_view, public_history, staff_view
+from api.ledger import AppraisalLedger
+from api.pages.labels import POSITIONS, RULES_ZH, STATUS, Labels, label
+from api.pages.render import page, sign_in_page
+from api.pages.session import (
+    COOKIE,
+    FormDep,
+    PageRoute,
+    ViewerDep,
+    clear_session,
+    safe_next,
+    set_session,
+)
+from api.pages.views import Explained, appeal_rows, audit_rows, year_view
+from domain.aggregates import Organisation
+from domain.errors import DomainError, NotFound
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+STATIC = FilePath(__file__).parent / "static"
+
+AppraisalKey = Annotated[str, Path(pattern=r"^\d{4}:[^\x00/]+$", max_length=200)]
+YearNumber = Annotated[int, Path(ge=1900, le=2999)]
+
+
+# --- reading, with the rules of api/http/reads.py ---------------------------------------------------
+
+def speaks_for(viewer: Principal, subject: SubjectInfo) -> bool:
+    return subject.speaker is not None and subject.speaker == viewer.person
+
+
+def is_published(queries: Queries, year: int) -> bool:
+    return queries.year(year).status in ("published", "final")
+
+
+def year_document(queries: Queries, viewer: Principal, year: int) -> dict[str, Any]:
+    """What `GET /years/{year}/results` answers this viewer."""
+    if viewer.sees_everything:
+        return {**queries.results(year), "view": "all"}
+    info = queries.year(year)
+    if info.published is not None:
+        return {**info.published, "status": info.status, "view": "published"}
+    person = queries.person(viewer.person) or {}
+    return own_results(queries.results(year), viewer.person, person.get("department"))
+
+
+def appraisal_document(queries: Queries, viewer: Principal, key: str) -> tuple[dict[str, Any], SubjectInfo]:
+    """What the API answers this viewer for an appraisal: the explanation (admin, inspector), the
+    current breakdown with their own ratings (the subject), the latest publication's breakdown
+    (anyone, once the year is published)."""
+    subject = queries.subject(key)
+    if viewer.sees_everything:
+        return {**queries.explanation(key), "view": "full"}, subject
+    if speaks_for(viewer, subject):
+        return own_view(queries.explanation(key), viewer.person), subject
+    if not is_published(queries, subject.year):
+        raise forbidden("breakdown-before-publication", f"{key} is someone else's and year {subject.year} "
+                        "is not published yet")
+    version = len(queries.publications(subject.year))
+    shown = staff_view(queries.breakdown(key, version), queries.explanation(key), viewer.person)
+    return {**shown, "version": version}, subject
+
+
+def item_commands(queries: Queries, viewer: Principal, key: str) -> dict[str, str]:
+    """The command id of each recorded item (a breakdown names items by reference; an appeal names
+    the command), from the appraisal's events as `GET /appraisals/{key}/history` shows them."""
+    events = public_history(queries.history(key), viewer.person)
+    return {f"{key}#{e['version']}": e["command_id"] for e in events if e.get("command_id")}
+
+
+def visible_appeals(queries: Queries, viewer: Principal, year: int, key: str | None = None) -> list[dict[str, Any]]:
+    found = queries.appeals(year)
+    if not viewer.sees_everything:
+        found = [a for a in found if a["appellant"] == viewer.person]
+    return [a for a in found if key is None or a["appraisal"] == key]
+
+
+def known_years(queries: Queries, viewer: Principal) -> list[int]:
+    """The years to offer: the viewer's own (their history), and the years around this one that
+    have appraisals (the queries do not list years)."""
+    found = {int(row["year"]) for row in queries.person_history(viewer.person)}
+    this = date.today().year
+    for year in range(this - 5, this + 2):
+        if year in found:
+            continue
+        try:
+            queries.year(year)
+        except NotFound:
+            continue
+        found.add(year)
+    return sorted(found)
+
+
+def department_ranking(queries: Queries, viewer: Principal, year: int) -> list[dict[str, Any]]:
+    """What `GET /years/{year}/departments` answers this viewer."""
+    ranking = queries.department_ranking(year)
+    if viewer.sees_everything or is_published(queries, year):
+        return ranking
+    own = (queries.person(viewer.person) or {}).get("department")
+    return [row for row in ranking if row["department"] == own]
+
+
+def labels_for(ledger: AppraisalLedger, scheme: str | None = None) -> Labels:
+    """Names for a page: people and departments of the organisation, and the scheme's inputs,
+    adjustments and vetoes. Reference data only, from private copies; no figure comes from here."""
+    labels = Labels()
+    organisation = ledger.get(Organisation.create_id(), private=True)
+    if organisation is not None:
+        labels.people = dict(organisation.people)
+        labels.departments = dict(organisation.departments)
+    if scheme and "@" in scheme:
+        scheme_id, _, version = scheme.partition("@")
+        try:
+            document = ledger.scheme(scheme_id, int(version))
+        except (DomainError, ValueError):
+            return labels
+        labels.inputs = {k: v.name.model_dump() for k, v in document.inputs.items()}
+        labels.adjustments = {k: v.name.model_dump() for k, v in document.adjustments.items()}
+        labels.vetoes = {k: v.name.model_dump() for k, v in document.vetoes.items()}
+        labels.appeal_window_days = document.appeal_window_days
+        stack = [*document.department, *document.individual][::-1]
+        while stack:  # depth first, in the document's order
+            node = stack.pop()
+            labels.nodes[node.id] = node.name.model_dump()
+            stack += (node.children or [])[::-1]
+    return labels
+
+
+# --- sign in, sign out -------------------------------------------------------------------------------
+
+@router.get("/")
+def sign_in_form(request: Request, credentials: CredentialsDep,
+                 next: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    token = request.cookies.get(COOKIE)
+    if token:
+        try:
+            credentials.verify(token)
+        except Problem:
+            response = sign_in_page(request, next_path=safe_next(next, ""))
+            clear_session(response)
+            return response
+        return RedirectResponse(safe_next(next), status_code=303)
+    return sign_in_page(request, next_path=safe_next(next, ""))
+
+
+@router.post("/")
+def sign_in(request: Request, credentials: CredentialsDep, form: FormDep) -> Response:
+    token = form.get("token", "").strip()
+    next_path = safe_next(form.get("next"), "")
+    try:
+        if not token:
+            raise Problem(401, "token-missing", "enter a token (from `appraisal token create`)")
+        principal = credentials.verify(token)
+    except Problem as problem:
+        log_entry(request).update(outcome="refused", rule=problem.rule)
+        return sign_in_page(request, status=401, reason=problem.detail, rule=problem.rule, next_path=next_path)
+    log_entry(request)["actor"] = principal.person
+    response = RedirectResponse(next_path or "/home", status_code=303)
+    set_session(response, request, token)
+    return response
+
+
+@router.api_route("/logout", methods=["GET", "POST"])
+def sign_out() -> Response:
+    response = RedirectResponse("/", status_code=303)
+    clear_session(response)
+    return response
+
+
+@router.get("/assets/pages.css")
+def stylesheet() -> Response:
+    return FileResponse(STATIC / "pages.css", media_type="text/css",
+                        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
+
+
+# --- home ----------------------------------------------------------------------------------------------
+
+@router.get("/home")
+def home(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep) -> Response:
+    labels = labels_for(ledger)
+    person = queries.person(viewer.person) or {}
+    years = []
+    for year in sorted(known_years(queries, viewer), reverse=True):
+        info = queries.year(year)
+        own = []
+        for subject in (viewer.person, person.get("department") if person.get("position") == "department_head" else None):
+            if not subject:
+                continue
+            key = f"{year}:{subject}"
+            try:
+                queries.subject(key)
+            except NotFound:
+                continue
+            own.append({"key": key, "name": labels.department(subject) if subject != viewer.person
+                        else labels.person(subject)})
+        appeals = appeal_rows(visible_appeals(queries, viewer, year), labels) if not viewer.is_inspector else []
+        years.append({"year": year, "status": info.status, "status_label": label(STATUS, info.status), "own": own,
+                      "appeals": [a for a in appeals if a["appellant"] == viewer.person]})
+    return page(request, "home.html", {"person": person, "name": labels.person(viewer.person),
+                                       "position_label": label(POSITIONS, person.get("position")),
+                                       "department": labels.department(person.get("department")),
+                                       "years": years}, viewer=viewer)
+
+
+# --- a year's results ----------------------------------------------------------------------------------
+
+@router.get("/years/{year}")
+def year_page(request: Request, year: YearNumber, viewer: ViewerDep, queries: QueriesDep,
+              ledger: LedgerDep) -> Response:
+    document = year_document(queries, viewer, year)
+    scheme = document.get("scheme") or {}
+    labels = labels_for(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
+    ranking = department_ranking(queries, viewer, year)
+    return page(request, "year.html", {"y": year_view(document, labels, ranking), "own_id": viewer.person},
+                viewer=viewer)
+
+
+# --- an appraisal --------------------------------------------------------------------------------------
+
+def appraisal_context(queries: Queries, ledger: AppraisalLedger, viewer: Principal, key: str) -> dict[str, Any]:
+    document, subject = appraisal_document(queries, viewer, key)
+    labels = labels_for(ledger, document.get("scheme"))
+    may_appeal = speaks_for(viewer, subject) and not viewer.is_inspector
+    explained = Explained(document, labels, item_commands(queries, viewer, key) if may_appeal else None)
+    return {
+        "key": key, "doc": document, "x": explained, "subject": explained.subject(),
+        "summary": explained.summary(), "formula": explained.formula(), "tree": explained.tree(),
+        "itemised": explained.itemised(), "struck": explained.struck_items(),
+        "not_applicable": explained.not_applicable(), "events": explained.event_rows(),
+        "trace": explained.trace() if viewer.sees_everything else None,
+        "appeals": appeal_rows(visible_appeals(queries, viewer, subject.year, key), labels),
+        "may_appeal": may_appeal, "full": viewer.sees_everything,
+        "hidden": (document.get("hidden") or {}).get("ratings_by_others", 0),
+        "form_id": "page-appeal-" + secrets.token_hex(8), "appeal_window_days": labels.appeal_window_days,
+    }
+
+
+@router.get("/appraisals/{key}")
+def appraisal_page(request: Request, key: AppraisalKey, viewer: ViewerDep, queries: QueriesDep,
+                   ledger: LedgerDep, filed: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    context = appraisal_context(queries, ledger, viewer, key)
+    context["filed"] = filed if filed and any(a["appeal"] == filed for a in context["appeals"]) else None
+    return page(request, "appraisal.html", context, viewer=viewer)
+
+
+@router.post("/appraisals/{key}")
+def file_appeal(request: Request, key: AppraisalKey, viewer: ViewerDep, form: FormDep, queries: QueriesDep,
+                ledger: LedgerDep, settings: SettingsDep) -> Response:
+    """The page's appeal form: the command `POST /appraisals/{key}/appeals` takes, as the viewer."""
+    body = {"type": "appeal.file", "appraisal": key, "id": form.get("id") or "page-appeal-" + secrets.token_hex(8),
+            "target": form.get("target", ""), "grounds": form.get("grounds", "").strip()}
+    entry = log_entry(request)
+    entry["command"] = "appeal.file"
+    try:
+        check_text(body)
+        authorize(viewer, body)
+        outcome = submit(ledger, settings, body, viewer.person)
+    except (Problem, DomainError) as error:
+        problem = error if isinstance(error, Problem) else from_domain(error)
+        entry.update(outcome="refused", rule=problem.rule, field=problem.field)
+        context = appraisal_context(queries, ledger, viewer, key)
+        context["refusal"] = {"target": body["target"], "grounds": body["grounds"], "status": problem.status,
+                              "zh": RULES_ZH.get(problem.rule, "申诉未被接受。"), "detail": problem.detail,
+                              "rule": problem.rule, "field": problem.field,
+                              "inline": body["target"] in {t["command"] for row in context["itemised"]
+                                                           for t in row["appeal_targets"]}}
+        return page(request, "appraisal.html", context, status=problem.status, viewer=viewer)
+    position = int(outcome.answer.get("position") or ledger.event_count())
+    entry.update(outcome="duplicate" if outcome.duplicate else "accepted", position=position)
+    wait_for(queries, position, settings.wait_seconds, settings.wait_poll_seconds)  # read your write
+    return RedirectResponse(f"/appraisals/{key}?filed={body['id']}#appeals", status_code=303)
+
+
+# --- the audit trail -----------------------------------------------------------------------------------
+
+@router.get("/audit")
+def audit_page(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
+               appraisal: Annotated[str | None, Query(max_length=200)] = None,
+               actor: Annotated[str | None, Query(max_length=200)] = None,
+               after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+    require_reader(viewer, "the audit trail")
+    appraisal, actor = (appraisal or "").strip() or None, (actor or "").strip() or None
+    events = queries.audit(after, limit, appraisal=appraisal, actor=actor)
+    following = events[-1]["position"] if len(events) == limit else None
+    labels = labels_for(ledger)
+    return page(request, "audit.html", {"rows": audit_rows(events, labels), "appraisal": appraisal or "",
+                                        "actor": actor or "", "after": after, "limit": limit,
+                                        "next": following, "position": queries.position()}, viewer=viewer)

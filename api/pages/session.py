@@ -1,0 +1,160 @@
+"""Who is looking at a page: the token kept in an HttpOnly, SameSite=Strict cookie, checked by the
+same `Credentials` as the API's bearer tokens; and `PageRoute`, which turns every failure of a page
+into a friendly HTML page with the right status (never a 200 with an error).
+
+The token is only ever in the sign-in form's body and in the cookie: never in a URL (the request
+log writes paths) and never in a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+
+import structlog
+from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
+
+from api.http.auth import Principal
+from api.http.deps import CredentialsDep, log_entry
+from api.http.errors import (
+    STORE_UNAVAILABLE,
+    WRITE_CONFLICTS,
+    Problem,
+    conflict_problem,
+    from_domain,
+)
+from domain.errors import DomainError
+
+COOKIE = "appraisal_session"
+MAX_FORM_BYTES = 64_000
+# Paths that are both a page and an API query: a browser asking for HTML without a bearer token
+# gets the page, every other client the API's answer.
+SHARED_WITH_API = frozenset({"/audit"})
+
+log = structlog.get_logger("appraisal.pages")
+
+
+class SignInNeeded(Exception):
+    """No usable session cookie: `reason` is None when there was no cookie at all."""
+
+    def __init__(self, reason: str | None = None, rule: str = "token-missing") -> None:
+        self.reason = reason
+        self.rule = rule
+        super().__init__(reason or "sign in")
+
+
+def session_principal(request: Request, credentials: CredentialsDep) -> Principal:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise SignInNeeded()
+    try:
+        principal = credentials.verify(token)
+    except Problem as problem:
+        raise SignInNeeded(problem.detail, problem.rule) from None
+    log_entry(request)["actor"] = principal.person
+    request.state.viewer = principal  # for the error page's header
+    return principal
+
+
+ViewerDep = Annotated[Principal, Depends(session_principal)]
+
+
+def set_session(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https")
+
+
+def clear_session(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """A url-encoded form body (what an HTML form sends), checked to come from our own pages."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise Problem(403, "cross-site-form", f"a form from {origin} may not post here", field="origin")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise Problem(415, "form-encoding", "send the page's form (application/x-www-form-urlencoded)")
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        raise Problem(413, "form-size", f"a form of at most {MAX_FORM_BYTES} bytes")
+    try:
+        parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=50, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise Problem(422, "form-encoding", "the form is not valid UTF-8 text") from None
+    return {key: values[0] for key, values in parsed.items()}
+
+
+FormDep = Annotated[dict[str, str], Depends(form_fields)]
+
+
+def safe_next(target: str | None, default: str = "/home") -> str:
+    """A place to go back to after signing in: a path of this site only (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def _wants_page(scope: Scope) -> bool:
+    headers = dict(scope.get("headers") or [])
+    if b"authorization" in headers:
+        return False
+    return b"text/html" in headers.get(b"accept", b"")
+
+
+class PageRoute(APIRoute):
+    """A page: matches a path it shares with the API only for a browser, and answers every failure
+    with an HTML page (the API's handlers in api/http/errors.py answer problem+json)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and self.path in SHARED_WITH_API and not _wants_page(scope):
+            return Match.NONE, {}
+        return match, child
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            from api.pages.render import error_page, sign_in_page  # the templates need the routes
+
+            try:
+                return await handler(request)
+            except SignInNeeded as needed:
+                log_entry(request).update(outcome="refused", rule=needed.rule)
+                if needed.reason is None and request.method == "GET":
+                    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    return RedirectResponse(f"/?next={quote(target, safe='/:?=&')}", status_code=303)
+                response = sign_in_page(request, status=401, reason=needed.reason, rule=needed.rule)
+                clear_session(response)
+                return response
+            except Problem as problem:
+                return error_page(request, problem)
+            except DomainError as error:
+                return error_page(request, from_domain(error))
+            except RequestValidationError as error:
+                first = error.errors()[0] if error.errors() else {}
+                where = ".".join(str(part) for part in first.get("loc", ())[1:])
+                status = 404 if first.get("loc", ("",))[0] == "path" else 422
+                return error_page(request, Problem(status, "request-parameters",
+                                                   f"{where}: {first.get('msg', 'invalid')}", where))
+            except StarletteHTTPException as exc:
+                return error_page(request, Problem(exc.status_code, "http", str(exc.detail)))
+            except STORE_UNAVAILABLE:
+                return error_page(request, Problem(503, "store-unavailable", "the event store is unavailable",
+                                                   headers={"Retry-After": "2"}))
+            except WRITE_CONFLICTS:
+                return error_page(request, conflict_problem())
+            except Exception:
+                log.exception("page_failed", path=request.url.path)
+                return error_page(request, Problem(500, "internal", "an unexpected error; it was logged"))
+
+        return page_handler

@@ -1,0 +1,457 @@
+"""What the pages show, shaped from the documents the queries answer (pure functions, no I/O).
+
+Nothing here computes a score: every figure is read from the explanation's trace or the results
+export. The only arithmetic is the itemised list's per-occurrence amount (`points_each × count`,
+both read from the trace), which is how the trace's own figure is made.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from api.pages.labels import (
+    APPEAL_STATUS,
+    CONSEQUENCES,
+    KINDS,
+    OUTCOMES,
+    POSITIONS,
+    ROLES,
+    RULE_TYPES,
+    STATUS,
+    Labels,
+    bilingual,
+    label,
+    zh,
+)
+
+APPEALABLE = frozenset({"occurrence", "measurement", "adjustment", "veto"})
+
+
+def _decimal(text: Any) -> Decimal | None:
+    try:
+        return Decimal(str(text))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def sign_class(value: Any) -> str:
+    number = _decimal(value)
+    if number is None or number == 0:
+        return "zero"
+    return "plus" if number > 0 else "minus"
+
+
+def signed(value: Any) -> str:
+    number = _decimal(value)
+    if number is None:
+        return str(value)
+    return f"+{value}" if number > 0 else str(value)
+
+
+def rule_text(figure: dict[str, Any]) -> str:
+    rule = figure.get("rule") or {}
+    if not rule:
+        return ""
+    where = f" {rule['path']}" if rule.get("path") else ""
+    return f"{rule.get('type', '')} {rule.get('id', '')} @ {rule.get('scheme', '')}{where}"
+
+
+def consequences_text(consequences: list[dict[str, Any]]) -> list[str]:
+    texts = []
+    for item in consequences:
+        text = label(CONSEQUENCES, item.get("type"))
+        if "posts" in item:
+            text += f" {item['posts']} 名 posts"
+        texts.append(text)
+    return texts
+
+
+# --- the year's results ---------------------------------------------------------------------------
+
+def _order(person: dict[str, Any]) -> tuple[Any, ...]:
+    """SCORING.md §7's order key as shown (rounded total, I, first leaf; vetoed last); the rank
+    settles tie-breaks inside a group of equal keys."""
+    leaves = list((person.get("leaves") or {}).values())
+    first = _decimal(leaves[0]) if leaves else Decimal(0)
+    return (bool(person.get("vetoed")), -(_decimal(person.get("total")) or 0),
+            -(_decimal(person.get("individual_score")) or 0), -(first or 0),
+            person.get("rank") or 10**9, person.get("id", ""))
+
+
+def year_view(document: dict[str, Any], labels: Labels, ranking: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results table (`document`, as the viewer may see it) and the department ranking
+    (`ranking`, rows of `Queries.department_ranking`)."""
+    ties = document.get("unresolved_ties") or []
+    tie_of = {person: index + 1 for index, tie in enumerate(ties) for person in tie.get("people", [])}
+    people = []
+    for person in sorted(document.get("people", []), key=_order):
+        people.append({
+            **person,
+            "name": labels.person(person["id"]),
+            "department_name": labels.department(person.get("department")),
+            "department_zh": labels.department_zh(person.get("department")),
+            "position_label": label(POSITIONS, person.get("position")),
+            "position_zh": zh(label(POSITIONS, person.get("position"))),
+            "tie": tie_of.get(person["id"]),
+            "consequence_labels": consequences_text(person.get("consequences", [])),
+            "consequence_zh": [zh(c) for c in consequences_text(person.get("consequences", []))],
+            "href": f"/appraisals/{document['year']}:{person['id']}",
+        })
+    leaves = {d["id"]: d.get("leaves", {}) for d in document.get("departments", [])}
+    departments = [{"id": row["department"], "rank": row.get("rank"), "score": row.get("score"),
+                    "incomplete": row.get("incomplete"), "staffing_cut": row.get("staffing_cut"),
+                    "leaves": leaves.get(row["department"], {}), "name": labels.department(row["department"]),
+                    "href": f"/appraisals/{document['year']}:{row['department']}"} for row in ranking]
+    leaf_names = labels.tree_order(k for p in document.get("people", []) for k in p.get("leaves", {}))
+    dept_leaves = labels.tree_order(k for d in document.get("departments", []) for k in d.get("leaves", {}))
+    return {
+        "year": document["year"], "status": document.get("status", ""),
+        "status_label": label(STATUS, document.get("status")),
+        "scheme": f"{document['scheme']['id']}@{document['scheme']['version']}" if document.get("scheme") else "",
+        "publication": document.get("publication"), "revision_reason": document.get("revision_reason"),
+        "view": document.get("view"), "people": people, "departments": departments,
+        "ties": [{"number": i + 1, "total": t.get("total"), "people": [labels.person(p) for p in t["people"]]}
+                 for i, t in enumerate(ties)],
+        "leaf_names": [(leaf, labels.node(leaf)) for leaf in leaf_names],
+        "department_leaf_names": [(leaf, labels.node(leaf)) for leaf in dept_leaves],
+    }
+
+
+# --- an appraisal's explanation ----------------------------------------------------------------------
+
+def _ref_order(ref: str) -> tuple[str, int]:
+    key, _, version = ref.rpartition("#")
+    return (key, int(version)) if version.isdigit() else (ref, 0)
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A breakdown's item (加分/扣分明细 entry) in the shape of an explanation's event."""
+    field = {"measurement": "input", "occurrence": "item", "adjustment": "item", "veto": "reason"}.get(item["kind"])
+    fact = {**item}
+    if field:
+        fact[field] = item.get("what")
+    return fact
+
+
+class Explained:
+    """One explanation (full or breakdown) shaped for the appraisal page."""
+
+    def __init__(self, doc: dict[str, Any], labels: Labels, commands: dict[str, str] | None = None) -> None:
+        self.doc = doc
+        self.labels = labels
+        self.commands = commands or {}  # ref -> command id, for a breakdown (which has no command ids)
+        self.figures: dict[str, dict[str, Any]] = {f["key"]: f for f in doc.get("figures", [])}
+        facts = [*doc.get("events", []), *map(_from_item, doc.get("items", [])), *doc.get("appeals", [])]
+        self.facts = sorted({f["ref"]: f for f in facts}.values(), key=lambda f: _ref_order(f["ref"]))
+        self.events: dict[str, dict[str, Any]] = {f["ref"]: f for f in self.facts}
+        self.appealed = {f.get("target") for f in self.facts if f.get("kind") == "appeal"}
+        self.struck: dict[str, dict[str, Any]] = {s["ref"]: s for s in doc.get("struck", [])}
+        for figure in doc.get("figures", []):
+            for entry in figure.get("struck", []):
+                self.struck.setdefault(entry["ref"], entry)
+
+    def command(self, fact: dict[str, Any]) -> str | None:
+        return fact.get("command") or self.commands.get(fact["ref"])
+
+    # helpers
+    def _names(self, mapping: dict[str, Any]) -> list[dict[str, str]]:
+        shown = []
+        for key, value in mapping.items():
+            name = key
+            if key in self.labels.inputs:
+                name = self.labels.input(key)
+            elif key.startswith("others."):
+                name = "他评权重 others " + label(ROLES, key.split(".", 1)[1])
+            elif key == "self":
+                name = "自评权重 self share"
+            elif key in ("input", "total") and isinstance(value, str) and value in self.labels.inputs:
+                value = f"{self.labels.input(value)} ({value})"
+            shown.append({"name": name, "value": value})
+        return shown
+
+    def _struck_entries(self, figure: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{**entry, "event": self.events.get(entry["ref"])} for entry in figure.get("struck", [])]
+
+    def event_refs(self, refs: list[str]) -> list[dict[str, Any]]:
+        return [{"ref": ref, "visible": ref in self.events} for ref in refs]
+
+    # summary and formula
+    def subject(self) -> dict[str, Any]:
+        subject = self.doc["subject"]
+        return {**subject, "display_name": bilingual(subject.get("name"), subject["id"]),
+                "position_label": label(POSITIONS, subject.get("position")),
+                "department_name": self.labels.department(subject.get("department"))}
+
+    def summary(self) -> dict[str, Any]:
+        summary = dict(self.doc.get("summary", {}))
+        summary["consequence_labels"] = consequences_text(summary.get("consequences", []))
+        summary["status_label"] = label(STATUS, self.doc.get("status"))
+        if summary.get("unresolved_tie"):
+            summary["tie_names"] = [self.labels.person(p) for p in summary["unresolved_tie"]]
+        return summary
+
+    def formula(self) -> dict[str, Any] | None:
+        """The total as its formula: `w_dep × D + w_ind × I + adjustments` (a person), or the sum
+        of the department tree (a department)."""
+        kind = self.doc["subject"]["kind"]
+        top = self.figures.get("total" if kind == "person" else "department")
+        if top is None:
+            return None
+        terms = []
+        for term in top.get("terms", []):
+            figure = self.figures.get(term["of"], {})
+            href = None
+            if term["of"] == "department_score":
+                department = (figure.get("inputs") or {}).get("department")
+                href = f"/appraisals/{self.doc['year']}:{department}" if department else None
+            terms.append({"label": bilingual(figure.get("label")), "weight": term.get("weight"),
+                          "value": figure.get("value"), "exact": figure.get("exact"), "href": href,
+                          "weighted": term["of"] in ("department_score", "individual"),
+                          "struck": bool(figure.get("struck"))})
+        return {"label": bilingual(top.get("label")), "value": top.get("value"), "exact": top.get("exact"),
+                "rule": rule_text(top), "terms": terms, "notes": top.get("notes", []),
+                "bounds": top.get("bounds")}
+
+    # the indicator tree
+    def tree(self) -> dict[str, Any] | None:
+        kind = self.doc["subject"]["kind"]
+        root = self.figures.get("individual" if kind == "person" else "department")
+        if root is None:
+            return None
+        return {"label": bilingual(root.get("label")), "value": root.get("value"), "exact": root.get("exact"),
+                "rule": rule_text(root),
+                "nodes": [self.node(t["of"]) for t in root.get("terms", []) if t["of"] in self.figures]}
+
+    def node(self, key: str) -> dict[str, Any]:
+        figure = self.figures[key]
+        children, parts = [], []
+        for term in figure.get("terms", []):
+            child = self.figures.get(term["of"])
+            if child is None:
+                continue
+            if term["of"].startswith("node:"):
+                children.append(self.node(term["of"]))
+            else:
+                parts.append(self.part(child, key))
+        return {"key": key, "id": key.split(":", 1)[1], "label": bilingual(figure.get("label")),
+                "value": figure.get("value"), "exact": figure.get("exact"),
+                "points": (figure.get("params") or {}).get("points"), "rule": rule_text(figure),
+                "notes": figure.get("notes", []), "children": children, "parts": parts,
+                "bounds": figure.get("bounds"), "struck": self._struck_entries(figure)}
+
+    def part(self, figure: dict[str, Any], node_key: str) -> dict[str, Any]:
+        params = {k: v for k, v in (figure.get("params") or {}).items() if k != "points"}
+        rule_type = (figure.get("rule") or {}).get("type", "")
+        periods = []
+        if rule_type == "base.rating":
+            weights = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("others.")}
+            periods = [self.period(self.figures[t["of"]], weights, params.get("self"))
+                       for t in figure.get("terms", []) if t["of"] in self.figures]
+            leaf = node_key.split(":", 1)[1]
+            periods += [self.period(f, weights, params.get("self")) for f in self.doc.get("figures", [])
+                        if f["key"].startswith(f"period:{leaf}:") and f.get("value") is None]
+        return {"key": figure["key"], "kind": figure["key"].split(":", 1)[0],
+                "label": bilingual(figure.get("label")), "type_label": label(RULE_TYPES, rule_type)
+                if rule_type in RULE_TYPES else "", "value": figure.get("value"), "exact": figure.get("exact"),
+                "sign": sign_class(figure.get("value")), "rule": rule_text(figure),
+                "shown": figure.get("value") if figure["key"].startswith("base:") else signed(figure.get("value")),
+                "params": self._names(params), "inputs": self._names(figure.get("inputs") or {}),
+                "notes": figure.get("notes", []), "events": self.event_refs(figure.get("events", [])),
+                "periods": periods, "struck": self._struck_entries(figure)}
+
+    def period(self, figure: dict[str, Any], weights: dict[str, str], self_share: str | None) -> dict[str, Any]:
+        inputs = figure.get("inputs") or {}
+        groups = []
+        for key, mean in inputs.items():
+            if not key.endswith(".mean"):
+                continue
+            role = key[: -len(".mean")]
+            groups.append({"role": label(ROLES, role), "mean": mean, "raters": inputs.get(f"{role}.raters"),
+                           "weight": self_share if role == "self" else weights.get(role)})
+        groups.sort(key=lambda g: g["role"] != label(ROLES, "self"))
+        withheld = bool(figure.get("withheld"))
+        notes = [n for n in figure.get("notes", []) if not (withheld and n.startswith("means of rater groups"))]
+        return {"period": figure["key"].rsplit(":", 1)[1], "value": figure.get("value"), "withheld": withheld,
+                "all_withheld": bool(groups) and all(g["mean"] is None for g in groups),
+                "exact": figure.get("exact"), "others": inputs.get("others"), "groups": groups,
+                "missing": [label(ROLES, r) for r in weights if f"{r}.mean" not in inputs],
+                "notes": notes, "events": self.event_refs(figure.get("events", []))}
+
+    # the itemised list of additions and deductions
+    def _parents(self) -> dict[str, str]:
+        parents: dict[str, str] = {}
+        for figure in self.doc.get("figures", []):
+            for term in figure.get("terms", []):
+                parents.setdefault(term["of"], figure["key"])
+        return parents
+
+    def _appeal_targets(self, refs: list[str]) -> list[dict[str, Any]]:
+        targets = []
+        for ref in refs:
+            event = self.events.get(ref)
+            command = self.command(event) if event else None
+            if (event and command and event.get("kind") in APPEALABLE and ref not in self.struck
+                    and command not in self.appealed):
+                targets.append({"command": command, "ref": ref, "what": self.labels.item(event),
+                                "kind": label(KINDS, event.get("kind"))})
+        return targets
+
+    def _row(self, *, leaf: str, what: str, rule: str, points: Any, refs: list[str], struck: dict[str, Any] | None,
+             note: str = "") -> dict[str, Any]:
+        events = [self.events[r] for r in refs if r in self.events]
+        dates = sorted(e.get("at", "") for e in events)
+        evidence = [e["evidence"] for e in events if e.get("evidence")]
+        appealed = [self._appeal_of(self.command(e)) for e in events if self.command(e) in self.appealed]
+        return {"leaf": leaf, "what": what, "rule": rule, "points": signed(points) if points is not None else "—",
+                "sign": sign_class(points), "refs": refs, "date": dates[-1][:10] if dates else "",
+                "dates": list(dict.fromkeys(d[:10] for d in dates)), "evidence": "；".join(dict.fromkeys(evidence)),
+                "recorded_by": sorted({e["actor"] for e in events if e.get("actor") and e.get("kind") != "rating"}),
+                "struck": struck, "note": note, "appealed": [a for a in appealed if a],
+                "appeal_targets": [] if struck else self._appeal_targets(refs)}
+
+    def _appeal_of(self, command: str | None) -> dict[str, Any] | None:
+        return next(({"ref": e["ref"], "command": self.command(e)} for e in self.facts
+                     if e.get("kind") == "appeal" and e.get("target") == command), None)
+
+    def itemised(self) -> list[dict[str, Any]]:
+        """加分/扣分明细: every rule, direct adjustment and veto with the facts behind it, one row per
+        counted item where a rule counts occurrences; struck facts stay, struck through."""
+        parents = self._parents()
+        rows: list[dict[str, Any]] = []
+        for figure in self.doc.get("figures", []):
+            key = figure["key"]
+            kind = key.split(":", 1)[0]
+            if kind == "rule":
+                leaf_key = parents.get(key, "")
+                leaf = bilingual(self.figures.get(leaf_key, {}).get("label"))
+                params = figure.get("params") or {}
+                rule_type = (figure.get("rule") or {}).get("type", "")
+                rule = label(RULE_TYPES, rule_type)
+                if rule_type == "per_occurrence":
+                    each = _decimal(params.get("points_each"))
+                    what = self.labels.input(params.get("input", ""))
+                    for ref in figure.get("events", []):
+                        count = _decimal((self.events.get(ref) or {}).get("count", 1)) or Decimal(1)
+                        points = f"{each * count:.2f}" if each is not None and ref in self.events else None
+                        rows.append(self._row(leaf=leaf, what=what, rule=rule, points=points, refs=[ref],
+                                              struck=None))
+                    for entry in figure.get("struck", []):
+                        event = self.events.get(entry["ref"]) or {}
+                        count = _decimal(event.get("count", 1)) or Decimal(1)
+                        points = f"{each * count:.2f}" if each is not None and event else None
+                        rows.append(self._row(leaf=leaf, what=what, rule=rule, points=points,
+                                              refs=[entry["ref"]], struck=entry))
+                    continue
+                inputs = figure.get("inputs") or {}
+                what = "；".join(f"{self.labels.input(k)} {v}" for k, v in inputs.items() if k in self.labels.inputs
+                                or k in (params.get("input"), params.get("total"))) or rule
+                rows.append(self._row(leaf=leaf, what=what, rule=rule, points=figure.get("value"),
+                                      refs=list(figure.get("events", [])), struck=None,
+                                      note="；".join(figure.get("notes", []))))
+                for entry in figure.get("struck", []):
+                    rows.append(self._row(leaf=leaf, what=self.labels.input(params.get("input", "")), rule=rule,
+                                          points=None, refs=[entry["ref"]], struck=entry))
+            elif kind == "adjustment":
+                item = (figure.get("rule") or {}).get("id", "")
+                struck = (figure.get("struck") or [None])[0]
+                rows.append(self._row(leaf="总分调整 total", what=self.labels.adjustment(item),
+                                      rule=label(RULE_TYPES, "adjustment"),
+                                      points=(figure.get("params") or {}).get("points") if struck
+                                      else figure.get("value"),
+                                      refs=list(figure.get("events", [])), struck=struck,
+                                      note="；".join(figure.get("notes", []))))
+            elif kind == "veto":
+                reason = (figure.get("rule") or {}).get("id", "")
+                struck = (figure.get("struck") or [None])[0]
+                row = self._row(leaf="一票否决 veto", what=self.labels.veto(reason), rule=label(RULE_TYPES, "veto"),
+                                points=None, refs=list(figure.get("events", [])), struck=struck,
+                                note="；".join(figure.get("notes", [])))
+                row["points"] = "否决 veto"
+                row["sign"] = "minus"
+                rows.append(row)
+        return rows
+
+    # struck items, events, trace
+    def struck_items(self) -> list[dict[str, Any]]:
+        return [{**entry, "kind_label": label(KINDS, entry.get("kind")), "event": self.events.get(entry["ref"])}
+                for entry in self.doc.get("struck", [])]
+
+    def not_applicable(self) -> list[dict[str, Any]]:
+        return [{**entry, "kind_label": label(KINDS, entry.get("kind"))}
+                for entry in self.doc.get("not_applicable", [])]
+
+    def event_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for event in self.facts:
+            rows.append({**event, "at": event.get("at") or "", "recorded_at": event.get("recorded_at") or "",
+                         "actor": event.get("actor") or "", "command": self.command(event) or "",
+                         "kind_label": label(KINDS, event.get("kind")), "detail": self.event_detail(event),
+                         "struck": self.struck.get(event["ref"]),
+                         "appeal_targets": self._appeal_targets([event["ref"]])})
+        return rows
+
+    def event_detail(self, event: dict[str, Any]) -> str:
+        kind = event.get("kind")
+        if kind == "rating":
+            return (f"{self.labels.node(event.get('leaf', ''))} {event.get('period')} {label(ROLES, event.get('rater_role'))} "
+                    f"{self.labels.person(event.get('rater'))} {event.get('score')}")
+        if kind == "measurement":
+            return f"{self.labels.input(event.get('input', ''))} = {event.get('value')}"
+        if kind == "occurrence":
+            return f"{self.labels.input(event.get('item', ''))} × {event.get('count', 1)}"
+        if kind == "adjustment":
+            return self.labels.adjustment(event.get("item", ""))
+        if kind == "veto":
+            return self.labels.veto(event.get("reason", ""))
+        if kind == "appeal":
+            grounds = f": {event['grounds']}" if event.get("grounds") else ""
+            return f"申诉 appeal on {event.get('target')}{grounds}"
+        if kind == "decision":
+            points = f" → {event['points']}" if event.get("points") else ""
+            return f"{event.get('appeal')}: {label(OUTCOMES, event.get('outcome'))}{points} — {event.get('reason', '')}"
+        return ""
+
+    def trace(self) -> list[dict[str, Any]]:
+        return [{"key": f["key"], "label": bilingual(f.get("label")), "value": f.get("value"),
+                 "exact": f.get("exact"), "rule": rule_text(f), "params": f.get("params") or {},
+                 "inputs": f.get("inputs") or {}, "terms": f.get("terms") or [], "events": f.get("events") or [],
+                 "notes": f.get("notes") or [], "struck": f.get("struck") or [], "bounds": f.get("bounds")}
+                for f in self.doc.get("figures", [])]
+
+
+def appeal_rows(appeals: list[dict[str, Any]], labels: Labels) -> list[dict[str, Any]]:
+    rows = []
+    for appeal in appeals:
+        decision = appeal.get("decision")
+        rows.append({**appeal, "status_label": label(APPEAL_STATUS, appeal.get("status")),
+                     "target_label": label(KINDS, (appeal.get("target") or {}).get("kind")),
+                     "appellant_name": labels.person(appeal.get("appellant")),
+                     "decision_label": label(OUTCOMES, decision.get("outcome")) if decision else "",
+                     "decider_name": labels.person(decision.get("actor")) if decision else ""})
+    return rows
+
+
+# --- the audit trail ---------------------------------------------------------------------------------
+
+ENVELOPE = ("actor", "at", "command_id")
+
+
+def audit_rows(events: list[dict[str, Any]], labels: Labels) -> list[dict[str, Any]]:
+    rows = []
+    for event in events:
+        data = event.get("data") or {}
+        rest = {k: v for k, v in data.items() if k not in ENVELOPE}
+        summary = ", ".join(f"{k}={_short(v)}" for k, v in rest.items() if v is not None)
+        rows.append({"position": event.get("position"), "type": event.get("type", ""),
+                     "actor": data.get("actor", ""), "actor_name": labels.person(data.get("actor")),
+                     "at": data.get("at", ""), "recorded_at": event.get("recorded_at", ""),
+                     "target": event.get("target") or "", "command_id": event.get("command_id", ""),
+                     "summary": summary, "data": json.dumps(rest, ensure_ascii=False, indent=1)})
+    return rows
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "…"

@@ -1,0 +1,188 @@
+"""Rating writes over HTTP on PostgreSQL, beside a raw-insert endpoint of the same shape, measured in
+the same run (issue 4).
+
+    .venv/bin/python scripts/bench_http.py --pg postgresql://… [--requests 4000 --connections 16]
+
+Starts `appraisal serve` (uvicorn, one process) on loopback against a fresh schema holding a demo
+organisation and its open appraisals, with the raw baseline mounted
+(`APPRAISAL_BENCH_RAW_ENDPOINT=1`). 16 client connections (keep-alive, asyncio) post valid ratings,
+each with its own command id, by the raters SCORING.md §5 allows (the leader in charge, the
+department head, the staff member themself), over weekly periods:
+
+- `POST /appraisals/{id}/ratings`: authentication, validation, the domain's rules, events, the
+  command-id table, the hash chain, one transaction;
+- `POST /bench/raw/appraisals/{id}/ratings`: the same middleware, authentication and body
+  validation, then one INSERT of the body as JSON into a plain table on the same connection pool.
+
+Each endpoint is measured in alternating rounds after a warm-up; the best round of each is
+reported: requests/s and p50/p99 latency as the clients saw it. Target: ledger >= 0.5x raw, p99 < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from api.demo import demo_commands  # noqa: E402
+from api.http.auth import Credentials  # noqa: E402
+from api.ledger import AppraisalLedger  # noqa: E402
+
+SETUP_TYPES = {"scheme.publish", "org.department", "org.person", "appraisal.open"}
+AT = "2025-12-30T10:00:00+08:00"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare(url: str, departments: int, staff: int) -> list[tuple[str, str, str]]:
+    """Load the organisation and open the appraisals; return (token, appraisal, role) per rater."""
+    setup = [c for c in demo_commands(2025, departments=departments, staff_per_department=staff)
+             if c["type"] in SETUP_TYPES]
+    ledger = AppraisalLedger(url)
+    try:
+        ledger.submit(setup)
+        org = ledger.organisation()
+        assert org is not None
+        credentials = Credentials(ledger)
+        tokens: dict[str, str] = {}
+
+        def token(person: str) -> str:
+            if person not in tokens:
+                tokens[person] = credentials.create(person, (), created_by="bench")[0]
+            return tokens[person]
+
+        raters = []
+        for person_id, person in sorted(org.people.items()):
+            if person["position"] != "staff":
+                continue
+            department = org.departments[person["department"]]
+            appraisal = f"2025:{person_id}"
+            raters.append((token(department["in_charge"]), appraisal, "in_charge"))
+            raters.append((token(org.head_of(person["department"]) or ""), appraisal, "department_head"))
+            raters.append((token(person_id), appraisal, "self"))
+        return raters
+    finally:
+        ledger.close()
+
+
+async def measure(base: str, path: str, raters: list[tuple[str, str, str]], requests: int,
+                  connections: int, tag: str) -> dict[str, float]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
+    async def client(number: int, http: httpx.AsyncClient) -> None:
+        for i in counter:
+            token, appraisal, role = raters[(i * 7 + number) % len(raters)]
+            week = 1 + (i // len(raters)) % 52
+            body = {"id": f"{tag}-{i}", "leaf": "business", "period": f"2025-W{week:02d}", "rater_role": role,
+                    "score": str(60 + (i * 13) % 41), "at": AT}
+            started = time.perf_counter()
+            response = await http.post(path.format(appraisal=appraisal), json=body,
+                                       headers={"Authorization": f"Bearer {token}"})
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(n, http) for n in range(connections)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    ok = statuses.get(201, 0)
+    if ok != requests:
+        raise SystemExit(f"{path}: {statuses} (expected {requests} × 201)")
+    return {"requests": requests, "seconds": round(elapsed, 3), "rps": round(requests / elapsed, 1),
+            "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
+            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pg", required=True, help="PostgreSQL URL of a database to create a throwaway schema in")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per round and endpoint")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--departments", type=int, default=6)
+    parser.add_argument("--staff", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+
+    schema = f"bench_http_{secrets.token_hex(4)}"
+    separator = "&" if "?" in args.pg else "?"
+    pool = args.connections + 4
+    url = f"{args.pg}{separator}schema={schema}&pool_size={pool}&max_overflow=4"
+    raters = prepare(url, args.departments, args.staff)
+    port = free_port()
+    log_path = ROOT / "var" / "bench" / "http-server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("w")  # noqa: SIM115 - the server writes to it until the finally below
+    env = {**os.environ, "APPRAISAL_DB": url, "APPRAISAL_BENCH_RAW_ENDPOINT": "1",
+           "APPRAISAL_LOG_FORMAT": "json", "APPRAISAL_TOKEN_CACHE_SECONDS": "2"}
+    server = subprocess.Popen([str(Path(sys.executable).with_name("appraisal")), "serve", "--port", str(port)],
+                              env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"the server did not start; see {log_path}")
+            time.sleep(0.2)
+        ledger_path, raw_path = "/appraisals/{appraisal}/ratings", "/bench/raw/appraisals/{appraisal}/ratings"
+        warm = min(500, args.requests)
+        asyncio.run(measure(base, raw_path, raters, warm, args.connections, "warm-raw"))
+        asyncio.run(measure(base, ledger_path, raters, warm, args.connections, "warm-ledger"))
+        rounds: dict[str, list[dict[str, float]]] = {"raw": [], "ledger": []}
+        for number in range(args.rounds):
+            rounds["raw"].append(asyncio.run(measure(base, raw_path, raters, args.requests, args.connections,
+                                                     f"raw{number}")))
+            rounds["ledger"].append(asyncio.run(measure(base, ledger_path, raters, args.requests,
+                                                        args.connections, f"ledger{number}")))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+        import psycopg
+
+        with psycopg.connect(args.pg, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    best = {name: max(runs, key=lambda r: r["rps"]) for name, runs in rounds.items()}
+    ratio = best["ledger"]["rps"] / best["raw"]["rps"]
+    figures: dict[str, Any] = {"connections": args.connections, "raters": len(raters), **best,
+                               "ratio": round(ratio, 3), "rounds": rounds,
+                               "target": {"ratio": 0.5, "p99_ms": 50},
+                               "met": ratio >= 0.5 and best["ledger"]["p99_ms"] < 50}
+    for name in ("raw", "ledger"):
+        figure = best[name]
+        print(f"{name:7s} {figure['rps']:8.1f} requests/s   p50 {figure['p50_ms']:6.2f} ms   "
+              f"p99 {figure['p99_ms']:6.2f} ms   ({figure['requests']} requests, {args.connections} connections)")
+    print(f"ledger/raw {ratio:.2f} (target >= 0.50, p99 < 50 ms): {'met' if figures['met'] else 'NOT met'}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""The pages for people, end to end.
+
+In a browser (Playwright driving Debian's chromium; never a downloaded browser): the app under
+uvicorn on 127.0.0.1 over a SQLite store with the worked example of SCORING.md §10, served from
+the read models as in production. Staff sign in, read their breakdown (79.16, the events behind
+it, no other rater's identity) and appeal an absence; the inspector reads the audit trail and the
+full trace; a member of staff opening someone else's appraisal before publication gets the 403
+page; the admin reads the year's table with everyone. Screenshots go to var/screenshots/.
+
+Over HTTP (both stores, both read sides): the session cookie, the token never in a URL or a log,
+errors as pages with their status, and the pages answering what the JSON API answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from api.http import logs
+from tests.e2e.http_world import World, served, world
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+A, H1, D01 = "2025:p-A", "2025:p-H1", "2025:d-01"
+OTHER_RATERS = ("p-L1", "p-H1", "李一", "何科长")  # who rated p-A besides p-A
+
+
+# --- the browser -------------------------------------------------------------------------------------
+
+def ensure_chromium() -> None:
+    """Debian's chromium, installed when missing and we may (root with apt-get); skip otherwise."""
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, capture_output=True,
+                           timeout=900, check=False)
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing and could not be installed (apt-get install chromium, as root): "
+                    "the browser tests need Debian's chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    ensure_chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[World, str]]:
+    with world(f"sqlite:///{tmp_path}/appraisal.db", read_side="readmodels", projection="inline") as made, \
+            served(made.app) as base:
+        yield made, base
+
+
+def signed_in(browser: Browser, base: str, token: str) -> Page:
+    context = browser.new_context(base_url=base, locale="zh-CN", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto("/")
+    page.fill("#token", token)
+    page.click("form[action='/'] button[type=submit]")
+    page.wait_for_url("**/home")
+    return page
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def recent_absence(w: World) -> str:
+    """An absence recorded yesterday, so that its appeal window is open today."""
+    at = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0).isoformat()
+    w.ledger.submit([{"type": "occurrence.record", "id": "pages-absence", "actor": "hr-office", "at": at,
+                      "appraisal": A, "item": "absence", "count": 1, "evidence": "考勤记录：未请假缺勤"}])
+    return "pages-absence"
+
+
+def test_staff_read_their_breakdown_and_appeal_an_absence(browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    page = signed_in(browser, base, w.tokens["staff"])
+    cookie = next(c for c in page.context.cookies() if c["name"] == "appraisal_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert w.tokens["staff"] not in page.url
+
+    expect(page.locator("main")).to_contain_text(A)  # home links to the own appraisal
+    page.click(f"a[href='/appraisals/{A}']")
+    expect(page.get_by_test_id("total")).to_have_text("79.16")
+    formula = page.get_by_test_id("formula")
+    for part in ("79.155", "0.5 × ", "87.05", "71.26"):
+        expect(formula).to_contain_text(part)
+    # the events behind the figures: the two absences, the measurements, the adopted proposal
+    events = page.get_by_test_id("events")
+    for ref in ("2025:p-A#8", "2025:p-A#9", "2025:p-A#10", "2025:p-A#11", "2025:p-A#15"):
+        expect(events.locator(f"tr[data-ref='{ref}']")).to_have_count(1)
+    expect(page.get_by_test_id("itemised")).to_contain_text("缺勤")
+    expect(page.get_by_test_id("hidden-note")).to_be_visible()
+    text = page.locator("main").inner_text()
+    assert not [who for who in OTHER_RATERS if who in text], "another rater's identity is shown to staff"
+    assert page.locator("[data-testid=trace]").count() == 0  # the full trace is for admins and inspectors
+    screenshot(page, "appraisal-staff.png")
+
+    # an appeal outside its window is refused, nicely, with the status of the refusal
+    old = page.locator("tr[data-refs='2025:p-A#10'] details.appeal-form")
+    old.locator("summary").click()
+    old.locator("textarea").fill("当日因公外出")
+    with page.expect_response(lambda r: r.request.method == "POST") as refused:
+        old.locator("button[type=submit]").click()
+    assert refused.value.status == 422
+    expect(page.get_by_test_id("refusal")).to_contain_text("申诉期限")
+    expect(page.locator("textarea:visible")).to_have_value("当日因公外出")  # what was typed is kept
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#itemised").screenshot(path=str(SCREENSHOTS / "itemised-refused.png"))
+
+    # a recent absence is appealed and listed
+    command = recent_absence(w)
+    page.goto(f"/appraisals/{A}")
+    expect(page.get_by_test_id("total")).to_have_text("78.66")
+    row = page.locator("tr", has=page.locator(f"input[name=target][value='{command}']"))
+    row.locator("details.appeal-form summary").click()
+    row.locator("textarea").fill("已按规定请假，附请假单")
+    row.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*filed=.*"))
+    expect(page.get_by_test_id("filed")).to_be_visible()
+    appeals = page.get_by_test_id("appeals")
+    expect(appeals).to_contain_text("已按规定请假，附请假单")
+    expect(appeals).to_contain_text("待裁决")
+    expect(appeals).to_contain_text(command)
+    assert page.locator(f"input[name=target][value='{command}']").count() == 0  # appealed once only
+    filed = [a for a in w.app.state.queries.appeals(2025) if a["target"]["command"] == command]
+    assert [(a["appellant"], a["status"]) for a in filed] == [("p-A", "open")]
+    screenshot(page, "appraisal-staff-appealed.png")
+    page.locator("#appeals").screenshot(path=str(SCREENSHOTS / "appeals-filed.png"))
+
+    page.click("text=退出")
+    page.wait_for_url(f"{base}/")
+    assert not [c for c in page.context.cookies() if c["name"] == "appraisal_session"]
+
+
+def test_the_inspector_reads_the_audit_trail_and_the_full_trace(browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    page = signed_in(browser, base, w.tokens["inspector"])
+    page.click("header nav a[href='/audit']")
+    trail = page.get_by_test_id("audit")
+    logged = w.app.state.queries.audit(0, 100)
+    assert 40 < len(logged) < 100  # the worked example's events: one page
+    expect(trail.locator("tbody tr")).to_have_count(len(logged))
+    expect(trail).to_contain_text("Appraisal.RatingRecorded")
+
+    page.fill("input[name=appraisal]", A)
+    page.fill("input[name=actor]", "p-L1")
+    page.click("form.filters button[type=submit]")
+    rows = trail.locator("tbody tr")
+    expect(rows).to_have_count(3)  # L1's three ratings of p-A
+    for index in range(3):
+        expect(rows.nth(index)).to_contain_text("p-L1")
+        expect(rows.nth(index)).to_contain_text(A)
+    screenshot(page, "audit.png")
+
+    page.goto(f"/appraisals/{A}")
+    expect(page.get_by_test_id("total")).to_have_text("79.16")
+    trace = page.get_by_test_id("trace")
+    expect(trace.locator("tr[data-figure='total']")).to_contain_text("79.155")
+    expect(trace.locator("tr[data-figure='rule:review_errors']")).to_contain_text("allowance")
+    events = page.get_by_test_id("events")
+    expect(events.locator("tr[data-kind=rating]")).to_have_count(9)
+    expect(events).to_contain_text("p-L1")  # every rater, by name
+    assert page.locator("details.appeal-form").count() == 0  # an inspector files nothing
+    screenshot(page, "appraisal-inspector.png")
+
+
+def test_staff_opening_another_appraisal_before_publication_get_the_403_page(
+        browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    page = signed_in(browser, base, w.tokens["staff"])
+    response = page.goto(f"/appraisals/{H1}")
+    assert response is not None and response.status == 403
+    main = page.locator("main")
+    expect(main).to_contain_text("无权查看")
+    expect(main).to_contain_text("Forbidden")
+    expect(main).to_contain_text("尚未公示")
+    expect(main).to_contain_text("not published yet")
+    assert "89.69" not in page.content()
+    response = page.goto("/audit")
+    assert response is not None and response.status == 403
+    expect(main).to_contain_text("纪检")
+
+
+def test_the_admin_reads_the_year_with_everyone(browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    page = signed_in(browser, base, w.tokens["admin"])
+    page.click("a[href='/years/2025']")
+    people = page.get_by_test_id("people")
+    expect(people.locator("tbody tr[data-person]")).to_have_count(2)
+    expect(people.locator("tr[data-person='p-H1']")).to_contain_text("89.69")
+    expect(people.locator("tr[data-person='p-A']")).to_contain_text("79.16")
+    expect(page.get_by_test_id("year-status")).to_contain_text("暂定")
+    expect(page.get_by_test_id("departments").locator("tr[data-department='d-01']")).to_contain_text("87.05")
+    screenshot(page, "year-admin.png")
+    page.click("tr[data-person='p-H1'] a")
+    expect(page.get_by_test_id("total")).to_have_text("89.69")
+
+
+# --- over HTTP: sessions, errors, and the same answers as the API ------------------------------------
+
+@pytest.fixture(params=["ledger", "readmodels"])
+def w(request: pytest.FixtureRequest, db_url: str) -> Iterator[World]:
+    with world(db_url, read_side=request.param, projection="inline") as made:
+        yield made
+
+
+@pytest.fixture
+def client(w: World) -> Iterator[TestClient]:
+    with TestClient(w.app) as made:
+        yield made
+
+
+def sign_in(client: TestClient, token: str) -> None:
+    response = client.post("/", data={"token": token}, headers=HTML, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/home", response.text
+
+
+def test_sign_in_keeps_the_token_in_a_strict_http_only_cookie_and_out_of_urls_and_logs(
+        w: World, client: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
+    token = w.tokens["staff"]
+    logs.configure("json")
+    try:
+        capsys.readouterr()
+        response = client.post("/", data={"token": token, "next": "/years/2025"}, headers=HTML,
+                               follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"] == "/years/2025"
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith("appraisal_session=") and "HttpOnly" in cookie
+        assert "samesite=strict" in cookie.lower() and "Path=/" in cookie
+        page = client.get("/years/2025", headers=HTML)
+        assert page.status_code == 200 and token not in page.text
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    finally:
+        import logging
+
+        logging.getLogger().handlers = []
+    requests = [line for line in lines if line.get("event") == "request"]
+    assert [r["actor"] for r in requests] == ["p-A", "p-A"]
+    assert token not in json.dumps(lines) and token[3:12] not in json.dumps(lines)
+    assert client.get("/", headers=HTML, follow_redirects=False).headers["location"] == "/home"
+    out = client.get("/logout", headers=HTML, follow_redirects=False)
+    assert out.status_code == 303 and 'appraisal_session=""' in out.headers["set-cookie"]
+
+
+def test_no_session_goes_to_sign_in_and_a_bad_token_is_a_401_page(w: World, client: TestClient) -> None:
+    response = client.get("/years/2025", headers=HTML, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/?next=/years/2025"
+    form = client.get("/?next=/years/2025", headers=HTML)
+    assert form.status_code == 200 and 'name="next" value="/years/2025"' in form.text
+    assert 'type="password"' in form.text and 'method="post"' in form.text
+    refused = client.post("/", data={"token": "al_" + "x" * 43}, headers=HTML, follow_redirects=False)
+    assert refused.status_code == 401 and "令牌无效" in refused.text and "set-cookie" not in refused.headers
+    assert client.post("/", data={"token": "https://evil/", "next": "//evil.example"}, headers=HTML,
+                       follow_redirects=False).status_code == 401
+    sign_in(client, w.tokens["staff"])
+    w.app.state.credentials.revoke(w.tokens["staff"], by="tests")
+    revoked = client.get("/home", headers=HTML, follow_redirects=False)
+    assert revoked.status_code == 401 and "令牌已被吊销" in revoked.text
+    assert 'appraisal_session=""' in revoked.headers["set-cookie"]
+    sign_in(client, w.tokens["admin"])
+    assert client.post("/", data={"token": w.tokens["admin"], "next": "//evil.example"}, headers=HTML,
+                       follow_redirects=False).headers["location"] == "/home"
+
+
+def test_errors_are_pages_with_their_status_never_a_200(w: World, client: TestClient) -> None:
+    sign_in(client, w.tokens["staff"])
+    for path, status, words in [
+        (f"/appraisals/{H1}", 403, ("无权查看", "Forbidden", "尚未公示")),
+        ("/audit", 403, ("无权查看", "纪检")),
+        ("/appraisals/2025:p-nobody", 404, ("未找到", "Not found")),
+        ("/years/2031", 404, ("未找到",)),
+        ("/years/1234", 404, ("未找到",)),
+    ]:
+        response = client.get(path, headers=HTML)
+        assert response.status_code == status, (path, response.text)
+        assert response.headers["content-type"].startswith("text/html")
+        assert all(word in response.text for word in words), (path, response.text)
+        assert response.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_the_audit_path_is_the_page_for_a_browser_and_the_api_for_everyone_else(
+        w: World, client: TestClient) -> None:
+    api = client.get("/audit", headers=w.auth("inspector"))
+    assert api.status_code == 200 and api.headers["content-type"] == "application/json"
+    assert client.get("/audit").headers["content-type"].startswith("application/problem+json")
+    sign_in(client, w.tokens["inspector"])
+    page = client.get(f"/audit?appraisal={A}&actor=hr-office", headers=HTML)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    shown = re.findall(r'<tr data-position="(\d+)">', page.text)
+    listed = client.get(f"/audit?appraisal={A}&actor=hr-office", headers=w.auth("inspector")).json()["events"]
+    assert shown == [str(e["position"]) for e in listed] and len(shown) == 5
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/audit" in paths and not {"/", "/home", "/years/{year}", "/appraisals/{key}"} & set(paths)
+
+
+def test_the_pages_show_what_the_api_answers(w: World, client: TestClient) -> None:
+    for role in ("staff", "head", "outsider", "admin", "inspector"):
+        client.cookies.clear()
+        sign_in(client, w.tokens[role])
+        page = client.get("/years/2025", headers=HTML)
+        results = client.get("/years/2025/results", headers=w.auth(role)).json()
+        assert sorted(re.findall(r'data-person="([^"]+)"', page.text)) == sorted(p["id"] for p in results["people"])
+        ranking = client.get("/years/2025/departments", headers=w.auth(role)).json()["departments"]
+        assert re.findall(r'data-department="([^"]+)"', page.text) == [d["department"] for d in ranking]
+        for key in (A, H1, D01):
+            shown = client.get(f"/appraisals/{key}", headers=HTML)
+            api = client.get(f"/appraisals/{key}/breakdown", headers=w.auth(role))
+            assert shown.status_code == api.status_code, (role, key)
+
+
+def test_after_publication_staff_read_everyone_as_published(w: World, client: TestClient) -> None:
+    w.ledger.submit([{"type": "year.publish", "id": "pages-publish", "actor": "admin-2", "year": 2025}])
+    sign_in(client, w.tokens["staff"])
+    year = client.get("/years/2025", headers=HTML)
+    assert year.status_code == 200 and "已公示" in year.text
+    assert re.findall(r'data-person="([^"]+)"', year.text) == ["p-H1", "p-A"]
+    other = client.get(f"/appraisals/{H1}", headers=HTML)
+    assert other.status_code == 200 and "89.69" in other.text
+    assert "appeal-form" not in other.text  # only the subject appeals
+    assert not [who for who in ("p-L1", "p-L2", "p-L3", "p-S1") if who in other.text]
+
+
+def test_an_appeal_posted_from_another_site_is_refused_and_records_nothing(w: World, client: TestClient) -> None:
+    sign_in(client, w.tokens["staff"])
+    before = w.ledger.event_count()
+    response = client.post(f"/appraisals/{A}", data={"target": "we-027", "grounds": "g", "id": "x-site"},
+                           headers={**HTML, "Origin": "https://evil.example"})
+    assert response.status_code == 403 and "其他网站" in response.text
+    assert w.ledger.event_count() == before
+
+
+def test_an_appeal_from_the_page_is_the_api_command(w: World, client: TestClient) -> None:
+    command = recent_absence(w)
+    sign_in(client, w.tokens["staff"])
+    before = w.ledger.event_count()
+    body: dict[str, Any] = {"target": command, "grounds": "请假已批准", "id": "page-appeal-1"}
+    response = client.post(f"/appraisals/{A}", data=body, headers=HTML, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/appraisals/{A}?filed=page-appeal-1#appeals"
+    again = client.post(f"/appraisals/{A}", data=body, headers=HTML, follow_redirects=False)
+    assert again.status_code == 303 and w.ledger.event_count() == before + 1  # the same id: recorded once
+    appeal = client.get("/appeals/page-appeal-1", headers=w.auth("staff")).json()
+    assert (appeal["appellant"], appeal["target"]["command"], appeal["grounds"]) == ("p-A", command, "请假已批准")
+    twice = client.post(f"/appraisals/{A}", data={**body, "id": "page-appeal-2"}, headers=HTML)
+    assert twice.status_code == 409 and "只能申诉一次" in twice.text
+    empty = client.post(f"/appraisals/{A}", data={"target": "we-028", "grounds": " ", "id": "e"}, headers=HTML)
+    assert empty.status_code == 422
+    client.cookies.clear()
+    sign_in(client, w.tokens["head"])
+    theirs = client.post(f"/appraisals/{A}", data={"target": "we-028", "grounds": "g", "id": "h"}, headers=HTML)
+    assert theirs.status_code == 403  # only the subject appeals, and the head may not read it either
+    assert w.ledger.event_count() == before + 1
+
+
+def test_unresolved_ties_are_highlighted(db_url: str) -> None:
+    from api.http.app import create_app
+    from api.ledger import AppraisalLedger
+    from tests.e2e.http_world import settings
+    from tests.years import Years
+
+    tied = {"p-1": "90", "p-2": "90", "p-3": "80", "p-4": "70", "p-5": "60"}  # 1st and 2nd: tier 1 of 5 is one
+    ledger = AppraisalLedger(db_url)
+    try:
+        ledger.submit(Years().year(2025, tied).commands)
+        app = create_app(settings(db_url), ledger=ledger)
+        with TestClient(app) as client:
+            sign_in(client, app.state.credentials.create("admin-2", ("admin",), created_by="tests")[0])
+            page = client.get("/years/2025", headers=HTML)
+            assert page.status_code == 200 and "并列待定" in page.text and "Unresolved ties" in page.text
+            rows = dict(re.findall(r'<tr data-person="([^"]+)" class="([^"]*)"', page.text))
+            assert {p for p, classes in rows.items() if "tie" in classes.split()} == {"p-1", "p-2"}
+            appraisal = client.get("/appraisals/2025:p-1", headers=HTML)
+            assert "并列待定" in appraisal.text and "员工p-2" in appraisal.text
+            client.cookies.clear()
+            sign_in(client, app.state.credentials.create("p-2", (), created_by="tests")[0])
+            own = client.get("/years/2025", headers=HTML)
+            assert re.findall(r'data-person="([^"]+)"', own.text) == ["p-2"] and "并列待定" in own.text
+    finally:
+        ledger.close()
