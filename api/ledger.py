@@ -9,6 +9,7 @@ command records nothing and never takes an accepted one with it.
 from __future__ import annotations
 
 import gc
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -187,7 +188,7 @@ class AppraisalLedger(Application):
         """An aggregate from the cache, fast-forwarded to the log. Readers share the cached object;
         a unit of work asks for a `private` copy, since deciding mutates it."""
         try:
-            aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=False)
+            aggregate: Any = self.repository.get(aggregate_id, deepcopy_from_cache=False)
         except AggregateNotFoundError:
             return None
         if not private:
@@ -276,17 +277,29 @@ class AppraisalLedger(Application):
         super().close()
 
 
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_restore = False
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Deciding creates many small objects and few cycles; the cyclic collector, scanning every
-    loaded aggregate again and again, cost about a third of a large import."""
-    enabled = gc.isenabled()
-    gc.disable()
+    loaded aggregate again and again, cost about a third of a large import. Counted, so that
+    concurrent submits (server threads) leave it as it was once the last one is done."""
+    global _gc_pausers, _gc_restore
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_restore = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_restore:
+                gc.enable()
 
 
 @dataclass

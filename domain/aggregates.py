@@ -26,6 +26,23 @@ def ledger_id(kind: str, key: str) -> UUID:
     return uuid5(NAMESPACE, f"{kind}:{key}")
 
 
+class CheapCopy:
+    """A private copy for deciding, at a fraction of `deepcopy`'s cost: the containers of the
+    state are copied one level; what they hold is shared, because apply code only ever adds or
+    replaces entries (facts are frozen; people, department and publication records are replaced
+    whole, never edited in place)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        clone = self.__class__.__new__(self.__class__)
+        for name, value in self.__dict__.items():
+            if isinstance(value, list | dict | set):
+                value = value.copy()
+            elif isinstance(value, f.AppraisalFacts):
+                value = value.copy()
+            clone.__dict__[name] = value
+        return clone
+
+
 class LedgerEvent(Aggregate.Event):
     actor: str
     at: datetime
@@ -54,7 +71,7 @@ class FactEvent(LedgerEvent):
 # --- the organisation --------------------------------------------------------------------------
 
 
-class Organisation(Aggregate):
+class Organisation(CheapCopy, Aggregate):
     """Departments and people: one aggregate, so that ids stay unique across both."""
 
     class Started(LedgerEvent, Aggregate.Created):
@@ -115,7 +132,7 @@ class Organisation(Aggregate):
 # --- schemes -------------------------------------------------------------------------------------
 
 
-class SchemeVersion(Aggregate):
+class SchemeVersion(CheapCopy, Aggregate):
     """One published version of a scheme document; it never changes once published."""
 
     class Published(LedgerEvent, Aggregate.Created):
@@ -146,8 +163,13 @@ class SchemeVersion(Aggregate):
         )
 
 
-class SchemeCatalogue(Aggregate):
+class SchemeCatalogue(CheapCopy, Aggregate):
     """Which versions of which schemes exist, so that they can be listed and superseded."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        clone = super().__deepcopy__(memo)
+        clone.versions = {scheme: versions.copy() for scheme, versions in self.versions.items()}
+        return clone
 
     class Started(LedgerEvent, Aggregate.Created):
         pass
@@ -178,7 +200,7 @@ class SchemeCatalogue(Aggregate):
 # --- the appraisal year --------------------------------------------------------------------------
 
 
-class Year(Aggregate):
+class Year(CheapCopy, Aggregate):
     """An appraisal year: its scheme binding, its subjects, tie-breaks, publications."""
 
     class Opened(LedgerEvent, Aggregate.Created):
@@ -269,7 +291,7 @@ class Year(Aggregate):
 # --- appraisals ----------------------------------------------------------------------------------
 
 
-class Appraisal(Aggregate):
+class Appraisal(CheapCopy, Aggregate):
     """One subject's appraisal for one year: every rating, measurement, item, veto and appeal."""
 
     class Opened(LedgerEvent, Aggregate.Created):

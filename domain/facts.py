@@ -117,6 +117,16 @@ class AppraisalFacts:
     def kind(self) -> str:
         return self.subject.kind
 
+    def copy(self) -> AppraisalFacts:
+        """A copy whose lists and maps can grow on their own; the frozen facts are shared."""
+        return AppraisalFacts(
+            key=self.key, year=self.year, subject=self.subject, opened_ref=self.opened_ref,
+            ratings=self.ratings.copy(), measurements=self.measurements.copy(),
+            occurrences=self.occurrences.copy(), adjustments=self.adjustments.copy(),
+            vetoes=self.vetoes.copy(), appeals=self.appeals.copy(), decisions=self.decisions.copy(),
+            items=self.items.copy(), rater_roles=self.rater_roles.copy(),
+        )
+
     def add(self, fact: Fact) -> None:
         self.items[fact.command_id] = fact
         if isinstance(fact, Rating):

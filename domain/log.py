@@ -13,7 +13,8 @@ import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from domain import facts as f
@@ -30,9 +31,9 @@ from domain.results import YearFacts
 from domain.scheme import Scheme, parse_scheme
 
 
-@dataclass(slots=True)
-class Change:
-    """What one event touched: the year to recompute and the appraisal it belongs to."""
+class Change(NamedTuple):
+    """What one event touched: the year to recompute and the appraisal it belongs to. (A tuple:
+    one is made for every event of the log, and a tuple is made in C.)"""
 
     year: int | None
     appraisal: str | None
@@ -47,21 +48,43 @@ class LedgerState:
     organisation: Organisation | None = None
     position: int = 0
     _schemes: dict[tuple[str, int], Scheme] = field(default_factory=dict)
+    # The same aggregates by the integer of their id: a UUID hashes and compares in Python, an int
+    # in C, and every event of the log is looked up here.
+    _by_int: dict[int, Any] = field(default_factory=dict, repr=False)
+    _strings: dict[str, str] = field(default_factory=dict, repr=False)
+    _scores: dict[str, Decimal] = field(default_factory=dict, repr=False)
 
     def apply(self, event: LedgerEvent, position: int | None = None) -> Change:
-        aggregate = event.mutate(self.aggregates.get(event.originator_id))  # type: ignore[attr-defined]
-        self.aggregates[event.originator_id] = aggregate
+        shared = _SHARED_TEXT.get(type(event))
+        if shared is not None:
+            # A decoded event brings its own copy of every text; the few distinct leaves, periods,
+            # raters and roles of a year are kept once (about a third of a folded year's memory).
+            values, strings = event.__dict__, self._strings
+            for name in shared:
+                text = values[name]
+                values[name] = strings.setdefault(text, text)
+            score = values.get("score")
+            if score is not None:  # the same for scores, by their text ("90.0" is not "90")
+                values["score"] = self._scores.setdefault(str(score), score)
+        key = event.originator_id.int
+        current = self._by_int.get(key)
+        aggregate = event.mutate(current)  # type: ignore[attr-defined]
+        if aggregate is not current:  # created (aggregates are mutated in place afterwards)
+            self._by_int[key] = aggregate
+            self.aggregates[event.originator_id] = aggregate
+            if isinstance(aggregate, Appraisal):
+                self.appraisals[aggregate.key] = aggregate
+            elif isinstance(aggregate, Year):
+                self.years[aggregate.year] = aggregate
+            elif isinstance(aggregate, Organisation):
+                self.organisation = aggregate
         if position is not None:
             self.position = position
         kind = type(event).__name__
         if isinstance(aggregate, Appraisal):
-            self.appraisals[aggregate.key] = aggregate
             return Change(aggregate.facts.year, aggregate.key, kind)
         if isinstance(aggregate, Year):
-            self.years[aggregate.year] = aggregate
             return Change(aggregate.year, None, kind)
-        if isinstance(aggregate, Organisation):
-            self.organisation = aggregate
         return Change(None, None, kind)
 
     def apply_all(self, events: Iterable[tuple[int, LedgerEvent]]) -> list[Change]:
@@ -92,10 +115,12 @@ class LedgerState:
         if year is None:
             raise NotFound("year", f"no appraisal is open for {year_number}", rule="year-open")
         tie_breaks, publications, binding = year.tie_breaks, year.publications, (year.scheme_id, year.scheme_version)
+        adoptions = year.adoptions
         if known_at is not None:
             tie_breaks = [t for t in tie_breaks if t["at"] <= known_at]
             publications = [p for p in publications if p["at"] <= known_at]
             binding = binding_at(year, known_at)
+            adoptions = [a for a in adoptions if a["at"] <= known_at]
         appraisals = []
         for subject in year.subjects:
             appraisal = self.appraisals[f"{year_number}:{subject}"]
@@ -111,6 +136,7 @@ class LedgerState:
             year=year_number, scheme=self.scheme(*(scheme or binding)), appraisals=appraisals,
             tie_breaks=tie_breaks, history=self.published_tiers(year_number, known_at),
             status=status if scheme is None else "replay",
+            adoptions=list(adoptions) if scheme is None else [],  # a replay is beside the year's history
         )
 
     def published_tiers(self, year: int, known_at: datetime | None = None) -> dict[int, dict[str, int | None]]:
@@ -127,6 +153,13 @@ class LedgerState:
 
     def copy_for_replay(self) -> LedgerState:
         return copy.deepcopy(self)
+
+
+_SHARED_TEXT: dict[type, tuple[str, ...]] = {
+    Appraisal.RatingRecorded: ("actor", "leaf", "period", "rater", "rater_role"),
+    Appraisal.MeasurementRecorded: ("actor", "input"),
+    Appraisal.OccurrenceRecorded: ("actor", "item"),
+}
 
 
 def binding_at(year: Year, moment: datetime) -> tuple[str, int]:

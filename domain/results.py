@@ -25,6 +25,7 @@ class YearFacts:
     tie_breaks: list[dict[str, Any]] = field(default_factory=list)
     history: dict[int, dict[str, int | None]] = field(default_factory=dict)  # published tiers
     status: str = "provisional"
+    adoptions: list[dict[str, Any]] = field(default_factory=list)  # Year.adoptions: rebindings (§9)
 
 
 @dataclass(slots=True)
@@ -37,6 +38,7 @@ class YearResults:
     people: dict[str, SubjectScore]
     placements: dict[str, Placement]
     unresolved_ties: list[dict[str, Any]]
+    adoptions: list[dict[str, Any]] = field(default_factory=list)
 
     def subject(self, subject_id: str) -> SubjectScore | None:
         return self.people.get(subject_id) or self.departments.get(subject_id)
@@ -56,7 +58,7 @@ def compute_year(facts: YearFacts) -> YearResults:
                                           facts.history, facts.year)
     department_placements = rank_departments(scheme, list(departments.values()))
     return YearResults(facts.year, scheme, facts.status, departments, department_placements, people,
-                       placements, unresolved)
+                       placements, unresolved, list(facts.adoptions))
 
 
 def _leaves(score: SubjectScore) -> dict[str, str]:
@@ -93,7 +95,7 @@ def export(results: YearResults) -> dict[str, Any]:
             "coefficient": coefficient_text(placement.coefficient), "grade": placement.grade,
             "leaves": _leaves(score), "consequences": placement.consequences,
         })
-    return {
+    document = {
         "year": results.year,
         "scheme": {"id": results.scheme.id, "version": results.scheme.version},
         "status": results.status,
@@ -101,6 +103,16 @@ def export(results: YearResults) -> dict[str, Any]:
         "people": people,
         "unresolved_ties": results.unresolved_ties,
     }
+    if results.adoptions:  # optional: only a year rebound to another scheme version has it
+        document["adoptions"] = adoption_lines(results.adoptions)
+    return document
+
+
+def adoption_lines(adoptions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each switch of the year's scheme version: from, to, when (business and recording time), why."""
+    return [{"from": a["from"], "to": a["to"], "at": a["at"].isoformat(),
+             "recorded_at": a["recorded_at"].isoformat(), "actor": a["actor"], "reason": a["reason"]}
+            for a in adoptions]
 
 
 def explanation(results: YearResults, subject_id: str, facts: f.AppraisalFacts) -> dict[str, Any]:
@@ -121,7 +133,7 @@ def explanation(results: YearResults, subject_id: str, facts: f.AppraisalFacts) 
     else:
         placement_d = results.department_placements[subject_id]
         summary.update({"rank": placement_d.rank, "consequences": placement_d.consequences})
-    return {
+    document = {
         "appraisal": score.key,
         "year": results.year,
         "subject": {"id": score.subject.id, "kind": score.subject.kind, "name": score.subject.name,
@@ -134,6 +146,9 @@ def explanation(results: YearResults, subject_id: str, facts: f.AppraisalFacts) 
         "not_applicable": [item.as_dict() for item in score.not_applicable],
         "events": [_fact_line(fact) for fact in sorted(facts.items.values(), key=lambda x: _order(x.ref))],
     }
+    if results.adoptions:  # the scheme above is the current one; these say since when and before what
+        document["adoptions"] = adoption_lines(results.adoptions)
+    return document
 
 
 def _order(ref: str) -> tuple[str, int]:
@@ -152,4 +167,4 @@ def _fact_line(fact: f.Fact) -> dict[str, Any]:
     return data
 
 
-__all__ = ["YearFacts", "YearResults", "compute_year", "explanation", "export", "Struck"]
+__all__ = ["YearFacts", "YearResults", "adoption_lines", "compute_year", "explanation", "export", "Struck"]

@@ -7,10 +7,13 @@ exact `Fraction`; rounding happens only where a figure is shown.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
+from itertools import groupby
+from math import lcm
+from operator import attrgetter
 from typing import Any
 
 from domain import facts as f
@@ -29,6 +32,8 @@ from domain.scheme import (
 from domain.trace import Figure, RuleRef, Struck, label
 
 HUNDRED = Fraction(100)
+_LEAF = attrgetter("leaf")
+_REF = attrgetter("ref")
 
 
 @dataclass(slots=True)
@@ -73,6 +78,7 @@ class _AppraisalScorer:
         self.not_applicable: list[Struck] = []
         self.incomplete: list[str] = []
         self._decisions = self._decisions_by_target()
+        self._ratings_by_leaf: dict[str, list[f.Rating]] | None = None
 
     # --- appeals ------------------------------------------------------------------------------
 
@@ -221,75 +227,104 @@ class _AppraisalScorer:
                         rule=RuleRef(self.scheme.ref, node.id, "base.rating", f"{path}.base"),
                         params={"points": points, "self": self_share,
                                 **{f"others.{role}": w for role, w in weights.items()}})
-        latest: dict[tuple[str, str], f.Rating] = {}
-        for rating in self.facts.ratings:
-            if rating.leaf != node.id:
-                continue
-            if rating.rater_role != "self" and rating.rater_role not in weights:
-                self.not_applicable.append(Struck(
-                    rating.ref, rating.command_id, "rating",
-                    f"rater role {rating.rater_role} has no weight in {self.scheme.ref}"))
-                continue
-            slot = (rating.rater, rating.period)
-            previous = latest.get(slot)
-            if previous is not None:
-                figure.struck.append(Struck(previous.ref, previous.command_id, "rating",
-                                            "replaced by a later rating of the same rater and period",
-                                            by=rating.ref))
-            latest[slot] = rating
-        by_period: dict[str, list[f.Rating]] = defaultdict(list)
+        ratings = self.ratings_by_leaf.get(node.id, ())
+        # The usual case first: one rating per rater and period, every role weighted (no loop in Python).
+        latest = {(rating.rater, rating.period): rating for rating in ratings}
+        every_rating_counts = (len(latest) == len(ratings)
+                               and all(role == "self" or role in weights
+                                       for role in {rating.rater_role for rating in ratings}))
+        if not every_rating_counts:
+            latest = {}
+            for rating in ratings:
+                if rating.rater_role != "self" and rating.rater_role not in weights:
+                    self.not_applicable.append(Struck(
+                        rating.ref, rating.command_id, "rating",
+                        f"rater role {rating.rater_role} has no weight in {self.scheme.ref}"))
+                    continue
+                slot = (rating.rater, rating.period)
+                previous = latest.get(slot)
+                if previous is not None:
+                    figure.struck.append(Struck(previous.ref, previous.command_id, "rating",
+                                                "replaced by a later rating of the same rater and period",
+                                                by=rating.ref))
+                latest[slot] = rating
+        by_period: dict[str, list[f.Rating]] = {}
         for rating in latest.values():
-            by_period[rating.period].append(rating)
+            members = by_period.get(rating.period)
+            if members is None:
+                by_period[rating.period] = [rating]
+            else:
+                members.append(rating)
+        mix = _RaterMix(self_share, weights)
+        rule = RuleRef(self.scheme.ref, node.id, "rating.composite")  # one for all periods of the leaf
         composites: list[Fraction] = []
+        periods: list[str] = []
         for period in sorted(by_period):
-            composite = self.period_composite(node, period, by_period[period], self_share, weights)
+            composite = self.period_composite(node, period, by_period[period], mix, rule)
             if composite is not None:
                 composites.append(composite)
+                periods.append(period)
         if composites:
-            r_value = sum(composites, ZERO) / len(composites)
-            figure.value = points * r_value / HUNDRED
+            # R = mean of the composites; base = points × R / 100 (exact, one normalisation each).
+            total, denominator = _sum_exactly(composites)
+            r_value = Fraction(total, denominator * len(composites))
+            figure.value = Fraction(points.numerator * total,
+                                    points.denominator * denominator * len(composites) * 100)
             figure.inputs["R"] = r_value
-            figure.terms = [(f"period:{node.id}:{period}", Fraction(1, len(composites)) * points / HUNDRED)
-                            for period in sorted(by_period) if self._has_composite(by_period[period])]
+            weight = Fraction(points.numerator, points.denominator * len(composites) * 100)
+            figure.terms = [(_period_names(node.id, period)[0], weight) for period in periods]
         else:
             figure.value = ZERO
             figure.notes.append("no period with ratings by others: the leaf scores 0")
             self.mark_incomplete(f"no usable ratings for {node.id}")
-        figure.events = [r.ref for r in self.facts.ratings if latest.get((r.rater, r.period)) is r]
+        if every_rating_counts:  # nothing replaced or without weight: every rating is a latest one
+            figure.events = list(map(_REF, ratings))
+        else:
+            figure.events = [r.ref for r in ratings if latest.get((r.rater, r.period)) is r]
         return figure
 
-    @staticmethod
-    def _has_composite(ratings: list[f.Rating]) -> bool:
-        return any(r.rater_role != "self" for r in ratings)
+    @property
+    def ratings_by_leaf(self) -> dict[str, list[f.Rating]]:
+        """The appraisal's ratings per leaf, in log order (grouped once, not once per leaf)."""
+        if self._ratings_by_leaf is None:
+            ordered = sorted(self.facts.ratings, key=_LEAF)  # stable: log order within each leaf
+            self._ratings_by_leaf = {leaf: list(group) for leaf, group in groupby(ordered, key=_LEAF)}
+        return self._ratings_by_leaf
 
-    def period_composite(self, node: Node, period: str, ratings: list[f.Rating], self_share: Fraction,
-                         weights: dict[str, Fraction]) -> Fraction | None:
-        groups: dict[str, list[f.Rating]] = defaultdict(list)
+    def period_composite(self, node: Node, period: str, ratings: list[f.Rating], mix: _RaterMix,
+                         rule: RuleRef) -> Fraction | None:
+        groups: dict[str, list[f.Rating]] = {}
         for rating in ratings:
-            groups[rating.rater_role].append(rating)
-        figure = Figure(f"period:{node.id}:{period}", label(f"评分 {period}", f"ratings {period}"), None,
-                        rule=RuleRef(self.scheme.ref, node.id, "rating.composite"),
-                        events=[r.ref for r in ratings])
-        means = {role: _mean(members) for role, members in sorted(groups.items())}
-        for role, mean in means.items():
+            members = groups.get(rating.rater_role)
+            if members is None:
+                groups[rating.rater_role] = [rating]
+            else:
+                members.append(rating)
+        key, name = _period_names(node.id, period)
+        figure = Figure(key, name, None, rule=rule, events=list(map(_REF, ratings)))
+        inputs = figure.inputs
+        means: dict[str, tuple[int, int]] = {}  # role -> its mean as (numerator, denominator)
+        roles = tuple(sorted(groups))
+        for role in roles:
+            members = groups[role]
+            means[role], mean = _mean(members)
             # Group means only: an individual rater's score is read from the events, not the trace.
-            figure.inputs[f"{role}.mean"] = mean
-            figure.inputs[f"{role}.raters"] = len(groups[role])
-        missing = sorted(role for role in weights if role not in groups)
+            mean_key, raters_key = _role_keys(role)
+            inputs[mean_key] = mean
+            inputs[raters_key] = len(members)
+        present, missing = mix.present(roles)
         if missing:
-            figure.notes.append("missing rater group(s): " + ", ".join(missing))
-        present = {role: w for role, w in weights.items() if role in groups}
+            figure.notes.append(missing)
         if not present:
             figure.notes.append("only a self rating: the period is skipped")
             self.trace.append(figure)
             return None
-        weight_sum = sum(present.values(), ZERO)
-        others = sum((w * means[role] for role, w in present.items()), ZERO) / weight_sum
-        figure.inputs["others"] = others
+        others_num, others_den = mix.others(present, means)
+        others = inputs[_role_keys(present[0])[0]] if len(present) == 1 else Fraction(others_num, others_den)
+        inputs["others"] = others
         if "self" in groups:
-            self_value = means["self"]
-            composite = self_share * self_value + (1 - self_share) * others
-            figure.params["self"] = self_share
+            composite = mix.composite(means["self"], others_num, others_den)
+            figure.params["self"] = mix.self_share
         else:
             composite = others
             figure.notes.append("no self rating: the composite is the others' score")
@@ -340,13 +375,15 @@ class _AppraisalScorer:
     # --- facts this scheme has no place for (replay under another version) --------------------
 
     def check_not_applicable(self) -> None:
-        leaf_ids = {leaf.id for leaf in self.scheme.leaves(self.tree_name)}
         read = self.scheme.inputs_read(self.tree_name)
-        for rating in self.facts.ratings:
-            leaf = self.scheme.leaf(self.tree_name, rating.leaf)
-            if rating.leaf not in leaf_ids or not isinstance(leaf.base if leaf else None, RatingBase):
-                self.not_applicable.append(Struck(rating.ref, rating.command_id, "rating",
-                                                  f"no rating leaf {rating.leaf} in {self.scheme.ref}"))
+        # Checked once per leaf the ratings name, then (only if one is missing) rating by rating in log order.
+        missing = {leaf_id for leaf_id in self.ratings_by_leaf
+                   if not isinstance(getattr(self.scheme.leaf(self.tree_name, leaf_id), "base", None), RatingBase)}
+        if missing:
+            for rating in self.facts.ratings:
+                if rating.leaf in missing:
+                    self.not_applicable.append(Struck(rating.ref, rating.command_id, "rating",
+                                                      f"no rating leaf {rating.leaf} in {self.scheme.ref}"))
         for measurement in self.facts.measurements:
             if measurement.input not in read:
                 self.not_applicable.append(Struck(measurement.ref, measurement.command_id, "measurement",
@@ -365,9 +402,97 @@ _RULE_LABELS = {
 }
 
 
-def _mean(ratings: list[f.Rating]) -> Fraction:
-    # Scores have a few decimals: their Decimal sum is exact; one Fraction per group, not per rating.
-    return Fraction(sum((r.score for r in ratings), Decimal(0))) / len(ratings)
+@lru_cache(maxsize=8192)
+def _period_names(leaf: str, period: str) -> tuple[str, dict[str, str]]:
+    """The key and label of a period's figure. The same few hundred serve every subject of a year,
+    so they are made once and shared (figures are read, never changed): a year's trace holds
+    hundreds of thousands of period figures."""
+    return f"period:{leaf}:{period}", label(f"评分 {period}", f"ratings {period}")
+
+
+@lru_cache(maxsize=64)
+def _role_keys(role: str) -> tuple[str, str]:
+    return f"{role}.mean", f"{role}.raters"
+
+
+def _mean(ratings: list[f.Rating]) -> tuple[tuple[int, int], Fraction]:
+    """A rater group's mean score, as an integer pair for arithmetic and as a Fraction for the trace.
+    Scores have a few decimals: their Decimal sum is exact; one Fraction per group, not per rating."""
+    if len(ratings) == 1:
+        return _score(ratings[0].score)
+    numerator, denominator = sum((r.score for r in ratings), Decimal(0)).as_integer_ratio()
+    return (numerator, denominator * len(ratings)), Fraction(numerator, denominator * len(ratings))
+
+
+@lru_cache(maxsize=65536)
+def _score(score: Decimal) -> tuple[tuple[int, int], Fraction]:
+    """One rating's score as a mean of one. A year holds about a thousand distinct scores
+    (0.0 to 100.0) among its hundreds of thousands of ratings: each exact value is made once, and
+    shared (a Fraction never changes)."""
+    return score.as_integer_ratio(), Fraction(score)
+
+
+def _sum_exactly(values: list[Fraction]) -> tuple[int, int]:
+    """Σ values as (numerator, denominator) over the least common denominator: integer arithmetic,
+    no normalisation per term (the caller normalises the result once)."""
+    total, denominator = 0, 1
+    for value in values:
+        d = value.denominator
+        if d != denominator:
+            common = lcm(denominator, d)
+            total *= common // denominator
+            denominator = common
+        total += value.numerator * (denominator // d)
+    return total, denominator
+
+
+class _RaterMix:
+    """One leaf's rater weights (SCORING.md §5) as integers over a common denominator, so that a
+    period's composite is integer arithmetic normalised once, not a chain of Fraction operations
+    (the engine computes one per rater, leaf and period: the bulk of scoring a year)."""
+
+    __slots__ = ("self_share", "weights", "_scale", "_self", "_others", "_role_weights", "_sums", "_present")
+
+    def __init__(self, self_share: Fraction, weights: dict[str, Fraction]) -> None:
+        self.self_share = self_share
+        self.weights = weights
+        scale = lcm(self_share.denominator, *(w.denominator for w in weights.values()))
+        self._scale = scale
+        self._self = self_share.numerator * (scale // self_share.denominator)  # self share × scale
+        self._others = scale - self._self  # (1 − self share) × scale
+        self._role_weights = {role: w.numerator * (scale // w.denominator) for role, w in weights.items()}
+        self._sums: dict[tuple[str, ...], int] = {}
+        self._present: dict[tuple[str, ...], tuple[tuple[str, ...], str | None]] = {}
+
+    def present(self, roles: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
+        """The weighted roles among those that rated a period (in the scheme's order), and the note
+        naming the missing ones (None when none is missing); worked out once per set of roles."""
+        found = self._present.get(roles)
+        if found is None:
+            present = tuple(role for role in self.weights if role in roles)
+            missing = sorted(role for role in self.weights if role not in roles)
+            note = "missing rater group(s): " + ", ".join(missing) if missing else None
+            found = self._present[roles] = (present, note)
+        return found
+
+    def others(self, present: tuple[str, ...], means: dict[str, tuple[int, int]]) -> tuple[int, int]:
+        """Σ w(role) × mean(role) / Σ w(role) over the roles present, as (numerator, denominator)."""
+        role_weights = self._role_weights
+        weight_sum = self._sums.get(present)
+        if weight_sum is None:
+            weight_sum = self._sums[present] = sum(role_weights[role] for role in present)
+        numerator, denominator = 0, 1
+        for role in present:
+            p, q = means[role]
+            numerator = numerator * q + role_weights[role] * p * denominator
+            denominator *= q
+        return numerator, denominator * weight_sum
+
+    def composite(self, self_mean: tuple[int, int], others_num: int, others_den: int) -> Fraction:
+        """self share × self + (1 − self share) × others."""
+        p, q = self_mean
+        return Fraction(self._self * p * others_den + self._others * others_num * q,
+                        self._scale * q * others_den)
 
 
 def _floor(value: Fraction) -> int:

@@ -97,8 +97,10 @@ class _Cursor:
         self.cursor = cursor
         self.translate = translate
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
         self.cursor.execute(self.translate(sql), tuple(params))
+        return int(self.cursor.rowcount)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:

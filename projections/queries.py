@@ -42,6 +42,11 @@ class ReadModels:
             raise NotFound(what.split(" ")[0], f"no {what}", rule="read-model")
         return json.loads(rows[0]["document"])
 
+    def year_status(self, year: int) -> str | None:
+        """provisional, published or final; None for a year the read models do not hold."""
+        rows = self.db.query("SELECT status FROM rm_year_results WHERE year = ?", [year])
+        return str(rows[0]["status"]) if rows else None
+
     def results(self, year: int) -> dict[str, Any]:
         return self._document("SELECT document FROM rm_year_results WHERE year = ?", [year], f"year {year} results")
 
@@ -62,6 +67,22 @@ class ReadModels:
         rows = self.db.query("SELECT version FROM rm_breakdowns WHERE appraisal = ? AND version > 0 "
                              "ORDER BY version", [appraisal])
         return [int(r["version"]) for r in rows]
+
+    def publications(self, year: int) -> list[dict[str, Any]]:
+        """Every publication of the year (公示), oldest first, without their documents."""
+        return self.db.query("SELECT year, version, at, recorded_at, digest FROM rm_publications WHERE year = ? "
+                             "ORDER BY version", [year])
+
+    def publication(self, year: int, version: int | None = None) -> dict[str, Any]:
+        """One publication of the year as published (the latest by default), with its document."""
+        if version is None:
+            rows = self.db.query("SELECT * FROM rm_publications WHERE year = ? ORDER BY version DESC LIMIT 1", [year])
+        else:
+            rows = self.db.query("SELECT * FROM rm_publications WHERE year = ? AND version = ?", [year, version])
+        if not rows:
+            which = "any publication" if version is None else f"publication {version}"
+            raise NotFound("publication", f"year {year} has no {which}", rule="publication-known")
+        return {**rows[0], "document": json.loads(rows[0]["document"])}
 
     def person_history(self, person: str) -> list[dict[str, Any]]:
         return self.db.query("SELECT * FROM rm_person_history WHERE person = ? ORDER BY year", [person])

@@ -9,12 +9,15 @@ is a view of the same scored year:
 - `rm_person_history`, `rm_department_history`: per subject and year (score, rank, tier, grade,
   scheme version, status) — the histories and the department ranking;
 - `rm_audit`: every event in log order with actor, business time, recording time, what it
-  recorded and the figures it feeds; by appraisal and by actor.
+  recorded and the figures it feeds; by appraisal and by actor;
+- `rm_publications`: every publication of a year (公示), version by version, as published.
 
 Exactly once: the rows of a batch of events and the tracking position are written in one
 transaction; after a restart the fold is rebuilt up to the tracking position (nothing written) and
 processing resumes after it. A rebuild writes fresh `_next` tables from zero in large batches and
-swaps them in with the tracking row in one transaction, so readers never see a gap.
+swaps them in with the tracking row in one transaction, so readers never see a gap. A batch moves
+the tracking row only from where its projection left it: a worker that finds it moved (a rebuild
+swapped in tables read up to another position) rolls back and restarts from the row.
 """
 
 from __future__ import annotations
@@ -35,10 +38,13 @@ from projections.db import ViewDB, open_view_db
 from projections.log import read_events
 
 NAME = "readmodels"
-VERSION = 2  # of the tables' layout: a projection finding another version rebuilds them from zero
+VERSION = 3  # of the tables' layout: a projection finding another version rebuilds them from zero
 TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_person_history",
-          "rm_department_history", "rm_appeals", "rm_audit")
+          "rm_department_history", "rm_appeals", "rm_audit", "rm_publications")
 DECISION_DUE_DAYS = 30  # SCORING.md §8: a decision is due within 30 days of filing
+# A rater group's mean is shown to staff only for groups of at least this many raters (README,
+# "Decisions where the specification is silent"): a smaller group's mean is too close to a name.
+MIN_RATERS_SHOWN = 3
 
 
 def create_tables(tx: Any, suffix: str = "") -> None:
@@ -67,6 +73,9 @@ def create_tables(tx: Any, suffix: str = "") -> None:
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, detail TEXT NOT NULL, figures TEXT NOT NULL)")
     tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_aggregate ON rm_audit{s} (aggregate, position)")
     tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_actor ON rm_audit{s} (actor, position)")
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_publications{s} (year INTEGER NOT NULL, version INTEGER NOT NULL, "
+               "at TEXT NOT NULL, recorded_at TEXT NOT NULL, digest TEXT NOT NULL, document TEXT NOT NULL, "
+               "PRIMARY KEY (year, version))")
     tx.execute("CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL)")
 
 
@@ -149,14 +158,21 @@ def _input_figures(scheme: Scheme, tree: str, name: str) -> list[str]:
 
 
 def public_breakdown(doc: dict[str, Any]) -> dict[str, Any]:
-    """An explanation with no individual rater in it: rating events and their references are
-    removed, period figures keep the group means only; the itemised bonus and deduction list
-    (加分/扣分明细) lists every counted item, measurement, deduction and veto with its date and
-    evidence, struck ones marked."""
+    """An explanation as staff may see it (the 公示 breakdown; the one anonymity policy of the
+    service, also behind every staff view of the HTTP API):
+    - no rater identity and no individual score: rating events and their references are removed;
+    - a rater group's mean is shown only when the group has at least `MIN_RATERS_SHOWN` (3)
+      raters; a smaller group shows its mean as withheld (`null`) beside its count (`.raters`).
+      The others' combined score (`others`) is withheld as soon as one group is, since with the
+      composite it would give the withheld mean back;
+    - the period composite, R and the leaf scores stay: they are the score's ingredients;
+    - the itemised bonus and deduction list (加分/扣分明细) lists every counted item, measurement,
+      deduction and veto with its date and evidence, struck ones marked.
+    Admins and inspectors read the full explanation instead."""
     rating_refs = {e["ref"] for e in doc["events"] if e["kind"] == "rating"}
     figures = []
     for figure in doc["figures"]:
-        figure = dict(figure)
+        figure = _withhold_small_groups(dict(figure))
         if "events" in figure:
             kept = [ref for ref in figure["events"] if ref not in rating_refs]
             figure["events"] = kept
@@ -192,6 +208,24 @@ def public_breakdown(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _withhold_small_groups(figure: dict[str, Any]) -> dict[str, Any]:
+    """A period figure with the means of groups under `MIN_RATERS_SHOWN` raters set to null."""
+    inputs = figure.get("inputs")
+    if not figure["key"].startswith("period:") or not inputs:
+        return figure
+    withheld = [name for name in inputs if name.endswith(".mean")
+                and int(inputs.get(name[: -len(".mean")] + ".raters", 0)) < MIN_RATERS_SHOWN]
+    if not withheld:
+        return figure
+    if "others" in inputs:
+        withheld.append("others")
+    figure["inputs"] = {name: None if name in withheld else value for name, value in inputs.items()}
+    figure["withheld"] = sorted(withheld)
+    figure["notes"] = [*figure.get("notes", []),
+                       f"means of rater groups under {MIN_RATERS_SHOWN} raters withheld"]
+    return figure
+
+
 # --- rendering a year into rows -----------------------------------------------------------------
 
 
@@ -204,6 +238,7 @@ class Rows:
     departments: list[tuple[Any, ...]] = field(default_factory=list)
     appeals: list[tuple[Any, ...]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
+    publications: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 class Renderer:
@@ -262,6 +297,13 @@ class Renderer:
                            _json(event_detail(event)), _json(figures_fed(event, state, appraisal))))
 
 
+def publication_row(year: Year) -> tuple[Any, ...]:
+    """The year's latest publication (the one just recorded) as a row of rm_publications."""
+    publication = year.publications[-1]
+    return (year.year, len(year.publications), publication["at"].isoformat(),
+            publication["recorded_at"].isoformat(), publication["digest"], _json(publication["document"]))
+
+
 def appeal_rows(facts: f.AppraisalFacts) -> list[tuple[Any, ...]]:
     rows = []
     for appeal in facts.appeals.values():
@@ -292,6 +334,8 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
         (f"rm_appeals{s}", ("appeal", "appraisal", "year", "appellant", "target", "target_kind", "grounds",
                             "filed_at", "due", "decided_at", "outcome", "decided_by", "reason"), ("appeal",),
          rows.appeals),
+        (f"rm_publications{s}", ("year", "version", "at", "recorded_at", "digest", "document"), ("year", "version"),
+         rows.publications),
     ):
         if data:
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
@@ -300,7 +344,22 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
     tx.executemany(f"INSERT INTO rm_audit{s} VALUES (?,?,?,?,?,?,?,?,?,?)", rows.audit)
 
 
-def _set_tracking(tx: Any, position: int) -> None:
+class TrackingMoved(RuntimeError):
+    """The tracking row is not where this projection left it: a rebuild swapped its tables in
+    behind it, or another worker ran. Its batch is rolled back; start again from the row."""
+
+
+def _set_tracking(tx: Any, position: int, *, expected: int | None = None) -> None:
+    """Write the tracking position; with `expected`, only if the row still holds it (a rebuild that
+    swapped in tables read up to an earlier position must not lose what this batch skips)."""
+    if expected is not None:
+        claimed = tx.execute("UPDATE rm_tracking SET position = ? WHERE name = ? AND position = ?",
+                             [position, NAME, expected])
+        if not claimed and not expected:
+            claimed = tx.execute("INSERT INTO rm_tracking (name, position) VALUES (?, ?) "
+                                 "ON CONFLICT (name) DO NOTHING", [NAME, position])
+        if claimed != 1:
+            raise TrackingMoved(f"the tracking row moved from {expected}: restart from it")
     for name, value in ((NAME, position), (f"{NAME}:version", VERSION)):
         tx.execute("INSERT INTO rm_tracking (name, position) VALUES (?, ?) "
                    "ON CONFLICT (name) DO UPDATE SET position = excluded.position", [name, value])
@@ -355,14 +414,17 @@ class ReadModelProjection:
         A publication is rendered at its own position, so its breakdowns are what was published."""
         rows = Rows()
         dirty: set[int] = set()
+        expected = self.state.position  # where this projection left the tracking row
         for position, event in batch:
             change = self.state.apply(event, position)
             self.renderer.audit(position, event, self.state, change, rows)
             if change.year is not None:
                 dirty.update(self._years_affected(change))
-            if isinstance(event, Year.Published) and render:
+            if isinstance(event, Year.Published):
                 year = self.state.years[change.year]  # type: ignore[index]
-                self.renderer.year(self.state, year.year, rows, publication=len(year.publications))
+                rows.publications.append(publication_row(year))
+                if render:
+                    self.renderer.year(self.state, year.year, rows, publication=len(year.publications))
         if render:
             for year_number in sorted(dirty):
                 if year_number in self.state.years:
@@ -370,7 +432,7 @@ class ReadModelProjection:
         with self.db.transaction() as tx:
             write(tx, rows, suffix)
             if not suffix:
-                _set_tracking(tx, self.state.position)
+                _set_tracking(tx, self.state.position, expected=expected)
         return rows
 
     def _years_affected(self, change: Change) -> set[int]:
