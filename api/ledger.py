@@ -8,12 +8,9 @@ command records nothing and never takes an accepted one with it.
 
 from __future__ import annotations
 
-import gc
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +20,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
+from api.gcpause import paused_gc
 from api.storage import DEFAULT_DB, CommandRow, ensure_schema, store_env
 from domain import commands as c
 from domain.aggregates import (
@@ -88,7 +86,7 @@ class AppraisalLedger(Application):
         recording every accepted command before it). `actor` overrides the bodies' actors."""
         outcomes: list[Outcome] = []
         unit = UnitOfWork(self)  # aggregates stay loaded from one batch to the next
-        with _gc_paused():
+        with paused_gc():
             return self._submit_all(unit, bodies, actor, batch_size, on_progress, outcomes)
 
     def _submit_all(self, unit: UnitOfWork, bodies: Iterable[dict[str, Any]], actor: str | None,
@@ -277,31 +275,6 @@ class AppraisalLedger(Application):
         super().close()
 
 
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-_gc_restore = False
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Deciding creates many small objects and few cycles; the cyclic collector, scanning every
-    loaded aggregate again and again, cost about a third of a large import. Counted, so that
-    concurrent submits (server threads) leave it as it was once the last one is done."""
-    global _gc_pausers, _gc_restore
-    with _gc_lock:
-        if _gc_pausers == 0:
-            _gc_restore = gc.isenabled()
-            gc.disable()
-        _gc_pausers += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_restore:
-                gc.enable()
-
-
 @dataclass
 class _InFlight:
     future: Future[None]
@@ -450,7 +423,11 @@ class UnitOfWork:
         accepted = decide(command, envelope, self)
         first = len(self.events)
         self._collect()
+        # Any change that moves a published year's figures revises its publication (SCORING.md §7):
+        # facts on its appraisals, a tie-break, the adoption of another scheme version.
         year_number = _appraisal_year(accepted.target)
+        if isinstance(command, c.BreakTie | c.AdoptScheme):
+            year_number = command.year
         if year_number is not None and accepted.recorded:
             record = self.year(year_number)
             if record is not None and record.publications and not record.finalized:

@@ -8,6 +8,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from api.gcpause import paused_gc
 from domain.errors import NotFound
 from domain.results import compute_year, explanation, export
 from projections.db import ViewDB, open_view_db
@@ -135,8 +136,9 @@ def results_at(ledger: Any, year: int, *, as_of: datetime | None = None, known_a
                scheme: tuple[str, int] | None = None) -> dict[str, Any]:
     """The year's results as the system showed them at recording time `as_of`, and/or as known by
     business time `known_at`, optionally replayed under another scheme version."""
-    state = fold(ledger, recorded_by=as_of)
-    document = export(compute_year(state.year_facts(year, scheme=scheme, known_at=known_at)))
+    with paused_gc():
+        state = fold(ledger, recorded_by=as_of)
+        document = export(compute_year(state.year_facts(year, scheme=scheme, known_at=known_at)))
     return _stamp(document, as_of, known_at)
 
 

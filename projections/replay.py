@@ -14,13 +14,11 @@ Plain functions for the command line and the HTTP API:
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from api.gcpause import paused_gc
 from domain.log import LedgerState
 from domain.replay import compare_sides, parse_scheme_ref, replay_side
 from domain.results import YearResults, compute_year, export
@@ -70,20 +68,6 @@ def replayed_results(ledger: Any, year: int, scheme: SchemeRef, *,
     with paused_gc():
         folded = state if state is not None else fold(ledger)
         return export(compute_year(folded.year_facts(year, scheme=scheme_ref(scheme))))
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Folding a year allocates a million small objects and frees few: the cyclic collector would
-    scan the growing state again and again (a third of the fold's time) to find no cycles.
-    Reference counting still frees everything dropped meanwhile."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _Clock:
