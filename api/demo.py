@@ -494,3 +494,24 @@ class _DemoYear:
         decision = self._add(decided_at, "appeal.decide", DECIDER, appeal=None, outcome=outcome,
                              reason=reason)
         self._refer(decision, "appeal", appeal)
+
+
+CORRECTION_REASON = "2025 年度方案修订:缺勤扣分加倍,职能落实率达标线调整为 90% (absence −2 each; implementation target 90%)"
+
+
+def corrected_scheme_command(year: int = 2025) -> dict[str, Any]:
+    """A corrected `bianban` version 2 for the demo: published, not adopted (publishing changes
+    nothing by itself), so that `appraisal scheme diff` and `appraisal replay` have something to show."""
+    from domain.scheme import builtin_document
+
+    document = builtin_document("bianban")
+    document.update(version=2, supersedes=1, reason=CORRECTION_REASON)
+    for node in document["individual"]:
+        if node["id"] == "discipline":
+            node["rules"][0]["points_each"] = "-2"
+    for node in document["department"]:
+        if node["id"] == "duty":
+            node["rules"][0]["target"] = "90"
+    at = datetime.combine(date(year + 1, 1, 5), time(9, 0), TZ).isoformat()
+    return {"type": "scheme.publish", "id": f"demo-{year}-scheme-v2", "actor": "admin", "at": at,
+            "document": document}
