@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,7 +66,6 @@ class Refused(Exception):
 
 class AppraisalLedger(Application):
     name = "AppraisalLedger"
-    pipelined = False  # write batch k while deciding batch k+1 (see scripts/bench import)
 
     def __init__(self, db_url: str = DEFAULT_DB, clock: Callable[[], datetime] | None = None) -> None:
         ensure_schema(db_url)
@@ -92,69 +90,25 @@ class AppraisalLedger(Application):
     def _submit_all(self, unit: UnitOfWork, bodies: Iterable[dict[str, Any]], actor: str | None,
                     batch_size: int, on_progress: Callable[[int], None] | None,
                     outcomes: list[Outcome]) -> list[Outcome]:
-        """Decide batch k+1 while batch k is being written (the drivers release the GIL while
-        they wait): a conflict in batch k discards both, and they are decided again in turn."""
-        in_flight: _InFlight | None = None
-        if not self.pipelined:
-            for batch in _batches(bodies, batch_size):
-                outcomes += self._submit_batch(unit, batch, actor)
-                if on_progress:
-                    on_progress(len(batch))
-                if any(not o.accepted for o in outcomes[-len(batch):]):
-                    break
-            refused = next((o for o in outcomes if not o.accepted), None)
-            if refused is not None:
-                raise Refused(refused)
-            return outcomes
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer") as writer:
-            for batch in _batches(bodies, batch_size):
-                decided = unit.run(batch, actor)
-                events, rows = unit.detach()
-                if in_flight is not None:
-                    settled = self._settle(unit, in_flight, actor, then=batch)
-                    outcomes += settled
-                    if in_flight.redone:  # both batches were decided and written again after a conflict
-                        in_flight = None
-                        if on_progress:
-                            on_progress(len(batch))
-                        if any(not o.accepted for o in settled):
-                            break
-                        continue
-                in_flight = _InFlight(writer.submit(self._write, events, rows), batch, decided)
-                if on_progress:
-                    on_progress(len(batch))
-                if any(not o.accepted for o in decided):
-                    break
-            if in_flight is not None:
-                outcomes += self._settle(unit, in_flight, actor)
+        for batch in _batches(bodies, batch_size):
+            decided = self._submit_batch(unit, batch, actor)
+            outcomes += decided
+            if on_progress:
+                on_progress(len(batch))
+            if any(not o.accepted for o in decided):
+                break
         refused = next((o for o in outcomes if not o.accepted), None)
         if refused is not None:
             raise Refused(refused)
         return outcomes
 
     def _write(self, events: list[Any], rows: list[CommandRow]) -> None:
+        """One transaction: the events, their command rows (and the chain); answers get positions."""
         if events:
             recordings = self.events.put(events, commands=rows)
             positions = [r.notification.id for r in recordings]
             for row in rows:
                 row.answer["position"] = positions[row.event_index]
-
-    def _settle(self, unit: UnitOfWork, in_flight: _InFlight, actor: str | None,
-                then: list[tuple[int, dict[str, Any]]] | None = None) -> list[Outcome]:
-        """Wait for a batch's write. After a failure, forget everything decided since, decide and
-        write the batch again on its own (and the batch decided meanwhile, `then`)."""
-        try:
-            in_flight.future.result()
-            return in_flight.outcomes
-        except Exception as error:
-            unit.forget()
-            if not isinstance(error, CONFLICTS):
-                raise
-        in_flight.redone = True
-        outcomes = self._submit_batch(unit, in_flight.batch, actor)
-        if then is not None and not any(not o.accepted for o in outcomes):
-            outcomes += self._submit_batch(unit, then, actor)
-        return outcomes
 
     def submit_one(self, body: dict[str, Any], *, actor: str | None = None) -> Outcome:
         """One command (the HTTP path): decided and written in the calling thread, with no
@@ -273,14 +227,6 @@ class AppraisalLedger(Application):
 
     def close(self) -> None:
         super().close()
-
-
-@dataclass
-class _InFlight:
-    future: Future[None]
-    batch: list[tuple[int, dict[str, Any]]]
-    outcomes: list[Outcome]
-    redone: bool = False
 
 
 def _batches(bodies: Iterable[dict[str, Any]], size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
