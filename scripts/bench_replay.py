@@ -76,7 +76,7 @@ def extra_ratings(commands: list[dict[str, Any]], weeks: int, seed: int = 7) -> 
             if pair not in slots:
                 slots.append(pair)
     rng = random.Random(seed)
-    extra = []
+    extra: list[dict[str, Any]] = []
     for week in range(1, weeks + 1):
         thursday = date.fromisocalendar(YEAR, week, 4)
         at = datetime.combine(thursday, datetime.min.time(), TZ) + timedelta(hours=10)

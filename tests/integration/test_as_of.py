@@ -96,6 +96,7 @@ def test_what_the_publication_said_on_3_january_stays_readable_after_an_appeal_o
     ledger.submit([*build(), DEDUCTION, APPEAL])
     ledger.submit([{"type": "year.publish", "id": "as-of-publish", "actor": "admin", "year": YEAR}])
     year = ledger.year(YEAR)
+    assert year is not None
     assert year.publications[0]["at"] == PUBLISHED_ON  # no `at` given: the ledger's clock
     published = year.publications[0]["document"]
     on_3_january = recorded_moment()

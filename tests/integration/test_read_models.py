@@ -104,6 +104,12 @@ def assert_equal_to_direct(store: Store, year: int = YEAR) -> None:
         d["id"]: (d["score"], d["rank"]) for d in direct["departments"]}
 
 
+def latest_publication(store: Store) -> dict[str, Any]:
+    year = store.ledger.year(YEAR)
+    assert year is not None and year.publications
+    return dict(year.publications[-1]["document"])
+
+
 def walk(value: Any) -> Iterator[tuple[str | None, Any]]:
     """(key, value) for every dict entry and list item, at any depth."""
     if isinstance(value, dict):
@@ -283,7 +289,7 @@ def test_a_publication_is_kept_as_published_while_a_later_decision_changes_the_c
         db_url: str) -> None:
     with opened(db_url) as store:
         store.submit([*build(), DEDUCTION, APPEAL, PUBLISH])
-        published = store.ledger.year(YEAR).publications[-1]["document"]
+        published = latest_publication(store)
         assert store.views.results(YEAR)["status"] == "published"
         for key in subjects(published):
             assert store.views.published_versions(key) == [1]
@@ -301,7 +307,7 @@ def test_a_publication_is_kept_as_published_while_a_later_decision_changes_the_c
 
         store.submit([OVERTURN])  # the deduction on p-H1 falls after publication: a revision
 
-        revised = store.ledger.year(YEAR).publications[-1]["document"]
+        revised = latest_publication(store)
         assert revised["publication"] == 2
         assert [p["version"] for p in store.views.publications(YEAR)] == [1, 2]
         assert store.views.publication(YEAR)["document"] == as_json(revised)
@@ -334,6 +340,7 @@ def test_the_audit_trail_has_every_event_once_in_order_by_appraisal_and_by_actor
         assert [row["event"] for row in everything] == [type(e).__name__ for _, e in events]
 
         appraisal = store.ledger.appraisal("2025:p-A")
+        assert appraisal is not None
         by_appraisal = store.views.audit(aggregate="2025:p-A")
         assert [row["position"] for row in by_appraisal] == [
             p for p, e in events if e.originator_id == appraisal.id]

@@ -41,6 +41,10 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.02)
 
 
+def beyond(views: ReadModels, position: int) -> Callable[[], bool]:
+    return lambda: views.position() > position
+
+
 def stop(worker: subprocess.Popen[bytes]) -> None:
     if worker.poll() is None:
         worker.send_signal(signal.SIGINT)  # the command line stops cleanly on Ctrl-C
@@ -72,7 +76,7 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_no_event_and_applies_non
                 seen = views.position()
                 ledger.submit(chunks[submitted])
                 submitted += 1
-                wait_until(lambda seen=seen: views.position() > seen, 15, "the worker to process a chunk")
+                wait_until(beyond(views, seen), 15, "the worker to process a chunk")
                 ledger.submit(chunks[submitted])
                 submitted += 1
                 time.sleep(random.uniform(0, 0.3))  # before, during or after its catch-up
