@@ -246,6 +246,7 @@ class Renderer:
 
     def __init__(self) -> None:
         self.digests: dict[tuple[Any, ...], str] = {}
+        self.signatures: dict[str, str] = {}  # appraisal -> what its explanation depends on beyond its facts
 
     def _changed(self, key: tuple[Any, ...], text: str) -> str | None:
         digest = _digest(text)
@@ -254,7 +255,11 @@ class Renderer:
         self.digests[key] = digest
         return digest
 
-    def year(self, state: LedgerState, year_number: int, rows: Rows, publication: int | None = None) -> None:
+    def year(self, state: LedgerState, year_number: int, rows: Rows, publication: int | None = None,
+             changed: set[str] | None = None) -> None:
+        """Render a year. With `changed` (the appraisals whose facts changed since the last render
+        of this year, and nothing year-wide changed), only those subjects and the subjects whose
+        placement, department score or status moved get their explanations rendered again."""
         results = compute_year(state.year_facts(year_number))
         document = export(results)
         text = _json(document)
@@ -262,7 +267,7 @@ class Renderer:
         if digest:
             rows.results.append((year_number, f"{document['scheme']['id']}@{document['scheme']['version']}",
                                  document["status"], text, digest))
-        self._subjects(state, results, rows, publication)
+        self._subjects(state, results, document, rows, publication, changed)
         for person in document["people"]:
             rows.people.append((person["id"], year_number, results.scheme.ref, document["status"],
                                 person["department"], person["position"], person["total"],
@@ -273,10 +278,21 @@ class Renderer:
             rows.departments.append((dep["id"], year_number, results.scheme.ref, document["status"], dep["score"],
                                      dep["rank"], cut, int(dep["incomplete"])))
 
-    def _subjects(self, state: LedgerState, results: YearResults, rows: Rows, publication: int | None) -> None:
+    def _subjects(self, state: LedgerState, results: YearResults, document: dict[str, Any], rows: Rows,
+                  publication: int | None, changed: set[str] | None) -> None:
         year = results.year
+        entries = {entry["id"]: entry for entry in document["departments"] + document["people"]}
+        ties = {member: tie["people"] for tie in document["unresolved_ties"] for member in tie["people"]}
+        # Grading parameters every placement shows: the cohort's size and its vetoed count.
+        cohort = [len(document["people"]), sum(1 for p in document["people"] if p["vetoed"])]
         for subject_id in [*results.departments, *results.people]:
             key = f"{year}:{subject_id}"
+            placement = results.placements.get(subject_id)
+            signature = _json([document["status"], cohort, entries[subject_id], ties.get(subject_id),
+                               placement.position if placement else None])
+            if changed is not None and key not in changed and self.signatures.get(key) == signature:
+                continue  # nothing its explanation shows has moved
+            self.signatures[key] = signature
             rows.appeals += appeal_rows(state.appraisals[key].facts)
             doc = explanation(results, subject_id, state.appraisals[key].facts)
             text = _json(doc)
@@ -414,12 +430,19 @@ class ReadModelProjection:
         A publication is rendered at its own position, so its breakdowns are what was published."""
         rows = Rows()
         dirty: set[int] = set()
+        whole: set[int] = set()  # years with a year-wide change: every subject is rendered again
+        changed: set[str] = set()  # appraisals whose facts changed
         expected = self.state.position  # where this projection left the tracking row
         for position, event in batch:
             change = self.state.apply(event, position)
             self.renderer.audit(position, event, self.state, change, rows)
             if change.year is not None:
-                dirty.update(self._years_affected(change))
+                affected = self._years_affected(change)
+                dirty.update(affected)
+                if change.appraisal is None:
+                    whole.update(affected)
+                else:
+                    changed.add(change.appraisal)
             if isinstance(event, Year.Published):
                 year = self.state.years[change.year]  # type: ignore[index]
                 rows.publications.append(publication_row(year))
@@ -428,7 +451,8 @@ class ReadModelProjection:
         if render:
             for year_number in sorted(dirty):
                 if year_number in self.state.years:
-                    self.renderer.year(self.state, year_number, rows)
+                    self.renderer.year(self.state, year_number, rows,
+                                       changed=None if year_number in whole else changed)
         with self.db.transaction() as tx:
             write(tx, rows, suffix)
             if not suffix:
