@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.demo import demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
+from scripts.benchlib import build_store, safe_url  # noqa: E402
 
 YEAR = 2025
 TARGET = 0.25
@@ -57,29 +58,6 @@ APPRAISAL = Path(sys.executable).with_name("appraisal")
 
 def year_commands(args: argparse.Namespace) -> list[dict[str, Any]]:
     return demo_commands(YEAR, departments=args.departments, staff_per_department=args.staff, periods="weekly")
-
-
-def build_store(url: str, commands: list[dict[str, Any]]) -> dict[str, Any]:
-    """Import the bench year unless the store holds it already (its last command is recorded); an
-    interrupted import resumes, since the ledger skips command ids it has already accepted."""
-    ledger = AppraisalLedger(url)
-    try:
-        if ledger.commands([commands[-1]["id"]]):
-            return {"reused": True, "events": ledger.event_count()}
-        print(f"  importing {len(commands):,} commands into {_safe(url)} (minutes) …", flush=True)
-        started = time.perf_counter()
-        ledger.submit(commands, batch_size=1000)
-        elapsed = time.perf_counter() - started
-        count = ledger.event_count()
-    finally:
-        ledger.close()
-    print(f"  imported {len(commands):,} commands → {count:,} events in {elapsed:.0f}s "
-          f"({len(commands) / elapsed:,.0f} commands/s)", flush=True)
-    return {"reused": False, "commands": len(commands), "events": count, "import_s": round(elapsed, 1)}
-
-
-def _safe(url: str) -> str:
-    return url.split("@")[-1] if "@" in url else url
 
 
 # --- (a) and (b): one measurement, in its own process ---------------------------------------------
@@ -289,8 +267,8 @@ def _wait(condition: Any, timeout: float) -> bool:
 
 
 def bench_store(name: str, url: str, args: argparse.Namespace, commands: list[dict[str, Any]]) -> dict[str, Any]:
-    print(f"{name}: {_safe(url)}", flush=True)
-    figures: dict[str, Any] = {"store": build_store(url, commands)}
+    print(f"{name}: {safe_url(url)}", flush=True)
+    figures: dict[str, Any] = {"store": build_store(url, commands[-1]["id"], lambda: commands)}
     if "rebuild" in args.parts:
         figures.update(rebuild_figures(url, args))
     if "lag" in args.parts and args.seconds > 0:

@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from api.demo import TZ, demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
 from domain.scheme import builtin_document  # noqa: E402
+from scripts.benchlib import build_store, safe_url  # noqa: E402
 
 YEAR = 2025
 SCHEME = "bianban@2"
@@ -96,30 +97,6 @@ def commands_for(departments: int, staff: int, events: int) -> list[dict[str, An
     publish = {"type": "scheme.publish", "id": LAST_COMMAND, "actor": "admin",
                "at": f"{YEAR + 1}-01-06T09:00:00+08:00", "document": corrected_scheme()}
     return [*commands, *extra_ratings(commands, weeks), publish]
-
-
-def build_store(url: str, departments: int, staff: int, events: int) -> dict[str, Any]:
-    """Import the bench year unless the store already holds it (its last command is recorded); an
-    interrupted import resumes, since the ledger skips command ids it has already accepted."""
-    ledger = AppraisalLedger(url)
-    try:
-        if ledger.commands([LAST_COMMAND]):
-            return {"reused": True, "events": ledger.event_count()}
-        commands = commands_for(departments, staff, events)
-        print(f"  importing {len(commands):,} commands into {_safe(url)} (minutes) …", flush=True)
-        started = time.perf_counter()
-        ledger.submit(commands, batch_size=1000)
-        elapsed = time.perf_counter() - started
-        count = ledger.event_count()
-    finally:
-        ledger.close()
-    print(f"  imported {len(commands):,} commands → {count:,} events in {elapsed:.0f}s "
-          f"({len(commands) / elapsed:,.0f} commands/s)", flush=True)
-    return {"reused": False, "commands": len(commands), "events": count, "import_s": round(elapsed, 1)}
-
-
-def _safe(url: str) -> str:
-    return url.split("@")[-1] if "@" in url else url
 
 
 # --- one measurement, in its own process ------------------------------------------------------------
@@ -174,8 +151,9 @@ def run_measure(kind: str, url: str) -> dict[str, Any]:
 
 
 def bench_store(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
-    print(f"{name}: {_safe(url)}", flush=True)
-    figures: dict[str, Any] = {"store": build_store(url, args.departments, args.staff, args.events)}
+    print(f"{name}: {safe_url(url)}", flush=True)
+    figures: dict[str, Any] = {"store": build_store(
+        url, LAST_COMMAND, lambda: commands_for(args.departments, args.staff, args.events))}
     reads, replays = [], []
     for _ in range(args.repeat):
         reads.append(run_measure("read", url))
