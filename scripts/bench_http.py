@@ -136,7 +136,10 @@ def main() -> None:
     log = log_path.open("w")  # noqa: SIM115 - the server writes to it until the finally below
     env = {**os.environ, "APPRAISAL_DB": url, "APPRAISAL_BENCH_RAW_ENDPOINT": "1",
            "APPRAISAL_LOG_FORMAT": "json", "APPRAISAL_TOKEN_CACHE_SECONDS": "2"}
-    server = subprocess.Popen([str(Path(sys.executable).with_name("appraisal")), "serve", "--port", str(port)],
+    server = subprocess.Popen([str(Path(sys.executable).with_name("appraisal")), "serve", "--port", str(port),
+                               # as in production: the read models are kept by their own worker
+                               # (`appraisal project`), not by a thread competing with the writes
+                               "--projection", "none"],
                               env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
