@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.demo import demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
-from scripts.benchlib import build_store, safe_url  # noqa: E402
+from scripts.benchlib import build_store, pg_store_url, safe_url  # noqa: E402
 
 YEAR = 2025
 TARGET = 0.25
@@ -332,14 +332,7 @@ def _indent(text: str) -> str:
 
 
 def pg_url(base: str, args: argparse.Namespace, fresh: bool) -> str:
-    import psycopg
-
-    schema = f"bench_readmodels_{args.departments}_{args.staff}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        if fresh:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    return f"{base}{'&' if '?' in base else '?'}schema={schema}"
+    return pg_store_url(base, f"bench_readmodels_{args.departments}_{args.staff}", fresh)
 
 
 def main() -> None:

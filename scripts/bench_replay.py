@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from api.demo import TZ, demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
 from domain.scheme import builtin_document  # noqa: E402
-from scripts.benchlib import build_store, safe_url  # noqa: E402
+from scripts.benchlib import build_store, pg_store_url, safe_url  # noqa: E402
 
 YEAR = 2025
 SCHEME = "bianban@2"
@@ -192,14 +192,7 @@ def bench_store(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]
 
 
 def pg_url(base: str, args: argparse.Namespace, fresh: bool) -> str:
-    import psycopg
-
-    schema = f"bench_replay_{args.departments}_{args.staff}_{args.events}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        if fresh:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    return f"{base}{'&' if '?' in base else '?'}schema={schema}"
+    return pg_store_url(base, f"bench_replay_{args.departments}_{args.staff}_{args.events}", fresh)
 
 
 def main() -> None:

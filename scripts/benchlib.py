@@ -33,3 +33,14 @@ def build_store(url: str, last_command: str, commands: Callable[[], list[dict[st
 def safe_url(url: str) -> str:
     """A store's URL without its credentials, for printing."""
     return url.split("@")[-1] if "@" in url else url
+
+
+def pg_store_url(base: str, schema: str, fresh: bool) -> str:
+    """The URL of a kept bench schema in the PostgreSQL database `base` (dropped first if `fresh`)."""
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        if fresh:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    return f"{base}{'&' if '?' in base else '?'}schema={schema}"
