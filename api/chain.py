@@ -129,8 +129,8 @@ class SQLiteChain:
 
 class PostgresChain:
     """The chain table of a PostgreSQL store, written inside
-    `PostgresLedgerRecorder._fetch_ids_after_insert_events`: the events' table lock is held and
-    their positions are final; the head is read in the same transaction."""
+    `PostgresLedgerRecorder.insert_events`: the head is read under the events' table lock, in the
+    same transaction and round trip as the insert, so it is final."""
 
     def __init__(self, schema: str, events_table: str) -> None:
         self.table = events_table.replace("_events", "_chain")
@@ -138,21 +138,20 @@ class PostgresChain:
                  "events": Identifier(events_table)}
         self.create_statement = SQL("CREATE TABLE IF NOT EXISTS {schema}.{table} "
                                     "(position bigint PRIMARY KEY, hash bytea NOT NULL)").format(**names)
-        self._head = SQL(
-            "SELECT (SELECT max(notification_id) FROM {schema}.{events} WHERE notification_id < %s) AS before, "
+        self._insert = SQL("INSERT INTO {schema}.{table} (position, hash) "
+                           "SELECT * FROM unnest(%b::bigint[], %b::bytea[])").format(**names)
+        # Read under the events' table lock, before the insert: the last event and the chain's head.
+        self.head_statement = SQL(
+            "SELECT (SELECT max(notification_id) FROM {schema}.{events}) AS before, "
             "h.position, h.hash FROM (SELECT 1) AS one LEFT JOIN "
             "(SELECT position, hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1) AS h ON true"
         ).format(**names)
-        self._insert = SQL("INSERT INTO {schema}.{table} (position, hash) "
-                           "SELECT * FROM unnest(%b::bigint[], %b::bytea[])").format(**names)
 
-    def append(self, curs: Any, stored_events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
+    def append_rows(self, curs: Any, stored_events: Sequence[StoredEvent], ids: Sequence[int], row: Any) -> None:
+        """The chain rows of a batch from `head_statement`'s row, read before the batch's insert."""
         if not ids:
             return
-        first = min(ids)
-        curs.execute(self._head, (first,), prepare=True)
-        row = curs.fetchone()
-        _check_head(row["position"], row["before"], first)
+        _check_head(row["position"], row["before"], min(ids))
         head = bytes(row["hash"]) if row["hash"] is not None else SEED
         positions, hashes = extend(head, ids, stored_events)
         curs.execute(self._insert, (positions, hashes), prepare=True)

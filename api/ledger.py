@@ -8,18 +8,21 @@ command records nothing and never takes an accepted one with it.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.persistence import IntegrityError
 
 from api.gcpause import paused_gc
+from api.groupcommit import GroupCommit
 from api.storage import DEFAULT_DB, CommandRow, ensure_schema, store_env
 from domain import commands as c
 from domain.aggregates import (
@@ -75,6 +78,9 @@ class AppraisalLedger(Application):
         self.db_url = db_url
         self.clock = clock or (lambda: datetime.now(UTC))
         self._schemes: dict[tuple[str, int], Scheme] = {}
+        self._group = GroupCommit(self._put)  # concurrent writers share transactions (api/groupcommit.py)
+        self._serial: dict[str, tuple[threading.Lock, int]] = {}  # appraisal -> (its lock, threads using it)
+        self._serial_lock = threading.Lock()
 
     # --- commands -------------------------------------------------------------------------------
 
@@ -102,18 +108,56 @@ class AppraisalLedger(Application):
             raise Refused(refused)
         return outcomes
 
+    @contextmanager
+    def _one_at_a_time(self, key: str | None) -> Iterator[None]:
+        if key is None:
+            yield
+            return
+        with self._serial_lock:
+            lock, users = self._serial.get(key, (None, 0))
+            lock = lock or threading.Lock()
+            self._serial[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._serial_lock:
+                lock, users = self._serial[key]
+                if users == 1:
+                    del self._serial[key]
+                else:
+                    self._serial[key] = (lock, users - 1)
+
     def _write(self, events: list[Any], rows: list[CommandRow]) -> None:
-        """One transaction: the events, their command rows (and the chain); answers get positions."""
+        """One transaction: the events, their command rows (and the chain); answers get positions.
+        Concurrent threads' writes may share that transaction (a group commit)."""
         if events:
-            recordings = self.events.put(events, commands=rows)
-            positions = [r.notification.id for r in recordings]
+            positions = self._group.write(events, rows)
             for row in rows:
                 row.answer["position"] = positions[row.event_index]
 
+    def _put(self, events: list[Any], rows: list[CommandRow]) -> list[int]:
+        recordings = self.events.put(events, commands=rows)
+        return [r.notification.id for r in recordings]
+
     def submit_one(self, body: dict[str, Any], *, actor: str | None = None) -> Outcome:
-        """One command (the HTTP path): decided and written in the calling thread, with no
-        writer thread and no GC pause (both are for big batches, and process-wide)."""
-        outcome = self._submit_batch(UnitOfWork(self), [(0, body)], actor)[0]
+        """One command (the HTTP path): decided and written in the calling thread, with no GC
+        pause (that is for big batches, and process-wide). Commands on one appraisal are decided
+        one after another in this process, each on top of the one before: concurrent ones would
+        only clash, and be decided again. Other processes' clashes are retried as ever."""
+        key = body.get("appraisal") if isinstance(body, dict) else None
+        with self._one_at_a_time(key if isinstance(key, str) else None):
+            # A new command id is the common case: decide without looking it up (the command-id
+            # table's key refuses a re-sent one at the write, which then tries again looking it
+            # up). A refusal or an answer that records nothing is checked against the table too,
+            # so that a re-sent command always gets its first answer.
+            unit = UnitOfWork(self)
+            unit.look_up = False
+            outcome = self._submit_batch(unit, [(0, body)], actor)[0]
+            if not unit.look_up and outcome.command_id is not None and (
+                    not outcome.accepted or not outcome.answer.get("events")):
+                unit.forget()
+                outcome = self._submit_batch(unit, [(0, body)], actor)[0]
         if not outcome.accepted:
             raise Refused(outcome)
         return outcome
@@ -136,11 +180,18 @@ class AppraisalLedger(Application):
 
     # --- reading --------------------------------------------------------------------------------
 
-    def get(self, aggregate_id: UUID, *, private: bool = False) -> Any | None:
-        """An aggregate from the cache, fast-forwarded to the log. Readers share the cached object;
-        a unit of work asks for a `private` copy, since deciding mutates it."""
+    def get(self, aggregate_id: UUID, *, private: bool = False, fastforward: bool = True) -> Any | None:
+        """An aggregate from the cache, fast-forwarded to the log (unless `refresh` just did).
+        Readers share the cached object; a unit of work asks for a `private` copy, since deciding
+        mutates it."""
         try:
-            aggregate: Any = self.repository.get(aggregate_id, deepcopy_from_cache=False)
+            if fastforward:
+                aggregate: Any = self.repository.get(aggregate_id, deepcopy_from_cache=False)
+            else:
+                assert self.repository.cache is not None
+                aggregate = self.repository.cache.get(aggregate_id)
+        except KeyError:  # evicted since it was refreshed
+            return self.get(aggregate_id, private=private)
         except AggregateNotFoundError:
             return None
         if not private:
@@ -153,6 +204,43 @@ class AppraisalLedger(Application):
                 return deepcopy(aggregate)
         finally:
             self.repository._disuse_fastforward_lock(aggregate_id)
+
+    def refresh(self, aggregate_ids: Iterable[UUID], command_ids: list[str]) -> tuple[set[UUID], dict[str, Any]]:
+        """Bring the cached copies of some aggregates up to date with the log, and look up some
+        command ids, in one round trip (the single-command path: a command needs its appraisal,
+        its year and the organisation; fast-forwarding each would cost a round trip apiece).
+        Returns the ids now current in the cache (those to `get` without fast-forwarding) and
+        the command rows found."""
+        cache = self.repository.cache
+        assert cache is not None
+        after: dict[UUID, int] = {}
+        for aggregate_id in aggregate_ids:
+            try:
+                after[aggregate_id] = cache.get(aggregate_id).version
+            except KeyError:
+                after[aggregate_id] = 0
+        stored, commands = self.recorder.select_newer(after, command_ids)  # type: ignore[attr-defined]
+        current: set[UUID] = set()
+        for aggregate_id in after:
+            lock = self.repository._use_fastforward_lock(aggregate_id)
+            try:
+                with lock:
+                    try:
+                        aggregate = cache.get(aggregate_id)
+                    except KeyError:
+                        aggregate = None
+                    version = aggregate.version if aggregate is not None else 0
+                    events = [self.mapper.to_domain_event(event) for event in stored.get(aggregate_id, ())
+                              if event.originator_version > version]
+                    if aggregate is None and (not events or events[0].originator_version != 1):
+                        continue  # not recorded, or evicted meanwhile: `get` reads it whole
+                    if events:
+                        aggregate = project_aggregate(aggregate, events)
+                        cache.put(aggregate_id, aggregate)
+                    current.add(aggregate_id)
+            finally:
+                self.repository._disuse_fastforward_lock(aggregate_id)
+        return current, commands
 
     def scheme(self, scheme_id: str, version: int) -> Scheme:
         key = (scheme_id, version)
@@ -252,13 +340,16 @@ class UnitOfWork:
         self.rows: list[CommandRow] = []
         self.accepted: dict[str, tuple[str, str, str, dict[str, Any]]] = {}  # id -> (type, target, fingerprint, answer)
         self.known: dict[str, dict[str, Any]] = {}
+        self.current: set[UUID] = set()  # refreshed by this unit's `run`: no fast-forward needed
+        self.look_up = True  # look up the commands' ids before deciding (see `submit_one`)
         self.published_changes: dict[int, tuple[Envelope, str]] = {}  # year -> the latest change
 
     # Context (domain.handlers) ---------------------------------------------------------------------
 
     def _get(self, aggregate_id: UUID) -> Any | None:
         if aggregate_id not in self.loaded:
-            self.loaded[aggregate_id] = self.ledger.get(aggregate_id, private=True)
+            self.loaded[aggregate_id] = self.ledger.get(aggregate_id, private=True,
+                                                        fastforward=aggregate_id not in self.current)
         return self.loaded[aggregate_id]
 
     def organisation(self) -> Organisation | None:
@@ -268,6 +359,8 @@ class UnitOfWork:
         return self._get(SchemeVersion.create_id(scheme_id, version))
 
     def scheme(self, scheme_id: str, version: int) -> Scheme:
+        if (scheme_id, version) in self.ledger._schemes:  # published versions never change
+            return self.ledger._schemes[(scheme_id, version)]
         record = self.scheme_version(scheme_id, version)
         if record is None:
             raise NotFound("scheme", f"scheme {scheme_id}@{version} is not published", rule="scheme-published")
@@ -316,7 +409,10 @@ class UnitOfWork:
 
     def run(self, batch: list[tuple[int, dict[str, Any]]], actor: str | None) -> list[Outcome]:
         ids = [str(body["id"]) for _, body in batch if isinstance(body, dict) and isinstance(body.get("id"), str)]
-        self.known = self.ledger.commands(ids) if ids else {}
+        if len(batch) == 1 and isinstance(batch[0][1], dict):
+            self.current, self.known = self.ledger.refresh(_needs(batch[0][1]), ids if self.look_up else [])
+        else:
+            self.known = self.ledger.commands(ids) if ids else {}
         outcomes = []
         for index, body in batch:
             outcome = self.one(index, body, actor)
@@ -409,9 +505,23 @@ class UnitOfWork:
 
     def forget(self) -> None:
         """Drop everything read or decided (private copies): the next attempt starts from the store."""
-        self.loaded, self.touched = {}, {}
+        self.loaded, self.touched, self.current = {}, {}, set()
+        self.look_up = True
         self.events, self.rows, self.accepted = [], [], {}
         self.published_changes.clear()
+
+
+def _needs(body: dict[str, Any]) -> list[UUID]:
+    """The aggregates a single command will read, to refresh in one round trip: the organisation,
+    and its appraisal and year when it names them."""
+    needs = [Organisation.create_id()]
+    key, year = body.get("appraisal"), body.get("year")
+    if isinstance(key, str) and _appraisal_year(key) is not None:
+        needs.append(ledger_id("appraisal", key))
+        year = _appraisal_year(key)
+    if isinstance(year, int) and not isinstance(year, bool):
+        needs.append(Year.create_id(year))
+    return needs
 
 
 def _appraisal_year(target: str) -> int | None:

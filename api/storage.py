@@ -14,14 +14,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
+import psycopg
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
-from psycopg.sql import SQL, Identifier
+from eventsourcing.utils import retry
+from psycopg.sql import SQL, Composed, Identifier
 
-from api.chain import MemoryChain, PostgresChain, SQLiteChain
+from api.chain import MemoryChain, PostgresChain, SQLiteChain, _check_head
 
 DEFAULT_DB = "sqlite:///./appraisal.db"
 
@@ -134,6 +143,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                     found[row["command_id"]] = _row(row)
         return found
 
+    def select_newer(self, after: dict[UUID, int], command_ids: Sequence[str]
+                     ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
+        return _select_newer(self, after, command_ids)
+
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     """Inserts a batch's events, and its command rows, each with one statement over typed arrays
@@ -150,42 +163,149 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ).format(schema=schema, table=Identifier(self.commands_table)))
         self.chain = PostgresChain(self.datastore.schema, events_table_name)  # the hash chain (api/chain.py)
         self.sql_create_statements.append(self.chain.create_statement)
-        self.insert_arrays_statement = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(schema=schema, table=Identifier(self.events_table_name))
-        self.insert_commands_statement = SQL(
+        self.insert_commands_statement = SQL(  # for api/logstore.py (restoring a backup)
             "INSERT INTO {schema}.{table} SELECT * FROM "
             "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[])"
         ).format(schema=schema, table=Identifier(self.commands_table))
+        self.write_function = Identifier(f"{events_table_name}_write_v2")
+        self.sql_create_statements.append(_write_function(
+            schema=schema, function=self.write_function, events=Identifier(self.events_table_name),
+            chain=Identifier(self.chain.table), commands=Identifier(self.commands_table),
+            channel=Identifier(self.channel_name), lock_timeout=int(self.datastore.lock_timeout)))
+        self.write_statement = SQL(
+            "SELECT {schema}.{function}(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], "
+            "%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::text[]) AS positions"
+        ).format(schema=schema, function=self.write_function)
         self.select_commands_statement = SQL(
             "SELECT * FROM {schema}.{table} WHERE command_id = ANY(%s)"
         ).format(schema=schema, table=Identifier(self.commands_table))
+        self.select_newer_statement = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {schema}.{table} AS e "
+            "JOIN unnest(%b::uuid[], %b::bigint[]) AS k(id, after) "
+            "ON e.originator_id = k.id AND e.originator_version > k.after "
+            "ORDER BY e.originator_id, e.originator_version"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
 
-    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(self.insert_arrays_statement, (
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """One statement, one round trip, one transaction: the store's write function (see
+        `_write_function`) locks the log, inserts the events, chains them and records the commands."""
+        if not stored_events:
+            return []
+        commands: Sequence[CommandRow] = kwargs.get("commands") or ()
+        params = (
             [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
             [e.topic for e in stored_events], [e.state for e in stored_events],
-        ), prepare=True)
+            [row.command_id for row in commands], [row.type for row in commands],
+            [row.fingerprint for row in commands], [row.target for row in commands],
+            [row.event_index for row in commands], [_answer_prefix(row.answer) for row in commands],
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                curs.execute(self.write_statement, params, prepare=True)
+            except psycopg.errors.RaiseException as error:
+                if error.diag.message_primary != "chain-broken":
+                    raise
+                chain_position, last_event = (int(x) or None for x in (error.diag.message_detail or "0 0").split())
+                _check_head(chain_position, last_event, (last_event or 0) + 1)
+                raise
+            row = curs.fetchone()
+        assert row is not None
+        return list(row["positions"])
 
-    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
-                                       **kwargs: Any) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
-        self.chain.append(curs, stored_events, ids)
-        commands = kwargs.get("commands") or ()
-        if commands:
-            columns = list(zip(*_command_params(ids, commands), strict=True))
-            curs.execute(self.insert_commands_statement, [list(column) for column in columns],
-                         prepare=True)
-        return ids
+    def select_newer(self, after: dict[UUID, int], command_ids: Sequence[str]
+                     ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
+        """In one round trip: the events of several aggregates after the given versions (in
+        version order, by aggregate), and the rows of the given command ids (if any)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs, conn.cursor() as found:
+            if command_ids:
+                with conn.pipeline() as pipeline:
+                    curs.execute(self.select_newer_statement, (list(after), list(after.values())), prepare=True)
+                    found.execute(self.select_commands_statement, (list(command_ids),), prepare=True)
+                    pipeline.sync()
+                    rows, commands = curs.fetchall(), {row["command_id"]: _row(row) for row in found.fetchall()}
+            else:
+                curs.execute(self.select_newer_statement, (list(after), list(after.values())), prepare=True)
+                rows, commands = curs.fetchall(), {}
+        events: dict[UUID, list[StoredEvent]] = {}
+        for row in rows:
+            events.setdefault(row["originator_id"], []).append(StoredEvent(
+                originator_id=row["originator_id"], originator_version=row["originator_version"],
+                topic=row["topic"], state=bytes(row["state"])))
+        return events, commands
 
     def select_commands(self, command_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_commands_statement, (list(command_ids),))
             return {row["command_id"]: _row(row) for row in curs.fetchall()}
+
+
+def _answer_prefix(answer: dict[str, Any]) -> str:
+    """A command's answer as JSON, open at its end for the log position the write function adds:
+    `_command_params`' text exactly, once the position and "}" are appended."""
+    text = json.dumps({key: value for key, value in answer.items() if key != "position"}, ensure_ascii=False)
+    return text[:-1] + (", " if text != "{}" else "") + '"position": '
+
+
+def _write_function(**names: Any) -> Composed:
+    """The PostgreSQL write function: one call per batch, in one transaction. Under the events'
+    table lock (the library's EXCLUSIVE lock, so that positions are given in commit order) it
+    checks that the chain's head is the last event, inserts the events, extends the hash chain
+    exactly as `api.chain.extend` does (leaf = SHA-256(0x00 || canonical(e)), hash_n =
+    SHA-256(hash_{n-1} || leaf_n)), and records the command rows with their log positions.
+    Created once per schema (concurrent starts race harmlessly)."""
+    body = SQL("""
+DECLARE
+    last_event bigint;
+    head_position bigint;
+    head bytea;
+    positions bigint[];
+    hashes bytea[];
+    topic bytea;
+BEGIN
+    SET LOCAL lock_timeout = '{lock_timeout}s';
+    LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE;
+    NOTIFY {channel};
+    SELECT max(notification_id) INTO last_event FROM {schema}.{events};
+    SELECT position, hash INTO head_position, head FROM {schema}.{chain} ORDER BY position DESC LIMIT 1;
+    IF head_position IS DISTINCT FROM last_event THEN
+        RAISE EXCEPTION 'chain-broken' USING DETAIL =
+            coalesce(head_position, 0)::text || ' ' || coalesce(last_event, 0)::text;
+    END IF;
+    -- A re-sent command id is refused before the insert takes positions (no gap in the log).
+    IF EXISTS (SELECT 1 FROM {schema}.{commands} WHERE command_id = ANY(c_ids)) THEN
+        RAISE EXCEPTION 'command id already recorded' USING ERRCODE = 'unique_violation';
+    END IF;
+    WITH inserted AS (
+        INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)
+        SELECT * FROM unnest(e_ids, e_versions, e_topics, e_states)
+        RETURNING notification_id)
+    SELECT array_agg(notification_id ORDER BY notification_id) INTO positions FROM inserted;
+    head := coalesce(head, decode(repeat('00', 32), 'hex'));
+    hashes := array_fill(NULL::bytea, ARRAY[array_length(positions, 1)]);
+    FOR i IN 1 .. array_length(positions, 1) LOOP
+        topic := convert_to(e_topics[i], 'UTF8');
+        head := sha256(head || sha256(
+            decode('00', 'hex') || int8send(positions[i]) || int4send(16) || uuid_send(e_ids[i])
+            || int8send(e_versions[i]) || int4send(length(topic)) || topic
+            || int4send(length(e_states[i])) || e_states[i]));
+        hashes[i] := head;
+    END LOOP;
+    INSERT INTO {schema}.{chain} (position, hash) SELECT * FROM unnest(positions, hashes);
+    INSERT INTO {schema}.{commands} (command_id, type, fingerprint, target, position, answer)
+    SELECT c.id, c.kind, c.print, c.target, positions[c.first + 1],
+           c.answer || positions[c.first + 1]::text || chr(125)
+    FROM unnest(c_ids, c_types, c_prints, c_targets, c_firsts, c_answers)
+         AS c(id, kind, print, target, first, answer);
+    RETURN positions;
+END""").format(**names)
+    return SQL(
+        "DO $do$ BEGIN "
+        "CREATE FUNCTION {schema}.{function}(e_ids uuid[], e_versions bigint[], e_topics text[], "
+        "e_states bytea[], c_ids text[], c_types text[], c_prints text[], c_targets text[], c_firsts int[], "
+        "c_answers text[]) RETURNS bigint[] LANGUAGE plpgsql AS $fn${body}$fn$; "
+        "EXCEPTION WHEN duplicate_function OR unique_violation THEN NULL; END $do$"
+    ).format(schema=names["schema"], function=names["function"], body=body)
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -216,6 +336,18 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
 
     def select_commands(self, command_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return {cid: self.commands[cid] for cid in command_ids if cid in self.commands}
+
+    def select_newer(self, after: dict[UUID, int], command_ids: Sequence[str]
+                     ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
+        return _select_newer(self, after, command_ids)
+
+
+def _select_newer(recorder: Any, after: dict[UUID, int], command_ids: Sequence[str]
+                  ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
+    """`select_newer` of the local stores, where a query costs no network round trip."""
+    events = {aggregate_id: list(recorder.select_events(aggregate_id, gt=version))
+              for aggregate_id, version in after.items()}
+    return events, recorder.select_commands(command_ids) if command_ids else {}
 
 
 class MemoryFactory(POPOFactory):

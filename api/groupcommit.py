@@ -1,0 +1,133 @@
+"""Group commit: the writes of concurrent threads (HTTP requests) go to the store together.
+
+Every write of the ledger takes the log's write lock (PostgreSQL: the events table's lock; SQLite:
+the database's) for a few round trips: the events, the chain's head, the chain rows, the command
+rows. Under concurrent requests those writes queue up one behind another, and each round trip of
+the one holding the lock also waits for the GIL. A group commit lets the first waiting writer (the
+leader) write every batch queued at that moment in one transaction, while the others (followers)
+wait for their answer; the next leader is the first batch that queued while it wrote.
+
+Each batch stays atomic (its events, its command rows and its chain rows go in together or not at
+all) and keeps its order in the log. Batches that clash inside a group (the same aggregate version
+or the same command id, decided concurrently from the same state) are not sent: all but the first
+get the store's own `IntegrityError`, which the ledger answers by deciding again. When the group's
+transaction fails anyway (a clash with what another process wrote), each batch is written again on
+its own, so one batch's conflict never refuses another. A single writer (an import) writes its
+batches directly, as before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+from api.storage import CommandRow
+
+Put = Callable[[list[Any], list[CommandRow]], Sequence[int]]
+
+
+@dataclass(eq=False)
+class _Batch:
+    events: list[Any]
+    rows: list[CommandRow]
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False
+    positions: Sequence[int] = ()
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """`write(events, rows)` returns the events' log positions once they are recorded, or raises
+    what recording them raised. `put` records one list of events with its command rows in one
+    transaction and returns their positions."""
+
+    def __init__(self, put: Put, max_group: int = 64) -> None:
+        self._put = put
+        self._max_group = max_group
+        self._lock = threading.Lock()
+        self._queue: list[_Batch] = []
+        self._writing = False
+        self.groups = 0  # transactions of more than one batch (for tests and the bench)
+
+    def write(self, events: list[Any], rows: list[CommandRow]) -> Sequence[int]:
+        batch = _Batch(events, rows)
+        with self._lock:
+            self._queue.append(batch)
+            leader = not self._writing
+            self._writing = True
+        if not leader:
+            batch.done.wait()
+        if not batch.done.is_set() or batch.lead:
+            self._lead()
+        if batch.error is not None:
+            raise batch.error
+        return batch.positions
+
+    def _lead(self) -> None:
+        with self._lock:
+            group, self._queue = self._queue[:self._max_group], self._queue[self._max_group:]
+        try:
+            self._write_group(group)
+        finally:
+            with self._lock:
+                if self._queue:  # the next leader: the first batch that queued while this one wrote
+                    self._queue[0].lead = True
+                    self._queue[0].done.set()
+                else:
+                    self._writing = False
+            for batch in group:
+                batch.lead = False
+                batch.done.set()
+
+    def _write_group(self, group: list[_Batch]) -> None:
+        if len(group) == 1:
+            self._write_one(group[0])
+            return
+        sendable = _without_clashes(group)
+        if len(sendable) == 1:
+            self._write_one(sendable[0])
+            return
+        events: list[Any] = []
+        rows: list[CommandRow] = []
+        for batch in sendable:
+            rows += [replace(row, event_index=row.event_index + len(events)) for row in batch.rows]
+            events += batch.events
+        try:
+            positions = self._put(events, rows)
+        except BaseException:  # noqa: BLE001 - each batch on its own, each with its own outcome
+            for batch in sendable:
+                self._write_one(batch)
+            return
+        self.groups += 1
+        start = 0
+        for batch in sendable:
+            batch.positions = positions[start:start + len(batch.events)]
+            start += len(batch.events)
+
+    def _write_one(self, batch: _Batch) -> None:
+        try:
+            batch.positions = self._put(batch.events, batch.rows)
+        except BaseException as error:  # noqa: BLE001 - handed to the batch's own thread
+            batch.error = error
+
+
+def _without_clashes(group: list[_Batch]) -> list[_Batch]:
+    """The batches of a group that can go together: a later batch writing an aggregate version or a
+    command id that an earlier one writes gets an IntegrityError (it is decided again)."""
+    versions: set[tuple[Any, int]] = set()
+    commands: set[str] = set()
+    sendable = []
+    for batch in group:
+        keys = {(event.originator_id, event.originator_version) for event in batch.events}
+        ids = {row.command_id for row in batch.rows}
+        if keys & versions or ids & commands:
+            batch.error = IntegrityError("a concurrent command changed the same aggregate first")
+            continue
+        versions |= keys
+        commands |= ids
+        sendable.append(batch)
+    return sendable

@@ -1,0 +1,216 @@
+"""The single-command write path (HTTP): concurrent writes share transactions (group commit)
+without one batch's clash refusing another, and a command decided after another process wrote
+sees what it wrote (the one-round-trip refresh of the aggregates it reads)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from api.groupcommit import GroupCommit
+from api.ledger import AppraisalLedger
+from api.storage import CommandRow
+from tests.worked_example import build
+
+
+@dataclass
+class FakeEvent:
+    originator_id: uuid.UUID
+    originator_version: int
+
+
+class FakeStore:
+    """A `put` that numbers events, records each call, and can be held or made to fail."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[Any]] = []
+        self.next = 1
+        self.hold = threading.Event()
+        self.hold.set()
+        self.entered = threading.Event()
+        self.refuse: set[uuid.UUID] = set()
+        self.lock = threading.Lock()
+
+    def put(self, events: list[Any], rows: list[CommandRow]) -> list[int]:
+        self.entered.set()
+        self.hold.wait(10)
+        with self.lock:
+            self.calls.append(list(events))
+            if any(e.originator_id in self.refuse for e in events):
+                raise IntegrityError("refused by the store")
+            positions = list(range(self.next, self.next + len(events)))
+            self.next += len(events)
+            return positions
+
+
+def _batch(aggregate: uuid.UUID, version: int, count: int = 1, command: str | None = None
+           ) -> tuple[list[Any], list[CommandRow]]:
+    events = [FakeEvent(aggregate, version + i) for i in range(count)]
+    rows = [CommandRow(command or f"c-{aggregate}-{version}", "rating.record", "f", "t", 0, {})]
+    return events, rows
+
+
+def _in_thread(commit: GroupCommit, batch: tuple[list[Any], list[CommandRow]], out: dict[str, Any],
+               name: str) -> threading.Thread:
+    def run() -> None:
+        try:
+            out[name] = commit.write(*batch)
+        except Exception as error:  # noqa: BLE001 - the test looks at it
+            out[name] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _wait_queued(commit: GroupCommit, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(commit._queue) < count:
+        assert time.monotonic() < deadline, "the writers did not queue"
+        time.sleep(0.001)
+
+
+def test_writes_queued_behind_a_write_go_together_each_with_its_own_positions() -> None:
+    store = FakeStore()
+    commit = GroupCommit(store.put)
+    store.hold.clear()
+    out: dict[str, Any] = {}
+    first = _in_thread(commit, _batch(uuid.uuid4(), 1, count=2), out, "first")
+    assert store.entered.wait(10)
+    others = [_in_thread(commit, _batch(uuid.uuid4(), 1, count=n), out, f"w{n}") for n in (1, 2, 3)]
+    _wait_queued(commit, 3)
+    store.hold.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert out["first"] == [1, 2]
+    assert [len(call) for call in store.calls] == [2, 6]  # the three queued batches in one transaction
+    assert commit.groups == 1
+    written = sorted(p for name in ("w1", "w2", "w3") for p in out[name])
+    assert written == [3, 4, 5, 6, 7, 8]
+    assert [len(out[f"w{n}"]) for n in (1, 2, 3)] == [1, 2, 3]
+
+
+def test_a_batch_clashing_inside_a_group_is_refused_alone() -> None:
+    store = FakeStore()
+    commit = GroupCommit(store.put)
+    store.hold.clear()
+    out: dict[str, Any] = {}
+    shared = uuid.uuid4()
+    first = _in_thread(commit, _batch(uuid.uuid4(), 1), out, "first")
+    assert store.entered.wait(10)
+    a = _in_thread(commit, _batch(shared, 5, command="c-a"), out, "a")
+    _wait_queued(commit, 1)
+    b = _in_thread(commit, _batch(shared, 5, command="c-b"), out, "b")  # decided from the same version
+    _wait_queued(commit, 2)
+    c = _in_thread(commit, _batch(uuid.uuid4(), 1, command="c-a"), out, "c")  # a command id sent twice
+    _wait_queued(commit, 3)
+    store.hold.set()
+    for thread in (first, a, b, c):
+        thread.join(10)
+    assert out["a"] == [2]
+    assert isinstance(out["b"], IntegrityError)
+    assert isinstance(out["c"], IntegrityError)
+    assert [len(call) for call in store.calls] == [1, 1]
+
+
+def test_when_a_group_fails_each_batch_is_written_on_its_own() -> None:
+    store = FakeStore()
+    commit = GroupCommit(store.put)
+    store.hold.clear()
+    out: dict[str, Any] = {}
+    bad = uuid.uuid4()
+    store.refuse.add(bad)
+    first = _in_thread(commit, _batch(uuid.uuid4(), 1), out, "first")
+    assert store.entered.wait(10)
+    good = _in_thread(commit, _batch(uuid.uuid4(), 1), out, "good")
+    _wait_queued(commit, 1)
+    refused = _in_thread(commit, _batch(bad, 1), out, "refused")
+    _wait_queued(commit, 2)
+    store.hold.set()
+    for thread in (first, good, refused):
+        thread.join(10)
+    assert out["first"] == [1]
+    assert out["good"] == [2]
+    assert isinstance(out["refused"], IntegrityError)
+    assert [len(call) for call in store.calls] == [1, 2, 1, 1]  # the group, then each on its own
+    assert commit.groups == 0
+
+
+def test_concurrent_commands_all_recorded_once_in_shared_transactions(db_url: str) -> None:
+    ledger = AppraisalLedger(db_url)
+    try:
+        ledger.submit(build()[:12])  # the organisation and the three appraisals
+        raters = [("p-A", "2025:p-A", "self"), ("p-L1", "2025:p-A", "in_charge"),
+                  ("p-H1", "2025:p-A", "department_head"), ("p-H1", "2025:p-H1", "self"),
+                  ("p-L1", "2025:p-H1", "in_charge"), ("p-S1", "2025:p-H1", "superior")]
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(len(raters))
+
+        def rate(rater: str, appraisal: str, role: str) -> None:
+            barrier.wait()
+            try:
+                for month in range(1, 11):
+                    ledger.submit_one({"type": "rating.record", "id": f"{rater}-{appraisal}-{month}",
+                                       "appraisal": appraisal, "leaf": "business", "period": f"2025-{month:02d}",
+                                       "rater_role": role, "score": "80", "at": "2025-12-20T10:00:00+08:00"},
+                                      actor=rater)
+            except BaseException as error:  # noqa: BLE001
+                errors.append(error)
+
+        threads = [threading.Thread(target=rate, args=r) for r in raters]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        ids = [f"{r}-{a}-{m}" for r, a, _ in raters for m in range(1, 11)]
+        found = ledger.commands(ids)
+        assert sorted(found) == sorted(ids)
+        assert len({row["position"] for row in found.values()}) == len(ids)
+        facts = ledger.appraisal("2025:p-A").facts  # type: ignore[union-attr]
+        assert len(facts.ratings) == 30
+    finally:
+        ledger.close()
+
+
+def test_a_command_sees_what_another_process_wrote_since_it_last_looked(db_url: str) -> None:
+    first, second = AppraisalLedger(db_url), AppraisalLedger(db_url)
+    try:
+        first.submit(build()[:12])
+        rating = {"type": "rating.record", "appraisal": "2025:p-A", "leaf": "business", "rater_role": "in_charge",
+                  "score": "80", "at": "2025-12-20T10:00:00+08:00"}
+        first.submit_one({**rating, "id": "r-1", "period": "2025-01"}, actor="p-L1")  # caches org and p-A
+        # Another process: a rating of p-A, a new person and their appraisal.
+        second.submit_one({**rating, "id": "r-2", "period": "2025-02"}, actor="p-L1")
+        second.submit([{"type": "org.person", "id": "o-N", "actor": "admin", "person": "p-N", "name": "新员",
+                        "position": "staff", "department": "d-01"},
+                       {"type": "appraisal.open", "id": "o-N2", "actor": "admin", "year": 2025, "subject": "p-N",
+                        "scheme": {"id": "bianban", "version": 1}}])
+        # The first decides on top of them: p-A's newer version, the new person, the new appraisal.
+        first.submit_one({**rating, "id": "r-3", "period": "2025-03"}, actor="p-L1")
+        answer = first.submit_one({**rating, "id": "r-4", "period": "2025-03", "appraisal": "2025:p-N",
+                                   "rater_role": "self"}, actor="p-N").answer
+        assert answer["status"] == "accepted"
+        facts = first.appraisal("2025:p-A").facts  # type: ignore[union-attr]
+        assert sorted(r.period for r in facts.ratings) == ["2025-01", "2025-02", "2025-03"]
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize("answer", [{"status": "accepted", "command": "c-1", "note": "引号 \" and ünïcode"}, {}])
+def test_the_write_function_records_the_same_command_row_as_the_other_stores(answer: dict[str, Any]) -> None:
+    import json
+
+    from api.storage import _answer_prefix, _command_params
+
+    row = CommandRow("c-1", "rating.record", "f", "t", 0, answer)
+    [(*_, expected)] = _command_params([42], [row])
+    assert _answer_prefix(answer) + "42" + "}" == expected
+    assert json.loads(expected)["position"] == 42
