@@ -114,8 +114,8 @@ class CommandRunner:
     """What every command route does: merge the path into the body, check who may send it, submit
     it as the caller, answer with its log position."""
 
-    def __init__(self, request: Request, ledger: LedgerDep, settings: SettingsDep, principal: PrincipalDep,
-                 idempotency_key: IdempotencyKey = None) -> None:
+    def __init__(self, request: Request, ledger: AppraisalLedger, settings: Settings, principal: Principal,
+                 idempotency_key: str | None = None) -> None:
         self.request, self.ledger, self.settings = request, ledger, settings
         self.principal, self.idempotency_key = principal, idempotency_key
 
@@ -138,7 +138,8 @@ class CommandRunner:
         authorize(self.principal, data)
         outcome = submit(self.ledger, self.settings, data, self.principal.person)
         answer = dict(outcome.answer)
-        answer.setdefault("position", self.ledger.event_count())
+        if "position" not in answer:  # a command that recorded nothing: the log's end
+            answer["position"] = self.ledger.event_count()
         answer["duplicate"] = outcome.duplicate
         recorded = not outcome.duplicate and answer.get("events", 0) > 0
         entry.update(outcome="accepted" if recorded else "duplicate", position=answer["position"])
@@ -146,7 +147,12 @@ class CommandRunner:
                             headers={"X-Log-Position": str(answer["position"])})
 
 
-Runner = Annotated[CommandRunner, Depends()]
+async def command_runner(request: Request, ledger: LedgerDep, settings: SettingsDep, principal: PrincipalDep,
+                         idempotency_key: IdempotencyKey = None) -> CommandRunner:
+    return CommandRunner(request, ledger, settings, principal, idempotency_key)
+
+
+Runner = Annotated[CommandRunner, Depends(command_runner)]
 
 
 def _doc(kind: str, zh: str, who: str) -> dict[str, Any]:
