@@ -158,6 +158,7 @@ class AppraisalLedger(Application):
                     not outcome.accepted or not outcome.answer.get("events")):
                 unit.forget()
                 outcome = self._submit_batch(unit, [(0, body)], actor)[0]
+            self._adopt(unit.flushed)
         if not outcome.accepted:
             raise Refused(outcome)
         return outcome
@@ -205,6 +206,25 @@ class AppraisalLedger(Application):
         finally:
             self.repository._disuse_fastforward_lock(aggregate_id)
 
+    def _adopt(self, flushed: list[tuple[UUID, int, Any]]) -> None:
+        """After a single command's write: its unit's own copies are now what the log says, so they
+        replace cached copies still at the version before (the next refresh then has nothing of
+        ours to decode). The unit is done with them: nothing mutates them any more."""
+        cache = self.repository.cache
+        assert cache is not None
+        for aggregate_id, base, aggregate in flushed:
+            lock = self.repository._use_fastforward_lock(aggregate_id)
+            try:
+                with lock:
+                    try:
+                        cached = cache.get(aggregate_id)
+                    except KeyError:
+                        continue
+                    if cached.version == base and not aggregate.pending_events:
+                        cache.put(aggregate_id, aggregate)
+            finally:
+                self.repository._disuse_fastforward_lock(aggregate_id)
+
     def refresh(self, aggregate_ids: Iterable[UUID], command_ids: list[str]) -> tuple[set[UUID], dict[str, Any]]:
         """Bring the cached copies of some aggregates up to date with the log, and look up some
         command ids, in one round trip (the single-command path: a command needs its appraisal,
@@ -221,7 +241,11 @@ class AppraisalLedger(Application):
                 after[aggregate_id] = 0
         stored, commands = self.recorder.select_newer(after, command_ids)  # type: ignore[attr-defined]
         current: set[UUID] = set()
-        for aggregate_id in after:
+        for aggregate_id, cached_version in after.items():
+            if aggregate_id not in stored:
+                if cached_version:  # cached, and nothing newer in the log: no lock needed
+                    current.add(aggregate_id)
+                continue
             lock = self.repository._use_fastforward_lock(aggregate_id)
             try:
                 with lock:
@@ -342,6 +366,7 @@ class UnitOfWork:
         self.known: dict[str, dict[str, Any]] = {}
         self.current: set[UUID] = set()  # refreshed by this unit's `run`: no fast-forward needed
         self.look_up = True  # look up the commands' ids before deciding (see `submit_one`)
+        self.flushed: list[tuple[UUID, int, Any]] = []  # (id, version before, the copy) of the last flush
         self.published_changes: dict[int, tuple[Envelope, str]] = {}  # year -> the latest change
 
     # Context (domain.handlers) ---------------------------------------------------------------------
@@ -495,7 +520,14 @@ class UnitOfWork:
     def flush(self) -> None:
         """Record the batch's events and command rows in one transaction, then answer with
         each command's log position."""
-        self.ledger._write(*self.detach())
+        events, rows = self.detach()
+        bases: dict[UUID, int] = {}
+        for event in events:
+            bases[event.originator_id] = min(bases.get(event.originator_id, event.originator_version),
+                                             event.originator_version - 1)
+        self.ledger._write(events, rows)
+        self.flushed = [(aggregate_id, base, self.loaded[aggregate_id]) for aggregate_id, base in bases.items()
+                        if aggregate_id in self.loaded]
 
     def detach(self) -> tuple[list[Any], list[CommandRow]]:
         """The batch's events and command rows, to be written; the unit goes on from here."""
@@ -507,6 +539,7 @@ class UnitOfWork:
         """Drop everything read or decided (private copies): the next attempt starts from the store."""
         self.loaded, self.touched, self.current = {}, {}, set()
         self.look_up = True
+        self.flushed = []
         self.events, self.rows, self.accepted = [], [], {}
         self.published_changes.clear()
 

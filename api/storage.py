@@ -231,7 +231,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def select_newer(self, after: dict[UUID, int], command_ids: Sequence[str]
                      ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
         """In one round trip: the events of several aggregates after the given versions (in
-        version order, by aggregate), and the rows of the given command ids (if any)."""
+        version order, by aggregate: only those that have any), and the rows of the given command ids."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs, conn.cursor() as found:
             if command_ids:
                 with conn.pipeline() as pipeline:
@@ -360,8 +360,11 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
 def _select_newer(recorder: Any, after: dict[UUID, int], command_ids: Sequence[str]
                   ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
     """`select_newer` of the local stores, where a query costs no network round trip."""
-    events = {aggregate_id: list(recorder.select_events(aggregate_id, gt=version))
-              for aggregate_id, version in after.items()}
+    events = {}
+    for aggregate_id, version in after.items():
+        newer = list(recorder.select_events(aggregate_id, gt=version))
+        if newer:
+            events[aggregate_id] = newer
     return events, recorder.select_commands(command_ids) if command_ids else {}
 
 
