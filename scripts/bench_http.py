@@ -152,6 +152,19 @@ end
 """
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the server process and its worker processes so far."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def lua(value: str) -> str:
     return json.dumps(value)  # a JSON string of ASCII is a valid Lua string literal
 
@@ -187,6 +200,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="requests per round and endpoint")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (appraisal serve --workers)")
     parser.add_argument("--departments", type=int, default=6)
     parser.add_argument("--staff", type=int, default=7)
     parser.add_argument("--client", choices=["wrk", "httpx"], default="wrk" if shutil.which("wrk") else "httpx",
@@ -209,7 +223,7 @@ def main() -> None:
     server = subprocess.Popen([str(Path(sys.executable).with_name("appraisal")), "serve", "--port", str(port),
                                # as in production: the read models are kept by their own worker
                                # (`appraisal project`), not by a thread competing with the writes
-                               "--projection", "none"],
+                               "--projection", "none", "--workers", str(args.workers)],
                               env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -225,10 +239,14 @@ def main() -> None:
             time.sleep(0.2)
         ledger_path, raw_path = "/appraisals/{appraisal}/ratings", "/bench/raw/appraisals/{appraisal}/ratings"
         def one_round(path: str, tag: str, warm: bool = False) -> dict[str, float]:
+            cpu = server_cpu_seconds(server.pid)
             if args.client == "wrk":
-                return measure_wrk(base, path, raters, 3 if warm else args.seconds, args.connections, tag)
-            requests = min(500, args.requests) if warm else args.requests
-            return asyncio.run(measure(base, path, raters, requests, args.connections, tag))
+                figures = measure_wrk(base, path, raters, 3 if warm else args.seconds, args.connections, tag)
+            else:
+                requests = min(500, args.requests) if warm else args.requests
+                figures = asyncio.run(measure(base, path, raters, requests, args.connections, tag))
+            figures["server_cpu_ms"] = round((server_cpu_seconds(server.pid) - cpu) / figures["requests"] * 1000, 3)
+            return figures
 
         one_round(raw_path, "warm-raw", warm=True)
         one_round(ledger_path, "warm-ledger", warm=True)
@@ -246,14 +264,16 @@ def main() -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     best = {name: max(runs, key=lambda r: r["rps"]) for name, runs in rounds.items()}
     ratio = best["ledger"]["rps"] / best["raw"]["rps"]
-    figures: dict[str, Any] = {"client": args.client, "connections": args.connections, "raters": len(raters), **best,
+    figures: dict[str, Any] = {"client": args.client, "connections": args.connections, "workers": args.workers,
+                               "raters": len(raters), **best,
                                "ratio": round(ratio, 3), "rounds": rounds,
                                "target": {"ratio": 0.5, "p99_ms": 50},
                                "met": ratio >= 0.5 and best["ledger"]["p99_ms"] < 50}
     for name in ("raw", "ledger"):
         figure = best[name]
         print(f"{name:7s} {figure['rps']:8.1f} requests/s   p50 {figure['p50_ms']:6.2f} ms   "
-              f"p99 {figure['p99_ms']:6.2f} ms   ({figure['requests']} requests, {args.connections} connections)")
+              f"p99 {figure['p99_ms']:6.2f} ms   server CPU {figure['server_cpu_ms']:.2f} ms/request   "
+              f"({figure['requests']} requests, {args.connections} connections, {args.workers} server process(es))")
     print(f"ledger/raw {ratio:.2f} (target >= 0.50, p99 < 50 ms): {'met' if figures['met'] else 'NOT met'}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
