@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from domain import facts as f
-from domain.aggregates import Appraisal, LedgerEvent, Year
+from domain.aggregates import Appraisal, FactEvent, LedgerEvent, Year
 from domain.log import Change, LedgerState
 from domain.results import YearResults, compute_year, explanation, export
 from domain.scheme import ProportionalBase, Scheme
@@ -47,7 +49,9 @@ DECISION_DUE_DAYS = 30  # SCORING.md §8: a decision is due within 30 days of fi
 MIN_RATERS_SHOWN = 3
 
 
-def create_tables(tx: Any, suffix: str = "") -> None:
+def create_tables(tx: Any, suffix: str = "", *, indexes: bool = True) -> None:
+    """The tables (with `suffix`: a rebuild's fresh ones, whose audit indexes are made after the
+    bulk load, once, under their live names: see `rebuild`)."""
     s = suffix
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_year_results{s} (year INTEGER PRIMARY KEY, scheme TEXT NOT NULL, "
                "status TEXT NOT NULL, document TEXT NOT NULL, digest TEXT NOT NULL)")
@@ -71,16 +75,33 @@ def create_tables(tx: Any, suffix: str = "") -> None:
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_audit{s} (position INTEGER PRIMARY KEY, aggregate TEXT NOT NULL, "
                "version INTEGER NOT NULL, event TEXT NOT NULL, command_id TEXT NOT NULL, actor TEXT NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, detail TEXT NOT NULL, figures TEXT NOT NULL)")
-    tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_aggregate ON rm_audit{s} (aggregate, position)")
-    tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_actor ON rm_audit{s} (actor, position)")
+    if indexes:
+        tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_aggregate ON rm_audit{s} (aggregate, position)")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_actor ON rm_audit{s} (actor, position)")
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_publications{s} (year INTEGER NOT NULL, version INTEGER NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, digest TEXT NOT NULL, document TEXT NOT NULL, "
                "PRIMARY KEY (year, version))")
     tx.execute("CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL)")
 
 
-def _json(value: Any) -> str:
+def _json_std(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _json(value: Any) -> str:
+    """The canonical text of a document: `json.dumps(sort_keys, compact, ensure_ascii=False,
+    default=str)`, byte for byte, written by orjson (several times faster). orjson refuses what it
+    would write differently (keys that are not strings, integers beyond 64 bits, lone surrogates):
+    those go to `json`. Floats are the one thing both write but differently (`1e-07`): documents
+    rendered here hold none (figures are exact text); event details of events that may hold one go
+    through `_json_std` (see `_detail_json`)."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return _json_std(value)
 
 
 def _digest(text: str) -> str:
@@ -95,6 +116,15 @@ _BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "actor", "at
 
 def event_detail(event: LedgerEvent) -> dict[str, Any]:
     return {key: value for key, value in vars(event).items() if key not in _BASE_FIELDS}
+
+
+def _detail_json(event: LedgerEvent) -> str:
+    """`event_detail` as JSON. A fact event's fields are text, exact numbers, integers and times,
+    which orjson writes as `json` does; any other event (a scheme document may hold floats) is
+    written by `json` itself."""
+    if isinstance(event, FactEvent):
+        return _json(event_detail(event))
+    return _json_std(event_detail(event))
 
 
 def aggregate_name(aggregate: Any) -> str:
@@ -247,6 +277,7 @@ class Renderer:
     def __init__(self) -> None:
         self.digests: dict[tuple[Any, ...], str] = {}
         self.signatures: dict[str, str] = {}  # appraisal -> what its explanation depends on beyond its facts
+        self._rating_figures: dict[tuple[Any, ...], str] = {}
 
     def _changed(self, key: tuple[Any, ...], text: str) -> str | None:
         digest = _digest(text)
@@ -306,11 +337,30 @@ class Renderer:
                     rows.breakdowns.append((key, version, year, subject_id, breakdown_text, digest))
 
     def audit(self, position: int, event: LedgerEvent, state: LedgerState, change: Change, rows: Rows) -> None:
-        aggregate = state.aggregates[event.originator_id]
         appraisal = state.appraisals.get(change.appraisal) if change.appraisal else None
-        rows.audit.append((position, aggregate_name(aggregate), event.originator_version, type(event).__name__,
+        if appraisal is not None:
+            name = appraisal.key
+        else:
+            name = aggregate_name(state.aggregates[event.originator_id])
+        rows.audit.append((position, name, event.originator_version, change.kind,
                            event.command_id, event.actor, event.at.isoformat(), event.timestamp.isoformat(),
-                           _json(event_detail(event)), _json(figures_fed(event, state, appraisal))))
+                           _detail_json(event), self._figures_json(event, state, appraisal)))
+
+    def _figures_json(self, event: LedgerEvent, state: LedgerState, appraisal: Appraisal | None) -> str:
+        """`figures_fed` as JSON; a rating's (by far the most events) is the same for every rating
+        of a leaf and period in a year and tree, so its text is made once."""
+        if type(event) is not Appraisal.RatingRecorded or appraisal is None:
+            return _json(figures_fed(event, state, appraisal))
+        facts = appraisal.facts
+        year = state.years.get(facts.year)
+        if year is None:
+            return "[]"
+        key = (facts.year, year.scheme_id, year.scheme_version, facts.kind == "department",
+               event.leaf, event.period)  # type: ignore[attr-defined]
+        text = self._rating_figures.get(key)
+        if text is None:
+            text = self._rating_figures[key] = _json(figures_fed(event, state, appraisal))
+        return text
 
 
 def publication_row(year: Year) -> tuple[Any, ...]:
@@ -387,14 +437,17 @@ def _set_tracking(tx: Any, position: int, *, expected: int | None = None) -> Non
 class ReadModelProjection:
     """Follows the log and keeps the read models; `catch_up` processes what is new, exactly once."""
 
-    def __init__(self, ledger: Any, db: ViewDB | None = None) -> None:
+    def __init__(self, ledger: Any, db: ViewDB | None = None, *, resume: bool = True) -> None:
+        """With `resume=False` (a projection about to `rebuild`, which folds the log from zero
+        itself) the log is not folded up to the tracking position first."""
         self.ledger = ledger
         self.db = db or open_view_db(ledger.db_url)
         with self.db.transaction() as tx:
             create_tables(tx)
         self.state = LedgerState()
         self.renderer = Renderer()
-        self._resume()
+        if resume:
+            self._resume()
 
     def tracking(self) -> int:
         rows = self.db.query("SELECT position FROM rm_tracking WHERE name = ?", [NAME])
@@ -472,7 +525,7 @@ class ReadModelProjection:
         with self.db.transaction() as tx:
             for table in TABLES:
                 tx.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
-            create_tables(tx, suffix)
+            create_tables(tx, suffix, indexes=False)  # made once, after the bulk load
         self.state, self.renderer = LedgerState(), Renderer()
         processed = 0
         for batch in _pages(read_events(self.ledger, page=page), page):
@@ -488,7 +541,7 @@ class ReadModelProjection:
                 tx.execute(f"DROP TABLE IF EXISTS {table}")
                 tx.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
             for index, columns in (("by_aggregate", "aggregate, position"), ("by_actor", "actor, position")):
-                # The renamed table keeps its indexes under their old names: name them as live ones.
+                # Indexed after the bulk load (cheaper than keeping them up row by row), under live names.
                 tx.execute(f"DROP INDEX IF EXISTS rm_audit{suffix}_{index}")
                 tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit_{index} ON rm_audit ({columns})")
             _set_tracking(tx, self.state.position)
