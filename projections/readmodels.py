@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from api.gcpause import paused_gc
 from domain import facts as f
 from domain.aggregates import Appraisal, FactEvent, LedgerEvent, Year
 from domain.log import Change, LedgerState
@@ -465,17 +466,19 @@ class ReadModelProjection:
             self.rebuild()
             return
         if position:
-            self.state.apply_all(read_events(self.ledger, stop=position))
+            with paused_gc():  # see `rebuild`
+                self.state.apply_all(read_events(self.ledger, stop=position))
             self.state.position = position
 
     def catch_up(self, page: int = 2000) -> int:
         """Process every event after the tracking position; returns how many were processed."""
         processed = 0
         while True:
-            batch = list(_take(read_events(self.ledger, start=self.state.position, page=page), page))
-            if not batch:
-                return processed
-            self.process(batch)
+            with paused_gc():  # see `rebuild`
+                batch = list(_take(read_events(self.ledger, start=self.state.position, page=page), page))
+                if not batch:
+                    return processed
+                self.process(batch)
             processed += len(batch)
 
     def process(self, batch: list[tuple[int, LedgerEvent]], suffix: str = "", *, render: bool = True) -> Rows:
@@ -520,7 +523,14 @@ class ReadModelProjection:
         return years
 
     def rebuild(self, page: int = 20000) -> int:
-        """Rebuild every read model from zero into fresh tables, then swap them in at once."""
+        """Rebuild every read model from zero into fresh tables, then swap them in at once.
+        The cyclic garbage collector is paused meanwhile (api/gcpause.py): the fold and the
+        rendering allocate millions of objects that form no cycles, and the collector would scan
+        the growing folded state again and again to find none (two thirds of the time)."""
+        with paused_gc():
+            return self._rebuild(page)
+
+    def _rebuild(self, page: int) -> int:
         suffix = "_next"
         with self.db.transaction() as tx:
             for table in TABLES:
