@@ -67,12 +67,50 @@ def round_half_up_int(value: Fraction) -> int:
 
 
 def shown(value: Fraction) -> str:
-    """The 2-decimal text a person sees ("79.16")."""
-    return str(round2(value))
+    """The 2-decimal text a person sees ("79.16"): `str(round2(value))`, in integers (an
+    explanation shows thousands of these)."""
+    numerator, denominator = value.numerator, value.denominator
+    hundredths, twice_rest = divmod(abs(numerator) * 200, denominator * 2)
+    if twice_rest >= denominator:  # the rest is at least half a hundredth: round half up
+        hundredths += 1
+    if hundredths >= _SHOWN_LIMIT:  # beyond Decimal's 28 digits: as round2 does it
+        return str(round2(value))
+    whole, cents = divmod(hundredths, 100)
+    sign = "-" if numerator < 0 and hundredths else ""
+    return f"{sign}{whole}.{cents:02d}"
+
+
+_SHOWN_LIMIT = 10**26
 
 
 def exact_text(value: Fraction) -> str:
-    """The exact value as text: a terminating decimal ("79.155") or a fraction ("1043/12")."""
+    """The exact value as text: a terminating decimal ("79.155") or a fraction ("1043/12").
+    In integers (a trace holds hundreds of thousands of these); `_exact_text_decimal` is the
+    definition, and answers what this does not (exponent notation, more than 28 digits)."""
+    numerator, den = value.numerator, value.denominator
+    if den == 1:
+        return str(numerator)
+    twos = (den & -den).bit_length() - 1
+    rest = den >> twos
+    fives = 0
+    while rest % 5 == 0:
+        rest //= 5
+        fives += 1
+    if rest != 1:
+        return f"{numerator}/{den}"
+    places = max(twos, fives)
+    digits = str(abs(numerator) * (10**places // den))
+    whole = len(digits) - places  # digits before the point (≤ 0: zeros after it first)
+    if whole <= -6 or len(digits) > 28:
+        return _exact_text_decimal(value)
+    if whole > 0:
+        text = f"{digits[:whole]}.{digits[whole:]}".rstrip("0").rstrip(".")
+    else:
+        text = f"0.{'0' * -whole}{digits}".rstrip("0").rstrip(".")
+    return "-" + text if numerator < 0 else text
+
+
+def _exact_text_decimal(value: Fraction) -> str:
     den = value.denominator
     twos = fives = 0
     while den % 2 == 0:

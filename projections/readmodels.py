@@ -35,8 +35,19 @@ from api.gcpause import paused_gc
 from domain import facts as f
 from domain.aggregates import Appraisal, FactEvent, LedgerEvent, Year
 from domain.log import Change, LedgerState
-from domain.results import YearResults, compute_year, explanation, export
+from domain.results import (
+    YearFacts,
+    YearResults,
+    adoption_lines,
+    explanation_subject,
+    explanation_summary,
+    export,
+    fact_line,
+    grade_year,
+    score_year,
+)
 from domain.scheme import ProportionalBase, Scheme
+from domain.scoring import SubjectScore
 from projections.db import ViewDB, open_view_db
 from projections.log import read_events
 
@@ -200,23 +211,48 @@ def public_breakdown(doc: dict[str, Any]) -> dict[str, Any]:
     - the itemised bonus and deduction list (加分/扣分明细) lists every counted item, measurement,
       deduction and veto with its date and evidence, struck ones marked.
     Admins and inspectors read the full explanation instead."""
-    rating_refs = {e["ref"] for e in doc["events"] if e["kind"] == "rating"}
-    figures = []
-    for figure in doc["figures"]:
-        figure = _withhold_small_groups(dict(figure))
-        if "events" in figure:
-            kept = [ref for ref in figure["events"] if ref not in rating_refs]
-            figure["events"] = kept
-            if not kept:
-                del figure["events"]
-        if "struck" in figure:
-            figure["struck"] = [s for s in figure["struck"] if s["ref"] not in rating_refs]
-            if not figure["struck"]:
-                del figure["struck"]
-        figures.append(figure)
-    struck = {s["ref"]: s["why"] for s in doc["struck"]}
+    rating_refs = _rating_refs(doc["events"])
+    return {key: doc[key] for key in ("appraisal", "year", "subject", "scheme", "status", "summary")} | {
+        "figures": [_public_figure(figure, rating_refs) for figure in doc["figures"]],
+        "items": _public_items(doc["events"], doc["struck"]), "appeals": _public_appeals(doc["events"]),
+        "struck": _public_struck(doc["struck"], rating_refs),
+    }
+
+
+def _rating_refs(events: list[dict[str, Any]]) -> set[str]:
+    return {e["ref"] for e in events if e["kind"] == "rating"}
+
+
+def _public_struck(struck: list[dict[str, Any]], rating_refs: set[str]) -> list[dict[str, Any]]:
+    return [s for s in struck if s["ref"] not in rating_refs]
+
+
+def _public_figure(figure: dict[str, Any], rating_refs: set[str]) -> dict[str, Any]:
+    figure = _withhold_small_groups(dict(figure))
+    if "events" in figure:
+        kept = [ref for ref in figure["events"] if ref not in rating_refs]
+        figure["events"] = kept
+        if not kept:
+            del figure["events"]
+    if "struck" in figure:
+        figure["struck"] = [s for s in figure["struck"] if s["ref"] not in rating_refs]
+        if not figure["struck"]:
+            del figure["struck"]
+    return figure
+
+
+def _public_appeals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"ref": e["ref"], "kind": e["kind"], "at": e["at"],
+             **({"target": e["target"]} if e["kind"] == "appeal" else
+                {"appeal": e["appeal"], "outcome": e["outcome"], "reason": e["reason"]})}
+            for e in events if e["kind"] in ("appeal", "decision")]
+
+
+def _public_items(events: list[dict[str, Any]], doc_struck: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The itemised bonus and deduction list: every counted item, measurement, deduction and veto."""
+    struck = {s["ref"]: s["why"] for s in doc_struck}
     items = []
-    for event in doc["events"]:
+    for event in events:
         if event["kind"] not in ("measurement", "occurrence", "adjustment", "veto"):
             continue
         item = {"ref": event["ref"], "kind": event["kind"], "at": event["at"],
@@ -229,14 +265,7 @@ def public_breakdown(doc: dict[str, Any]) -> dict[str, Any]:
         if event["ref"] in struck:
             item["struck"] = struck[event["ref"]]
         items.append(item)
-    appeals = [{"ref": e["ref"], "kind": e["kind"], "at": e["at"],
-                **({"target": e["target"]} if e["kind"] == "appeal" else
-                   {"appeal": e["appeal"], "outcome": e["outcome"], "reason": e["reason"]})}
-               for e in doc["events"] if e["kind"] in ("appeal", "decision")]
-    return {key: doc[key] for key in ("appraisal", "year", "subject", "scheme", "status", "summary")} | {
-        "figures": figures, "items": items, "appeals": appeals,
-        "struck": [s for s in doc["struck"] if s["ref"] not in rating_refs],
-    }
+    return items
 
 
 def _withhold_small_groups(figure: dict[str, Any]) -> dict[str, Any]:
@@ -272,13 +301,62 @@ class Rows:
     publications: list[tuple[Any, ...]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Texts:
+    """The parts of one appraisal's explanation and public breakdown that its score before
+    grading decides (everything but the summary, the grading figures, the status and adoptions),
+    as JSON text. Made again only when the appraisal is scored again."""
+
+    score: SubjectScore  # the score (before grading) they were made from
+    facts: list[f.Fact]  # the facts listed in `events`, in log order
+    events: str  # the JSON list of those facts' lines
+    figures: str  # the figures before grading, as JSON list items (without brackets)
+    public_figures: str  # the same as the public breakdown shows them
+    rating_refs: set[str]
+    struck: str
+    public_struck: str
+    not_applicable: str
+    subject: str
+    scheme: str
+    items: str
+    appeals: str
+
+
+def _list_text(head: str, tail: list[str]) -> str:
+    """A JSON list from items already written (`head`: several, joined) and more (`tail`)."""
+    parts = [head] if head else []
+    return "[" + ",".join(parts + tail) + "]"
+
+
 class Renderer:
-    """Turns the folded state into rows; remembers digests so that unchanged rows are not rewritten."""
+    """Turns the folded state into rows; remembers digests so that unchanged rows are not rewritten.
+
+    Incremental: each year's scores before grading are kept and only the appraisals whose facts
+    changed (and the people of a department scored again) are scored again; the cohort is graded
+    again from them every time (any change can move every rank, tier and grade). The parts of an
+    explanation that a score before grading decides are kept as text (`_Texts`), so that an
+    explanation whose appraisal did not change is written again from them and its new grading
+    figures alone. The rows are the same text, byte for byte, as `_json(explanation(...))` and
+    `_json(public_breakdown(...))` of a full computation (tests/integration/test_read_models.py)."""
 
     def __init__(self) -> None:
         self.digests: dict[tuple[Any, ...], str] = {}
         self.signatures: dict[str, str] = {}  # appraisal -> what its explanation depends on beyond its facts
         self._rating_figures: dict[tuple[Any, ...], str] = {}
+        self._scores: dict[int, tuple[Scheme, dict[str, SubjectScore]]] = {}  # year -> scores before grading
+        self._stale: dict[int, set[str]] = {}  # year -> appraisals whose facts changed since they were scored
+        self._stale_years: set[int] = set()  # years with a year-wide change since they were scored
+        self._texts: dict[str, _Texts] = {}
+        self._rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # the history rows last written
+
+    def note(self, change: Change) -> None:
+        """Every event applied to the state goes through here: what it changed is scored again."""
+        if change.year is None:
+            return
+        if change.appraisal is None:
+            self._stale_years.add(change.year)
+        else:
+            self._stale.setdefault(change.year, set()).add(change.appraisal)
 
     def _changed(self, key: tuple[Any, ...], text: str) -> str | None:
         digest = _digest(text)
@@ -287,12 +365,25 @@ class Renderer:
         self.digests[key] = digest
         return digest
 
+    def _results(self, facts: YearFacts) -> YearResults:
+        """The year's results, as `compute_year(facts)`, scoring again only what changed."""
+        year = facts.year
+        known: dict[str, SubjectScore] = {}
+        kept = self._scores.get(year)
+        if kept is not None and kept[0] is facts.scheme and year not in self._stale_years:
+            known = kept[1]
+        stale = self._stale.pop(year, set())
+        self._stale_years.discard(year)
+        departments, people = score_year(facts, known, stale)
+        self._scores[year] = (facts.scheme, {score.key: score for score in (*departments.values(), *people.values())})
+        return grade_year(facts, departments, people)
+
     def year(self, state: LedgerState, year_number: int, rows: Rows, publication: int | None = None,
              changed: set[str] | None = None) -> None:
         """Render a year. With `changed` (the appraisals whose facts changed since the last render
         of this year, and nothing year-wide changed), only those subjects and the subjects whose
         placement, department score or status moved get their explanations rendered again."""
-        results = compute_year(state.year_facts(year_number))
+        results = self._results(state.year_facts(year_number))
         document = export(results)
         text = _json(document)
         digest = self._changed(("results", year_number), text)
@@ -301,14 +392,21 @@ class Renderer:
                                  document["status"], text, digest))
         self._subjects(state, results, document, rows, publication, changed)
         for person in document["people"]:
-            rows.people.append((person["id"], year_number, results.scheme.ref, document["status"],
-                                person["department"], person["position"], person["total"],
-                                person["individual_score"], person["rank"], person["tier"], person["grade"],
-                                person["coefficient"], int(person["vetoed"]), int(person["incomplete"])))
+            self._row(rows.people, ("person", person["id"], year_number), (
+                person["id"], year_number, results.scheme.ref, document["status"], person["department"],
+                person["position"], person["total"], person["individual_score"], person["rank"], person["tier"],
+                person["grade"], person["coefficient"], int(person["vetoed"]), int(person["incomplete"])))
         for dep in document["departments"]:
             cut = next((c["posts"] for c in dep["consequences"] if c["type"] == "staffing_cut"), None)
-            rows.departments.append((dep["id"], year_number, results.scheme.ref, document["status"], dep["score"],
-                                     dep["rank"], cut, int(dep["incomplete"])))
+            self._row(rows.departments, ("department", dep["id"], year_number), (
+                dep["id"], year_number, results.scheme.ref, document["status"], dep["score"], dep["rank"], cut,
+                int(dep["incomplete"])))
+
+    def _row(self, into: list[tuple[Any, ...]], key: tuple[Any, ...], row: tuple[Any, ...]) -> None:
+        """A history row, unless the same row was written last time."""
+        if self._rows.get(key) != row:
+            self._rows[key] = row
+            into.append(row)
 
     def _subjects(self, state: LedgerState, results: YearResults, document: dict[str, Any], rows: Rows,
                   publication: int | None, changed: set[str] | None) -> None:
@@ -317,25 +415,57 @@ class Renderer:
         ties = {member: tie["people"] for tie in document["unresolved_ties"] for member in tie["people"]}
         # Grading parameters every placement shows: the cohort's size and its vetoed count.
         cohort = [len(document["people"]), sum(1 for p in document["people"] if p["vetoed"])]
+        scores = self._scores[year][1]
+        status = _json(results.status)
+        adoptions = _json(adoption_lines(results.adoptions)) if results.adoptions else None
         for subject_id in [*results.departments, *results.people]:
             key = f"{year}:{subject_id}"
             placement = results.placements.get(subject_id)
             signature = _json([document["status"], cohort, entries[subject_id], ties.get(subject_id),
                                placement.position if placement else None])
-            if changed is not None and key not in changed and self.signatures.get(key) == signature:
-                continue  # nothing its explanation shows has moved
+            score, texts = scores[key], self._texts.get(key)
+            if (changed is not None and key not in changed and self.signatures.get(key) == signature
+                    and texts is not None and texts.score is score):
+                # Nothing its explanation shows has moved: not scored again (its facts and its
+                # department's exact score are as they were), and placed as it was.
+                continue
             self.signatures[key] = signature
-            rows.appeals += appeal_rows(state.appraisals[key].facts)
-            doc = explanation(results, subject_id, state.appraisals[key].facts)
-            text = _json(doc)
+            facts = state.appraisals[key].facts
+            rows.appeals += appeal_rows(facts)
+            text, breakdown_text = self._documents(results, subject_id, score, facts, status, adoptions)
             digest = self._changed(("explanation", key), text)
             if digest:
                 rows.explanations.append((key, year, subject_id, text, digest))
-            breakdown_text = _json(public_breakdown(doc))
             for version in (0, publication) if publication else (0,):
                 digest = self._changed(("breakdown", key, version), breakdown_text)
                 if digest:
                     rows.breakdowns.append((key, version, year, subject_id, breakdown_text, digest))
+
+    def _documents(self, results: YearResults, subject_id: str, score: SubjectScore, facts: f.AppraisalFacts,
+                   status: str, adoptions: str | None) -> tuple[str, str]:
+        """`_json(explanation(results, subject_id, facts))` and `_json(public_breakdown(...))` of it,
+        from the kept parts of its score and what grading added."""
+        texts = self._texts.get(score.key)
+        if texts is None or texts.score is not score:
+            texts = self._texts[score.key] = _make_texts(score, facts, texts)
+        graded = results.subject(subject_id)
+        assert graded is not None
+        grading = [figure.as_dict() for figure in graded.trace[len(score.trace):]]
+        summary = _json(explanation_summary(results, subject_id, graded))
+        head = f'"appraisal":{_json(score.key)}'
+        tail = (f'"scheme":{texts.scheme},"status":{status}', f'"subject":{texts.subject},"summary":{summary},'
+                f'"year":{results.year}')
+        explained = "".join((
+            "{", f'"adoptions":{adoptions},' if adoptions is not None else "", head,
+            ',"events":', texts.events,
+            ',"figures":', _list_text(texts.figures, [_json(figure) for figure in grading]),
+            ',"not_applicable":', texts.not_applicable, ",", tail[0], ',"struck":', texts.struck, ",", tail[1], "}"))
+        public = "".join((
+            '{"appeals":', texts.appeals, ",", head,
+            ',"figures":', _list_text(texts.public_figures,
+                                      [_json(_public_figure(figure, texts.rating_refs)) for figure in grading]),
+            ',"items":', texts.items, ",", tail[0], ',"struck":', texts.public_struck, ",", tail[1], "}"))
+        return explained, public
 
     def audit(self, position: int, event: LedgerEvent, state: LedgerState, change: Change, rows: Rows) -> None:
         appraisal = state.appraisals.get(change.appraisal) if change.appraisal else None
@@ -362,6 +492,36 @@ class Renderer:
         if text is None:
             text = self._rating_figures[key] = _json(figures_fed(event, state, appraisal))
         return text
+
+
+def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | None) -> _Texts:
+    """The parts of an explanation a score before grading decides. The facts' lines are taken from
+    `before` (the texts of this appraisal's previous score) when its facts begin the new list: a
+    new fact comes last (log order), and a fact never changes."""
+    ordered = sorted(facts.items.values(), key=_log_order)
+    if before is not None and len(before.facts) <= len(ordered) and all(
+            old is new for old, new in zip(before.facts, ordered, strict=False)):
+        added = [_json(fact_line(fact)) for fact in ordered[len(before.facts):]]
+        events = _list_text(before.events[1:-1], added)
+    else:
+        events = _json([fact_line(fact) for fact in ordered])
+    others = [fact_line(fact) for fact in ordered if type(fact) is not f.Rating]  # what the breakdown lists
+    rating_refs = {fact.ref for fact in ordered if type(fact) is f.Rating}
+    figures = [figure.as_dict() for figure in score.trace]
+    struck = [item.as_dict() for item in score.struck]
+    return _Texts(
+        score=score, facts=ordered, events=events, figures=_json(figures)[1:-1],
+        public_figures=_json([_public_figure(figure, rating_refs) for figure in figures])[1:-1],
+        rating_refs=rating_refs, struck=_json(struck), public_struck=_json(_public_struck(struck, rating_refs)),
+        not_applicable=_json([item.as_dict() for item in score.not_applicable]),
+        subject=_json(explanation_subject(score)), scheme=_json(score.scheme),
+        items=_json(_public_items(others, struck)), appeals=_json(_public_appeals(others)),
+    )
+
+
+def _log_order(fact: f.Fact) -> tuple[str, int]:
+    key, _, version = fact.ref.rpartition("#")
+    return key, int(version)
 
 
 def publication_row(year: Year) -> tuple[Any, ...]:
@@ -491,6 +651,7 @@ class ReadModelProjection:
         expected = self.state.position  # where this projection left the tracking row
         for position, event in batch:
             change = self.state.apply(event, position)
+            self.renderer.note(change)
             self.renderer.audit(position, event, self.state, change, rows)
             if change.year is not None:
                 affected = self._years_affected(change)
