@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from domain import facts as f
@@ -55,7 +56,8 @@ def score_year(facts: YearFacts, known: dict[str, SubjectScore] | None = None,
     `known` (by appraisal key, made by this function under the same scheme version) is taken as it
     is unless its appraisal is in `stale` (its facts changed since) or, for a person, their
     department's score was made again: a score is a function of the scheme, the appraisal's facts
-    and the department's score, nothing else (the projection rescores only what changed)."""
+    and the department's score, nothing else (the projection rescores only what changed). A stale
+    appraisal is scored again with its known score as `earlier` (its unchanged periods' figures)."""
     scheme = facts.scheme
     known = known or {}
     departments: dict[str, SubjectScore] = {}
@@ -63,8 +65,11 @@ def score_year(facts: YearFacts, known: dict[str, SubjectScore] | None = None,
     for a in facts.appraisals:
         if a.kind == "department":
             score = known.get(a.key)
-            if score is None or a.key in stale or score.subject is not a.subject:
+            if score is None or score.subject is not a.subject:
                 score = score_department(scheme, a)
+                rescored.add(a.subject.id)
+            elif a.key in stale:
+                score = score_department(scheme, a, earlier=score)
                 rescored.add(a.subject.id)
             departments[a.subject.id] = score
     people: dict[str, SubjectScore] = {}
@@ -72,9 +77,13 @@ def score_year(facts: YearFacts, known: dict[str, SubjectScore] | None = None,
         if a.kind == "person":
             department = a.subject.department or ""
             score = known.get(a.key)
-            if (score is None or a.key in stale or score.subject is not a.subject or department in rescored
-                    or (score.department_score is None) != (department not in departments)):
+            if score is None or score.subject is not a.subject:
                 score = score_person(scheme, a, departments.get(department))
+            elif a.key in stale:
+                score = score_person(scheme, a, departments.get(department), earlier=score)
+            elif department in rescored or (score.department_score is None) != (department not in departments):
+                # Only the department's score moved: the individual tree stands as it was scored.
+                score = score_person(scheme, a, departments.get(department), score.individual_part)
             people[a.subject.id] = score
     return departments, people
 
@@ -207,14 +216,20 @@ def _order(ref: str) -> tuple[str, int]:
 
 
 def fact_line(fact: f.Fact) -> dict[str, Any]:
-    """One recorded fact as an inspector sees it in an explanation."""
-    data: dict[str, Any] = {"ref": fact.ref, "kind": f.FACT_KINDS[type(fact)], "command": fact.command_id,
+    """One recorded fact as an inspector sees it in an explanation: the common fields, then the
+    fields of its kind (`__slots__`, read at once), exact numbers as their text."""
+    kind, names, read = _LINE_FIELDS[type(fact)]
+    data: dict[str, Any] = {"ref": fact.ref, "kind": kind, "command": fact.command_id,
                             "actor": fact.actor, "at": fact.at.isoformat(),
                             "recorded_at": fact.recorded_at.isoformat()}
-    for name in fact.__slots__:  # type: ignore[attr-defined]
-        value = getattr(fact, name)
+    values = read(fact)
+    for name, value in zip(names, values if len(names) > 1 else (values,), strict=True):
         data[name] = str(value) if isinstance(value, Decimal) else value
     return data
+
+
+_LINE_FIELDS = {cls: (kind, cls.__slots__, attrgetter(*cls.__slots__))  # type: ignore[attr-defined]
+                for cls, kind in f.FACT_KINDS.items()}
 
 
 __all__ = ["YearFacts", "YearResults", "adoption_lines", "compute_year", "explanation", "explanation_subject",

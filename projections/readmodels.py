@@ -6,6 +6,11 @@ is a view of the same scored year:
 - `rm_explanations`: each appraisal's full explanation (inspectors, admins, the subject);
 - `rm_breakdowns`: each appraisal's public breakdown (公示): rater groups as averages only, the
   itemised bonus and deduction list; version 0 is the current one, version k the k-th publication;
+- `rm_placements`: what grading decides in the current explanation and breakdown (the rank, tier
+  and grade figures, the summary, the status). Any change can move every placement of a year, so
+  these small parts are kept apart: `rm_explanations` and version 0 of `rm_breakdowns` hold the
+  rest (written again only when the appraisal's own score changes), and a reader joins the two
+  (`assemble`: the same document, key for key, as a full computation; nothing is recomputed);
 - `rm_person_history`, `rm_department_history`: per subject and year (score, rank, tier, grade,
   scheme version, status) — the histories and the department ranking;
 - `rm_audit`: every event in log order with actor, business time, recording time, what it
@@ -48,12 +53,13 @@ from domain.results import (
 )
 from domain.scheme import ProportionalBase, Scheme
 from domain.scoring import SubjectScore
+from domain.trace import Figure
 from projections.db import ViewDB, open_view_db
 from projections.log import read_events
 
 NAME = "readmodels"
-VERSION = 3  # of the tables' layout: a projection finding another version rebuilds them from zero
-TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_person_history",
+VERSION = 4  # of the tables' layout: a projection finding another version rebuilds them from zero
+TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_placements", "rm_person_history",
           "rm_department_history", "rm_appeals", "rm_audit", "rm_publications")
 DECISION_DUE_DAYS = 30  # SCORING.md §8: a decision is due within 30 days of filing
 # A rater group's mean is shown to staff only for groups of at least this many raters (README,
@@ -72,6 +78,8 @@ def create_tables(tx: Any, suffix: str = "", *, indexes: bool = True) -> None:
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_breakdowns{s} (appraisal TEXT NOT NULL, version INTEGER NOT NULL, "
                "year INTEGER NOT NULL, subject TEXT NOT NULL, document TEXT NOT NULL, digest TEXT NOT NULL, "
                "PRIMARY KEY (appraisal, version))")
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_placements{s} (appraisal TEXT PRIMARY KEY, year INTEGER NOT NULL, "
+               "explanation TEXT NOT NULL, breakdown TEXT NOT NULL, digest TEXT NOT NULL)")
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_person_history{s} (person TEXT NOT NULL, year INTEGER NOT NULL, "
                "scheme TEXT NOT NULL, status TEXT NOT NULL, department TEXT, position TEXT, total TEXT NOT NULL, "
                "individual TEXT NOT NULL, rank INTEGER, tier INTEGER, grade TEXT, coefficient TEXT, "
@@ -294,6 +302,7 @@ class Rows:
     results: list[tuple[Any, ...]] = field(default_factory=list)
     explanations: list[tuple[Any, ...]] = field(default_factory=list)
     breakdowns: list[tuple[Any, ...]] = field(default_factory=list)
+    placements: list[tuple[Any, ...]] = field(default_factory=list)
     people: list[tuple[Any, ...]] = field(default_factory=list)
     departments: list[tuple[Any, ...]] = field(default_factory=list)
     appeals: list[tuple[Any, ...]] = field(default_factory=list)
@@ -310,8 +319,9 @@ class _Texts:
     score: SubjectScore  # the score (before grading) they were made from
     facts: list[f.Fact]  # the facts listed in `events`, in log order
     events: str  # the JSON list of those facts' lines
-    figures: str  # the figures before grading, as JSON list items (without brackets)
-    public_figures: str  # the same as the public breakdown shows them
+    figures: list[Figure]  # the figures before grading
+    figure_texts: list[str]  # each as JSON
+    public_figure_texts: list[str]  # each as the public breakdown shows it
     rating_refs: set[str]
     struck: str
     public_struck: str
@@ -320,6 +330,31 @@ class _Texts:
     scheme: str
     items: str
     appeals: str
+    explanation: str = ""  # the explanation without what grading decides (rm_explanations)
+    breakdown: str = ""  # the public breakdown likewise (rm_breakdowns, version 0)
+
+
+def _placement_text(parts: tuple[str, ...]) -> str:
+    """A placement (rm_placements) as a JSON object: the figures grading added, and its members."""
+    figures, members = parts
+    return f'{{"figures":[{figures}],{members}}}'
+
+
+def _assembled_text(body: str, figures: str, members: str) -> str:
+    """A whole document's text from its body (`_Texts.explanation` or `.breakdown`) and placement
+    (a publication's breakdown is kept whole, as published)."""
+    document = assemble(json.loads(body), json.loads(_placement_text((figures, members))))
+    return _json(document)
+
+
+def assemble(body: dict[str, Any], placement: dict[str, Any]) -> dict[str, Any]:
+    """A current explanation or breakdown from its body and its placement (rm_placements): the
+    figures grading added go after the body's, its other members beside the body's; keys in
+    sorted order, as the document's text has them."""
+    document = dict(body)
+    document["figures"] = body["figures"] + placement["figures"]
+    document.update((key, value) for key, value in placement.items() if key != "figures")
+    return dict(sorted(document.items()))
 
 
 def _list_text(head: str, tail: list[str]) -> str:
@@ -432,40 +467,36 @@ class Renderer:
             self.signatures[key] = signature
             facts = state.appraisals[key].facts
             rows.appeals += appeal_rows(facts)
-            text, breakdown_text = self._documents(results, subject_id, score, facts, status, adoptions)
-            digest = self._changed(("explanation", key), text)
+            if texts is None or texts.score is not score:
+                texts = self._texts[key] = _make_texts(score, facts, texts)
+                for table, version, text in (("explanation", None, texts.explanation), ("breakdown", 0, texts.breakdown)):
+                    digest = self._changed((table, key, version), text)
+                    if digest and table == "explanation":
+                        rows.explanations.append((key, year, subject_id, text, digest))
+                    elif digest:
+                        rows.breakdowns.append((key, 0, year, subject_id, text, digest))
+            graded = results.subject(subject_id)
+            assert graded is not None
+            placed = self._placement(results, subject_id, graded, texts, status, adoptions)
+            digest = self._changed(("placement", key), "\n".join(placed))
             if digest:
-                rows.explanations.append((key, year, subject_id, text, digest))
-            for version in (0, publication) if publication else (0,):
-                digest = self._changed(("breakdown", key, version), breakdown_text)
+                rows.placements.append((key, year, _placement_text(placed[:2]), _placement_text(placed[2:]), digest))
+            if publication:  # the breakdown as published: whole
+                full = _assembled_text(texts.breakdown, *placed[2:])
+                digest = self._changed(("breakdown", key, publication), full)
                 if digest:
-                    rows.breakdowns.append((key, version, year, subject_id, breakdown_text, digest))
+                    rows.breakdowns.append((key, publication, year, subject_id, full, digest))
 
-    def _documents(self, results: YearResults, subject_id: str, score: SubjectScore, facts: f.AppraisalFacts,
-                   status: str, adoptions: str | None) -> tuple[str, str]:
-        """`_json(explanation(results, subject_id, facts))` and `_json(public_breakdown(...))` of it,
-        from the kept parts of its score and what grading added."""
-        texts = self._texts.get(score.key)
-        if texts is None or texts.score is not score:
-            texts = self._texts[score.key] = _make_texts(score, facts, texts)
-        graded = results.subject(subject_id)
-        assert graded is not None
-        grading = [figure.as_dict() for figure in graded.trace[len(score.trace):]]
-        summary = _json(explanation_summary(results, subject_id, graded))
-        head = f'"appraisal":{_json(score.key)}'
-        tail = (f'"scheme":{texts.scheme},"status":{status}', f'"subject":{texts.subject},"summary":{summary},'
-                f'"year":{results.year}')
-        explained = "".join((
-            "{", f'"adoptions":{adoptions},' if adoptions is not None else "", head,
-            ',"events":', texts.events,
-            ',"figures":', _list_text(texts.figures, [_json(figure) for figure in grading]),
-            ',"not_applicable":', texts.not_applicable, ",", tail[0], ',"struck":', texts.struck, ",", tail[1], "}"))
-        public = "".join((
-            '{"appeals":', texts.appeals, ",", head,
-            ',"figures":', _list_text(texts.public_figures,
-                                      [_json(_public_figure(figure, texts.rating_refs)) for figure in grading]),
-            ',"items":', texts.items, ",", tail[0], ',"struck":', texts.public_struck, ",", tail[1], "}"))
-        return explained, public
+    def _placement(self, results: YearResults, subject_id: str, graded: SubjectScore, texts: _Texts,
+                   status: str, adoptions: str | None) -> tuple[str, str, str, str]:
+        """What grading decides in an explanation and in its public breakdown: their added
+        figures (JSON list items) and the rest of their parts, as JSON object members."""
+        grading = [figure.as_dict() for figure in graded.trace[len(texts.figures):]]
+        members = f'"status":{status},"summary":{_json(explanation_summary(results, subject_id, graded))}'
+        return (",".join(_json(figure) for figure in grading),
+                (f'"adoptions":{adoptions},' if adoptions is not None else "") + members,
+                ",".join(_json(_public_figure(figure, texts.rating_refs)) for figure in grading),
+                members)
 
     def audit(self, position: int, event: LedgerEvent, state: LedgerState, change: Change, rows: Rows) -> None:
         appraisal = state.appraisals.get(change.appraisal) if change.appraisal else None
@@ -507,16 +538,39 @@ def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | N
         events = _json([fact_line(fact) for fact in ordered])
     others = [fact_line(fact) for fact in ordered if type(fact) is not f.Rating]  # what the breakdown lists
     rating_refs = {fact.ref for fact in ordered if type(fact) is f.Rating}
-    figures = [figure.as_dict() for figure in score.trace]
+    # A figure object never changes once made: one of the previous score's (a person composed
+    # again with a new department score keeps their individual tree's) keeps its texts. Whether
+    # a reference is a rating's never changes either, so neither does its public text.
+    kept = ({id(figure): index for index, figure in enumerate(before.figures)} if before is not None else {})
+    figure_texts, public_texts = [], []
+    for figure in score.trace:
+        index = kept.get(id(figure))
+        if index is not None and before is not None and before.figures[index] is figure:
+            figure_texts.append(before.figure_texts[index])
+            public_texts.append(before.public_figure_texts[index])
+        else:
+            data = figure.as_dict()
+            figure_texts.append(_json(data))
+            public_texts.append(_json(_public_figure(data, rating_refs)))
     struck = [item.as_dict() for item in score.struck]
-    return _Texts(
-        score=score, facts=ordered, events=events, figures=_json(figures)[1:-1],
-        public_figures=_json([_public_figure(figure, rating_refs) for figure in figures])[1:-1],
+    texts = _Texts(
+        score=score, facts=ordered, events=events, figures=list(score.trace), figure_texts=figure_texts,
+        public_figure_texts=public_texts,
         rating_refs=rating_refs, struck=_json(struck), public_struck=_json(_public_struck(struck, rating_refs)),
         not_applicable=_json([item.as_dict() for item in score.not_applicable]),
         subject=_json(explanation_subject(score)), scheme=_json(score.scheme),
         items=_json(_public_items(others, struck)), appeals=_json(_public_appeals(others)),
     )
+    # The bodies: every member but what grading decides, in sorted key order (as `_json` writes).
+    appraisal, tail = _json(score.key), f'"subject":{texts.subject},"year":{facts.year}}}'
+    texts.explanation = "".join((
+        '{"appraisal":', appraisal, ',"events":', events, ',"figures":[', ",".join(figure_texts),
+        '],"not_applicable":', texts.not_applicable, ',"scheme":', texts.scheme, ',"struck":', texts.struck,
+        ",", tail))
+    texts.breakdown = "".join((
+        '{"appeals":', texts.appeals, ',"appraisal":', appraisal, ',"figures":[', ",".join(public_texts),
+        '],"items":', texts.items, ',"scheme":', texts.scheme, ',"struck":', texts.public_struck, ",", tail))
+    return texts
 
 
 def _log_order(fact: f.Fact) -> tuple[str, int]:
@@ -553,6 +607,8 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
          rows.explanations),
         (f"rm_breakdowns{s}", ("appraisal", "version", "year", "subject", "document", "digest"),
          ("appraisal", "version"), rows.breakdowns),
+        (f"rm_placements{s}", ("appraisal", "year", "explanation", "breakdown", "digest"), ("appraisal",),
+         rows.placements),
         (f"rm_person_history{s}", ("person", "year", "scheme", "status", "department", "position", "total",
                                    "individual", "rank", "tier", "grade", "coefficient", "vetoed", "incomplete"),
          ("person", "year"), rows.people),
