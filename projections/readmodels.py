@@ -330,6 +330,7 @@ class _Texts:
     scheme: str
     items: str
     appeals: str
+    others: list[dict[str, Any]] = field(default_factory=list)  # the lines of facts other than ratings
     explanation: str = ""  # the explanation without what grading decides (rm_explanations)
     breakdown: str = ""  # the public breakdown likewise (rm_breakdowns, version 0)
 
@@ -529,15 +530,17 @@ def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | N
     """The parts of an explanation a score before grading decides. The facts' lines are taken from
     `before` (the texts of this appraisal's previous score) when its facts begin the new list: a
     new fact comes last (log order), and a fact never changes."""
-    ordered = sorted(facts.items.values(), key=_log_order)
-    if before is not None and len(before.facts) <= len(ordered) and all(
-            old is new for old, new in zip(before.facts, ordered, strict=False)):
-        added = [_json(fact_line(fact)) for fact in ordered[len(before.facts):]]
-        events = _list_text(before.events[1:-1], added)
+    ordered = _extended(before.facts, facts) if before is not None else None
+    if before is not None and ordered is not None:
+        added = ordered[len(before.facts):]
+        events = _list_text(before.events[1:-1], [_json(fact_line(fact)) for fact in added])
+        others = before.others + [fact_line(fact) for fact in added if type(fact) is not f.Rating]
+        rating_refs = before.rating_refs | {fact.ref for fact in added if type(fact) is f.Rating}
     else:
+        ordered = sorted(facts.items.values(), key=_log_order)
         events = _json([fact_line(fact) for fact in ordered])
-    others = [fact_line(fact) for fact in ordered if type(fact) is not f.Rating]  # what the breakdown lists
-    rating_refs = {fact.ref for fact in ordered if type(fact) is f.Rating}
+        others = [fact_line(fact) for fact in ordered if type(fact) is not f.Rating]  # what the breakdown lists
+        rating_refs = {fact.ref for fact in ordered if type(fact) is f.Rating}
     # A figure object never changes once made: one of the previous score's (a person composed
     # again with a new department score keeps their individual tree's) keeps its texts. Whether
     # a reference is a rating's never changes either, so neither does its public text.
@@ -555,7 +558,7 @@ def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | N
     struck = [item.as_dict() for item in score.struck]
     texts = _Texts(
         score=score, facts=ordered, events=events, figures=list(score.trace), figure_texts=figure_texts,
-        public_figure_texts=public_texts,
+        public_figure_texts=public_texts, others=others,
         rating_refs=rating_refs, struck=_json(struck), public_struck=_json(_public_struck(struck, rating_refs)),
         not_applicable=_json([item.as_dict() for item in score.not_applicable]),
         subject=_json(explanation_subject(score)), scheme=_json(score.scheme),
@@ -571,6 +574,22 @@ def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | N
         '{"appeals":', texts.appeals, ',"appraisal":', appraisal, ',"figures":[', ",".join(public_texts),
         '],"items":', texts.items, ',"scheme":', texts.scheme, ',"struck":', texts.public_struck, ",", tail))
     return texts
+
+
+def _extended(known: list[f.Fact], facts: f.AppraisalFacts) -> list[f.Fact] | None:
+    """The appraisal's facts in log order when they are `known` (in log order) and facts recorded
+    after them, else None. Facts are kept in the order they were recorded, so this is the usual
+    case and needs no sort; anything else (a fact replaced under its command id) is sorted."""
+    current = list(facts.items.values())
+    if len(current) < len(known) or any(old is not new for old, new in zip(known, current, strict=False)):
+        return None
+    last = _log_order(known[-1])[1] if known else -1
+    for fact in current[len(known):]:
+        version = _log_order(fact)[1]
+        if version <= last:
+            return None
+        last = version
+    return current
 
 
 def _log_order(fact: f.Fact) -> tuple[str, int]:
