@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -646,6 +648,40 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
     tx.executemany(f"INSERT INTO rm_audit{s} VALUES (?,?,?,?,?,?,?,?,?,?)", rows.audit)
 
 
+class _PageWriter:
+    """Writes a rebuild's pages into its fresh tables from a thread of its own, one transaction
+    each, in order, while the next page is read and folded: the database works (without the GIL)
+    while Python folds. At most two pages wait. The connection is used by this thread alone until
+    `close`, which waits for the last page and raises what a write raised."""
+
+    def __init__(self, db: ViewDB, suffix: str) -> None:
+        self.db, self.suffix = db, suffix
+        self.pages: queue.Queue[Rows | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="rebuild-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (rows := self.pages.get()) is not None:
+            if self.error is None:
+                try:
+                    with self.db.transaction() as tx:
+                        write(tx, rows, self.suffix)
+                except BaseException as error:  # raised again by `put` or `close`
+                    self.error = error
+
+    def put(self, rows: Rows) -> None:
+        if self.error is not None:
+            raise self.error
+        self.pages.put(rows)
+
+    def close(self) -> None:
+        self.pages.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class TrackingMoved(RuntimeError):
     """The tracking row is not where this projection left it: a rebuild swapped its tables in
     behind it, or another worker ran. Its batch is rolled back; start again from the row."""
@@ -716,9 +752,11 @@ class ReadModelProjection:
                 self.process(batch)
             processed += len(batch)
 
-    def process(self, batch: list[tuple[int, LedgerEvent]], suffix: str = "", *, render: bool = True) -> Rows:
+    def process(self, batch: list[tuple[int, LedgerEvent]], suffix: str = "", *, render: bool = True,
+                writer: _PageWriter | None = None) -> Rows:
         """Fold a batch, render the years it touched, write rows and tracking in one transaction.
-        A publication is rendered at its own position, so its breakdowns are what was published."""
+        A publication is rendered at its own position, so its breakdowns are what was published.
+        (A rebuild's pages, into fresh tables and without tracking, go to its `writer`.)"""
         rows = Rows()
         dirty: set[int] = set()
         whole: set[int] = set()  # years with a year-wide change: every subject is rendered again
@@ -745,6 +783,9 @@ class ReadModelProjection:
                 if year_number in self.state.years:
                     self.renderer.year(self.state, year_number, rows,
                                        changed=None if year_number in whole else changed)
+        if writer is not None:
+            writer.put(rows)
+            return rows
         with self.db.transaction() as tx:
             write(tx, rows, suffix)
             if not suffix:
@@ -774,10 +815,14 @@ class ReadModelProjection:
             create_tables(tx, suffix, indexes=False)  # made once, after the bulk load
         self.state, self.renderer = LedgerState(), Renderer()
         processed = 0
-        for batch in _pages(read_events(self.ledger, page=page), page):
-            publications = any(isinstance(event, Year.Published) for _, event in batch)
-            self.process(batch, suffix, render=publications)
-            processed += len(batch)
+        writer = _PageWriter(self.db, suffix)
+        try:
+            for batch in _pages(read_events(self.ledger, page=page), page):
+                publications = any(isinstance(event, Year.Published) for _, event in batch)
+                self.process(batch, suffix, render=publications, writer=writer)
+                processed += len(batch)
+        finally:
+            writer.close()
         final = Rows()
         for year_number in sorted(self.state.years):
             self.renderer.year(self.state, year_number, final)

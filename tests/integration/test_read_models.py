@@ -422,6 +422,23 @@ def test_a_rebuild_from_zero_gives_identical_tables_also_after_a_publication(db_
         assert_equal_to_direct(store)
 
 
+def test_a_rebuild_whose_writes_fail_raises_and_leaves_the_live_tables_as_they_were(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild's pages are written by a thread of their own: what it raises reaches the caller."""
+    with opened(db_url) as store:
+        store.submit(build())
+        live = snapshot(db_url)
+
+        def failing(tx: Any, rows: readmodels.Rows, suffix: str = "") -> None:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(readmodels, "write", failing)
+        with pytest.raises(RuntimeError, match="disk full"):
+            store.projection.rebuild(page=3)
+        monkeypatch.undo()
+        assert snapshot(db_url) == live
+
+
 def test_readers_see_no_gap_while_a_rebuild_swaps_the_tables_in(db_url: str) -> None:
     with opened(db_url) as store:
         store.submit(demo_commands(YEAR, departments=2, staff_per_department=3))
