@@ -246,7 +246,7 @@ def project(
 
     if once or rebuild:
         ledger = open_ledger(db)
-        projection = ReadModelProjection(ledger)
+        projection = ReadModelProjection(ledger, resume=not rebuild)  # a rebuild folds from zero itself
         started = time.perf_counter()
         count = projection.rebuild() if rebuild else projection.catch_up()
         err.print(f"{'rebuilt from' if rebuild else 'processed'} {count} event(s) in "

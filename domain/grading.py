@@ -121,6 +121,7 @@ def grade_people(scheme: Scheme, people: list[SubjectScore], tie_breaks: list[di
                 placements[score.subject.id] = Placement(position=start + offset + 1, rank=start + 1)
         start += len(group)
 
+    params = _grading_params(scheme, n, vetoed)  # the same for everyone placed (figures are never changed)
     for score in keyed:
         placement = placements[score.subject.id]
         if placement.position is None:
@@ -139,7 +140,7 @@ def grade_people(scheme: Scheme, people: list[SubjectScore], tie_breaks: list[di
         if placement.tier == bottom_tier:
             consequences += BOTTOM_TIER_CONSEQUENCES
         placement.consequences = [{"type": kind} for kind in sorted(consequences)]
-        _trace_placement(scheme, score, placement, n, vetoed, history, year, top_tier)
+        _trace_placement(scheme, score, placement, n, vetoed, history, year, top_tier, params)
     unresolved.sort(key=lambda tie: (-Decimal(tie["total"]), tie["people"]))
     return placements, unresolved
 
@@ -152,11 +153,15 @@ def _tie_break_for(ids: list[str], tie_breaks: list[dict[str, Any]]) -> dict[str
     return None
 
 
+def _grading_params(scheme: Scheme, n: int, vetoed: int) -> dict[str, str]:
+    return {"cohort": str(n), "vetoed": str(vetoed),
+            **{f"tier.{t.id}.share": exact_text(exact(t.share)) for t in scheme.grading.tiers if t.share},
+            **{f"grade.{g.id}.share": exact_text(exact(g.share)) for g in scheme.grading.grades if g.share}}
+
+
 def _trace_placement(scheme: Scheme, score: SubjectScore, placement: Placement, n: int, vetoed: int,
-                     history: dict[int, dict[str, int | None]], year: int, top_tier: int) -> None:
-    params = {"cohort": str(n), "vetoed": str(vetoed),
-              **{f"tier.{t.id}.share": exact_text(exact(t.share)) for t in scheme.grading.tiers if t.share},
-              **{f"grade.{g.id}.share": exact_text(exact(g.share)) for g in scheme.grading.grades if g.share}}
+                     history: dict[int, dict[str, int | None]], year: int, top_tier: int,
+                     params: dict[str, str]) -> None:
     notes = [f"position {placement.position} of {n}"]
     if placement.tie_break:
         notes.append(f"tie broken by {placement.tie_break}")

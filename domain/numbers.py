@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import lru_cache
 
 Number = Fraction
 
@@ -50,6 +51,12 @@ def exact(value: Decimal | int | str | Fraction) -> Fraction:
 
 def round2(value: Fraction) -> Decimal:
     """Round half up (away from zero) to 2 decimals: 79.155 -> 79.16, -0.125 -> -0.13."""
+    text = _shown(value)
+    return Decimal(text) if text is not None else _round2_decimal(value)
+
+
+def _round2_decimal(value: Fraction) -> Decimal:
+    """The definition of `round2` (in Decimal arithmetic, 28 digits)."""
     scaled = abs(value) * 100
     whole = scaled.numerator // scaled.denominator
     if (scaled - whole) >= Fraction(1, 2):
@@ -67,12 +74,61 @@ def round_half_up_int(value: Fraction) -> int:
 
 
 def shown(value: Fraction) -> str:
-    """The 2-decimal text a person sees ("79.16")."""
-    return str(round2(value))
+    """The 2-decimal text a person sees ("79.16"): `str(round2(value))`."""
+    text = _shown(value)
+    return text if text is not None else str(_round2_decimal(value))
+
+
+def _shown(value: Fraction) -> str | None:
+    """`str(_round2_decimal(value))` in integers (a year's grading and export show tens of
+    thousands of these); None beyond Decimal's 28 digits, where the definition answers."""
+    numerator, denominator = value.numerator, value.denominator
+    hundredths, twice_rest = divmod(abs(numerator) * 200, denominator * 2)
+    if twice_rest >= denominator:  # the rest is at least half a hundredth: round half up
+        hundredths += 1
+    if hundredths >= _SHOWN_LIMIT:
+        return None
+    whole, cents = divmod(hundredths, 100)
+    sign = "-" if numerator < 0 and hundredths else ""
+    return f"{sign}{whole}.{cents:02d}"
+
+
+_SHOWN_LIMIT = 10**26
 
 
 def exact_text(value: Fraction) -> str:
-    """The exact value as text: a terminating decimal ("79.155") or a fraction ("1043/12")."""
+    """The exact value as text: a terminating decimal ("79.155") or a fraction ("1043/12").
+    In integers (a trace holds hundreds of thousands of these, mostly the same few thousand rater
+    group means: made once each); `_exact_text_decimal` is the definition, and answers what this
+    does not (exponent notation, more than 28 digits)."""
+    return _exact_text(value.numerator, value.denominator)
+
+
+@lru_cache(maxsize=65536)
+def _exact_text(numerator: int, den: int) -> str:
+    if den == 1:
+        return str(numerator)
+    twos = (den & -den).bit_length() - 1
+    rest = den >> twos
+    fives = 0
+    while rest % 5 == 0:
+        rest //= 5
+        fives += 1
+    if rest != 1:
+        return f"{numerator}/{den}"
+    places = max(twos, fives)
+    digits = str(abs(numerator) * (10**places // den))
+    whole = len(digits) - places  # digits before the point (≤ 0: zeros after it first)
+    if whole <= -6 or len(digits) > 28:
+        return _exact_text_decimal(Fraction(numerator, den))
+    if whole > 0:
+        text = f"{digits[:whole]}.{digits[whole:]}".rstrip("0").rstrip(".")
+    else:
+        text = f"0.{'0' * -whole}{digits}".rstrip("0").rstrip(".")
+    return "-" + text if numerator < 0 else text
+
+
+def _exact_text_decimal(value: Fraction) -> str:
     den = value.denominator
     twos = fives = 0
     while den % 2 == 0:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from domain import facts as f
@@ -46,19 +47,64 @@ class YearResults:
 
 def compute_year(facts: YearFacts) -> YearResults:
     """Score every appraisal of the year under `facts.scheme`, then grade the cohort."""
+    return grade_year(facts, *score_year(facts))
+
+
+def score_year(facts: YearFacts, known: dict[str, SubjectScore] | None = None,
+               stale: set[str] | frozenset[str] = frozenset()) -> tuple[dict[str, SubjectScore], dict[str, SubjectScore]]:
+    """Every appraisal's score before grading (departments, people; by subject id). A score in
+    `known` (by appraisal key, made by this function under the same scheme version) is taken as it
+    is unless its appraisal is in `stale` (its facts changed since) or, for a person, their
+    department's score was made again: a score is a function of the scheme, the appraisal's facts
+    and the department's score, nothing else (the projection rescores only what changed). A stale
+    appraisal is scored again with its known score as `earlier` (its unchanged periods' figures)."""
     scheme = facts.scheme
-    departments = {
-        a.subject.id: score_department(scheme, a) for a in facts.appraisals if a.kind == "department"
-    }
-    people = {
-        a.subject.id: score_person(scheme, a, departments.get(a.subject.department or ""))
-        for a in facts.appraisals if a.kind == "person"
-    }
+    known = known or {}
+    departments: dict[str, SubjectScore] = {}
+    rescored: set[str] = set()
+    for a in facts.appraisals:
+        if a.kind == "department":
+            score = known.get(a.key)
+            if score is None or score.subject is not a.subject:
+                score = score_department(scheme, a)
+                rescored.add(a.subject.id)
+            elif a.key in stale:
+                score = score_department(scheme, a, earlier=score)
+                rescored.add(a.subject.id)
+            departments[a.subject.id] = score
+    people: dict[str, SubjectScore] = {}
+    for a in facts.appraisals:
+        if a.kind == "person":
+            department = a.subject.department or ""
+            score = known.get(a.key)
+            if score is None or score.subject is not a.subject:
+                score = score_person(scheme, a, departments.get(department))
+            elif a.key in stale:
+                score = score_person(scheme, a, departments.get(department), earlier=score)
+            elif department in rescored or (score.department_score is None) != (department not in departments):
+                # Only the department's score moved: the individual tree stands as it was scored.
+                score = score_person(scheme, a, departments.get(department), score.individual_part)
+            people[a.subject.id] = score
+    return departments, people
+
+
+def grade_year(facts: YearFacts, departments: dict[str, SubjectScore],
+               people: dict[str, SubjectScore]) -> YearResults:
+    """Grade the cohort and rank the departments. Grading adds its figures (rank, tier, grade,
+    staffing cut) to copies of the scores' traces: the scores given stay as they were, so that they
+    can be graded again after another change."""
+    scheme = facts.scheme
+    departments = {key: _for_grading(score) for key, score in departments.items()}
+    people = {key: _for_grading(score) for key, score in people.items()}
     placements, unresolved = grade_people(scheme, list(people.values()), facts.tie_breaks,
                                           facts.history, facts.year)
     department_placements = rank_departments(scheme, list(departments.values()))
     return YearResults(facts.year, scheme, facts.status, departments, department_placements, people,
                        placements, unresolved, list(facts.adoptions))
+
+
+def _for_grading(score: SubjectScore) -> SubjectScore:
+    return replace(score, trace=list(score.trace))
 
 
 def _leaves(score: SubjectScore) -> dict[str, str]:
@@ -119,6 +165,34 @@ def explanation(results: YearResults, subject_id: str, facts: f.AppraisalFacts) 
     """How one appraisal's figures arose: the trace, the facts behind it, what was struck."""
     score = results.subject(subject_id)
     assert score is not None
+    document = {
+        "appraisal": score.key,
+        "year": results.year,
+        "subject": explanation_subject(score),
+        "scheme": score.scheme,
+        "status": results.status,
+        "summary": explanation_summary(results, subject_id, score),
+        "figures": [figure.as_dict() for figure in score.trace],
+        "struck": [item.as_dict() for item in score.struck],
+        "not_applicable": [item.as_dict() for item in score.not_applicable],
+        "events": fact_lines(facts),
+    }
+    if results.adoptions:  # the scheme above is the current one; these say since when and before what
+        document["adoptions"] = adoption_lines(results.adoptions)
+    return document
+
+
+def explanation_subject(score: SubjectScore) -> dict[str, Any]:
+    return {"id": score.subject.id, "kind": score.subject.kind, "name": score.subject.name,
+            "position": score.subject.position, "department": score.subject.department}
+
+
+def fact_lines(facts: f.AppraisalFacts) -> list[dict[str, Any]]:
+    """The recorded facts of an appraisal in log order, as an explanation lists them."""
+    return [fact_line(fact) for fact in sorted(facts.items.values(), key=lambda x: _order(x.ref))]
+
+
+def explanation_summary(results: YearResults, subject_id: str, score: SubjectScore) -> dict[str, Any]:
     summary: dict[str, Any] = {"score": shown(score.score), "leaves": _leaves(score),
                                "incomplete": score.incomplete}
     if score.subject.kind == "person":
@@ -133,22 +207,7 @@ def explanation(results: YearResults, subject_id: str, facts: f.AppraisalFacts) 
     else:
         placement_d = results.department_placements[subject_id]
         summary.update({"rank": placement_d.rank, "consequences": placement_d.consequences})
-    document = {
-        "appraisal": score.key,
-        "year": results.year,
-        "subject": {"id": score.subject.id, "kind": score.subject.kind, "name": score.subject.name,
-                    "position": score.subject.position, "department": score.subject.department},
-        "scheme": score.scheme,
-        "status": results.status,
-        "summary": summary,
-        "figures": [figure.as_dict() for figure in score.trace],
-        "struck": [item.as_dict() for item in score.struck],
-        "not_applicable": [item.as_dict() for item in score.not_applicable],
-        "events": [_fact_line(fact) for fact in sorted(facts.items.values(), key=lambda x: _order(x.ref))],
-    }
-    if results.adoptions:  # the scheme above is the current one; these say since when and before what
-        document["adoptions"] = adoption_lines(results.adoptions)
-    return document
+    return summary
 
 
 def _order(ref: str) -> tuple[str, int]:
@@ -156,15 +215,22 @@ def _order(ref: str) -> tuple[str, int]:
     return key, int(version)
 
 
-def _fact_line(fact: f.Fact) -> dict[str, Any]:
-    """One recorded fact as an inspector sees it in an explanation."""
-    data: dict[str, Any] = {"ref": fact.ref, "kind": f.FACT_KINDS[type(fact)], "command": fact.command_id,
+def fact_line(fact: f.Fact) -> dict[str, Any]:
+    """One recorded fact as an inspector sees it in an explanation: the common fields, then the
+    fields of its kind (`__slots__`, read at once), exact numbers as their text."""
+    kind, names, read = _LINE_FIELDS[type(fact)]
+    data: dict[str, Any] = {"ref": fact.ref, "kind": kind, "command": fact.command_id,
                             "actor": fact.actor, "at": fact.at.isoformat(),
                             "recorded_at": fact.recorded_at.isoformat()}
-    for name in fact.__slots__:  # type: ignore[attr-defined]
-        value = getattr(fact, name)
+    values = read(fact)
+    for name, value in zip(names, values if len(names) > 1 else (values,), strict=True):
         data[name] = str(value) if isinstance(value, Decimal) else value
     return data
 
 
-__all__ = ["YearFacts", "YearResults", "adoption_lines", "compute_year", "explanation", "export", "Struck"]
+_LINE_FIELDS = {cls: (kind, cls.__slots__, attrgetter(*cls.__slots__))  # type: ignore[attr-defined]
+                for cls, kind in f.FACT_KINDS.items()}
+
+
+__all__ = ["YearFacts", "YearResults", "adoption_lines", "compute_year", "explanation", "explanation_subject",
+           "explanation_summary", "export", "fact_line", "fact_lines", "grade_year", "score_year", "Struck"]

@@ -55,10 +55,25 @@ class SubjectScore:
     total: Fraction | None = None
     vetoed: bool = False
     vetoes: list[str] = field(default_factory=list)
+    # persons: their individual tree as scored before the department's score was composed in (a
+    # function of the scheme and their facts alone), to compose again with another department score
+    individual_part: IndividualPart | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_incomplete(self) -> bool:
         return bool(self.incomplete)
+
+
+@dataclass(slots=True, frozen=True)
+class IndividualPart:
+    """A person's scorer state after their individual tree (SCORING.md §4–5), kept to compose the
+    same person again with a new department score (§6) without scoring the tree again."""
+
+    score: Fraction
+    leaves: dict[str, Fraction]
+    trace: tuple[Figure, ...]
+    incomplete: tuple[str, ...]
+    not_applicable: tuple[Struck, ...]
 
 
 def _fact_text(value: Decimal | int) -> str:
@@ -68,7 +83,10 @@ def _fact_text(value: Decimal | int) -> str:
 class _AppraisalScorer:
     """Scores one appraisal's indicator tree under one scheme version."""
 
-    def __init__(self, scheme: Scheme, facts: f.AppraisalFacts) -> None:
+    def __init__(self, scheme: Scheme, facts: f.AppraisalFacts, earlier: SubjectScore | None = None) -> None:
+        """`earlier`: this appraisal's score under the same scheme before its latest facts: its
+        period figures are taken again for the periods whose ratings are the same facts (a
+        period figure is a function of the scheme, the subject and those ratings alone)."""
         self.scheme = scheme
         self.facts = facts
         self.kind = facts.kind
@@ -79,6 +97,9 @@ class _AppraisalScorer:
         self.incomplete: list[str] = []
         self._decisions = self._decisions_by_target()
         self._ratings_by_leaf: dict[str, list[f.Rating]] | None = None
+        self._earlier: dict[str, Figure] = (
+            {figure.key: figure for figure in earlier.trace if figure.key.startswith("period:")}
+            if earlier is not None else {})
 
     # --- appeals ------------------------------------------------------------------------------
 
@@ -301,7 +322,12 @@ class _AppraisalScorer:
             else:
                 members.append(rating)
         key, name = _period_names(node.id, period)
-        figure = Figure(key, name, None, rule=rule, events=list(map(_REF, ratings)))
+        refs = list(map(_REF, ratings))
+        earlier = self._earlier.get(key)
+        if earlier is not None and earlier.events == refs:  # the same ratings: the same figure
+            self.trace.append(earlier)
+            return earlier.value
+        figure = Figure(key, name, None, rule=rule, events=refs)
         inputs = figure.inputs
         means: dict[str, tuple[int, int]] = {}  # role -> its mean as (numerator, denominator)
         roles = tuple(sorted(groups))
@@ -507,8 +533,8 @@ def _ref_order(ref: str) -> tuple[str, int]:
 # --- subjects --------------------------------------------------------------------------------------
 
 
-def score_department(scheme: Scheme, facts: f.AppraisalFacts) -> SubjectScore:
-    scorer = _AppraisalScorer(scheme, facts)
+def score_department(scheme: Scheme, facts: f.AppraisalFacts, earlier: SubjectScore | None = None) -> SubjectScore:
+    scorer = _AppraisalScorer(scheme, facts, earlier)
     score, leaves = scorer.score()
     return SubjectScore(
         key=facts.key, subject=facts.subject, scheme=scheme.ref, score=score, leaves=leaves,
@@ -517,9 +543,22 @@ def score_department(scheme: Scheme, facts: f.AppraisalFacts) -> SubjectScore:
     )
 
 
-def score_person(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectScore | None) -> SubjectScore:
-    scorer = _AppraisalScorer(scheme, facts)
-    individual, leaves = scorer.score()
+def score_person(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectScore | None,
+                 individual_part: IndividualPart | None = None, earlier: SubjectScore | None = None) -> SubjectScore:
+    """A person's score. With `individual_part` (from this person's earlier score under the same
+    scheme, their facts unchanged since) the individual tree is taken from it, not scored again:
+    only the composition with the department's score (and what follows it) is done again. With
+    `earlier` (see `_AppraisalScorer`) unchanged periods keep their figures."""
+    scorer = _AppraisalScorer(scheme, facts, earlier)
+    if individual_part is None:
+        individual, leaves = scorer.score()
+        individual_part = IndividualPart(individual, leaves, tuple(scorer.trace), tuple(scorer.incomplete),
+                                         tuple(scorer.not_applicable))
+    else:
+        individual, leaves = individual_part.score, individual_part.leaves
+        scorer.trace = list(individual_part.trace)
+        scorer.incomplete = list(individual_part.incomplete)
+        scorer.not_applicable = list(individual_part.not_applicable)
     position = facts.subject.position or "staff"
     weights = scheme.composition[position]  # type: ignore[index]
     w_dep, w_ind = exact(weights.department), exact(weights.individual)
@@ -558,6 +597,7 @@ def score_person(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectSco
         incomplete=scorer.incomplete, trace=scorer.trace, struck=_all_struck(scorer),
         not_applicable=scorer.not_applicable, department_score=dep_figure.value,
         adjustments=adjustments, total=total, vetoed=bool(vetoes), vetoes=vetoes,
+        individual_part=individual_part,
     )
 
 

@@ -13,7 +13,7 @@ from domain.errors import NotFound
 from domain.results import compute_year, explanation, export
 from projections.db import ViewDB, open_view_db
 from projections.log import fold
-from projections.readmodels import NAME
+from projections.readmodels import NAME, assemble
 
 
 class ReadModels:
@@ -51,9 +51,17 @@ class ReadModels:
     def results(self, year: int) -> dict[str, Any]:
         return self._document("SELECT document FROM rm_year_results WHERE year = ?", [year], f"year {year} results")
 
+    def _current(self, table: str, column: str, where: str, params: list[Any], what: str) -> dict[str, Any]:
+        """A current document: its body joined with its placement (see readmodels.rm_placements)."""
+        rows = self.db.query(f"SELECT d.document, p.{column} AS placement FROM {table} d "
+                             f"JOIN rm_placements p ON p.appraisal = d.appraisal WHERE {where}", params)
+        if not rows:
+            raise NotFound(what.split(" ")[0], f"no {what}", rule="read-model")
+        return assemble(json.loads(rows[0]["document"]), json.loads(rows[0]["placement"]))
+
     def explanation(self, appraisal: str) -> dict[str, Any]:
-        return self._document("SELECT document FROM rm_explanations WHERE appraisal = ?", [appraisal],
-                              f"appraisal {appraisal}")
+        return self._current("rm_explanations", "explanation", "d.appraisal = ?", [appraisal],
+                             f"appraisal {appraisal}")
 
     def breakdown(self, appraisal: str, version: int | None = None) -> dict[str, Any]:
         """The public breakdown: the given publication (version k), or the latest published one,
@@ -61,8 +69,11 @@ class ReadModels:
         if version is None:
             rows = self.db.query("SELECT MAX(version) AS v FROM rm_breakdowns WHERE appraisal = ?", [appraisal])
             version = int(rows[0]["v"] or 0) if rows else 0
+        what = f"appraisal {appraisal} breakdown version {version}"
+        if version == 0:
+            return self._current("rm_breakdowns", "breakdown", "d.appraisal = ? AND d.version = 0", [appraisal], what)
         return self._document("SELECT document FROM rm_breakdowns WHERE appraisal = ? AND version = ?",
-                              [appraisal, version], f"appraisal {appraisal} breakdown version {version}")
+                              [appraisal, version], what)
 
     def published_versions(self, appraisal: str) -> list[int]:
         rows = self.db.query("SELECT version FROM rm_breakdowns WHERE appraisal = ? AND version > 0 "

@@ -6,6 +6,11 @@ is a view of the same scored year:
 - `rm_explanations`: each appraisal's full explanation (inspectors, admins, the subject);
 - `rm_breakdowns`: each appraisal's public breakdown (公示): rater groups as averages only, the
   itemised bonus and deduction list; version 0 is the current one, version k the k-th publication;
+- `rm_placements`: what grading decides in the current explanation and breakdown (the rank, tier
+  and grade figures, the summary, the status). Any change can move every placement of a year, so
+  these small parts are kept apart: `rm_explanations` and version 0 of `rm_breakdowns` hold the
+  rest (written again only when the appraisal's own score changes), and a reader joins the two
+  (`assemble`: the same document, key for key, as a full computation; nothing is recomputed);
 - `rm_person_history`, `rm_department_history`: per subject and year (score, rank, tier, grade,
   scheme version, status) — the histories and the department ranking;
 - `rm_audit`: every event in log order with actor, business time, recording time, what it
@@ -24,22 +29,39 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
+from api.gcpause import paused_gc
 from domain import facts as f
-from domain.aggregates import Appraisal, LedgerEvent, Year
+from domain.aggregates import Appraisal, FactEvent, LedgerEvent, Year
 from domain.log import Change, LedgerState
-from domain.results import YearResults, compute_year, explanation, export
+from domain.results import (
+    YearFacts,
+    YearResults,
+    adoption_lines,
+    explanation_subject,
+    explanation_summary,
+    export,
+    fact_line,
+    grade_year,
+    score_year,
+)
 from domain.scheme import ProportionalBase, Scheme
+from domain.scoring import SubjectScore
+from domain.trace import Figure
 from projections.db import ViewDB, open_view_db
 from projections.log import read_events
 
 NAME = "readmodels"
-VERSION = 3  # of the tables' layout: a projection finding another version rebuilds them from zero
-TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_person_history",
+VERSION = 4  # of the tables' layout: a projection finding another version rebuilds them from zero
+TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_placements", "rm_person_history",
           "rm_department_history", "rm_appeals", "rm_audit", "rm_publications")
 DECISION_DUE_DAYS = 30  # SCORING.md §8: a decision is due within 30 days of filing
 # A rater group's mean is shown to staff only for groups of at least this many raters (README,
@@ -47,7 +69,9 @@ DECISION_DUE_DAYS = 30  # SCORING.md §8: a decision is due within 30 days of fi
 MIN_RATERS_SHOWN = 3
 
 
-def create_tables(tx: Any, suffix: str = "") -> None:
+def create_tables(tx: Any, suffix: str = "", *, indexes: bool = True) -> None:
+    """The tables (with `suffix`: a rebuild's fresh ones, whose audit indexes are made after the
+    bulk load, once, under their live names: see `rebuild`)."""
     s = suffix
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_year_results{s} (year INTEGER PRIMARY KEY, scheme TEXT NOT NULL, "
                "status TEXT NOT NULL, document TEXT NOT NULL, digest TEXT NOT NULL)")
@@ -56,6 +80,8 @@ def create_tables(tx: Any, suffix: str = "") -> None:
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_breakdowns{s} (appraisal TEXT NOT NULL, version INTEGER NOT NULL, "
                "year INTEGER NOT NULL, subject TEXT NOT NULL, document TEXT NOT NULL, digest TEXT NOT NULL, "
                "PRIMARY KEY (appraisal, version))")
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_placements{s} (appraisal TEXT PRIMARY KEY, year INTEGER NOT NULL, "
+               "explanation TEXT NOT NULL, breakdown TEXT NOT NULL, digest TEXT NOT NULL)")
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_person_history{s} (person TEXT NOT NULL, year INTEGER NOT NULL, "
                "scheme TEXT NOT NULL, status TEXT NOT NULL, department TEXT, position TEXT, total TEXT NOT NULL, "
                "individual TEXT NOT NULL, rank INTEGER, tier INTEGER, grade TEXT, coefficient TEXT, "
@@ -71,16 +97,33 @@ def create_tables(tx: Any, suffix: str = "") -> None:
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_audit{s} (position INTEGER PRIMARY KEY, aggregate TEXT NOT NULL, "
                "version INTEGER NOT NULL, event TEXT NOT NULL, command_id TEXT NOT NULL, actor TEXT NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, detail TEXT NOT NULL, figures TEXT NOT NULL)")
-    tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_aggregate ON rm_audit{s} (aggregate, position)")
-    tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_actor ON rm_audit{s} (actor, position)")
+    if indexes:
+        tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_aggregate ON rm_audit{s} (aggregate, position)")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_actor ON rm_audit{s} (actor, position)")
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_publications{s} (year INTEGER NOT NULL, version INTEGER NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, digest TEXT NOT NULL, document TEXT NOT NULL, "
                "PRIMARY KEY (year, version))")
     tx.execute("CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL)")
 
 
-def _json(value: Any) -> str:
+def _json_std(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _json(value: Any) -> str:
+    """The canonical text of a document: `json.dumps(sort_keys, compact, ensure_ascii=False,
+    default=str)`, byte for byte, written by orjson (several times faster). orjson refuses what it
+    would write differently (keys that are not strings, integers beyond 64 bits, lone surrogates):
+    those go to `json`. Floats are the one thing both write but differently (`1e-07`): documents
+    rendered here hold none (figures are exact text); event details of events that may hold one go
+    through `_json_std` (see `_detail_json`)."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return _json_std(value)
 
 
 def _digest(text: str) -> str:
@@ -95,6 +138,15 @@ _BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "actor", "at
 
 def event_detail(event: LedgerEvent) -> dict[str, Any]:
     return {key: value for key, value in vars(event).items() if key not in _BASE_FIELDS}
+
+
+def _detail_json(event: LedgerEvent) -> str:
+    """`event_detail` as JSON. A fact event's fields are text, exact numbers, integers and times,
+    which orjson writes as `json` does; any other event (a scheme document may hold floats) is
+    written by `json` itself."""
+    if isinstance(event, FactEvent):
+        return _json(event_detail(event))
+    return _json_std(event_detail(event))
 
 
 def aggregate_name(aggregate: Any) -> str:
@@ -169,23 +221,48 @@ def public_breakdown(doc: dict[str, Any]) -> dict[str, Any]:
     - the itemised bonus and deduction list (加分/扣分明细) lists every counted item, measurement,
       deduction and veto with its date and evidence, struck ones marked.
     Admins and inspectors read the full explanation instead."""
-    rating_refs = {e["ref"] for e in doc["events"] if e["kind"] == "rating"}
-    figures = []
-    for figure in doc["figures"]:
-        figure = _withhold_small_groups(dict(figure))
-        if "events" in figure:
-            kept = [ref for ref in figure["events"] if ref not in rating_refs]
-            figure["events"] = kept
-            if not kept:
-                del figure["events"]
-        if "struck" in figure:
-            figure["struck"] = [s for s in figure["struck"] if s["ref"] not in rating_refs]
-            if not figure["struck"]:
-                del figure["struck"]
-        figures.append(figure)
-    struck = {s["ref"]: s["why"] for s in doc["struck"]}
+    rating_refs = _rating_refs(doc["events"])
+    return {key: doc[key] for key in ("appraisal", "year", "subject", "scheme", "status", "summary")} | {
+        "figures": [_public_figure(figure, rating_refs) for figure in doc["figures"]],
+        "items": _public_items(doc["events"], doc["struck"]), "appeals": _public_appeals(doc["events"]),
+        "struck": _public_struck(doc["struck"], rating_refs),
+    }
+
+
+def _rating_refs(events: list[dict[str, Any]]) -> set[str]:
+    return {e["ref"] for e in events if e["kind"] == "rating"}
+
+
+def _public_struck(struck: list[dict[str, Any]], rating_refs: set[str]) -> list[dict[str, Any]]:
+    return [s for s in struck if s["ref"] not in rating_refs]
+
+
+def _public_figure(figure: dict[str, Any], rating_refs: set[str]) -> dict[str, Any]:
+    figure = _withhold_small_groups(dict(figure))
+    if "events" in figure:
+        kept = [ref for ref in figure["events"] if ref not in rating_refs]
+        figure["events"] = kept
+        if not kept:
+            del figure["events"]
+    if "struck" in figure:
+        figure["struck"] = [s for s in figure["struck"] if s["ref"] not in rating_refs]
+        if not figure["struck"]:
+            del figure["struck"]
+    return figure
+
+
+def _public_appeals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"ref": e["ref"], "kind": e["kind"], "at": e["at"],
+             **({"target": e["target"]} if e["kind"] == "appeal" else
+                {"appeal": e["appeal"], "outcome": e["outcome"], "reason": e["reason"]})}
+            for e in events if e["kind"] in ("appeal", "decision")]
+
+
+def _public_items(events: list[dict[str, Any]], doc_struck: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The itemised bonus and deduction list: every counted item, measurement, deduction and veto."""
+    struck = {s["ref"]: s["why"] for s in doc_struck}
     items = []
-    for event in doc["events"]:
+    for event in events:
         if event["kind"] not in ("measurement", "occurrence", "adjustment", "veto"):
             continue
         item = {"ref": event["ref"], "kind": event["kind"], "at": event["at"],
@@ -198,14 +275,7 @@ def public_breakdown(doc: dict[str, Any]) -> dict[str, Any]:
         if event["ref"] in struck:
             item["struck"] = struck[event["ref"]]
         items.append(item)
-    appeals = [{"ref": e["ref"], "kind": e["kind"], "at": e["at"],
-                **({"target": e["target"]} if e["kind"] == "appeal" else
-                   {"appeal": e["appeal"], "outcome": e["outcome"], "reason": e["reason"]})}
-               for e in doc["events"] if e["kind"] in ("appeal", "decision")]
-    return {key: doc[key] for key in ("appraisal", "year", "subject", "scheme", "status", "summary")} | {
-        "figures": figures, "items": items, "appeals": appeals,
-        "struck": [s for s in doc["struck"] if s["ref"] not in rating_refs],
-    }
+    return items
 
 
 def _withhold_small_groups(figure: dict[str, Any]) -> dict[str, Any]:
@@ -234,6 +304,7 @@ class Rows:
     results: list[tuple[Any, ...]] = field(default_factory=list)
     explanations: list[tuple[Any, ...]] = field(default_factory=list)
     breakdowns: list[tuple[Any, ...]] = field(default_factory=list)
+    placements: list[tuple[Any, ...]] = field(default_factory=list)
     people: list[tuple[Any, ...]] = field(default_factory=list)
     departments: list[tuple[Any, ...]] = field(default_factory=list)
     appeals: list[tuple[Any, ...]] = field(default_factory=list)
@@ -241,12 +312,89 @@ class Rows:
     publications: list[tuple[Any, ...]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Texts:
+    """The parts of one appraisal's explanation and public breakdown that its score before
+    grading decides (everything but the summary, the grading figures, the status and adoptions),
+    as JSON text. Made again only when the appraisal is scored again."""
+
+    score: SubjectScore  # the score (before grading) they were made from
+    facts: list[f.Fact]  # the facts listed in `events`, in log order
+    events: str  # the JSON list of those facts' lines
+    figures: list[Figure]  # the figures before grading
+    figure_texts: list[str]  # each as JSON
+    public_figure_texts: list[str]  # each as the public breakdown shows it
+    rating_refs: set[str]
+    struck: str
+    public_struck: str
+    not_applicable: str
+    subject: str
+    scheme: str
+    items: str
+    appeals: str
+    others: list[dict[str, Any]] = field(default_factory=list)  # the lines of facts other than ratings
+    explanation: str = ""  # the explanation without what grading decides (rm_explanations)
+    breakdown: str = ""  # the public breakdown likewise (rm_breakdowns, version 0)
+
+
+def _placement_text(parts: tuple[str, ...]) -> str:
+    """A placement (rm_placements) as a JSON object: the figures grading added, and its members."""
+    figures, members = parts
+    return f'{{"figures":[{figures}],{members}}}'
+
+
+def _assembled_text(body: str, figures: str, members: str) -> str:
+    """A whole document's text from its body (`_Texts.explanation` or `.breakdown`) and placement
+    (a publication's breakdown is kept whole, as published)."""
+    document = assemble(json.loads(body), json.loads(_placement_text((figures, members))))
+    return _json(document)
+
+
+def assemble(body: dict[str, Any], placement: dict[str, Any]) -> dict[str, Any]:
+    """A current explanation or breakdown from its body and its placement (rm_placements): the
+    figures grading added go after the body's, its other members beside the body's; keys in
+    sorted order, as the document's text has them."""
+    document = dict(body)
+    document["figures"] = body["figures"] + placement["figures"]
+    document.update((key, value) for key, value in placement.items() if key != "figures")
+    return dict(sorted(document.items()))
+
+
+def _list_text(head: str, tail: list[str]) -> str:
+    """A JSON list from items already written (`head`: several, joined) and more (`tail`)."""
+    parts = [head] if head else []
+    return "[" + ",".join(parts + tail) + "]"
+
+
 class Renderer:
-    """Turns the folded state into rows; remembers digests so that unchanged rows are not rewritten."""
+    """Turns the folded state into rows; remembers digests so that unchanged rows are not rewritten.
+
+    Incremental: each year's scores before grading are kept and only the appraisals whose facts
+    changed (and the people of a department scored again) are scored again; the cohort is graded
+    again from them every time (any change can move every rank, tier and grade). The parts of an
+    explanation that a score before grading decides are kept as text (`_Texts`), so that an
+    explanation whose appraisal did not change is written again from them and its new grading
+    figures alone. The rows are the same text, byte for byte, as `_json(explanation(...))` and
+    `_json(public_breakdown(...))` of a full computation (tests/integration/test_read_models.py)."""
 
     def __init__(self) -> None:
         self.digests: dict[tuple[Any, ...], str] = {}
         self.signatures: dict[str, str] = {}  # appraisal -> what its explanation depends on beyond its facts
+        self._rating_figures: dict[tuple[Any, ...], str] = {}
+        self._scores: dict[int, tuple[Scheme, dict[str, SubjectScore]]] = {}  # year -> scores before grading
+        self._stale: dict[int, set[str]] = {}  # year -> appraisals whose facts changed since they were scored
+        self._stale_years: set[int] = set()  # years with a year-wide change since they were scored
+        self._texts: dict[str, _Texts] = {}
+        self._rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # the history rows last written
+
+    def note(self, change: Change) -> None:
+        """Every event applied to the state goes through here: what it changed is scored again."""
+        if change.year is None:
+            return
+        if change.appraisal is None:
+            self._stale_years.add(change.year)
+        else:
+            self._stale.setdefault(change.year, set()).add(change.appraisal)
 
     def _changed(self, key: tuple[Any, ...], text: str) -> str | None:
         digest = _digest(text)
@@ -255,12 +403,25 @@ class Renderer:
         self.digests[key] = digest
         return digest
 
+    def _results(self, facts: YearFacts) -> YearResults:
+        """The year's results, as `compute_year(facts)`, scoring again only what changed."""
+        year = facts.year
+        known: dict[str, SubjectScore] = {}
+        kept = self._scores.get(year)
+        if kept is not None and kept[0] is facts.scheme and year not in self._stale_years:
+            known = kept[1]
+        stale = self._stale.pop(year, set())
+        self._stale_years.discard(year)
+        departments, people = score_year(facts, known, stale)
+        self._scores[year] = (facts.scheme, {score.key: score for score in (*departments.values(), *people.values())})
+        return grade_year(facts, departments, people)
+
     def year(self, state: LedgerState, year_number: int, rows: Rows, publication: int | None = None,
              changed: set[str] | None = None) -> None:
         """Render a year. With `changed` (the appraisals whose facts changed since the last render
         of this year, and nothing year-wide changed), only those subjects and the subjects whose
         placement, department score or status moved get their explanations rendered again."""
-        results = compute_year(state.year_facts(year_number))
+        results = self._results(state.year_facts(year_number))
         document = export(results)
         text = _json(document)
         digest = self._changed(("results", year_number), text)
@@ -269,14 +430,21 @@ class Renderer:
                                  document["status"], text, digest))
         self._subjects(state, results, document, rows, publication, changed)
         for person in document["people"]:
-            rows.people.append((person["id"], year_number, results.scheme.ref, document["status"],
-                                person["department"], person["position"], person["total"],
-                                person["individual_score"], person["rank"], person["tier"], person["grade"],
-                                person["coefficient"], int(person["vetoed"]), int(person["incomplete"])))
+            self._row(rows.people, ("person", person["id"], year_number), (
+                person["id"], year_number, results.scheme.ref, document["status"], person["department"],
+                person["position"], person["total"], person["individual_score"], person["rank"], person["tier"],
+                person["grade"], person["coefficient"], int(person["vetoed"]), int(person["incomplete"])))
         for dep in document["departments"]:
             cut = next((c["posts"] for c in dep["consequences"] if c["type"] == "staffing_cut"), None)
-            rows.departments.append((dep["id"], year_number, results.scheme.ref, document["status"], dep["score"],
-                                     dep["rank"], cut, int(dep["incomplete"])))
+            self._row(rows.departments, ("department", dep["id"], year_number), (
+                dep["id"], year_number, results.scheme.ref, document["status"], dep["score"], dep["rank"], cut,
+                int(dep["incomplete"])))
+
+    def _row(self, into: list[tuple[Any, ...]], key: tuple[Any, ...], row: tuple[Any, ...]) -> None:
+        """A history row, unless the same row was written last time."""
+        if self._rows.get(key) != row:
+            self._rows[key] = row
+            into.append(row)
 
     def _subjects(self, state: LedgerState, results: YearResults, document: dict[str, Any], rows: Rows,
                   publication: int | None, changed: set[str] | None) -> None:
@@ -285,32 +453,150 @@ class Renderer:
         ties = {member: tie["people"] for tie in document["unresolved_ties"] for member in tie["people"]}
         # Grading parameters every placement shows: the cohort's size and its vetoed count.
         cohort = [len(document["people"]), sum(1 for p in document["people"] if p["vetoed"])]
+        scores = self._scores[year][1]
+        status = _json(results.status)
+        adoptions = _json(adoption_lines(results.adoptions)) if results.adoptions else None
         for subject_id in [*results.departments, *results.people]:
             key = f"{year}:{subject_id}"
             placement = results.placements.get(subject_id)
             signature = _json([document["status"], cohort, entries[subject_id], ties.get(subject_id),
                                placement.position if placement else None])
-            if changed is not None and key not in changed and self.signatures.get(key) == signature:
-                continue  # nothing its explanation shows has moved
+            score, texts = scores[key], self._texts.get(key)
+            if (changed is not None and key not in changed and self.signatures.get(key) == signature
+                    and texts is not None and texts.score is score):
+                # Nothing its explanation shows has moved: not scored again (its facts and its
+                # department's exact score are as they were), and placed as it was.
+                continue
             self.signatures[key] = signature
-            rows.appeals += appeal_rows(state.appraisals[key].facts)
-            doc = explanation(results, subject_id, state.appraisals[key].facts)
-            text = _json(doc)
-            digest = self._changed(("explanation", key), text)
+            facts = state.appraisals[key].facts
+            rows.appeals += appeal_rows(facts)
+            if texts is None or texts.score is not score:
+                texts = self._texts[key] = _make_texts(score, facts, texts)
+                for table, version, text in (("explanation", None, texts.explanation), ("breakdown", 0, texts.breakdown)):
+                    digest = self._changed((table, key, version), text)
+                    if digest and table == "explanation":
+                        rows.explanations.append((key, year, subject_id, text, digest))
+                    elif digest:
+                        rows.breakdowns.append((key, 0, year, subject_id, text, digest))
+            graded = results.subject(subject_id)
+            assert graded is not None
+            placed = self._placement(results, subject_id, graded, texts, status, adoptions)
+            digest = self._changed(("placement", key), "\n".join(placed))
             if digest:
-                rows.explanations.append((key, year, subject_id, text, digest))
-            breakdown_text = _json(public_breakdown(doc))
-            for version in (0, publication) if publication else (0,):
-                digest = self._changed(("breakdown", key, version), breakdown_text)
+                rows.placements.append((key, year, _placement_text(placed[:2]), _placement_text(placed[2:]), digest))
+            if publication:  # the breakdown as published: whole
+                full = _assembled_text(texts.breakdown, *placed[2:])
+                digest = self._changed(("breakdown", key, publication), full)
                 if digest:
-                    rows.breakdowns.append((key, version, year, subject_id, breakdown_text, digest))
+                    rows.breakdowns.append((key, publication, year, subject_id, full, digest))
+
+    def _placement(self, results: YearResults, subject_id: str, graded: SubjectScore, texts: _Texts,
+                   status: str, adoptions: str | None) -> tuple[str, str, str, str]:
+        """What grading decides in an explanation and in its public breakdown: their added
+        figures (JSON list items) and the rest of their parts, as JSON object members."""
+        grading = [figure.as_dict() for figure in graded.trace[len(texts.figures):]]
+        members = f'"status":{status},"summary":{_json(explanation_summary(results, subject_id, graded))}'
+        return (",".join(_json(figure) for figure in grading),
+                (f'"adoptions":{adoptions},' if adoptions is not None else "") + members,
+                ",".join(_json(_public_figure(figure, texts.rating_refs)) for figure in grading),
+                members)
 
     def audit(self, position: int, event: LedgerEvent, state: LedgerState, change: Change, rows: Rows) -> None:
-        aggregate = state.aggregates[event.originator_id]
         appraisal = state.appraisals.get(change.appraisal) if change.appraisal else None
-        rows.audit.append((position, aggregate_name(aggregate), event.originator_version, type(event).__name__,
+        if appraisal is not None:
+            name = appraisal.key
+        else:
+            name = aggregate_name(state.aggregates[event.originator_id])
+        rows.audit.append((position, name, event.originator_version, change.kind,
                            event.command_id, event.actor, event.at.isoformat(), event.timestamp.isoformat(),
-                           _json(event_detail(event)), _json(figures_fed(event, state, appraisal))))
+                           _detail_json(event), self._figures_json(event, state, appraisal)))
+
+    def _figures_json(self, event: LedgerEvent, state: LedgerState, appraisal: Appraisal | None) -> str:
+        """`figures_fed` as JSON; a rating's (by far the most events) is the same for every rating
+        of a leaf and period in a year and tree, so its text is made once."""
+        if type(event) is not Appraisal.RatingRecorded or appraisal is None:
+            return _json(figures_fed(event, state, appraisal))
+        facts = appraisal.facts
+        year = state.years.get(facts.year)
+        if year is None:
+            return "[]"
+        key = (facts.year, year.scheme_id, year.scheme_version, facts.kind == "department",
+               event.leaf, event.period)  # type: ignore[attr-defined]
+        text = self._rating_figures.get(key)
+        if text is None:
+            text = self._rating_figures[key] = _json(figures_fed(event, state, appraisal))
+        return text
+
+
+def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | None) -> _Texts:
+    """The parts of an explanation a score before grading decides. The facts' lines are taken from
+    `before` (the texts of this appraisal's previous score) when its facts begin the new list: a
+    new fact comes last (log order), and a fact never changes."""
+    ordered = _extended(before.facts, facts) if before is not None else None
+    if before is not None and ordered is not None:
+        added = ordered[len(before.facts):]
+        events = _list_text(before.events[1:-1], [_json(fact_line(fact)) for fact in added])
+        others = before.others + [fact_line(fact) for fact in added if type(fact) is not f.Rating]
+        rating_refs = before.rating_refs | {fact.ref for fact in added if type(fact) is f.Rating}
+    else:
+        ordered = sorted(facts.items.values(), key=_log_order)
+        events = _json([fact_line(fact) for fact in ordered])
+        others = [fact_line(fact) for fact in ordered if type(fact) is not f.Rating]  # what the breakdown lists
+        rating_refs = {fact.ref for fact in ordered if type(fact) is f.Rating}
+    # A figure object never changes once made: one of the previous score's (a person composed
+    # again with a new department score keeps their individual tree's) keeps its texts. Whether
+    # a reference is a rating's never changes either, so neither does its public text.
+    kept = ({id(figure): index for index, figure in enumerate(before.figures)} if before is not None else {})
+    figure_texts, public_texts = [], []
+    for figure in score.trace:
+        index = kept.get(id(figure))
+        if index is not None and before is not None and before.figures[index] is figure:
+            figure_texts.append(before.figure_texts[index])
+            public_texts.append(before.public_figure_texts[index])
+        else:
+            data = figure.as_dict()
+            figure_texts.append(_json(data))
+            public_texts.append(_json(_public_figure(data, rating_refs)))
+    struck = [item.as_dict() for item in score.struck]
+    texts = _Texts(
+        score=score, facts=ordered, events=events, figures=list(score.trace), figure_texts=figure_texts,
+        public_figure_texts=public_texts, others=others,
+        rating_refs=rating_refs, struck=_json(struck), public_struck=_json(_public_struck(struck, rating_refs)),
+        not_applicable=_json([item.as_dict() for item in score.not_applicable]),
+        subject=_json(explanation_subject(score)), scheme=_json(score.scheme),
+        items=_json(_public_items(others, struck)), appeals=_json(_public_appeals(others)),
+    )
+    # The bodies: every member but what grading decides, in sorted key order (as `_json` writes).
+    appraisal, tail = _json(score.key), f'"subject":{texts.subject},"year":{facts.year}}}'
+    texts.explanation = "".join((
+        '{"appraisal":', appraisal, ',"events":', events, ',"figures":[', ",".join(figure_texts),
+        '],"not_applicable":', texts.not_applicable, ',"scheme":', texts.scheme, ',"struck":', texts.struck,
+        ",", tail))
+    texts.breakdown = "".join((
+        '{"appeals":', texts.appeals, ',"appraisal":', appraisal, ',"figures":[', ",".join(public_texts),
+        '],"items":', texts.items, ',"scheme":', texts.scheme, ',"struck":', texts.public_struck, ",", tail))
+    return texts
+
+
+def _extended(known: list[f.Fact], facts: f.AppraisalFacts) -> list[f.Fact] | None:
+    """The appraisal's facts in log order when they are `known` (in log order) and facts recorded
+    after them, else None. Facts are kept in the order they were recorded, so this is the usual
+    case and needs no sort; anything else (a fact replaced under its command id) is sorted."""
+    current = list(facts.items.values())
+    if len(current) < len(known) or any(old is not new for old, new in zip(known, current, strict=False)):
+        return None
+    last = _log_order(known[-1])[1] if known else -1
+    for fact in current[len(known):]:
+        version = _log_order(fact)[1]
+        if version <= last:
+            return None
+        last = version
+    return current
+
+
+def _log_order(fact: f.Fact) -> tuple[str, int]:
+    key, _, version = fact.ref.rpartition("#")
+    return key, int(version)
 
 
 def publication_row(year: Year) -> tuple[Any, ...]:
@@ -342,6 +628,8 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
          rows.explanations),
         (f"rm_breakdowns{s}", ("appraisal", "version", "year", "subject", "document", "digest"),
          ("appraisal", "version"), rows.breakdowns),
+        (f"rm_placements{s}", ("appraisal", "year", "explanation", "breakdown", "digest"), ("appraisal",),
+         rows.placements),
         (f"rm_person_history{s}", ("person", "year", "scheme", "status", "department", "position", "total",
                                    "individual", "rank", "tier", "grade", "coefficient", "vetoed", "incomplete"),
          ("person", "year"), rows.people),
@@ -358,6 +646,40 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
             tx.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
                            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}", data)
     tx.executemany(f"INSERT INTO rm_audit{s} VALUES (?,?,?,?,?,?,?,?,?,?)", rows.audit)
+
+
+class _PageWriter:
+    """Writes a rebuild's pages into its fresh tables from a thread of its own, one transaction
+    each, in order, while the next page is read and folded: the database works (without the GIL)
+    while Python folds. At most two pages wait. The connection is used by this thread alone until
+    `close`, which waits for the last page and raises what a write raised."""
+
+    def __init__(self, db: ViewDB, suffix: str) -> None:
+        self.db, self.suffix = db, suffix
+        self.pages: queue.Queue[Rows | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="rebuild-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (rows := self.pages.get()) is not None:
+            if self.error is None:
+                try:
+                    with self.db.transaction() as tx:
+                        write(tx, rows, self.suffix)
+                except BaseException as error:  # raised again by `put` or `close`
+                    self.error = error
+
+    def put(self, rows: Rows) -> None:
+        if self.error is not None:
+            raise self.error
+        self.pages.put(rows)
+
+    def close(self) -> None:
+        self.pages.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 class TrackingMoved(RuntimeError):
@@ -387,14 +709,17 @@ def _set_tracking(tx: Any, position: int, *, expected: int | None = None) -> Non
 class ReadModelProjection:
     """Follows the log and keeps the read models; `catch_up` processes what is new, exactly once."""
 
-    def __init__(self, ledger: Any, db: ViewDB | None = None) -> None:
+    def __init__(self, ledger: Any, db: ViewDB | None = None, *, resume: bool = True) -> None:
+        """With `resume=False` (a projection about to `rebuild`, which folds the log from zero
+        itself) the log is not folded up to the tracking position first."""
         self.ledger = ledger
         self.db = db or open_view_db(ledger.db_url)
         with self.db.transaction() as tx:
             create_tables(tx)
         self.state = LedgerState()
         self.renderer = Renderer()
-        self._resume()
+        if resume:
+            self._resume()
 
     def tracking(self) -> int:
         rows = self.db.query("SELECT position FROM rm_tracking WHERE name = ?", [NAME])
@@ -412,22 +737,26 @@ class ReadModelProjection:
             self.rebuild()
             return
         if position:
-            self.state.apply_all(read_events(self.ledger, stop=position))
+            with paused_gc():  # see `rebuild`
+                self.state.apply_all(read_events(self.ledger, stop=position))
             self.state.position = position
 
     def catch_up(self, page: int = 2000) -> int:
         """Process every event after the tracking position; returns how many were processed."""
         processed = 0
         while True:
-            batch = list(_take(read_events(self.ledger, start=self.state.position, page=page), page))
-            if not batch:
-                return processed
-            self.process(batch)
+            with paused_gc():  # see `rebuild`
+                batch = list(_take(read_events(self.ledger, start=self.state.position, page=page), page))
+                if not batch:
+                    return processed
+                self.process(batch)
             processed += len(batch)
 
-    def process(self, batch: list[tuple[int, LedgerEvent]], suffix: str = "", *, render: bool = True) -> Rows:
+    def process(self, batch: list[tuple[int, LedgerEvent]], suffix: str = "", *, render: bool = True,
+                writer: _PageWriter | None = None) -> Rows:
         """Fold a batch, render the years it touched, write rows and tracking in one transaction.
-        A publication is rendered at its own position, so its breakdowns are what was published."""
+        A publication is rendered at its own position, so its breakdowns are what was published.
+        (A rebuild's pages, into fresh tables and without tracking, go to its `writer`.)"""
         rows = Rows()
         dirty: set[int] = set()
         whole: set[int] = set()  # years with a year-wide change: every subject is rendered again
@@ -435,6 +764,7 @@ class ReadModelProjection:
         expected = self.state.position  # where this projection left the tracking row
         for position, event in batch:
             change = self.state.apply(event, position)
+            self.renderer.note(change)
             self.renderer.audit(position, event, self.state, change, rows)
             if change.year is not None:
                 affected = self._years_affected(change)
@@ -453,6 +783,9 @@ class ReadModelProjection:
                 if year_number in self.state.years:
                     self.renderer.year(self.state, year_number, rows,
                                        changed=None if year_number in whole else changed)
+        if writer is not None:
+            writer.put(rows)
+            return rows
         with self.db.transaction() as tx:
             write(tx, rows, suffix)
             if not suffix:
@@ -467,18 +800,29 @@ class ReadModelProjection:
         return years
 
     def rebuild(self, page: int = 20000) -> int:
-        """Rebuild every read model from zero into fresh tables, then swap them in at once."""
+        """Rebuild every read model from zero into fresh tables, then swap them in at once.
+        The cyclic garbage collector is paused meanwhile (api/gcpause.py): the fold and the
+        rendering allocate millions of objects that form no cycles, and the collector would scan
+        the growing folded state again and again to find none (two thirds of the time)."""
+        with paused_gc():
+            return self._rebuild(page)
+
+    def _rebuild(self, page: int) -> int:
         suffix = "_next"
         with self.db.transaction() as tx:
             for table in TABLES:
                 tx.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
-            create_tables(tx, suffix)
+            create_tables(tx, suffix, indexes=False)  # made once, after the bulk load
         self.state, self.renderer = LedgerState(), Renderer()
         processed = 0
-        for batch in _pages(read_events(self.ledger, page=page), page):
-            publications = any(isinstance(event, Year.Published) for _, event in batch)
-            self.process(batch, suffix, render=publications)
-            processed += len(batch)
+        writer = _PageWriter(self.db, suffix)
+        try:
+            for batch in _pages(read_events(self.ledger, page=page), page):
+                publications = any(isinstance(event, Year.Published) for _, event in batch)
+                self.process(batch, suffix, render=publications, writer=writer)
+                processed += len(batch)
+        finally:
+            writer.close()
         final = Rows()
         for year_number in sorted(self.state.years):
             self.renderer.year(self.state, year_number, final)
@@ -488,7 +832,7 @@ class ReadModelProjection:
                 tx.execute(f"DROP TABLE IF EXISTS {table}")
                 tx.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
             for index, columns in (("by_aggregate", "aggregate, position"), ("by_actor", "actor, position")):
-                # The renamed table keeps its indexes under their old names: name them as live ones.
+                # Indexed after the bulk load (cheaper than keeping them up row by row), under live names.
                 tx.execute(f"DROP INDEX IF EXISTS rm_audit{suffix}_{index}")
                 tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit_{index} ON rm_audit ({columns})")
             _set_tracking(tx, self.state.position)

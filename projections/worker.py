@@ -5,6 +5,7 @@ position."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ def run(ledger_factory: Callable[[], Any], *, stop: threading.Event | None = Non
     backoff = 0.5
     while not stop.is_set():
         ledger = projection = None
+        frozen = False
         try:
             ledger = ledger_factory()
             projection = ReadModelProjection(ledger)
@@ -46,6 +48,12 @@ def run(ledger_factory: Callable[[], Any], *, stop: threading.Event | None = Non
             backoff = 0.5
             while not stop.is_set():
                 processed = projection.catch_up()
+                if not frozen:
+                    # The folded log and the year's kept scores and texts live as long as the
+                    # worker: leave them out of the collector's full passes (each would scan
+                    # gigabytes to free nothing). Reference counting still frees them.
+                    gc.freeze()
+                    frozen = True
                 if processed and on_batch:
                     on_batch(processed, projection.state.position)
                 if not processed:
@@ -55,6 +63,8 @@ def run(ledger_factory: Callable[[], Any], *, stop: threading.Event | None = Non
             stop.wait(backoff)
             backoff = min(backoff * 2, 10.0)
         finally:
+            if frozen:  # what this run kept may be collected again once it is dropped
+                gc.unfreeze()
             if projection is not None:
                 with contextlib.suppress(Exception):
                     projection.close()
