@@ -70,7 +70,8 @@ class AppraisalLedger(Application):
     def __init__(self, db_url: str = DEFAULT_DB, clock: Callable[[], datetime] | None = None) -> None:
         ensure_schema(db_url)
         env = {**store_env(db_url), "AGGREGATE_CACHE_MAXSIZE": "20000",
-               "DEEPCOPY_FROM_AGGREGATE_CACHE": "y", "IS_SNAPSHOTTING_ENABLED": "n"}
+               "DEEPCOPY_FROM_AGGREGATE_CACHE": "y", "IS_SNAPSHOTTING_ENABLED": "n",
+               "TRANSCODER_TOPIC": "api.transcoding:FastJSONTranscoder"}  # the same bytes, faster
         super().__init__(env=env)
         self.db_url = db_url
         self.clock = clock or (lambda: datetime.now(UTC))
