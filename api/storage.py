@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
@@ -26,9 +25,9 @@ from api.chain import MemoryChain, PostgresChain, SQLiteChain
 DEFAULT_DB = "sqlite:///./appraisal.db"
 
 
-@dataclass(frozen=True)
-class CommandRow:
-    """One accepted command: its id, type, content digest, target and the answer it was given."""
+class CommandRow(NamedTuple):
+    """One accepted command: its id, type, content digest, target and the answer it was given.
+    (A tuple: one is made for every imported command, and a tuple is made in C.)"""
 
     command_id: str
     type: str
@@ -89,13 +88,15 @@ def ensure_schema(url: str) -> None:
         conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
 
 
+_answer_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), made once
+
+
 def _command_params(stored_ids: Sequence[int], commands: Sequence[CommandRow]) -> list[tuple[Any, ...]]:
     rows = []
     for row in commands:
         position = stored_ids[row.event_index] if stored_ids else None
         answer = {**row.answer, "position": position}
-        rows.append((row.command_id, row.type, row.fingerprint, row.target, position,
-                     json.dumps(answer, ensure_ascii=False)))
+        rows.append((row.command_id, row.type, row.fingerprint, row.target, position, _answer_json(answer)))
     return rows
 
 

@@ -24,6 +24,17 @@ _WRAPPED = frozenset({Decimal, datetime})  # written as {"_type_": name, "_data_
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
+_FLAT = _SCALARS | _WRAPPED
+_KEYS = frozenset({str})
+
+
+def _plain_state(state: dict[str, Any]) -> bool:
+    """`_plain(state)`, answered in C for the usual flat state (no dict or list inside)."""
+    if _FLAT.issuperset(map(type, state.values())) and _KEYS.issuperset(map(type, state)):
+        return True
+    return _plain(state)
+
+
 def _plain(value: Any, depth: int = 0) -> bool:
     """True when every value inside is one whose orjson encoding is known to equal json's."""
     kind = type(value)
@@ -42,7 +53,7 @@ class FastJSONTranscoder(JSONTranscoder):
     """The library's JSON transcoder, encoding through orjson when the bytes are sure to be equal."""
 
     def encode(self, obj: Any) -> bytes:
-        if type(obj) is dict and _plain(obj):
+        if type(obj) is dict and _plain_state(obj):
             try:
                 return orjson.dumps(obj, default=self._encode_obj, option=_OPTIONS)
             except orjson.JSONEncodeError:
