@@ -128,9 +128,9 @@ class SQLiteChain:
 
 
 class PostgresChain:
-    """The chain table of a PostgreSQL store, written inside
-    `PostgresLedgerRecorder._fetch_ids_after_insert_events`: the events' table lock is held and
-    their positions are final; the head is read in the same transaction."""
+    """The chain table of a PostgreSQL store, written inside `PostgresLedgerRecorder.insert_events`:
+    the events' table lock is held and their positions are final; the head is read in the same
+    transaction."""
 
     def __init__(self, schema: str, events_table: str) -> None:
         self.table = events_table.replace("_events", "_chain")
@@ -143,8 +143,7 @@ class PostgresChain:
             "h.position, h.hash FROM (SELECT 1) AS one LEFT JOIN "
             "(SELECT position, hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1) AS h ON true"
         ).format(**names)
-        self._insert = SQL("INSERT INTO {schema}.{table} (position, hash) "
-                           "SELECT * FROM unnest(%b::bigint[], %b::bytea[])").format(**names)
+        self._copy = SQL("COPY {schema}.{table} (position, hash) FROM STDIN (FORMAT BINARY)").format(**names)
 
     def append(self, curs: Any, stored_events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
         if not ids:
@@ -155,7 +154,11 @@ class PostgresChain:
         _check_head(row["position"], row["before"], first)
         head = bytes(row["hash"]) if row["hash"] is not None else SEED
         positions, hashes = extend(head, ids, stored_events)
-        curs.execute(self._insert, (positions, hashes), prepare=True)
+        with curs.copy(self._copy) as copy:
+            copy.set_types(["int8", "bytea"])
+            write = copy.write_row
+            for pair in zip(positions, hashes, strict=True):
+                write(pair)
 
 
 class MemoryChain:

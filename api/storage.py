@@ -14,10 +14,17 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from api.chain import MemoryChain, PostgresChain, SQLiteChain
@@ -137,56 +144,76 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    """Inserts a batch's events, and its command rows, each with one statement over typed arrays
-    (the library's composite-type insert escapes every row as text: slow for big batches)."""
+    """Writes a batch in one transaction with binary COPY: the events (their positions drawn from
+    the events' sequence under the table lock, so in commit order as with the library's insert),
+    their chain rows and their command rows. (The library's composite-type insert escapes every
+    row as text, and arrays of parameters are built in Python: both slow for big batches; COPY
+    rows are formatted in C.)"""
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self.commands_table = events_table_name.replace("_events", "_commands")
         schema = Identifier(self.datastore.schema)
+        names = {"schema": schema, "events": Identifier(self.events_table_name),
+                 "commands": Identifier(self.commands_table)}
         self.sql_create_statements.append(SQL(
-            "CREATE TABLE IF NOT EXISTS {schema}.{table} (command_id text PRIMARY KEY, "
+            "CREATE TABLE IF NOT EXISTS {schema}.{commands} (command_id text PRIMARY KEY, "
             "type text NOT NULL, fingerprint text NOT NULL, target text NOT NULL, position bigint, "
             "answer text NOT NULL)"
-        ).format(schema=schema, table=Identifier(self.commands_table)))
+        ).format(**names))
         self.chain = PostgresChain(self.datastore.schema, events_table_name)  # the hash chain (api/chain.py)
         self.sql_create_statements.append(self.chain.create_statement)
-        self.insert_arrays_statement = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(schema=schema, table=Identifier(self.events_table_name))
-        self.insert_commands_statement = SQL(
-            "INSERT INTO {schema}.{table} SELECT * FROM "
+        self.reserve_positions_statement = SQL(
+            "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'notification_id')) "
+            "FROM generate_series(1, %s)) AS ids")
+        self.events_name = f'"{self.datastore.schema}"."{self.events_table_name}"'
+        self.copy_events_statement = SQL(
+            "COPY {schema}.{events} (notification_id, originator_id, originator_version, topic, state) "
+            "FROM STDIN (FORMAT BINARY)").format(**names)
+        self.copy_commands_statement = SQL(
+            "COPY {schema}.{commands} (command_id, type, fingerprint, target, position, answer) "
+            "FROM STDIN (FORMAT BINARY)").format(**names)
+        self.insert_commands_statement = SQL(  # api/logstore.py loads backups with it
+            "INSERT INTO {schema}.{commands} SELECT * FROM "
             "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[])"
-        ).format(schema=schema, table=Identifier(self.commands_table))
+        ).format(**names)
         self.select_commands_statement = SQL(
-            "SELECT * FROM {schema}.{table} WHERE command_id = ANY(%s)"
-        ).format(schema=schema, table=Identifier(self.commands_table))
+            "SELECT * FROM {schema}.{commands} WHERE command_id = ANY(%s)"
+        ).format(**names)
 
-    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(self.insert_arrays_statement, (
-            [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events], [e.state for e in stored_events],
-        ), prepare=True)
-
-    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
-                                       **kwargs: Any) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
-        self.chain.append(curs, stored_events, ids)
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if not stored_events:
+            return super().insert_events(stored_events, **kwargs)
         commands = kwargs.get("commands") or ()
-        if commands:
-            columns = list(zip(*_command_params(ids, commands), strict=True))
-            curs.execute(self.insert_commands_statement, [list(column) for column in columns],
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            curs.execute(self.reserve_positions_statement, (self.events_name, len(stored_events)),
                          prepare=True)
+            ids = sorted(curs.fetchone()["ids"])
+            with curs.copy(self.copy_events_statement) as copy:
+                copy.set_types(_EVENT_TYPES)
+                write = copy.write_row
+                for position, event in zip(ids, stored_events, strict=True):
+                    write((position, event.originator_id, event.originator_version, event.topic, event.state))
+            self.chain.append(curs, stored_events, ids)
+            if commands:
+                with curs.copy(self.copy_commands_statement) as copy:
+                    copy.set_types(_COMMAND_TYPES)
+                    write = copy.write_row
+                    for row in _command_params(ids, commands):
+                        write(row)
         return ids
 
     def select_commands(self, command_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_commands_statement, (list(command_ids),))
             return {row["command_id"]: _row(row) for row in curs.fetchall()}
+
+
+_EVENT_TYPES = ["int8", "uuid", "int8", "text", "bytea"]
+_COMMAND_TYPES = ["text", "text", "text", "text", "int8", "text"]
 
 
 def _row(row: Any) -> dict[str, Any]:
