@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from domain import commands as c
 from domain import facts as f
@@ -53,8 +53,9 @@ class Accepted:
     recorded: bool = True  # False when accepted as a no-op (the same scheme published again)
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
+    """Who issued a command, its business time and its id (a tuple: one per imported command)."""
+
     actor: str
     at: datetime
     command_id: str
