@@ -12,12 +12,13 @@ anyway (an integer beyond 64 bits, nesting too deep) falls back too. Decoding is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, Transcoding
 
 _SCALARS = frozenset({str, int, bool, type(None)})
 _WRAPPED = frozenset({Decimal, datetime})  # written as {"_type_": name, "_data_": ...} by `default`
@@ -52,10 +53,38 @@ def _plain(value: Any, depth: int = 0) -> bool:
 class FastJSONTranscoder(JSONTranscoder):
     """The library's JSON transcoder, encoding through orjson when the bytes are sure to be equal."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._default = self._encode_obj
+
+    def register(self, transcoding: Transcoding) -> None:
+        super().register(transcoding)
+        self._default = _default_for(self.types, self._encode_obj)
+
     def encode(self, obj: Any) -> bytes:
         if type(obj) is dict and _plain_state(obj):
             try:
-                return orjson.dumps(obj, default=self._encode_obj, option=_OPTIONS)
+                return orjson.dumps(obj, default=self._default, option=_OPTIONS)
             except orjson.JSONEncodeError:
                 pass  # beyond what orjson writes: the library's encoder says what happens
         return super().encode(obj)
+
+
+def _default_for(types: dict[type, Transcoding], fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`_encode_obj` in one call for the library's own datetime and Decimal transcodings (three
+    values of every event go through it); any other registration is asked as the library asks."""
+    iso = datetime.isoformat
+    datetimes = type(types.get(datetime)) is DatetimeAsISO
+    decimals = type(types.get(Decimal)) is DecimalAsStr
+    datetime_name = types[datetime].name if datetimes else ""
+    decimal_name = types[Decimal].name if decimals else ""
+
+    def default(value: Any) -> Any:
+        kind = type(value)
+        if kind is datetime and datetimes:
+            return {"_type_": datetime_name, "_data_": iso(value)}
+        if kind is Decimal and decimals:
+            return {"_type_": decimal_name, "_data_": str(value)}
+        return fallback(value)
+
+    return default

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
@@ -44,8 +43,7 @@ class Context(Protocol):
     def stage(self, *aggregates: Any) -> None: ...
 
 
-@dataclass(frozen=True)
-class Accepted:
+class Accepted(NamedTuple):
     """What an accepted command did: the aggregate it recorded on, and a note for people."""
 
     target: str  # an appraisal key, "org", "scheme:bianban@1", "year:2025"
