@@ -30,7 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError, StoredEvent
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
 
 SEED = bytes(32)
 _FIXED = struct.Struct(">qI16sqI")  # position, len(id)=16, id, version, len(topic)
@@ -130,7 +130,7 @@ class SQLiteChain:
 class PostgresChain:
     """The chain table of a PostgreSQL store, written inside `PostgresLedgerRecorder.insert_events`:
     the events' table lock is held and their positions are final; the head is read in the same
-    transaction."""
+    transaction, by the statement that draws the positions (`head_query`)."""
 
     def __init__(self, schema: str, events_table: str) -> None:
         self.table = events_table.replace("_events", "_chain")
@@ -138,21 +138,25 @@ class PostgresChain:
                  "events": Identifier(events_table)}
         self.create_statement = SQL("CREATE TABLE IF NOT EXISTS {schema}.{table} "
                                     "(position bigint PRIMARY KEY, hash bytea NOT NULL)").format(**names)
-        self._head = SQL(
-            "SELECT (SELECT max(notification_id) FROM {schema}.{events} WHERE notification_id < %s) AS before, "
-            "h.position, h.hash FROM (SELECT 1) AS one LEFT JOIN "
-            "(SELECT position, hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1) AS h ON true"
-        ).format(**names)
+        self._names = names
         self._copy = SQL("COPY {schema}.{table} (position, hash) FROM STDIN (FORMAT BINARY)").format(**names)
 
-    def append(self, curs: Any, stored_events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
+    def head_query(self, first: Composable) -> Composable:
+        """The last event before the batch (`first`: an SQL expression of its first position) and
+        the chain's head: columns `before`, `position`, `hash`."""
+        return SQL(
+            "SELECT (SELECT max(notification_id) FROM {schema}.{events} WHERE notification_id < {first}) "
+            "AS before, h.position, h.hash FROM (SELECT 1) AS one LEFT JOIN "
+            "(SELECT position, hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1) AS h ON true"
+        ).format(first=first, **self._names)
+
+    def append(self, curs: Any, stored_events: Sequence[StoredEvent], ids: Sequence[int],
+               head_row: dict[str, Any]) -> None:
+        """Chain rows for the batch, after the head read with `head_query` (`head_row`)."""
         if not ids:
             return
-        first = min(ids)
-        curs.execute(self._head, (first,), prepare=True)
-        row = curs.fetchone()
-        _check_head(row["position"], row["before"], first)
-        head = bytes(row["hash"]) if row["hash"] is not None else SEED
+        _check_head(head_row["position"], head_row["before"], min(ids))
+        head = bytes(head_row["hash"]) if head_row["hash"] is not None else SEED
         positions, hashes = extend(head, ids, stored_events)
         with curs.copy(self._copy) as copy:
             copy.set_types(["int8", "bytea"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -163,9 +164,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ).format(**names))
         self.chain = PostgresChain(self.datastore.schema, events_table_name)  # the hash chain (api/chain.py)
         self.sql_create_statements.append(self.chain.create_statement)
+        # The batch's positions, drawn from the events' sequence once the table is locked, with
+        # the chain's head before the first of them (api/chain.py).
         self.reserve_positions_statement = SQL(
-            "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'notification_id')) "
-            "FROM generate_series(1, %s)) AS ids")
+            "WITH drawn AS (SELECT ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'notification_id')) "
+            "FROM generate_series(1, %s)) AS ids) SELECT drawn.ids, head.* FROM drawn, LATERAL ({head}) AS head"
+        ).format(head=self.chain.head_query(SQL("(SELECT min(i) FROM unnest(drawn.ids) AS i)")))
         self.events_name = f'"{self.datastore.schema}"."{self.events_table_name}"'
         self.copy_events_statement = SQL(
             "COPY {schema}.{events} (notification_id, originator_id, originator_version, topic, state) "
@@ -186,24 +190,35 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return super().insert_events(stored_events, **kwargs)
         commands = kwargs.get("commands") or ()
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            self._lock_table(curs)
-            self._notify_channel(curs)
-            curs.execute(self.reserve_positions_statement, (self.events_name, len(stored_events)),
-                         prepare=True)
-            ids = sorted(curs.fetchone()["ids"])
-            with curs.copy(self.copy_events_statement) as copy:
-                copy.set_types(_EVENT_TYPES)
-                write = copy.write_row
-                for position, event in zip(ids, stored_events, strict=True):
-                    write((position, event.originator_id, event.originator_version, event.topic, event.state))
-            self.chain.append(curs, stored_events, ids)
-            if commands:
-                with curs.copy(self.copy_commands_statement) as copy:
-                    copy.set_types(_COMMAND_TYPES)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                # One round trip opens the transaction, takes the lock and draws the positions
+                # (then one per COPY and the commit): on a busy machine each costs a wakeup.
+                with conn.pipeline():
+                    curs.execute("BEGIN")
+                    self._lock_table(curs)
+                    self._notify_channel(curs)
+                    curs.execute(self.reserve_positions_statement,
+                                 (self.events_name, len(stored_events)), prepare=True)
+                head = curs.fetchone()
+                ids = sorted(head["ids"])
+                with curs.copy(self.copy_events_statement) as copy:
+                    copy.set_types(_EVENT_TYPES)
                     write = copy.write_row
-                    for row in _command_params(ids, commands):
-                        write(row)
+                    for position, event in zip(ids, stored_events, strict=True):
+                        write((position, event.originator_id, event.originator_version, event.topic, event.state))
+                self.chain.append(curs, stored_events, ids, head)
+                if commands:
+                    with curs.copy(self.copy_commands_statement) as copy:
+                        copy.set_types(_COMMAND_TYPES)
+                        write = copy.write_row
+                        for row in _command_params(ids, commands):
+                            write(row)
+                curs.execute("COMMIT")
+            except BaseException:
+                with suppress(Exception):  # a broken connection: the pool discards it
+                    conn.rollback()
+                raise
         return ids
 
     def select_commands(self, command_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
