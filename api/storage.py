@@ -201,6 +201,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     curs.execute(self.reserve_positions_statement,
                                  (self.events_name, len(stored_events)), prepare=True)
                 head = curs.fetchone()
+                assert head is not None
                 ids = sorted(head["ids"])
                 with curs.copy(self.copy_events_statement) as copy:
                     copy.set_types(_EVENT_TYPES)

@@ -55,7 +55,7 @@ class FastJSONTranscoder(JSONTranscoder):
 
     def __init__(self) -> None:
         super().__init__()
-        self._default = self._encode_obj
+        self._default: Callable[[Any], Any] = self._encode_obj
 
     def register(self, transcoding: Transcoding) -> None:
         super().register(transcoding)
