@@ -30,7 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError, StoredEvent
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
 
 SEED = bytes(32)
 _FIXED = struct.Struct(">qI16sqI")  # position, len(id)=16, id, version, len(topic)
@@ -128,9 +128,11 @@ class SQLiteChain:
 
 
 class PostgresChain:
-    """The chain table of a PostgreSQL store, written inside
-    `PostgresLedgerRecorder.insert_events`: the head is read under the events' table lock, in the
-    same transaction and round trip as the insert, so it is final."""
+    """The chain table of a PostgreSQL store, written inside `PostgresLedgerRecorder.insert_events`:
+    the events' table lock is held and their positions are final; the head is read in the same
+    transaction, by the statement that draws the positions (`head_query`). Small batches (single
+    commands) are chained instead by the store's write function, in SQL over the same bytes
+    (`_write_function` in api/storage.py)."""
 
     def __init__(self, schema: str, events_table: str) -> None:
         self.table = events_table.replace("_events", "_chain")
@@ -138,23 +140,31 @@ class PostgresChain:
                  "events": Identifier(events_table)}
         self.create_statement = SQL("CREATE TABLE IF NOT EXISTS {schema}.{table} "
                                     "(position bigint PRIMARY KEY, hash bytea NOT NULL)").format(**names)
-        self._insert = SQL("INSERT INTO {schema}.{table} (position, hash) "
-                           "SELECT * FROM unnest(%b::bigint[], %b::bytea[])").format(**names)
-        # Read under the events' table lock, before the insert: the last event and the chain's head.
-        self.head_statement = SQL(
-            "SELECT (SELECT max(notification_id) FROM {schema}.{events}) AS before, "
-            "h.position, h.hash FROM (SELECT 1) AS one LEFT JOIN "
-            "(SELECT position, hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1) AS h ON true"
-        ).format(**names)
+        self._names = names
+        self._copy = SQL("COPY {schema}.{table} (position, hash) FROM STDIN (FORMAT BINARY)").format(**names)
 
-    def append_rows(self, curs: Any, stored_events: Sequence[StoredEvent], ids: Sequence[int], row: Any) -> None:
-        """The chain rows of a batch from `head_statement`'s row, read before the batch's insert."""
+    def head_query(self, first: Composable) -> Composable:
+        """The last event before the batch (`first`: an SQL expression of its first position) and
+        the chain's head: columns `before`, `position`, `hash`."""
+        return SQL(
+            "SELECT (SELECT max(notification_id) FROM {schema}.{events} WHERE notification_id < {first}) "
+            "AS before, h.position, h.hash FROM (SELECT 1) AS one LEFT JOIN "
+            "(SELECT position, hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1) AS h ON true"
+        ).format(first=first, **self._names)
+
+    def append(self, curs: Any, stored_events: Sequence[StoredEvent], ids: Sequence[int],
+               head_row: dict[str, Any]) -> None:
+        """Chain rows for the batch, after the head read with `head_query` (`head_row`)."""
         if not ids:
             return
-        _check_head(row["position"], row["before"], min(ids))
-        head = bytes(row["hash"]) if row["hash"] is not None else SEED
+        _check_head(head_row["position"], head_row["before"], min(ids))
+        head = bytes(head_row["hash"]) if head_row["hash"] is not None else SEED
         positions, hashes = extend(head, ids, stored_events)
-        curs.execute(self._insert, (positions, hashes), prepare=True)
+        with curs.copy(self._copy) as copy:
+            copy.set_types(["int8", "bytea"])
+            write = copy.write_row
+            for pair in zip(positions, hashes, strict=True):
+                write(pair)
 
 
 class MemoryChain:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -94,7 +94,7 @@ class GroupCommit:
         events: list[Any] = []
         rows: list[CommandRow] = []
         for batch in sendable:
-            rows += [replace(row, event_index=row.event_index + len(events)) for row in batch.rows]
+            rows += [row._replace(event_index=row.event_index + len(events)) for row in batch.rows]
             events += batch.events
         try:
             positions = self._put(events, rows)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from contextlib import suppress
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
@@ -33,11 +33,12 @@ from psycopg.sql import SQL, Composed, Identifier
 from api.chain import MemoryChain, PostgresChain, SQLiteChain, _check_head
 
 DEFAULT_DB = "sqlite:///./appraisal.db"
+SMALL_BATCH = 16  # events: up to this many go by the PostgreSQL write function, more by COPY
 
 
-@dataclass(frozen=True)
-class CommandRow:
-    """One accepted command: its id, type, content digest, target and the answer it was given."""
+class CommandRow(NamedTuple):
+    """One accepted command: its id, type, content digest, target and the answer it was given.
+    (A tuple: one is made for every imported command, and a tuple is made in C.)"""
 
     command_id: str
     type: str
@@ -98,13 +99,15 @@ def ensure_schema(url: str) -> None:
         conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
 
 
+_answer_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), made once
+
+
 def _command_params(stored_ids: Sequence[int], commands: Sequence[CommandRow]) -> list[tuple[Any, ...]]:
     rows = []
     for row in commands:
         position = stored_ids[row.event_index] if stored_ids else None
         answer = {**row.answer, "position": position}
-        rows.append((row.command_id, row.type, row.fingerprint, row.target, position,
-                     json.dumps(answer, ensure_ascii=False)))
+        rows.append((row.command_id, row.type, row.fingerprint, row.target, position, _answer_json(answer)))
     return rows
 
 
@@ -149,24 +152,54 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    """Inserts a batch's events, and its command rows, each with one statement over typed arrays
-    (the library's composite-type insert escapes every row as text: slow for big batches)."""
+    """Writes a batch in one transaction with binary COPY: the events (their positions drawn from
+    the events' sequence under the table lock, so in commit order as with the library's insert),
+    their chain rows and their command rows. (The library's composite-type insert escapes every
+    row as text, and arrays of parameters are built in Python: both slow for big batches; COPY
+    rows are formatted in C.) A small batch (up to `SMALL_BATCH` events: single commands over
+    HTTP) is written instead by one call of the store's write function: one round trip."""
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self.commands_table = events_table_name.replace("_events", "_commands")
         schema = Identifier(self.datastore.schema)
+        names = {"schema": schema, "events": Identifier(self.events_table_name),
+                 "commands": Identifier(self.commands_table)}
         self.sql_create_statements.append(SQL(
-            "CREATE TABLE IF NOT EXISTS {schema}.{table} (command_id text PRIMARY KEY, "
+            "CREATE TABLE IF NOT EXISTS {schema}.{commands} (command_id text PRIMARY KEY, "
             "type text NOT NULL, fingerprint text NOT NULL, target text NOT NULL, position bigint, "
             "answer text NOT NULL)"
-        ).format(schema=schema, table=Identifier(self.commands_table)))
+        ).format(**names))
         self.chain = PostgresChain(self.datastore.schema, events_table_name)  # the hash chain (api/chain.py)
         self.sql_create_statements.append(self.chain.create_statement)
-        self.insert_commands_statement = SQL(  # for api/logstore.py (restoring a backup)
-            "INSERT INTO {schema}.{table} SELECT * FROM "
+        # The batch's positions, drawn from the events' sequence once the table is locked, with
+        # the chain's head before the first of them (api/chain.py).
+        self.reserve_positions_statement = SQL(
+            "WITH drawn AS (SELECT ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'notification_id')) "
+            "FROM generate_series(1, %s)) AS ids) SELECT drawn.ids, head.* FROM drawn, LATERAL ({head}) AS head"
+        ).format(head=self.chain.head_query(SQL("(SELECT min(i) FROM unnest(drawn.ids) AS i)")))
+        self.events_name = f'"{self.datastore.schema}"."{self.events_table_name}"'
+        self.copy_events_statement = SQL(
+            "COPY {schema}.{events} (notification_id, originator_id, originator_version, topic, state) "
+            "FROM STDIN (FORMAT BINARY)").format(**names)
+        self.copy_commands_statement = SQL(
+            "COPY {schema}.{commands} (command_id, type, fingerprint, target, position, answer) "
+            "FROM STDIN (FORMAT BINARY)").format(**names)
+        self.insert_commands_statement = SQL(  # api/logstore.py loads backups with it
+            "INSERT INTO {schema}.{commands} SELECT * FROM "
             "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[])"
-        ).format(schema=schema, table=Identifier(self.commands_table))
+        ).format(**names)
+        self.select_commands_statement = SQL(
+            "SELECT * FROM {schema}.{commands} WHERE command_id = ANY(%s)"
+        ).format(**names)
+        self.select_newer_statement = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {schema}.{events} AS e "
+            "JOIN unnest(%b::uuid[], %b::bigint[]) AS k(id, after) "
+            "ON e.originator_id = k.id AND e.originator_version > k.after "
+            "ORDER BY e.originator_id, e.originator_version"
+        ).format(**names)
+        # Small batches (single commands over HTTP) are written by one call of a function of the
+        # store (`_write_function`): one round trip instead of a COPY's several.
         self.write_function = Identifier(f"{events_table_name}_write_v2")
         self.sql_create_statements.append(_write_function(
             schema=schema, function=self.write_function, events=Identifier(self.events_table_name),
@@ -183,23 +216,50 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[0], ARRAY[%b::text]) "
             "AS positions"
         ).format(schema=schema, function=self.write_function)
-        self.select_commands_statement = SQL(
-            "SELECT * FROM {schema}.{table} WHERE command_id = ANY(%s)"
-        ).format(schema=schema, table=Identifier(self.commands_table))
-        self.select_newer_statement = SQL(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {schema}.{table} AS e "
-            "JOIN unnest(%b::uuid[], %b::bigint[]) AS k(id, after) "
-            "ON e.originator_id = k.id AND e.originator_version > k.after "
-            "ORDER BY e.originator_id, e.originator_version"
-        ).format(schema=schema, table=Identifier(self.events_table_name))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """One statement, one round trip, one transaction: the store's write function (see
-        `_write_function`) locks the log, inserts the events, chains them and records the commands."""
         if not stored_events:
-            return []
-        commands: Sequence[CommandRow] = kwargs.get("commands") or ()
+            return super().insert_events(stored_events, **kwargs)
+        commands = kwargs.get("commands") or ()
+        if len(stored_events) <= SMALL_BATCH:
+            return self._call_write_function(stored_events, commands)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                # One round trip opens the transaction, takes the lock and draws the positions
+                # (then one per COPY and the commit): on a busy machine each costs a wakeup.
+                with conn.pipeline():
+                    curs.execute("BEGIN")
+                    self._lock_table(curs)
+                    self._notify_channel(curs)
+                    curs.execute(self.reserve_positions_statement,
+                                 (self.events_name, len(stored_events)), prepare=True)
+                head = curs.fetchone()
+                assert head is not None
+                ids = sorted(head["ids"])
+                with curs.copy(self.copy_events_statement) as copy:
+                    copy.set_types(_EVENT_TYPES)
+                    write = copy.write_row
+                    for position, event in zip(ids, stored_events, strict=True):
+                        write((position, event.originator_id, event.originator_version, event.topic, event.state))
+                self.chain.append(curs, stored_events, ids, head)
+                if commands:
+                    with curs.copy(self.copy_commands_statement) as copy:
+                        copy.set_types(_COMMAND_TYPES)
+                        write = copy.write_row
+                        for row in _command_params(ids, commands):
+                            write(row)
+                curs.execute("COMMIT")
+            except BaseException:
+                with suppress(Exception):  # a broken connection: the pool discards it
+                    conn.rollback()
+                raise
+        return ids
+
+    def _call_write_function(self, stored_events: Sequence[StoredEvent], commands: Sequence[CommandRow]
+                             ) -> list[int]:
+        """One statement, one round trip, one transaction: the write function locks the log,
+        checks the chain's head, inserts the events, chains them and records the commands."""
         if len(stored_events) == 1 and len(commands) == 1:
             (event,), (row,) = stored_events, commands
             statement = self.write_one_statement
@@ -253,6 +313,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_commands_statement, (list(command_ids),))
             return {row["command_id"]: _row(row) for row in curs.fetchall()}
+
+
+_EVENT_TYPES = ["int8", "uuid", "int8", "text", "bytea"]
+_COMMAND_TYPES = ["text", "text", "text", "text", "int8", "text"]
 
 
 def _answer_prefix(answer: dict[str, Any]) -> str:
@@ -366,6 +430,8 @@ def _select_newer(recorder: Any, after: dict[UUID, int], command_ids: Sequence[s
         if newer:
             events[aggregate_id] = newer
     return events, recorder.select_commands(command_ids) if command_ids else {}
+
+
 
 
 class MemoryFactory(POPOFactory):

@@ -26,6 +26,7 @@ from domain.errors import DomainError
 from domain.numbers import parse_decimal
 from domain.scheme import Names
 
+_ZERO, _HUNDRED = Decimal(0), Decimal(100)
 DecimalValue = Annotated[Decimal, BeforeValidator(parse_decimal)]
 APPRAISAL_KEY = re.compile(r"^(\d{4}):(.+)$")
 PERIOD = re.compile(r"^(\d{4})(?:-(?:0[1-9]|1[0-2])|-Q[1-4]|-H[12]|-W(?:0[1-9]|[1-4]\d|5[0-3]))?$")
@@ -126,7 +127,7 @@ class RecordRating(_OnAppraisal):
     @field_validator("score")
     @classmethod
     def _range(cls, value: Decimal) -> Decimal:
-        if not Decimal(0) <= value <= Decimal(100):
+        if not _ZERO <= value <= _HUNDRED:
             raise ValueError(f"{value} is out of range: a rating is a score from 0 to 100 (SCORING.md §5)")
         return value
 
@@ -254,5 +255,6 @@ def parse_command(body: Any) -> Command:
 
 
 def fingerprint(command: Command) -> str:
-    """A digest of a command's content, to tell a re-sent command from a reused id."""
-    return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
+    """A digest of a command's content, to tell a re-sent command from a reused id: the SHA-256
+    of `command.model_dump_json()`, taken from the serializer's bytes (no str round trip)."""
+    return hashlib.sha256(command.__pydantic_serializer__.to_json(command)).hexdigest()

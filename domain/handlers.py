@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from domain import commands as c
 from domain import facts as f
@@ -44,8 +43,7 @@ class Context(Protocol):
     def stage(self, *aggregates: Any) -> None: ...
 
 
-@dataclass(frozen=True)
-class Accepted:
+class Accepted(NamedTuple):
     """What an accepted command did: the aggregate it recorded on, and a note for people."""
 
     target: str  # an appraisal key, "org", "scheme:bianban@1", "year:2025"
@@ -53,8 +51,9 @@ class Accepted:
     recorded: bool = True  # False when accepted as a no-op (the same scheme published again)
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
+    """Who issued a command, its business time and its id (a tuple: one per imported command)."""
+
     actor: str
     at: datetime
     command_id: str
