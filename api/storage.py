@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 from uuid import UUID
 
 import psycopg
@@ -68,8 +68,9 @@ def store_env(url: str) -> dict[str, str]:
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
-            "POSTGRES_HOST": parts.hostname or "localhost",
-            "POSTGRES_PORT": str(parts.port or 5432),
+            # libpq's own query parameters name a socket directory or port too (?host=/run/pg&port=5433)
+            "POSTGRES_HOST": query.get("host", [parts.hostname or "localhost"])[0],
+            "POSTGRES_PORT": query.get("port", [str(parts.port or 5432)])[0],
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             "POSTGRES_CONNECT_TIMEOUT": "5",
@@ -95,8 +96,20 @@ def ensure_schema(url: str) -> None:
         return
     import psycopg
 
-    with psycopg.connect(url.split("?", 1)[0], autocommit=True) as conn:
+    with psycopg.connect(pg_conninfo(url), autocommit=True) as conn:
         conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+
+
+APP_PARAMETERS = ("schema", "pool_size", "max_overflow")  # ours; the rest of a URL's query is libpq's
+
+
+def pg_conninfo(url: str) -> str:
+    """A PostgreSQL URL for psycopg: without this application's parameters (`schema`, pool sizes),
+    with libpq's (`host`, `port`, `sslmode`, ...)."""
+    base, _, query = url.partition("?")
+    kept = [(key, value) for key, values in parse_qs(query).items() if key not in APP_PARAMETERS
+            for value in values]
+    return f"{base}?{urlencode(kept)}" if kept else base
 
 
 _answer_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), made once

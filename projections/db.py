@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from api.storage import pg_conninfo
+
 
 class ViewDB:
     """One connection to the store, for the read models (a writer, or a reader)."""
@@ -66,7 +68,7 @@ class PostgresViewDB(ViewDB):
 
         parts = urlsplit(url)
         self.schema = parse_qs(parts.query).get("schema", ["public"])[0]
-        self.conn = psycopg.connect(url.split("?", 1)[0], autocommit=True, row_factory=dict_row,
+        self.conn = psycopg.connect(pg_conninfo(url), autocommit=True, row_factory=dict_row,
                                     connect_timeout=5)
         self.conn.execute(f'SET search_path TO "{self.schema}"')
 

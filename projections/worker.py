@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from api.storage import pg_conninfo
 from projections.readmodels import ReadModelProjection
 
 log = structlog.get_logger("projections")
@@ -26,7 +27,7 @@ def _wait_for_events(ledger: Any, timeout: float) -> None:
     import psycopg
 
     channel = ledger.recorder.channel_name
-    with psycopg.connect(ledger.db_url.split("?", 1)[0], autocommit=True, connect_timeout=5) as conn:
+    with psycopg.connect(pg_conninfo(ledger.db_url), autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'LISTEN "{channel}"')
         for _ in conn.notifies(timeout=timeout, stop_after=1):
             break

@@ -214,3 +214,37 @@ def test_the_write_function_records_the_same_command_row_as_the_other_stores(ans
     [(*_, expected)] = _command_params([42], [row])
     assert _answer_prefix(answer) + "42" + "}" == expected
     assert json.loads(expected)["position"] == 42
+
+
+def test_postgres_urls_keep_libpq_parameters_and_drop_ours() -> None:
+    from api.storage import pg_conninfo, store_env
+
+    url = "postgresql://postgres@/dev?host=/tmp/devpg&port=55432&schema=s1&pool_size=20"
+    assert pg_conninfo(url) == "postgresql://postgres@/dev?host=%2Ftmp%2Fdevpg&port=55432"
+    env = store_env(url)
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_SCHEMA"]) == ("/tmp/devpg", "55432", "s1")
+    assert pg_conninfo("postgresql://u:p@h:5/db?schema=x") == "postgresql://u:p@h:5/db"
+    assert store_env("postgresql://u:p@h:5/db")["POSTGRES_HOST"] == "h"
+
+
+def test_a_store_reached_through_a_socket_directory(pg_url: str) -> None:
+    """`?host=<socket directory>` as libpq takes it (the throwaway servers of scripts/ listen on one)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(pg_url)
+    if parts.hostname not in ("localhost", "127.0.0.1"):
+        pytest.skip("the test server is not on this machine")
+    import psycopg
+
+    with psycopg.connect(pg_url.split("?", 1)[0]) as conn:
+        directory = conn.execute("SHOW unix_socket_directories").fetchone()[0].split(",")[0].strip()
+    if not directory:
+        pytest.skip("the server has no socket directory")
+    url = (f"postgresql://{parts.username or 'postgres'}@/{parts.path.lstrip('/')}?host={directory}"
+           f"&port={parts.port or 5432}&{parts.query}")
+    ledger = AppraisalLedger(url)
+    try:
+        ledger.submit(build()[:3])
+        assert ledger.event_count() >= 3
+    finally:
+        ledger.close()
