@@ -12,6 +12,7 @@ ledger handed in (tests) the read side is the ledger unless `read_side` is set e
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,6 +51,17 @@ TAGS = [
     {"name": "queries 查询", "description": "Results, explanations, breakdowns, histories, appeals, audit."},
     {"name": "service 服务", "description": "Health."},
 ]
+
+
+def settle_collector() -> None:
+    """What a server makes at startup (the application, its routes, the ledger's schemes) lives as
+    long as the process: freeze it out of the cyclic collector's passes. Requests make short-lived
+    objects that reference counting frees; the collector's youngest generation runs after 50,000
+    allocations instead of 700. (`scripts/bench http`: about 10-20% more ledger writes per second
+    and p99 from about 145 to 92 ms.)"""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def read_side(settings: Settings, handed_in: bool) -> str:
@@ -102,6 +114,8 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
         if side == "readmodels" and settings.projection == "background":
             projection = start_projection(settings)
         app.state.projection = projection  # (thread, stop event), for health checks and tests
+        if ledger is None:  # a server process of its own (not a test's application)
+            settle_collector()
         try:
             yield
         finally:

@@ -248,3 +248,13 @@ def test_a_store_reached_through_a_socket_directory(pg_url: str) -> None:
         assert ledger.event_count() >= 3
     finally:
         ledger.close()
+
+
+def test_a_server_process_freezes_its_startup_objects_and_collects_rarely() -> None:
+    import subprocess
+    import sys
+
+    code = ("import gc; from api.http.app import settle_collector; settle_collector(); "
+            "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["50000", "True"]
