@@ -153,7 +153,7 @@ class AppraisalLedger(Application):
             # up). A refusal or an answer that records nothing is checked against the table too,
             # so that a re-sent command always gets its first answer.
             unit = UnitOfWork(self)
-            unit.look_up = False
+            unit.look_up, unit.keep_flushed = False, True
             outcome = self._submit_batch(unit, [(0, body)], actor)[0]
             if not unit.look_up and outcome.command_id is not None and (
                     not outcome.accepted or not outcome.answer.get("events")):
@@ -368,6 +368,7 @@ class UnitOfWork:
         self.current: set[UUID] = set()  # refreshed by this unit's `run`: no fast-forward needed
         self.look_up = True  # look up the commands' ids before deciding (see `submit_one`)
         self.flushed: list[tuple[UUID, int, Any]] = []  # (id, version before, the copy) of the last flush
+        self.keep_flushed = False  # note `flushed` (a single command's unit: see `AppraisalLedger._adopt`)
         self.published_changes: dict[int, tuple[Envelope, str]] = {}  # year -> the latest change
 
     # Context (domain.handlers) ---------------------------------------------------------------------
@@ -528,6 +529,9 @@ class UnitOfWork:
         """Record the batch's events and command rows in one transaction, then answer with
         each command's log position."""
         events, rows = self.detach()
+        if not self.keep_flushed:  # a batch import: its unit goes on with its own copies
+            self.ledger._write(events, rows)
+            return
         bases: dict[UUID, int] = {}
         for event in events:
             bases[event.originator_id] = min(bases.get(event.originator_id, event.originator_version),
