@@ -258,3 +258,28 @@ def test_a_server_process_freezes_its_startup_objects_and_collects_rarely() -> N
             "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["50000", "True"]
+
+
+def test_the_chain_runs_on_across_both_postgresql_write_paths(db_url: str) -> None:
+    """Bulk batches (COPY on PostgreSQL), single commands (the write function), a group of many
+    single commands (COPY again when over SMALL_BATCH events), interleaved: the whole log verifies."""
+    from api.integrity import verify
+    from api.logstore import log_store
+    from api.storage import SMALL_BATCH
+
+    ledger = AppraisalLedger(db_url)
+    try:
+        ledger.submit(build())  # the worked example: one batch well over SMALL_BATCH events
+        rating = {"type": "rating.record", "appraisal": "2025:p-A", "leaf": "business", "rater_role": "in_charge",
+                  "score": "81", "at": "2025-12-20T10:00:00+08:00"}
+        for month in range(1, 4):
+            ledger.submit_one({**rating, "id": f"one-{month}", "period": f"2025-{month:02d}"}, actor="p-L1")
+        many = [{**rating, "id": f"many-{n}", "period": f"2025-{n % 12 + 1:02d}", "actor": "p-L1"}
+                for n in range(SMALL_BATCH + 5)]
+        ledger.submit(many)
+        ledger.submit_one({**rating, "id": "one-last", "period": "2025-11"}, actor="p-L1")
+        verdict = verify(log_store(ledger.recorder))
+        assert verdict.ok, verdict.message
+        assert verdict.walked.size == ledger.event_count()
+    finally:
+        ledger.close()
