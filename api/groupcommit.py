@@ -1,11 +1,12 @@
 """Group commit: the writes of concurrent threads (HTTP requests) go to the store together.
 
 Every write of the ledger takes the log's write lock (PostgreSQL: the events table's lock; SQLite:
-the database's) for a few round trips: the events, the chain's head, the chain rows, the command
-rows. Under concurrent requests those writes queue up one behind another, and each round trip of
-the one holding the lock also waits for the GIL. A group commit lets the first waiting writer (the
-leader) write every batch queued at that moment in one transaction, while the others (followers)
-wait for their answer; the next leader is the first batch that queued while it wrote.
+the database's) and pays a transaction: a round trip (PostgreSQL's write function) or several
+(COPY of a bulk batch; SQLite's statements), a commit, and a turn at the GIL for each step. Under
+concurrent requests those writes queue up one behind another. A group commit lets the first
+waiting writer (the leader) write every batch queued at that moment in one transaction, while the
+others (followers) wait for their answer; the next leader is the first batch that queued while it
+wrote.
 
 Each batch stays atomic (its events, its command rows and its chain rows go in together or not at
 all) and keeps its order in the log. Batches that clash inside a group (the same aggregate version
