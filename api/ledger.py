@@ -153,13 +153,13 @@ class AppraisalLedger(Application):
             # up). A refusal or an answer that records nothing is checked against the table too,
             # so that a re-sent command always gets its first answer.
             unit = UnitOfWork(self)
-            unit.look_up, unit.keep_flushed = False, True
+            unit.look_up = False
             outcome = self._submit_batch(unit, [(0, body)], actor)[0]
             if not unit.look_up and outcome.command_id is not None and (
                     not outcome.accepted or not outcome.answer.get("events")):
                 unit.forget()
                 outcome = self._submit_batch(unit, [(0, body)], actor)[0]
-            self._adopt(unit.flushed)
+            self._adopt(unit)
         if not outcome.accepted:
             raise Refused(outcome)
         return outcome
@@ -200,31 +200,38 @@ class AppraisalLedger(Application):
             return aggregate
         # The library deep-copies outside the lock under which another thread fast-forwards the
         # same cached object ("dictionary changed size during iteration"): copy under that lock.
+        with self._cached_lock(aggregate_id):
+            return deepcopy(aggregate)
+
+    @contextmanager
+    def _cached_lock(self, aggregate_id: UUID) -> Iterator[None]:
+        """The library's lock under which a cached aggregate is fast-forwarded (mutated in place):
+        whoever copies, advances or replaces a cached object takes it."""
         lock = self.repository._use_fastforward_lock(aggregate_id)
         try:
             with lock:
-                return deepcopy(aggregate)
+                yield
         finally:
             self.repository._disuse_fastforward_lock(aggregate_id)
 
-    def _adopt(self, flushed: list[tuple[UUID, int, Any]]) -> None:
-        """After a single command's write: its unit's own copies are now what the log says, so they
-        replace cached copies still at the version before (the next refresh then has nothing of
-        ours to decode). The unit is done with them: nothing mutates them any more."""
+    def _adopt(self, unit: UnitOfWork) -> None:
+        """After a single command's write: its unit's copies of what it wrote are now what the log
+        says, so they replace cached copies still at the version before (the next refresh then has
+        nothing of ours to decode). The unit is done with them: nothing mutates them any more."""
         cache = self.repository.cache
         assert cache is not None
-        for aggregate_id, base, aggregate in flushed:
-            lock = self.repository._use_fastforward_lock(aggregate_id)
-            try:
-                with lock:
-                    try:
-                        cached = cache.get(aggregate_id)
-                    except KeyError:
-                        continue
-                    if cached.version == base and not aggregate.pending_events:
-                        cache.put(aggregate_id, aggregate)
-            finally:
-                self.repository._disuse_fastforward_lock(aggregate_id)
+        before: dict[UUID, int] = {}
+        for event in unit.written:
+            before.setdefault(event.originator_id, event.originator_version - 1)
+        for aggregate_id, base in before.items():
+            aggregate = unit.loaded.get(aggregate_id.int)
+            with self._cached_lock(aggregate_id):
+                try:
+                    cached = cache.get(aggregate_id)
+                except KeyError:
+                    continue
+                if aggregate is not None and cached.version == base and not aggregate.pending_events:
+                    cache.put(aggregate_id, aggregate)
 
     def refresh(self, aggregate_ids: Iterable[UUID], command_ids: list[str]) -> tuple[set[UUID], dict[str, Any]]:
         """Bring the cached copies of some aggregates up to date with the log, and look up some
@@ -247,24 +254,20 @@ class AppraisalLedger(Application):
                 if cached_version:  # cached, and nothing newer in the log: no lock needed
                     current.add(aggregate_id)
                 continue
-            lock = self.repository._use_fastforward_lock(aggregate_id)
-            try:
-                with lock:
-                    try:
-                        aggregate = cache.get(aggregate_id)
-                    except KeyError:
-                        aggregate = None
-                    version = aggregate.version if aggregate is not None else 0
-                    events = [self.mapper.to_domain_event(event) for event in stored.get(aggregate_id, ())
-                              if event.originator_version > version]
-                    if aggregate is None and (not events or events[0].originator_version != 1):
-                        continue  # not recorded, or evicted meanwhile: `get` reads it whole
-                    if events:
-                        aggregate = project_aggregate(aggregate, events)
-                        cache.put(aggregate_id, aggregate)
-                    current.add(aggregate_id)
-            finally:
-                self.repository._disuse_fastforward_lock(aggregate_id)
+            with self._cached_lock(aggregate_id):
+                try:
+                    aggregate = cache.get(aggregate_id)
+                except KeyError:
+                    aggregate = None
+                version = aggregate.version if aggregate is not None else 0
+                events = [self.mapper.to_domain_event(event) for event in stored[aggregate_id]
+                          if event.originator_version > version]
+                if aggregate is None and (not events or events[0].originator_version != 1):
+                    continue  # evicted meanwhile: `get` reads it whole
+                if events:
+                    aggregate = project_aggregate(aggregate, events)
+                    cache.put(aggregate_id, aggregate)
+                current.add(aggregate_id)
         return current, commands
 
     def scheme(self, scheme_id: str, version: int) -> Scheme:
@@ -367,8 +370,7 @@ class UnitOfWork:
         self.known: dict[str, dict[str, Any]] = {}
         self.current: set[UUID] = set()  # refreshed by this unit's `run`: no fast-forward needed
         self.look_up = True  # look up the commands' ids before deciding (see `submit_one`)
-        self.flushed: list[tuple[UUID, int, Any]] = []  # (id, version before, the copy) of the last flush
-        self.keep_flushed = False  # note `flushed` (a single command's unit: see `AppraisalLedger._adopt`)
+        self.written: list[Any] = []  # the events of the last flush (see `AppraisalLedger._adopt`)
         self.published_changes: dict[int, tuple[Envelope, str]] = {}  # year -> the latest change
 
     # Context (domain.handlers) ---------------------------------------------------------------------
@@ -529,16 +531,8 @@ class UnitOfWork:
         """Record the batch's events and command rows in one transaction, then answer with
         each command's log position."""
         events, rows = self.detach()
-        if not self.keep_flushed:  # a batch import: its unit goes on with its own copies
-            self.ledger._write(events, rows)
-            return
-        bases: dict[UUID, int] = {}
-        for event in events:
-            bases[event.originator_id] = min(bases.get(event.originator_id, event.originator_version),
-                                             event.originator_version - 1)
         self.ledger._write(events, rows)
-        self.flushed = [(aggregate_id, base, self.loaded[aggregate_id.int]) for aggregate_id, base in bases.items()
-                        if aggregate_id.int in self.loaded]
+        self.written = events
 
     def detach(self) -> tuple[list[Any], list[CommandRow]]:
         """The batch's events and command rows, to be written; the unit goes on from here."""
@@ -550,7 +544,7 @@ class UnitOfWork:
         """Drop everything read or decided (private copies): the next attempt starts from the store."""
         self.loaded, self.touched, self.current = {}, {}, set()
         self.look_up = True
-        self.flushed = []
+        self.written = []
         self.events, self.rows, self.accepted = [], [], {}
         self.published_changes.clear()
 

@@ -124,7 +124,21 @@ def _command_params(stored_ids: Sequence[int], commands: Sequence[CommandRow]) -
     return rows
 
 
-class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+class LocalNewer:
+    """`select_newer` of the local stores (SQLite, memory), where a query costs no round trip."""
+
+    def select_newer(self, after: dict[UUID, int], command_ids: Sequence[str]
+                     ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
+        recorder: Any = self
+        events = {}
+        for aggregate_id, version in after.items():
+            newer = list(recorder.select_events(aggregate_id, gt=version))
+            if newer:
+                events[aggregate_id] = newer
+        return events, recorder.select_commands(command_ids) if command_ids else {}
+
+
+class SQLiteLedgerRecorder(LocalNewer, SQLiteApplicationRecorder):
     def __init__(self, datastore: Any, events_table_name: str = "stored_events") -> None:
         self.commands_table = events_table_name.replace("events", "commands")
         self.chain = SQLiteChain(events_table_name)  # the hash chain (api/chain.py)
@@ -158,10 +172,6 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 for row in c.fetchall():
                     found[row["command_id"]] = _row(row)
         return found
-
-    def select_newer(self, after: dict[UUID, int], command_ids: Sequence[str]
-                     ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
-        return _select_newer(self, after, command_ids)
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -405,7 +415,7 @@ def _row(row: Any) -> dict[str, Any]:
             "target": row["target"], "position": row["position"], "answer": json.loads(row["answer"])}
 
 
-class MemoryLedgerRecorder(POPOApplicationRecorder):
+class MemoryLedgerRecorder(LocalNewer, POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self.commands: dict[str, dict[str, Any]] = {}
@@ -428,23 +438,6 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
 
     def select_commands(self, command_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return {cid: self.commands[cid] for cid in command_ids if cid in self.commands}
-
-    def select_newer(self, after: dict[UUID, int], command_ids: Sequence[str]
-                     ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
-        return _select_newer(self, after, command_ids)
-
-
-def _select_newer(recorder: Any, after: dict[UUID, int], command_ids: Sequence[str]
-                  ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
-    """`select_newer` of the local stores, where a query costs no network round trip."""
-    events = {}
-    for aggregate_id, version in after.items():
-        newer = list(recorder.select_events(aggregate_id, gt=version))
-        if newer:
-            events[aggregate_id] = newer
-    return events, recorder.select_commands(command_ids) if command_ids else {}
-
-
 
 
 class MemoryFactory(POPOFactory):

@@ -291,24 +291,23 @@ class Credentials:
 
     def cached(self, token: str) -> Principal | None:
         """The caller of a token verified within the last `cache_seconds`, without the store."""
-        if not token.startswith(TOKEN_PREFIX) or len(token) < 20 or len(token) > 200:
-            return None
-        digest = hash_token(token)
+        return self._fresh(hash_token(token), self.clock()) if _well_formed(token) else None
+
+    def _fresh(self, digest: str, now: float) -> Principal | None:
         with self._lock:
             cached = self._cache.get(digest)
-        return cached[0] if cached is not None and cached[1] > self.clock() else None
+        return cached[0] if cached is not None and cached[1] > now else None
 
     def verify(self, token: str) -> Principal:
         """The caller a token speaks for; raises a 401 Problem saying why it does not."""
-        if not token.startswith(TOKEN_PREFIX) or len(token) < 20 or len(token) > 200:
+        if not _well_formed(token):
             raise unauthenticated("token-malformed", "not a token of this service (they start with "
                                   f"{TOKEN_PREFIX!r}; create one with `appraisal token create`)")
         digest = hash_token(token)
         now = self.clock()
-        with self._lock:
-            cached = self._cache.get(digest)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        principal = self._fresh(digest, now)
+        if principal is not None:
+            return principal
         record = self.table.by_hash(digest)
         if record is None:
             raise unauthenticated("token-unknown", "this token is not known (never created, or for "
@@ -323,6 +322,10 @@ class Credentials:
                     self._cache.clear()
                 self._cache[digest] = (principal, now + self.cache_seconds)
         return principal
+
+
+def _well_formed(token: str) -> bool:
+    return token.startswith(TOKEN_PREFIX) and 20 <= len(token) <= 200
 
 
 def unauthenticated(rule: str, detail: str) -> Problem:
