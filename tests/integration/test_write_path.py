@@ -283,3 +283,37 @@ def test_the_chain_runs_on_across_both_postgresql_write_paths(db_url: str) -> No
         assert verdict.walked.size == ledger.event_count()
     finally:
         ledger.close()
+
+
+def test_the_write_function_never_scans_the_commands_table(pg_url: str) -> None:
+    """The write function's plans are made once per session and kept. Made while a new store's
+    tables were small, its command-id check was a sequential scan of the whole commands table on
+    every write from then on (about 1 ms, with the log locked, after a few thousand commands). Called
+    first on a tiny table and then on a larger one, in one transaction, it reads by index only."""
+    import psycopg
+
+    ledger = AppraisalLedger(pg_url)
+    try:
+        ledger.submit(build()[:3])
+        recorder = ledger.recorder
+        schema = pg_url.rsplit("schema=", 1)[1]
+        with psycopg.connect(pg_url.split("?", 1)[0]) as conn:
+
+            def write(n: int) -> None:
+                conn.execute(recorder.write_one_statement, (
+                    uuid.uuid4(), 1, "test.Event", b"{}", f"scan-{n}", "rating.record", "f", "t", '{"position": '),
+                    prepare=True)
+
+            for n in range(8):  # planned (and kept) while the table is tiny
+                write(n)
+            conn.execute(psycopg.sql.SQL(
+                "INSERT INTO {}.{} SELECT 'bulk-' || g, 't', 'f', 't', NULL, '{{}}' FROM generate_series(1, 5000) g"
+            ).format(psycopg.sql.Identifier(schema), psycopg.sql.Identifier(recorder.commands_table)))
+            for n in range(8, 16):
+                write(n)
+            scans = conn.execute("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE schemaname = %s AND relname = %s",
+                                 (schema, recorder.commands_table)).fetchone()
+            conn.rollback()
+        assert scans == (0,)
+    finally:
+        ledger.close()
