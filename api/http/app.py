@@ -131,13 +131,17 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
                   openapi_tags=TAGS, lifespan=lifespan)
     app.state.settings = settings
     errors.install(app)
-    app.include_router(pages.router)  # first: GET /audit from a browser is the page (api/pages/session.py)
-    app.include_router(commands.router)
-    app.include_router(reads.router)
+    # Routes are tried in order. The commands (POST and PUT only, none on a page's path and method)
+    # come first: a rating no longer walks past every page route. The pages come before the reads:
+    # GET /audit from a browser is the page (api/pages/session.py). The bench's raw endpoint, when
+    # mounted, comes before everything, so that the baseline is never the dearer to route.
     if settings.bench_raw_endpoint:
         from api.http import bench
 
         app.include_router(bench.router)
+    app.include_router(commands.router)
+    app.include_router(pages.router)
+    app.include_router(reads.router)
     app.add_middleware(logs.RequestLog)
     if ledger is not None:
         open_state(app, ledger)

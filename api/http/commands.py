@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from api.http import models as m
 from api.http.auth import Principal, forbidden, require_grant, require_writer
-from api.http.deps import PrincipalDep, log_entry
+from api.http.deps import BearerDep, caller, log_entry
 from api.http.errors import WRITE_CONFLICTS, Problem, conflict_problem, from_domain
 from api.http.settings import Settings
 from api.ledger import AppraisalLedger, Outcome, Refused
@@ -147,10 +147,11 @@ class CommandRunner:
                             headers={"X-Log-Position": str(answer["position"])})
 
 
-async def command_runner(request: Request, principal: PrincipalDep,
+async def command_runner(request: Request, sent: BearerDep,
                          idempotency_key: IdempotencyKey = None) -> CommandRunner:
-    # The ledger and the settings straight from the application's state: every dependency FastAPI
-    # resolves costs each request its turn.
+    # The caller is authenticated here, and the ledger and the settings come straight from the
+    # application's state: every dependency FastAPI resolves costs each request its turn.
+    principal = await caller(request, sent)
     state = request.app.state
     return CommandRunner(request, state.ledger, state.settings, principal, idempotency_key)
 

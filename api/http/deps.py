@@ -53,10 +53,14 @@ def log_entry(request: Request) -> dict[str, Any]:
     return entry
 
 
-async def authenticate(request: Request, credentials: CredentialsDep,
-                       sent: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def caller(request: Request, sent: HTTPAuthorizationCredentials | None) -> Principal:
     """The caller. A token seen in the last few seconds is answered from memory on the event loop;
-    any other is looked up in the store on a worker thread."""
+    any other is looked up in the store on a worker thread. (The credentials come straight from the
+    application's state: every dependency FastAPI resolves costs each request its turn.)"""
+    credentials: Credentials = request.app.state.credentials
     if sent is None:
         header = request.headers.get("authorization")
         if not header:
@@ -68,6 +72,10 @@ async def authenticate(request: Request, credentials: CredentialsDep,
         principal = await run_in_threadpool(credentials.verify, sent.credentials)
     log_entry(request)["actor"] = principal.person
     return principal
+
+
+async def authenticate(request: Request, sent: BearerDep) -> Principal:
+    return await caller(request, sent)
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
