@@ -20,7 +20,12 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from api.chain import SEED, ChainBroken, extend_rows, oid_bytes
-from api.storage import MemoryLedgerRecorder, PostgresLedgerRecorder, SQLiteLedgerRecorder
+from api.storage import (
+    MemoryLedgerRecorder,
+    PostgresLedgerRecorder,
+    SQLiteLedgerRecorder,
+    serialize_ddl,
+)
 
 Row = tuple[int, bytes, int, str, bytes, bytes | None]
 EventRow = tuple[int, str, int, str, bytes]  # position, originator id (text), version, topic, state
@@ -279,9 +284,11 @@ class PostgresLog:
             yield _command_dict(row)
 
     def _create_checkpoints(self, conn: Any) -> None:
-        conn.execute(self._sql("CREATE TABLE IF NOT EXISTS {schema}.{checkpoints} (size bigint NOT NULL, "
-                               "head_position bigint NOT NULL, root text NOT NULL, timestamp text NOT NULL, "
-                               "key_id text NOT NULL, document text NOT NULL)"))
+        with conn.transaction():  # (the pool's connections are in autocommit)
+            serialize_ddl(conn, self.datastore.schema)
+            conn.execute(self._sql("CREATE TABLE IF NOT EXISTS {schema}.{checkpoints} (size bigint NOT NULL, "
+                                   "head_position bigint NOT NULL, root text NOT NULL, timestamp text NOT NULL, "
+                                   "key_id text NOT NULL, document text NOT NULL)"))
 
     def record_checkpoint(self, document: dict[str, Any]) -> None:
         with self.datastore.get_connection() as conn:

@@ -103,6 +103,14 @@ def ensure_schema(url: str) -> None:
 APP_PARAMETERS = ("schema", "pool_size", "max_overflow")  # ours; the rest of a URL's query is libpq's
 
 
+def serialize_ddl(cursor: Any, schema: str) -> None:
+    """Inside a transaction that creates tables in `schema` on PostgreSQL: wait for any other such
+    transaction to end first. `CREATE TABLE IF NOT EXISTS` is not safe against a concurrent twin
+    (the loser fails on the catalog's unique index), and processes open a new store at the same
+    time: `appraisal serve --workers N`, a server beside `appraisal project`."""
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"appraisal-ledger ddl {schema}",))
+
+
 def pg_conninfo(url: str) -> str:
     """A PostgreSQL URL for psycopg: without this application's parameters (`schema`, pool sizes),
     with libpq's (`host`, `port`, `sslmode`, ...)."""
@@ -240,6 +248,19 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[0], ARRAY[%b::text]) "
             "AS positions"
         ).format(schema=schema, function=self.write_function)
+
+    def create_table(self) -> None:
+        """The library's `create_table` (types, then tables, functions and indexes), in one
+        transaction serialised against other processes creating the same store (`serialize_ddl`):
+        a type that is already there is skipped inside a savepoint."""
+        with self.datastore.transaction(commit=True) as curs:
+            serialize_ddl(curs, self.datastore.schema)
+            for statement in self.sql_create_statements:
+                if "CREATE TYPE" in statement.as_string():
+                    with suppress(psycopg.errors.DuplicateObject), curs.connection.transaction():
+                        curs.execute(statement, prepare=False)
+            self._create_table(curs)
+        self.datastore.register_type_adapters()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from api.storage import pg_conninfo
+from api.storage import pg_conninfo, serialize_ddl
 
 
 class ViewDB:
@@ -75,7 +75,7 @@ class PostgresViewDB(ViewDB):
     @contextmanager
     def transaction(self) -> Iterator[_Cursor]:
         with self.conn.transaction(), self.conn.cursor() as cursor:
-            yield _Cursor(cursor, _pg)
+            yield _Cursor(cursor, _pg, self.schema)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self.conn.cursor() as cursor:
@@ -95,9 +95,16 @@ def _pg(sql: str) -> str:
 
 
 class _Cursor:
-    def __init__(self, cursor: Any, translate: Any) -> None:
+    def __init__(self, cursor: Any, translate: Any, schema: str | None = None) -> None:
         self.cursor = cursor
         self.translate = translate
+        self.schema = schema  # PostgreSQL's
+
+    def serialize_ddl(self) -> None:
+        """Before creating tables: wait for another process doing the same (PostgreSQL;
+        `api.storage.serialize_ddl`). SQLite serialises writers itself."""
+        if self.schema is not None:
+            serialize_ddl(self.cursor, self.schema)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; return the number of rows it changed."""

@@ -72,6 +72,7 @@ MIN_RATERS_SHOWN = 3
 def create_tables(tx: Any, suffix: str = "", *, indexes: bool = True) -> None:
     """The tables (with `suffix`: a rebuild's fresh ones, whose audit indexes are made after the
     bulk load, once, under their live names: see `rebuild`)."""
+    tx.serialize_ddl()
     s = suffix
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_year_results{s} (year INTEGER PRIMARY KEY, scheme TEXT NOT NULL, "
                "status TEXT NOT NULL, document TEXT NOT NULL, digest TEXT NOT NULL)")

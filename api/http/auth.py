@@ -28,6 +28,7 @@ from psycopg.sql import SQL, Identifier
 
 from api.http.errors import Problem
 from api.ledger import AppraisalLedger
+from api.storage import serialize_ddl
 
 TOKEN_PREFIX = "al_"
 GRANTS = ("admin", "recorder", "inspector")
@@ -137,6 +138,7 @@ class PostgresTokens:
         table = recorder.commands_table.replace("_commands", "_tokens")
         self.table = SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(table))
         with self.datastore.transaction(commit=True) as c:
+            serialize_ddl(c, self.datastore.schema)
             c.execute(SQL("CREATE TABLE IF NOT EXISTS {} (token_id text PRIMARY KEY, "
                           "token_hash text NOT NULL UNIQUE, prefix text NOT NULL, person text NOT NULL, "
                           "grants text NOT NULL, created_at text NOT NULL, created_by text NOT NULL, "

@@ -20,6 +20,7 @@ from api.http.auth import require_writer
 from api.http.commands import RESPONSES, AppraisalKey, check_text
 from api.http.deps import PrincipalDep, log_entry
 from api.ledger import AppraisalLedger
+from api.storage import serialize_ddl
 
 router = APIRouter(tags=["bench 基准"], include_in_schema=False)
 
@@ -32,6 +33,7 @@ class RawTable:
             raise RuntimeError("the raw-insert baseline runs on PostgreSQL only")
         self.table = SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier("bench_raw_ratings"))
         with self.datastore.transaction(commit=True) as c:
+            serialize_ddl(c, self.datastore.schema)
             c.execute(SQL("CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, actor text NOT NULL, "
                           "appraisal text NOT NULL, body text NOT NULL)").format(self.table))
         self.insert = SQL("INSERT INTO {} (actor, appraisal, body) VALUES (%s, %s, %s) RETURNING id").format(

@@ -317,3 +317,40 @@ def test_the_write_function_never_scans_the_commands_table(pg_url: str) -> None:
         assert scans == (0,)
     finally:
         ledger.close()
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(pg_url: str) -> None:
+    """`appraisal serve --workers N` on a new PostgreSQL store: every worker creates the tables at
+    the same moment. `CREATE TABLE IF NOT EXISTS` alone lets the loser of the race fail on the
+    catalog; serialised, each opener finds the others' tables."""
+    from api.http.auth import Credentials
+    from projections.db import open_view_db
+    from projections.readmodels import create_tables
+
+    openers = 6
+    start = threading.Barrier(openers)
+    failures: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            start.wait()
+            ledger = AppraisalLedger(pg_url)
+            try:
+                Credentials(ledger)
+                db = open_view_db(pg_url)
+                try:
+                    with db.transaction() as tx:
+                        create_tables(tx)
+                finally:
+                    db.close()
+            finally:
+                ledger.close()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_store) for _ in range(openers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
