@@ -10,8 +10,10 @@ wrote.
 
 Each batch stays atomic (its events, its command rows and its chain rows go in together or not at
 all) and keeps its order in the log. Batches that clash inside a group (the same aggregate version
-or the same command id, decided concurrently from the same state) are not sent: all but the first
-get the store's own `IntegrityError`, which the ledger answers by deciding again. When the group's
+or the same command id, decided concurrently from the same state, or a batch that read an aggregate
+an earlier batch of the group changes) are not sent: all but the first get the store's own
+`IntegrityError`, which the ledger answers by deciding again. The group's read set (what its
+batches read and did not change, at the versions they read) is checked by the store as one. When the group's
 transaction fails anyway (a clash with what another process wrote), each batch is written again on
 its own, so one batch's conflict never refuses another. A single writer (an import) writes its
 batches directly, as before.
@@ -28,13 +30,14 @@ from eventsourcing.persistence import IntegrityError
 
 from api.storage import CommandRow
 
-Put = Callable[[list[Any], list[CommandRow]], Sequence[int]]
+Put = Callable[[list[Any], list[CommandRow], dict[Any, int]], Sequence[int]]
 
 
 @dataclass(eq=False)
 class _Batch:
     events: list[Any]
     rows: list[CommandRow]
+    read: dict[Any, int]  # aggregate id -> the version the batch's decisions started from
     done: threading.Event = field(default_factory=threading.Event)
     lead: bool = False
     positions: Sequence[int] = ()
@@ -42,9 +45,10 @@ class _Batch:
 
 
 class GroupCommit:
-    """`write(events, rows)` returns the events' log positions once they are recorded, or raises
-    what recording them raised. `put` records one list of events with its command rows in one
-    transaction and returns their positions."""
+    """`write(events, rows, read)` returns the events' log positions once they are recorded, or
+    raises what recording them raised. `put` records one list of events with its command rows in one
+    transaction, provided the aggregates in `read` are still at those versions, and returns their
+    positions."""
 
     def __init__(self, put: Put, max_group: int = 64) -> None:
         self._put = put
@@ -54,8 +58,9 @@ class GroupCommit:
         self._writing = False
         self.groups = 0  # transactions of more than one batch (for tests and the bench)
 
-    def write(self, events: list[Any], rows: list[CommandRow]) -> Sequence[int]:
-        batch = _Batch(events, rows)
+    def write(self, events: list[Any], rows: list[CommandRow], read: dict[Any, int] | None = None
+              ) -> Sequence[int]:
+        batch = _Batch(events, rows, read or {})
         with self._lock:
             self._queue.append(batch)
             leader = not self._writing
@@ -94,11 +99,14 @@ class GroupCommit:
             return
         events: list[Any] = []
         rows: list[CommandRow] = []
+        read: dict[Any, int] = {}
         for batch in sendable:
             rows += [row._replace(event_index=row.event_index + len(events)) for row in batch.rows]
             events += batch.events
+            for aggregate_id, version in batch.read.items():
+                read[aggregate_id] = min(version, read.get(aggregate_id, version))
         try:
-            positions = self._put(events, rows)
+            positions = self._put(events, rows, read)
         except BaseException:  # noqa: BLE001 - each batch on its own, each with its own outcome
             for batch in sendable:
                 self._write_one(batch)
@@ -111,24 +119,27 @@ class GroupCommit:
 
     def _write_one(self, batch: _Batch) -> None:
         try:
-            batch.positions = self._put(batch.events, batch.rows)
+            batch.positions = self._put(batch.events, batch.rows, batch.read)
         except BaseException as error:  # noqa: BLE001 - handed to the batch's own thread
             batch.error = error
 
 
 def _without_clashes(group: list[_Batch]) -> list[_Batch]:
     """The batches of a group that can go together: a later batch writing an aggregate version or a
-    command id that an earlier one writes gets an IntegrityError (it is decided again)."""
+    command id that an earlier one writes, or reading an aggregate that an earlier one changes, gets
+    an IntegrityError (it is decided again)."""
     versions: set[tuple[Any, int]] = set()
+    changed: set[Any] = set()
     commands: set[str] = set()
     sendable = []
     for batch in group:
         keys = {(event.originator_id, event.originator_version) for event in batch.events}
         ids = {row.command_id for row in batch.rows}
-        if keys & versions or ids & commands:
+        if keys & versions or ids & commands or not changed.isdisjoint(batch.read):  # (read: changed too)
             batch.error = IntegrityError("a concurrent command changed the same aggregate first")
             continue
         versions |= keys
+        changed |= {aggregate_id for aggregate_id, _ in keys}
         commands |= ids
         sendable.append(batch)
     return sendable

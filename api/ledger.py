@@ -129,16 +129,18 @@ class AppraisalLedger(Application):
                 else:
                     self._serial[key] = (lock, users - 1)
 
-    def _write(self, events: list[Any], rows: list[CommandRow]) -> None:
+    def _write(self, events: list[Any], rows: list[CommandRow], read: dict[UUID, int]) -> None:
         """One transaction: the events, their command rows (and the chain); answers get positions.
-        Concurrent threads' writes may share that transaction (a group commit)."""
+        `read`: the versions of the aggregates the decisions read and did not change; the store
+        refuses the write (IntegrityError) when any of them has changed since. Concurrent threads'
+        writes may share that transaction (a group commit)."""
         if events:
-            positions = self._group.write(events, rows)
+            positions = self._group.write(events, rows, read)
             for row in rows:
                 row.answer["position"] = positions[row.event_index]
 
-    def _put(self, events: list[Any], rows: list[CommandRow]) -> list[int]:
-        recordings = self.events.put(events, commands=rows)
+    def _put(self, events: list[Any], rows: list[CommandRow], read: dict[UUID, int]) -> list[int]:
+        recordings = self.events.put(events, commands=rows, read=read)
         return [r.notification.id for r in recordings]
 
     def submit_one(self, body: dict[str, Any], *, actor: str | None = None) -> Outcome:
@@ -148,10 +150,14 @@ class AppraisalLedger(Application):
         only clash, and be decided again. Other processes' clashes are retried as ever."""
         key = body.get("appraisal") if isinstance(body, dict) else None
         with self._one_at_a_time(key if isinstance(key, str) else None):
-            # A new command id is the common case: decide without looking it up (the command-id
-            # table's key refuses a re-sent one at the write, which then tries again looking it
-            # up). A refusal or an answer that records nothing is checked against the table too,
-            # so that a re-sent command always gets its first answer.
+            # The common case is a new command id on aggregates no other process has changed:
+            # decide on the cached copies without a round trip. The write checks both: the
+            # command-id table's key refuses a re-sent id, and the store refuses the write when
+            # an aggregate the decision read or changed has moved on (the read set, the versions).
+            # Either way the unit decides again after one round trip that brings the cache up to
+            # date and looks the id up. A refusal or an answer that records nothing is decided
+            # again that way too, so that it never rests on a stale copy, and a re-sent command
+            # always gets its first answer.
             unit = UnitOfWork(self)
             unit.look_up = False
             outcome = self._submit_batch(unit, [(0, body)], actor)[0]
@@ -369,7 +375,10 @@ class UnitOfWork:
         self.accepted: dict[str, tuple[str, str, str, dict[str, Any]]] = {}  # id -> (type, target, fingerprint, answer)
         self.known: dict[str, dict[str, Any]] = {}
         self.current: set[UUID] = set()  # refreshed by this unit's `run`: no fast-forward needed
-        self.look_up = True  # look up the commands' ids before deciding (see `submit_one`)
+        # Look up the commands' ids before deciding, and (a single command) refresh what it reads;
+        # off: decide on the cached copies as they are (see `submit_one`).
+        self.look_up = True
+        self.read: dict[UUID, int] = {}  # every aggregate read: its version then (0: none)
         self.written: list[Any] = []  # the events of the last flush (see `AppraisalLedger._adopt`)
         self.published_changes: dict[int, tuple[Envelope, str]] = {}  # year -> the latest change
 
@@ -382,8 +391,9 @@ class UnitOfWork:
         try:
             return self.loaded[key]
         except KeyError:
-            aggregate = self.loaded[key] = self.ledger.get(aggregate_id, private=True,
-                                                           fastforward=aggregate_id not in self.current)
+            aggregate = self.loaded[key] = self.ledger.get(
+                aggregate_id, private=True, fastforward=self.look_up and aggregate_id not in self.current)
+            self.read[aggregate_id] = aggregate.version if aggregate is not None else 0
             return aggregate
 
     def organisation(self) -> Organisation | None:
@@ -444,8 +454,10 @@ class UnitOfWork:
 
     def run(self, batch: list[tuple[int, dict[str, Any]]], actor: str | None) -> list[Outcome]:
         ids = [str(body["id"]) for _, body in batch if isinstance(body, dict) and isinstance(body.get("id"), str)]
-        if len(batch) == 1 and isinstance(batch[0][1], dict):
-            self.current, self.known = self.ledger.refresh(_needs(batch[0][1]), ids if self.look_up else [])
+        if not self.look_up:
+            pass  # the cached copies as they are; the write checks what they were (`submit_one`)
+        elif len(batch) == 1 and isinstance(batch[0][1], dict):
+            self.current, self.known = self.ledger.refresh(_needs(batch[0][1]), ids)
         else:
             self.known = self.ledger.commands(ids) if ids else {}
         outcomes = []
@@ -531,7 +543,14 @@ class UnitOfWork:
         """Record the batch's events and command rows in one transaction, then answer with
         each command's log position."""
         events, rows = self.detach()
-        self.ledger._write(events, rows)
+        # What the decisions started from: each aggregate read at the version read, and each one
+        # changed at the version before its first new event (the store checks them all).
+        started: dict[UUID, int] = {}
+        for event in events:
+            started.setdefault(event.originator_id, event.originator_version - 1)
+        self.ledger._write(events, rows, {**self.read, **started})
+        for event in events:  # the next batch of an import reads them as written here
+            self.read[event.originator_id] = event.originator_version
         self.written = events
 
     def detach(self) -> tuple[list[Any], list[CommandRow]]:
@@ -542,7 +561,7 @@ class UnitOfWork:
 
     def forget(self) -> None:
         """Drop everything read or decided (private copies): the next attempt starts from the store."""
-        self.loaded, self.touched, self.current = {}, {}, set()
+        self.loaded, self.touched, self.current, self.read = {}, {}, set(), {}
         self.look_up = True
         self.written = []
         self.events, self.rows, self.accepted = [], [], {}

@@ -132,6 +132,16 @@ def _command_params(stored_ids: Sequence[int], commands: Sequence[CommandRow]) -
     return rows
 
 
+STALE_READ = "stale read: an aggregate the decisions read has changed since"
+
+
+def _read_set(kwargs: dict[str, Any]) -> dict[UUID, int]:
+    """The `read` of a write: every aggregate its decisions read or changed, at the version they
+    started from (0: it did not exist). The store refuses the write when any has moved on: checked
+    before the insert, so that a refused write leaves no gap in the log's positions."""
+    return kwargs.get("read") or {}
+
+
 class LocalNewer:
     """`select_newer` of the local stores (SQLite, memory), where a query costs no round trip."""
 
@@ -162,6 +172,15 @@ class SQLiteLedgerRecorder(LocalNewer, SQLiteApplicationRecorder):
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
                        **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs) or []
+        # The read set, checked once the insert holds the database's write lock (a read first
+        # would open a snapshot that a concurrent commit, a projection's, makes unwritable). The
+        # transaction's rollback gives back the positions taken: no gap.
+        latest = {event.originator_id: event.originator_version for event in stored_events}
+        for aggregate_id, version in _read_set(kwargs).items():
+            c.execute(f"SELECT 1 FROM {self.events_table_name} WHERE originator_id = ? AND originator_version > ? "
+                      "LIMIT 1", (aggregate_id.hex, latest.get(aggregate_id, version)))
+            if c.fetchone() is not None:
+                raise IntegrityError(STALE_READ)
         self.chain.append(c, stored_events, ids)
         commands = kwargs.get("commands") or ()
         if commands:
@@ -231,23 +250,30 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ).format(**names)
         # Small batches (single commands over HTTP) are written by one call of a function of the
         # store (`_write_function`): one round trip instead of a COPY's several. (v3: planned
-        # without sequential scans; a store made by v2 gets v3 beside it on its next start.)
-        self.write_function = Identifier(f"{events_table_name}_write_v3")
+        # without sequential scans; v4: checks the read set. A store made by an earlier version
+        # gets v4 beside the old function on its next start.)
+        self.write_function = Identifier(f"{events_table_name}_write_v4")
         self.sql_create_statements.append(_write_function(
             schema=schema, function=self.write_function, events=Identifier(self.events_table_name),
             chain=Identifier(self.chain.table), commands=Identifier(self.commands_table),
             channel=Identifier(self.channel_name), lock_timeout=int(self.datastore.lock_timeout)))
         self.write_statement = SQL(
             "SELECT {schema}.{function}(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], "
-            "%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::text[]) AS positions"
-        ).format(schema=schema, function=self.write_function)
+            "%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::text[], %b::uuid[], %b::bigint[]) "
+            "AS positions"
+        ).format(schema=schema, function=self.write_function).as_bytes(None)
         # One event and its command (most HTTP commands): the same function, called with scalars,
         # which the driver sends much more cheaply than one-element arrays.
         self.write_one_statement = SQL(
             "SELECT {schema}.{function}(ARRAY[%b::uuid], ARRAY[%b::bigint], ARRAY[%b::text], ARRAY[%b::bytea], "
-            "ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[0], ARRAY[%b::text]) "
-            "AS positions"
-        ).format(schema=schema, function=self.write_function)
+            "ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[0], ARRAY[%b::text], "
+            "%b::text::uuid[], %b::text::bigint[]) AS positions"
+        ).format(schema=schema, function=self.write_function).as_bytes(None)
+        # The read set's check in the COPY path (the write function makes the same one).
+        self.stale_read_statement = SQL(
+            "SELECT EXISTS (SELECT 1 FROM unnest(%b::uuid[], %b::bigint[]) AS r(id, seen) "
+            "JOIN {schema}.{events} AS e ON e.originator_id = r.id AND e.originator_version > r.seen) AS stale"
+        ).format(**names)
 
     def create_table(self) -> None:
         """The library's `create_table` (types, then tables, functions and indexes), in one
@@ -268,15 +294,27 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             return super().insert_events(stored_events, **kwargs)
         commands = kwargs.get("commands") or ()
         if len(stored_events) <= SMALL_BATCH:
-            return self._call_write_function(stored_events, commands)
+            return self._call_write_function(stored_events, commands, _read_set(kwargs))
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             try:
                 # One round trip opens the transaction, takes the lock and draws the positions
                 # (then one per COPY and the commit): on a busy machine each costs a wakeup.
+                # (With a read set, it is checked before any position is drawn: a refused write
+                # leaves no gap in the log.)
+                read = _read_set(kwargs)
                 with conn.pipeline():
                     curs.execute("BEGIN")
                     self._lock_table(curs)
                     self._notify_channel(curs)
+                    if read:
+                        curs.execute(self.stale_read_statement, (list(read), list(read.values())))
+                    else:
+                        curs.execute(self.reserve_positions_statement,
+                                     (self.events_name, len(stored_events)), prepare=True)
+                if read:
+                    stale = curs.fetchone()
+                    if stale is None or stale["stale"]:
+                        raise IntegrityError(STALE_READ)
                     curs.execute(self.reserve_positions_statement,
                                  (self.events_name, len(stored_events)), prepare=True)
                 head = curs.fetchone()
@@ -301,16 +339,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 raise
         return ids
 
-    def _call_write_function(self, stored_events: Sequence[StoredEvent], commands: Sequence[CommandRow]
-                             ) -> list[int]:
+    def _call_write_function(self, stored_events: Sequence[StoredEvent], commands: Sequence[CommandRow],
+                             read: dict[UUID, int]) -> list[int]:
         """One statement, one round trip, one transaction: the write function locks the log,
-        checks the chain's head, inserts the events, chains them and records the commands."""
+        checks the chain's head and the read set, inserts the events, chains them and records the
+        commands."""
         if len(stored_events) == 1 and len(commands) == 1:
             (event,), (row,) = stored_events, commands
             statement = self.write_one_statement
             params: tuple[Any, ...] = (
                 event.originator_id, event.originator_version, event.topic, event.state, row.command_id,
-                row.type, row.fingerprint, row.target, _answer_prefix(row.answer))
+                row.type, row.fingerprint, row.target, _answer_prefix(row.answer), *_array_literals(read))
         else:
             statement = self.write_statement
             params = (
@@ -319,6 +358,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 [row.command_id for row in commands], [row.type for row in commands],
                 [row.fingerprint for row in commands], [row.target for row in commands],
                 [row.event_index for row in commands], [_answer_prefix(row.answer) for row in commands],
+                list(read), list(read.values()),
             )
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             try:
@@ -364,6 +404,12 @@ _EVENT_TYPES = ["int8", "uuid", "int8", "text", "bytea"]
 _COMMAND_TYPES = ["text", "text", "text", "text", "int8", "text"]
 
 
+def _array_literals(read: dict[UUID, int]) -> tuple[str, str]:
+    """A read set as two array literals (`{id,...}`, `{version,...}`): uuids and integers need no
+    quoting, and a string is sent far more cheaply than a list the driver dumps element by element."""
+    return "{" + ",".join(map(str, read)) + "}", "{" + ",".join(map(str, read.values())) + "}"
+
+
 def _answer_prefix(answer: dict[str, Any]) -> str:
     """A command's answer as JSON, open at its end for the log position the write function adds:
     `_command_params`' text exactly, once the position and "}" are appended."""
@@ -401,6 +447,11 @@ BEGIN
         RAISE EXCEPTION 'chain-broken' USING DETAIL =
             coalesce(head_position, 0)::text || ' ' || coalesce(last_event, 0)::text;
     END IF;
+    -- The decisions' read set: refused when an aggregate they read has moved on since.
+    IF EXISTS (SELECT 1 FROM unnest(r_ids, r_versions) AS r(id, seen)
+               JOIN {schema}.{events} AS e ON e.originator_id = r.id AND e.originator_version > r.seen) THEN
+        RAISE EXCEPTION '{stale}' USING ERRCODE = 'unique_violation';
+    END IF;
     -- A re-sent command id is refused before the insert takes positions (no gap in the log).
     IF EXISTS (SELECT 1 FROM {schema}.{commands} WHERE command_id = ANY(c_ids)) THEN
         RAISE EXCEPTION 'command id already recorded' USING ERRCODE = 'unique_violation';
@@ -427,12 +478,13 @@ BEGIN
     FROM unnest(c_ids, c_types, c_prints, c_targets, c_firsts, c_answers)
          AS c(id, kind, print, target, first, answer);
     RETURN positions;
-END""").format(**names)
+END""").format(stale=SQL(STALE_READ), **names)
     return SQL(
         "DO $do$ BEGIN "
         "CREATE FUNCTION {schema}.{function}(e_ids uuid[], e_versions bigint[], e_topics text[], "
         "e_states bytea[], c_ids text[], c_types text[], c_prints text[], c_targets text[], c_firsts int[], "
-        "c_answers text[]) RETURNS bigint[] LANGUAGE plpgsql SET enable_seqscan = off AS $fn${body}$fn$; "
+        "c_answers text[], r_ids uuid[], r_versions bigint[]) RETURNS bigint[] LANGUAGE plpgsql "
+        "SET enable_seqscan = off AS $fn${body}$fn$; "
         "EXCEPTION WHEN duplicate_function OR unique_violation THEN NULL; END $do$"
     ).format(schema=names["schema"], function=names["function"], body=body)
 
@@ -453,6 +505,9 @@ class MemoryLedgerRecorder(LocalNewer, POPOApplicationRecorder):
         with self._database_lock:
             if any(row.command_id in self.commands for row in commands):
                 raise IntegrityError("command id already recorded")
+            for aggregate_id, version in _read_set(kwargs).items():
+                if max(self._stored_events_index.get(str(aggregate_id)) or [0]) > version:
+                    raise IntegrityError(STALE_READ)
             self._assert_uniqueness(stored_events, **kwargs)
             last_before = len(self._stored_events) or None
             ids = self._update_table(stored_events, **kwargs) or []

@@ -37,7 +37,7 @@ class FakeStore:
         self.refuse: set[uuid.UUID] = set()
         self.lock = threading.Lock()
 
-    def put(self, events: list[Any], rows: list[CommandRow]) -> list[int]:
+    def put(self, events: list[Any], rows: list[CommandRow], read: dict[Any, int] | None = None) -> list[int]:
         self.entered.set()
         self.hold.wait(10)
         with self.lock:
@@ -297,11 +297,13 @@ def test_the_write_function_never_scans_the_commands_table(pg_url: str) -> None:
         ledger.submit(build()[:3])
         recorder = ledger.recorder
         schema = pg_url.rsplit("schema=", 1)[1]
+        ledger_id = uuid.uuid4()  # a read set of one aggregate that does not exist
         with psycopg.connect(pg_url.split("?", 1)[0]) as conn:
 
             def write(n: int) -> None:
                 conn.execute(recorder.write_one_statement, (
-                    uuid.uuid4(), 1, "test.Event", b"{}", f"scan-{n}", "rating.record", "f", "t", '{"position": '),
+                    uuid.uuid4(), 1, "test.Event", b"{}", f"scan-{n}", "rating.record", "f", "t", '{"position": ',
+                    [ledger_id], [0]),
                     prepare=True)
 
             for n in range(8):  # planned (and kept) while the table is tiny
@@ -354,3 +356,64 @@ def test_processes_opening_a_new_store_at_once_all_succeed(pg_url: str) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert failures == []
+
+
+def test_a_decision_on_a_copy_another_process_has_outdated_is_made_again(db_url: str) -> None:
+    """A single command is decided on the cached copies without a round trip; the write checks the
+    versions of everything the decision read. Here the organisation it read (who is in charge of
+    d-01) was changed by another process meanwhile: the write is refused, the command decided
+    again on the current organisation (and refused), nothing of it recorded, and the log's
+    positions stay without a gap."""
+    from api.integrity import verify
+    from api.ledger import Refused
+    from api.logstore import log_store
+
+    first, second = AppraisalLedger(db_url), AppraisalLedger(db_url)
+    try:
+        first.submit(build()[:12])
+        rating = {"type": "rating.record", "appraisal": "2025:p-A", "leaf": "business", "rater_role": "in_charge",
+                  "score": "80", "at": "2025-12-20T10:00:00+08:00"}
+        first.submit_one({**rating, "id": "r-1", "period": "2025-01"}, actor="p-L1")  # caches the organisation
+        second.submit([{"type": "org.department", "id": "d-01-again", "actor": "admin", "department": "d-01",
+                        "name": {"zh": "机构编制科", "en": "Staffing Section"}, "approved_posts": 8,
+                        "in_charge": "p-L2"}])
+        count = first.event_count()
+        with pytest.raises(Refused) as refused:
+            first.submit_one({**rating, "id": "r-2", "period": "2025-02"}, actor="p-L1")
+        assert refused.value.outcome.error is not None and refused.value.outcome.error.field == "rater_role"
+        assert first.event_count() == count and first.commands(["r-2"]) == {}
+        # The one now in charge is accepted, on the first process too.
+        assert first.submit_one({**rating, "id": "r-3", "period": "2025-02"}, actor="p-L2").accepted
+        verdict = verify(log_store(first.recorder))
+        assert verdict.ok and verdict.walked.size == first.event_count()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_batch_that_read_what_an_earlier_batch_of_its_group_changes_is_decided_again() -> None:
+    store = FakeStore()
+    commit = GroupCommit(store.put)
+    org, appraisal = uuid.uuid4(), uuid.uuid4()
+    store.hold.clear()
+    out: dict[str, Any] = {}
+    first = _in_thread(commit, _batch(uuid.uuid4(), 1), out, "first")  # holds the store
+    assert store.entered.wait(5)
+    changes_org = _in_thread(commit, _batch(org, 4, command="org"), out, "changes_org")
+    _wait_queued(commit, 1)
+    events, rows = _batch(appraisal, 2, command="rating")
+    read_org = threading.Thread(target=lambda: out.__setitem__("read_org", _try(commit, events, rows, {org: 3})))
+    read_org.start()
+    _wait_queued(commit, 2)
+    store.hold.set()
+    for thread in (first, changes_org, read_org):
+        thread.join(10)
+    assert isinstance(out["read_org"], IntegrityError)
+    assert out["changes_org"] == [2]
+
+
+def _try(commit: GroupCommit, events: list[Any], rows: list[CommandRow], read: dict[Any, int]) -> Any:
+    try:
+        return commit.write(events, rows, read)
+    except IntegrityError as error:
+        return error
