@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import suppress
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 from uuid import UUID
 
@@ -175,12 +175,18 @@ class SQLiteLedgerRecorder(LocalNewer, SQLiteApplicationRecorder):
         # The read set, checked once the insert holds the database's write lock (a read first
         # would open a snapshot that a concurrent commit, a projection's, makes unwritable). The
         # transaction's rollback gives back the positions taken: no gap.
-        latest = {event.originator_id: event.originator_version for event in stored_events}
-        for aggregate_id, version in _read_set(kwargs).items():
-            c.execute(f"SELECT 1 FROM {self.events_table_name} WHERE originator_id = ? AND originator_version > ? "
-                      "LIMIT 1", (aggregate_id.hex, latest.get(aggregate_id, version)))
-            if c.fetchone() is not None:
-                raise IntegrityError(STALE_READ)
+        read = _read_set(kwargs)
+        if read:
+            started = {aggregate_id.hex: version for aggregate_id, version in read.items()}
+            for event in stored_events:  # ours, just inserted
+                started[cast(UUID, event.originator_id).hex] = event.originator_version
+            keys = list(started)
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                c.execute(f"SELECT originator_id, max(originator_version) AS last FROM {self.events_table_name} "
+                          f"WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id", chunk)
+                if any(row["last"] > started[row["originator_id"]] for row in c.fetchall()):
+                    raise IntegrityError(STALE_READ)
         self.chain.append(c, stored_events, ids)
         commands = kwargs.get("commands") or ()
         if commands:
