@@ -28,18 +28,28 @@ def ledger_id(kind: str, key: str) -> UUID:
 
 
 class CheapCopy:
-    """A private copy for deciding, at a fraction of `deepcopy`'s cost: the containers of the
-    state are copied one level; what they hold is shared, because apply code only ever adds or
-    replaces entries (facts are frozen; people, department and publication records are replaced
-    whole, never edited in place)."""
+    """A private copy for deciding, at almost no cost: copy on write. The copy shares the state's
+    containers with the original, and both are marked shared; whichever is changed first (every
+    change is an event's `mutate`, see `LedgerEvent`) copies its containers one level before the
+    change (`_own`). What the containers hold is shared for good, because apply code only ever adds
+    or replaces entries (facts are frozen; people, department and publication records are replaced
+    whole, never edited in place). A command that only reads the organisation and the year (a
+    rating) copies neither; one that changes its appraisal copies that appraisal's containers once."""
+
+    _shared = False
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         clone = self.__class__.__new__(self.__class__)
+        clone.__dict__.update(self.__dict__)
+        clone._shared = self._shared = True
+        return clone
+
+    def _own(self) -> None:
+        """Containers of its own, before a change (see the class)."""
         for name, value in self.__dict__.items():
             if isinstance(value, list | dict | set | f.AppraisalFacts):
-                value = value.copy()
-            clone.__dict__[name] = value
-        return clone
+                self.__dict__[name] = value.copy()
+        self._shared = False
 
 
 class LeanEvents:
@@ -79,6 +89,13 @@ class LedgerEvent(Aggregate.Event):
     actor: str
     at: datetime
     command_id: str
+
+    def mutate(self, aggregate: Any) -> Any:
+        # Every change of an aggregate goes through here: one that shares its containers with a
+        # copy takes containers of its own first (`CheapCopy`).
+        if aggregate is not None and aggregate._shared:
+            aggregate._own()
+        return super().mutate(aggregate)
 
 
 class FactEvent(LedgerEvent):
@@ -194,11 +211,6 @@ class SchemeVersion(CheapCopy, LeanEvents, Aggregate):
 class SchemeCatalogue(CheapCopy, LeanEvents, Aggregate):
     """Which versions of which schemes exist, so that they can be listed and superseded."""
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        clone = super().__deepcopy__(memo)
-        clone.versions = {scheme: versions.copy() for scheme, versions in self.versions.items()}
-        return clone
-
     class Started(LedgerEvent, Aggregate.Created):
         pass
 
@@ -212,6 +224,10 @@ class SchemeCatalogue(CheapCopy, LeanEvents, Aggregate):
 
     def __init__(self, actor: str, at: datetime, command_id: str) -> None:
         self.versions: dict[str, dict[int, str]] = {}
+
+    def _own(self) -> None:
+        super()._own()
+        self.versions = {scheme: versions.copy() for scheme, versions in self.versions.items()}
 
     @staticmethod
     def create_id(**_: Any) -> UUID:
