@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pickle
 import queue
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -388,7 +386,6 @@ class Renderer:
         self._stale_years: set[int] = set()  # years with a year-wide change since they were scored
         self._texts: dict[str, _Texts] = {}
         self._rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # the history rows last written
-        self._made: dict[str, _Texts] = {}  # texts made ahead for the year being rendered
 
     def note(self, change: Change) -> None:
         """Every event applied to the state goes through here: what it changed is scored again."""
@@ -420,16 +417,11 @@ class Renderer:
         return grade_year(facts, departments, people)
 
     def year(self, state: LedgerState, year_number: int, rows: Rows, publication: int | None = None,
-             changed: set[str] | None = None, *, parallel: bool = False) -> None:
+             changed: set[str] | None = None) -> None:
         """Render a year. With `changed` (the appraisals whose facts changed since the last render
         of this year, and nothing year-wide changed), only those subjects and the subjects whose
-        placement, department score or status moved get their explanations rendered again. With
-        `parallel` (a rebuild's final render), texts made from zero are made by two processes."""
-        facts = state.year_facts(year_number)
-        aside = self._texts_aside(state, facts) if parallel and changed is None else None
-        results = self._results(facts)
-        if aside is not None:
-            self._made = aside.collect(self._scores[year_number][1], state)
+        placement, department score or status moved get their explanations rendered again."""
+        results = self._results(state.year_facts(year_number))
         document = export(results)
         text = _json(document)
         digest = self._changed(("results", year_number), text)
@@ -437,7 +429,6 @@ class Renderer:
             rows.results.append((year_number, f"{document['scheme']['id']}@{document['scheme']['version']}",
                                  document["status"], text, digest))
         self._subjects(state, results, document, rows, publication, changed)
-        self._made = {}
         for person in document["people"]:
             self._row(rows.people, ("person", person["id"], year_number), (
                 person["id"], year_number, results.scheme.ref, document["status"], person["department"],
@@ -448,14 +439,6 @@ class Renderer:
             self._row(rows.departments, ("department", dep["id"], year_number), (
                 dep["id"], year_number, results.scheme.ref, document["status"], dep["score"], dep["rank"], cut,
                 int(dep["incomplete"])))
-
-    def _texts_aside(self, state: LedgerState, facts: YearFacts) -> _TextsAside | None:
-        """Start making the texts of the year's appraisals that have none yet in a forked child
-        when there are many (see `_TextsAside`)."""
-        keys = [appraisal.key for appraisal in facts.appraisals if appraisal.key not in self._texts]
-        if len(keys) < FORK_MIN_TEXTS or not hasattr(os, "fork"):
-            return None
-        return _TextsAside(state, facts, keys)
 
     def _row(self, into: list[tuple[Any, ...]], key: tuple[Any, ...], row: tuple[Any, ...]) -> None:
         """A history row, unless the same row was written last time."""
@@ -488,9 +471,7 @@ class Renderer:
             facts = state.appraisals[key].facts
             rows.appeals += appeal_rows(facts)
             if texts is None or texts.score is not score:
-                made = self._made.pop(key, None)
-                texts = self._texts[key] = (made if made is not None and made.score is score
-                                            else _make_texts(score, facts, texts))
+                texts = self._texts[key] = _make_texts(score, facts, texts)
                 for table, version, text in (("explanation", None, texts.explanation), ("breakdown", 0, texts.breakdown)):
                     digest = self._changed((table, key, version), text)
                     if digest and table == "explanation":
@@ -548,14 +529,9 @@ class Renderer:
 
 
 def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | None) -> _Texts:
-    """The parts of an explanation a score before grading decides, and its bodies."""
-    return _with_bodies(_text_parts(score, facts, before), facts.year)
-
-
-def _text_parts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | None) -> _Texts:
-    """The parts of an explanation a score before grading decides (its bodies not yet joined).
-    The facts' lines are taken from `before` (the texts of this appraisal's previous score) when
-    its facts begin the new list: a new fact comes last (log order), and a fact never changes."""
+    """The parts of an explanation a score before grading decides. The facts' lines are taken from
+    `before` (the texts of this appraisal's previous score) when its facts begin the new list: a
+    new fact comes last (log order), and a fact never changes."""
     ordered = _extended(before.facts, facts) if before is not None else None
     if before is not None and ordered is not None:
         added = ordered[len(before.facts):]
@@ -590,98 +566,16 @@ def _text_parts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | N
         subject=_json(explanation_subject(score)), scheme=_json(score.scheme),
         items=_json(_public_items(others, struck)), appeals=_json(_public_appeals(others)),
     )
-    return texts
-
-
-def _with_bodies(texts: _Texts, year: int) -> _Texts:
-    """`texts` with their bodies: every member but what grading decides, in sorted key order (as
-    `_json` writes), joined from the parts already written."""
-    appraisal, tail = _json(texts.score.key), f'"subject":{texts.subject},"year":{year}}}'
+    # The bodies: every member but what grading decides, in sorted key order (as `_json` writes).
+    appraisal, tail = _json(score.key), f'"subject":{texts.subject},"year":{facts.year}}}'
     texts.explanation = "".join((
-        '{"appraisal":', appraisal, ',"events":', texts.events, ',"figures":[', ",".join(texts.figure_texts),
+        '{"appraisal":', appraisal, ',"events":', events, ',"figures":[', ",".join(figure_texts),
         '],"not_applicable":', texts.not_applicable, ',"scheme":', texts.scheme, ',"struck":', texts.struck,
         ",", tail))
     texts.breakdown = "".join((
-        '{"appeals":', texts.appeals, ',"appraisal":', appraisal, ',"figures":[', ",".join(texts.public_figure_texts),
+        '{"appeals":', texts.appeals, ',"appraisal":', appraisal, ',"figures":[', ",".join(public_texts),
         '],"items":', texts.items, ',"scheme":', texts.scheme, ',"struck":', texts.public_struck, ",", tail))
     return texts
-
-
-# A year rendered in full (a rebuild's final render) makes every appraisal's texts from zero. A
-# child process, forked before the year is scored (it shares the folded state as it is), scores
-# and makes part of them while this process scores the year and makes the rest, and sends them back
-# as text. A score is a function of the scheme, the appraisal's facts and its department's score,
-# and its texts a function of the score: the rows are the same whichever process made them.
-FORK_MIN_TEXTS = 400  # fewer texts are made faster in this process than a fork costs
-_CHILD_SHARE = 11  # of every 20 appraisals, the child makes the texts of this many
-_SHIPPED = ("events", "figure_texts", "public_figure_texts", "struck", "public_struck", "not_applicable",
-            "subject", "scheme", "items", "appeals", "others")
-
-
-class _TextsAside:
-    """The texts of `keys` (appraisals of `facts` with none yet), part of them made by a forked
-    child. Its texts are read back by `collect`; a key whose texts did not come back (the child
-    failed) is left out, and made by the caller."""
-
-    def __init__(self, state: LedgerState, facts: YearFacts, keys: list[str]) -> None:
-        self.theirs = [key for index, key in enumerate(keys) if index % 20 < _CHILD_SHARE]
-        self.ours = [key for index, key in enumerate(keys) if index % 20 >= _CHILD_SHARE]
-        read_end, write_end = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:  # the child
-            os.close(read_end)
-            _make_and_send(state, facts, self.theirs, write_end)  # never returns
-        os.close(write_end)
-        self.read_end = read_end
-
-    def collect(self, scores: dict[str, SubjectScore], state: LedgerState) -> dict[str, _Texts]:
-        """This process's share, made from its `scores`, and the child's, joined to them."""
-        made: dict[str, _Texts] = {}
-        try:
-            for key in self.ours:
-                made[key] = _make_texts(scores[key], state.appraisals[key].facts, None)
-            with os.fdopen(self.read_end, "rb") as received:
-                while True:
-                    try:
-                        chunk = pickle.load(received)
-                    except (EOFError, pickle.UnpicklingError):
-                        break
-                    for key, parts in chunk:
-                        made[key] = _received_texts(scores[key], state.appraisals[key].facts, parts)
-        finally:
-            os.waitpid(self.pid, 0)
-        return made
-
-
-def _make_and_send(state: LedgerState, facts: YearFacts, keys: list[str], write_end: int) -> None:
-    """In the child: score `keys` (and the departments their people need), make their texts, write
-    them to `write_end` and exit, whatever happens."""
-    status = 1
-    try:
-        wanted = set(keys)
-        share = replace(facts, appraisals=[a for a in facts.appraisals if a.key in wanted or a.kind == "department"])
-        departments, people = score_year(share)
-        scores = {score.key: score for score in (*departments.values(), *people.values())}
-        made = [(key, _shipped(_text_parts(scores[key], state.appraisals[key].facts, None))) for key in keys]
-        with os.fdopen(write_end, "wb") as out:
-            for start in range(0, len(made), 50):
-                pickle.dump(made[start:start + 50], out, protocol=pickle.HIGHEST_PROTOCOL)
-        status = 0
-    finally:
-        os._exit(status)
-
-
-def _shipped(texts: _Texts) -> tuple[Any, ...]:
-    return tuple(getattr(texts, name) for name in _SHIPPED)
-
-
-def _received_texts(score: SubjectScore, facts: f.AppraisalFacts, parts: tuple[Any, ...]) -> _Texts:
-    """Texts made by the child (`_SHIPPED`), joined to this process's score and facts."""
-    ordered = sorted(facts.items.values(), key=_log_order)
-    texts = _Texts(score=score, facts=ordered, figures=list(score.trace),
-                   rating_refs={fact.ref for fact in ordered if type(fact) is f.Rating},
-                   **dict(zip(_SHIPPED, parts, strict=True)))
-    return _with_bodies(texts, facts.year)
 
 
 def _extended(known: list[f.Fact], facts: f.AppraisalFacts) -> list[f.Fact] | None:
@@ -941,7 +835,7 @@ class ReadModelProjection:
             writer.close()
         final = Rows()
         for year_number in sorted(self.state.years):
-            self.renderer.year(self.state, year_number, final, parallel=True)
+            self.renderer.year(self.state, year_number, final)
         with self.db.transaction() as tx:
             write(tx, final, suffix)
             for table in TABLES:

@@ -7,7 +7,6 @@ restart from the tracking row gives the very same tables."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -421,45 +420,6 @@ def test_a_rebuild_from_zero_gives_identical_tables_also_after_a_publication(db_
             fresh.close()
         assert snapshot(db_url) == live
         assert_equal_to_direct(store)
-
-
-def test_texts_made_by_a_forked_child_give_a_rebuild_the_live_tables_and_the_catch_up_after_it(
-        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A rebuild's final render makes part of the texts from zero in a forked child (big years
-    only; here every year): the tables are the live ones, and the projection goes on from them
-    incrementally (a publication, then a decision changing the current figures)."""
-    monkeypatch.setattr(readmodels, "FORK_MIN_TEXTS", 1)
-    with opened(db_url) as store:
-        store.submit([*build(), DEDUCTION, APPEAL])
-        live = snapshot(db_url)
-        forks: list[Any] = []
-        monkeypatch.setattr(readmodels, "_TextsAside", _counted(readmodels._TextsAside, forks))
-        assert store.projection.rebuild(page=5) == store.ledger.event_count()
-        assert forks and snapshot(db_url) == live
-        store.submit([PUBLISH])  # after the rebuild: incremental, from the texts it made
-        store.submit([OVERTURN])
-        live = snapshot(db_url)
-        assert_equal_to_direct(store)
-        store.projection.rebuild()
-        assert snapshot(db_url) == live
-
-
-def test_texts_a_forked_child_failed_to_send_are_made_by_the_rebuild_itself(
-        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(readmodels, "FORK_MIN_TEXTS", 1)
-    monkeypatch.setattr(readmodels, "_make_and_send", lambda *args: os._exit(1))
-    with opened(db_url) as store:
-        store.submit(demo_commands(YEAR, departments=2, staff_per_department=3))
-        live = snapshot(db_url)
-        store.projection.rebuild()
-        assert snapshot(db_url) == live
-
-
-def _counted(cls: Any, calls: list[Any]) -> Any:
-    def made(*args: Any) -> Any:
-        calls.append(args)
-        return cls(*args)
-    return made
 
 
 def test_a_rebuild_whose_writes_fail_raises_and_leaves_the_live_tables_as_they_were(
