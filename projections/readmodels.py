@@ -753,7 +753,7 @@ class ReadModelProjection:
                 self.process(batch)
             processed += len(batch)
 
-    def process(self, batch: list[tuple[int, LedgerEvent]], suffix: str = "", *, render: bool = True,
+    def process(self, batch: list[tuple[int, LedgerEvent]], suffix: str = "", *,
                 writer: _PageWriter | None = None) -> Rows:
         """Fold a batch, render the years it touched, write rows and tracking in one transaction.
         A publication is rendered at its own position, so its breakdowns are what was published.
@@ -777,13 +777,10 @@ class ReadModelProjection:
             if isinstance(event, Year.Published):
                 year = self.state.years[change.year]  # type: ignore[index]
                 rows.publications.append(publication_row(year))
-                if render:
-                    self.renderer.year(self.state, year.year, rows, publication=len(year.publications))
-        if render:
-            for year_number in sorted(dirty):
-                if year_number in self.state.years:
-                    self.renderer.year(self.state, year_number, rows,
-                                       changed=None if year_number in whole else changed)
+                self.renderer.year(self.state, year.year, rows, publication=len(year.publications))
+        for year_number in sorted(dirty):
+            if year_number in self.state.years:
+                self.renderer.year(self.state, year_number, rows, changed=None if year_number in whole else changed)
         if writer is not None:
             writer.put(rows)
             return rows
@@ -791,6 +788,17 @@ class ReadModelProjection:
             write(tx, rows, suffix)
             if not suffix:
                 _set_tracking(tx, self.state.position, expected=expected)
+        return rows
+
+    def _fold(self, batch: list[tuple[int, LedgerEvent]]) -> Rows:
+        """A rebuild's page without a publication: folded and audited; nothing is rendered (the
+        final render renders every year), so no year is marked to render."""
+        rows = Rows()
+        state, note, audit = self.state, self.renderer.note, self.renderer.audit
+        for position, event in batch:
+            change = state.apply(event, position)
+            note(change)
+            audit(position, event, state, change, rows)
         return rows
 
     def _years_affected(self, change: Change) -> set[int]:
@@ -819,8 +827,10 @@ class ReadModelProjection:
         writer = _PageWriter(self.db, suffix)
         try:
             for batch in _pages(read_events(self.ledger, page=page), page):
-                publications = any(isinstance(event, Year.Published) for _, event in batch)
-                self.process(batch, suffix, render=publications, writer=writer)
+                if any(isinstance(event, Year.Published) for _, event in batch):
+                    self.process(batch, suffix, writer=writer)  # rendered at the publication
+                else:
+                    writer.put(self._fold(batch))
                 processed += len(batch)
         finally:
             writer.close()
