@@ -244,6 +244,7 @@ def main() -> None:
     parser.add_argument("--paced", type=float, default=0.5, help=(
         "then offer both endpoints this fraction of the raw endpoint's best rate (wrk only; 0: skip) and "
         "measure latency at that load"))
+    parser.add_argument("--offered", type=float, help="offer this many requests/s instead (to compare runs)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
@@ -293,7 +294,7 @@ def main() -> None:
             rounds["raw"].append(one_round(raw_path, f"raw{number}"))
             rounds["ledger"].append(one_round(ledger_path, f"ledger{number}"))
         paced: dict[str, list[dict[str, float]]] = {"raw": [], "ledger": []}
-        offered = round(args.paced * max(r["rps"] for r in rounds["raw"]), 1)
+        offered = args.offered or round(args.paced * max(r["rps"] for r in rounds["raw"]), 1)
         if args.paced and args.client == "wrk":
             for number in range(args.rounds):
                 paced["raw"].append(one_round(raw_path, f"raw-paced{number}", rate=offered))
