@@ -379,6 +379,7 @@ class UnitOfWork:
         # off: decide on the cached copies as they are (see `submit_one`).
         self.look_up = True
         self.read: dict[UUID, int] = {}  # every aggregate read: its version then (0: none)
+        self.used: set[int] = set()  # the aggregates the batch being decided has read (by the id's integer)
         self.written: list[Any] = []  # the events of the last flush (see `AppraisalLedger._adopt`)
         self.published_changes: dict[int, tuple[Envelope, str]] = {}  # year -> the latest change
 
@@ -388,6 +389,7 @@ class UnitOfWork:
         # Keyed by the id's integer: a UUID hashes and compares in Python, an int in C (every
         # command looks up four or five aggregates here).
         key = aggregate_id.int
+        self.used.add(key)
         try:
             return self.loaded[key]
         except KeyError:
@@ -543,14 +545,19 @@ class UnitOfWork:
         """Record the batch's events and command rows in one transaction, then answer with
         each command's log position."""
         events, rows = self.detach()
-        # What the decisions started from: each aggregate read at the version read, and each one
-        # changed at the version before its first new event (the store checks them all).
+        # What the batch's decisions started from: each aggregate they read, at the version read,
+        # and each one they changed, at the version before its first new event (the store checks
+        # them all). Only this batch's: what an import's earlier batches read and this one does
+        # not is no reason to refuse it.
         started: dict[UUID, int] = {}
         for event in events:
             started.setdefault(event.originator_id, event.originator_version - 1)
-        self.ledger._write(events, rows, {**self.read, **started})
+        used = self.used
+        self.ledger._write(events, rows, {**{aggregate_id: version for aggregate_id, version in self.read.items()
+                                             if aggregate_id.int in used}, **started})
         for event in events:  # the next batch of an import reads them as written here
             self.read[event.originator_id] = event.originator_version
+        self.used = set()
         self.written = events
 
     def detach(self) -> tuple[list[Any], list[CommandRow]]:
@@ -561,7 +568,7 @@ class UnitOfWork:
 
     def forget(self) -> None:
         """Drop everything read or decided (private copies): the next attempt starts from the store."""
-        self.loaded, self.touched, self.current, self.read = {}, {}, set(), {}
+        self.loaded, self.touched, self.current, self.read, self.used = {}, {}, set(), {}, set()
         self.look_up = True
         self.written = []
         self.events, self.rows, self.accepted = [], [], {}

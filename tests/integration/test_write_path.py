@@ -417,3 +417,36 @@ def _try(commit: GroupCommit, events: list[Any], rows: list[CommandRow], read: d
         return commit.write(events, rows, read)
     except IntegrityError as error:
         return error
+
+
+def test_an_import_batch_is_checked_against_what_it_read_not_what_earlier_batches_read(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process rates p-A while an import runs; the import's next batch rates only p-H1: it is
+    written at once, not refused and decided again for p-A, which only an earlier batch read."""
+    from api import ledger as ledger_module
+
+    first, second = AppraisalLedger(db_url), AppraisalLedger(db_url)
+    try:
+        first.submit(build()[:12])
+        rating = {"type": "rating.record", "leaf": "business", "rater_role": "self", "score": "80",
+                  "at": "2025-12-20T10:00:00+08:00"}
+        imported = [{**rating, "id": "imp-A", "appraisal": "2025:p-A", "period": "2025-01", "actor": "p-A"},
+                    {**rating, "id": "imp-H", "appraisal": "2025:p-H1", "period": "2025-01", "actor": "p-H1"}]
+        forgotten: list[int] = []
+        forget = ledger_module.UnitOfWork.forget
+        monkeypatch.setattr(ledger_module.UnitOfWork, "forget", lambda unit: (forgotten.append(1), forget(unit)))
+
+        batches: list[int] = []
+
+        def between_batches(done: int) -> None:
+            batches.append(done)
+            if len(batches) == 1:  # after the first batch (p-A), before the second (p-H1)
+                second.submit_one({**rating, "id": "other-A", "appraisal": "2025:p-A", "period": "2025-02"},
+                                  actor="p-A")
+
+        first.submit(imported, batch_size=1, on_progress=between_batches)
+        assert batches == [1, 1] and forgotten == []
+        assert {r.period for r in first.appraisal("2025:p-A").facts.ratings} == {"2025-01", "2025-02"}  # type: ignore[union-attr]
+    finally:
+        first.close()
+        second.close()
