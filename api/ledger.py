@@ -131,8 +131,8 @@ class AppraisalLedger(Application):
 
     def _write(self, events: list[Any], rows: list[CommandRow], read: dict[UUID, int]) -> None:
         """One transaction: the events, their command rows (and the chain); answers get positions.
-        `read`: the versions of the aggregates the decisions read and did not change; the store
-        refuses the write (IntegrityError) when any of them has changed since. Concurrent threads'
+        `read`: the version each aggregate the decisions read or changed started from; the store
+        refuses the write (IntegrityError) when any of them has moved on since. Concurrent threads'
         writes may share that transaction (a group commit)."""
         if events:
             positions = self._group.write(events, rows, read)

@@ -137,8 +137,9 @@ STALE_READ = "stale read: an aggregate the decisions read has changed since"
 
 def _read_set(kwargs: dict[str, Any]) -> dict[UUID, int]:
     """The `read` of a write: every aggregate its decisions read or changed, at the version they
-    started from (0: it did not exist). The store refuses the write when any has moved on: checked
-    before the insert, so that a refused write leaves no gap in the log's positions."""
+    started from (0: it did not exist). The store refuses the write when any has moved on, and a
+    refused write leaves no gap in the log's positions (PostgreSQL checks before drawing them;
+    SQLite's rollback gives them back)."""
     return kwargs.get("read") or {}
 
 
