@@ -450,3 +450,45 @@ def test_an_import_batch_is_checked_against_what_it_read_not_what_earlier_batche
     finally:
         first.close()
         second.close()
+
+
+def _ratings(count: int) -> list[dict[str, Any]]:
+    return [{"type": "rating.record", "id": f"pipe-{n}", "appraisal": "2025:p-A", "leaf": "business",
+             "rater_role": "in_charge", "score": str(60 + n % 40), "period": f"2025-{n % 12 + 1:02d}",
+             "at": "2025-12-20T10:00:00+08:00", "actor": "p-L1"} for n in range(count)]
+
+
+def test_a_refused_write_in_an_import_is_decided_again_and_the_import_goes_on(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second batch's write is refused once (as when another process wrote first): it is
+    decided again from the store, and every command ends up recorded once, in order, with no gap
+    in the log's positions."""
+    from api.integrity import verify
+    from api.logstore import log_store
+
+    ledger = AppraisalLedger(db_url)
+    try:
+        ledger.submit(build()[:12])
+        before = ledger.event_count()
+        write = ledger._write
+        writes: list[int] = []
+
+        def second_refused_once(events: Any, rows: Any, read: Any) -> None:
+            writes.append(len(events))
+            if len(writes) == 2:
+                raise IntegrityError("another writer got there first")
+            write(events, rows, read)
+
+        monkeypatch.setattr(ledger, "_write", second_refused_once)
+        progress: list[int] = []
+        outcomes = ledger.submit(_ratings(12), batch_size=3, on_progress=progress.append)
+        assert [o.command_id for o in outcomes] == [f"pipe-{n}" for n in range(12)]
+        assert progress == [3, 3, 3, 3] and ledger.event_count() == before + 12
+        positions = [o.answer["position"] for o in outcomes]
+        assert positions == list(range(before + 1, before + 13))
+        facts = ledger.appraisal("2025:p-A").facts  # type: ignore[union-attr]
+        assert sum(1 for r in facts.ratings if r.command_id.startswith("pipe-")) == 12
+        verdict = verify(log_store(ledger.recorder))
+        assert verdict.ok and verdict.walked.size == ledger.event_count()
+    finally:
+        ledger.close()
