@@ -12,11 +12,11 @@ Each batch stays atomic (its events, its command rows and its chain rows go in t
 all) and keeps its order in the log. Batches that clash inside a group (the same aggregate version
 or the same command id, decided concurrently from the same state, or a batch that read an aggregate
 an earlier batch of the group changes) are not sent: all but the first get the store's own
-`IntegrityError`, which the ledger answers by deciding again. The group's read set (what its
-batches read and did not change, at the versions they read) is checked by the store as one. When the group's
-transaction fails anyway (a clash with what another process wrote), each batch is written again on
-its own, so one batch's conflict never refuses another. A single writer (an import) writes its
-batches directly, as before.
+`IntegrityError`, which the ledger answers by deciding again. The batches' read sets (what their
+decisions read or changed, at the versions they started from) are checked by the store as one.
+When the group's transaction fails anyway (a clash with what another process wrote), each batch is
+written again on its own, so one batch's conflict never refuses another. A single writer (an
+import) writes its batches directly, as before.
 """
 
 from __future__ import annotations
