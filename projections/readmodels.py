@@ -646,7 +646,7 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
             tx.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
                            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}", data)
-    tx.executemany(f"INSERT INTO rm_audit{s} VALUES (?,?,?,?,?,?,?,?,?,?)", rows.audit)
+    tx.append_rows(f"rm_audit{s}", 10, rows.audit)
 
 
 class _PageWriter:

@@ -572,3 +572,25 @@ def test_a_rebuild_swapped_in_behind_the_running_worker_loses_no_event(db_url: s
         live = snapshot(db_url)
         store.projection.rebuild()
         assert snapshot(db_url) == live
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+                      min_size=1, max_size=5),
+       number=st.integers(min_value=-(2**62), max_value=2**62))
+def test_rows_appended_in_one_statement_come_back_exactly(db_url: str, texts: list[str], number: int) -> None:
+    """`append_rows` (SQLite: one JSON text unpacked by `json_each`) keeps every text and integer
+    exactly: quotes, backslashes, JSON-looking text, non-ASCII."""
+    from projections.db import open_view_db
+
+    db = open_view_db(db_url)
+    try:
+        rows = [(n, number, text, f'{{"k": "{text}"}}', "引号\"\\") for n, text in enumerate(texts)]
+        with db.transaction() as tx:
+            tx.execute("CREATE TABLE IF NOT EXISTS t_append (n INTEGER, big BIGINT, a TEXT, b TEXT, c TEXT)")
+            tx.execute("DELETE FROM t_append")
+            tx.append_rows("t_append", 5, rows)
+        back = [tuple(row.values()) for row in db.query("SELECT n, big, a, b, c FROM t_append ORDER BY n")]
+        assert back == rows
+    finally:
+        db.close()
