@@ -226,10 +226,7 @@ class AppraisalLedger(Application):
         nothing of ours to decode). The unit is done with them: nothing mutates them any more."""
         cache = self.repository.cache
         assert cache is not None
-        before: dict[UUID, int] = {}
-        for event in unit.written:
-            before.setdefault(event.originator_id, event.originator_version - 1)
-        for aggregate_id, base in before.items():
+        for aggregate_id, base in unit.written.items():
             aggregate = unit.loaded.get(aggregate_id.int)
             with self._cached_lock(aggregate_id):
                 try:
@@ -380,7 +377,8 @@ class UnitOfWork:
         self.look_up = True
         self.read: dict[UUID, int] = {}  # every aggregate read: its version then (0: none)
         self.used: set[int] = set()  # the aggregates the batch being decided has read (by the id's integer)
-        self.written: list[Any] = []  # the events of the last flush (see `AppraisalLedger._adopt`)
+        # What the last flush wrote: each aggregate and its version before (`AppraisalLedger._adopt`)
+        self.written: dict[UUID, int] = {}
         self.published_changes: dict[int, tuple[Envelope, str]] = {}  # year -> the latest change
 
     # Context (domain.handlers) ---------------------------------------------------------------------
@@ -558,7 +556,7 @@ class UnitOfWork:
         for event in events:  # the next batch of an import reads them as written here
             self.read[event.originator_id] = event.originator_version
         self.used = set()
-        self.written = events
+        self.written = started
 
     def detach(self) -> tuple[list[Any], list[CommandRow]]:
         """The batch's events and command rows, to be written; the unit goes on from here."""
@@ -570,7 +568,7 @@ class UnitOfWork:
         """Drop everything read or decided (private copies): the next attempt starts from the store."""
         self.loaded, self.touched, self.current, self.read, self.used = {}, {}, set(), {}, set()
         self.look_up = True
-        self.written = []
+        self.written = {}
         self.events, self.rows, self.accepted = [], [], {}
         self.published_changes.clear()
 

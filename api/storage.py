@@ -28,7 +28,7 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import retry
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from api.chain import MemoryChain, PostgresChain, SQLiteChain, _check_head
 
@@ -266,8 +266,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             channel=Identifier(self.channel_name), lock_timeout=int(self.datastore.lock_timeout)))
         self.write_statement = SQL(
             "SELECT {schema}.{function}(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], "
-            "%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::text[], %b::uuid[], %b::bigint[]) "
-            "AS positions"
+            "%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::text[], "
+            "%b::text::uuid[], %b::text::bigint[]) AS positions"
         ).format(schema=schema, function=self.write_function).as_bytes(None)
         # One event and its command (most HTTP commands): the same function, called with scalars,
         # which the driver sends much more cheaply than one-element arrays.
@@ -277,10 +277,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "%b::text::uuid[], %b::text::bigint[]) AS positions"
         ).format(schema=schema, function=self.write_function).as_bytes(None)
         # The read set's check in the COPY path (the write function makes the same one).
-        self.stale_read_statement = SQL(
-            "SELECT EXISTS (SELECT 1 FROM unnest(%b::uuid[], %b::bigint[]) AS r(id, seen) "
-            "JOIN {schema}.{events} AS e ON e.originator_id = r.id AND e.originator_version > r.seen) AS stale"
-        ).format(**names)
+        self.stale_read_statement = SQL("SELECT EXISTS ({moved}) AS stale").format(
+            moved=_moved_on(SQL("%b::text::uuid[]"), SQL("%b::text::bigint[]"), **names))
 
     def create_table(self) -> None:
         """The library's `create_table` (types, then tables, functions and indexes), in one
@@ -314,7 +312,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     self._lock_table(curs)
                     self._notify_channel(curs)
                     if read:
-                        curs.execute(self.stale_read_statement, (list(read), list(read.values())))
+                        curs.execute(self.stale_read_statement, _array_literals(read))
                     else:
                         curs.execute(self.reserve_positions_statement,
                                      (self.events_name, len(stored_events)), prepare=True)
@@ -365,7 +363,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 [row.command_id for row in commands], [row.type for row in commands],
                 [row.fingerprint for row in commands], [row.target for row in commands],
                 [row.event_index for row in commands], [_answer_prefix(row.answer) for row in commands],
-                list(read), list(read.values()),
+                *_array_literals(read),
             )
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             try:
@@ -409,6 +407,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
 _EVENT_TYPES = ["int8", "uuid", "int8", "text", "bytea"]
 _COMMAND_TYPES = ["text", "text", "text", "text", "int8", "text"]
+
+
+def _moved_on(ids: Composable, versions: Composable, **names: Any) -> Composed:
+    """The events of a read set's aggregates (`ids`, `versions`: SQL arrays) after the versions
+    read: the write is refused when there is any (the write function and the COPY path)."""
+    return SQL("SELECT 1 FROM unnest({ids}, {versions}) AS r(id, seen) JOIN {schema}.{events} AS e "
+               "ON e.originator_id = r.id AND e.originator_version > r.seen").format(
+        ids=ids, versions=versions, schema=names["schema"], events=names["events"])
 
 
 def _array_literals(read: dict[UUID, int]) -> tuple[str, str]:
@@ -455,8 +461,7 @@ BEGIN
             coalesce(head_position, 0)::text || ' ' || coalesce(last_event, 0)::text;
     END IF;
     -- The decisions' read set: refused when an aggregate they read has moved on since.
-    IF EXISTS (SELECT 1 FROM unnest(r_ids, r_versions) AS r(id, seen)
-               JOIN {schema}.{events} AS e ON e.originator_id = r.id AND e.originator_version > r.seen) THEN
+    IF EXISTS ({moved}) THEN
         RAISE EXCEPTION '{stale}' USING ERRCODE = 'unique_violation';
     END IF;
     -- A re-sent command id is refused before the insert takes positions (no gap in the log).
@@ -485,7 +490,7 @@ BEGIN
     FROM unnest(c_ids, c_types, c_prints, c_targets, c_firsts, c_answers)
          AS c(id, kind, print, target, first, answer);
     RETURN positions;
-END""").format(stale=SQL(STALE_READ), **names)
+END""").format(stale=SQL(STALE_READ), moved=_moved_on(SQL("r_ids"), SQL("r_versions"), **names), **names)
     return SQL(
         "DO $do$ BEGIN "
         "CREATE FUNCTION {schema}.{function}(e_ids uuid[], e_versions bigint[], e_topics text[], "

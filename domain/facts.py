@@ -74,6 +74,12 @@ class Decision(Fact):
     reason: str
 
 
+def ref_order(ref: str) -> tuple[str, int]:
+    """A fact's place in the log, from its reference (`2025:p-A#5` -> ("2025:p-A", 5))."""
+    key, _, version = ref.rpartition("#")
+    return key, int(version)
+
+
 APPEALABLE = (Measurement, Occurrence, AdjustmentFact, VetoFact)
 FACT_KINDS = {
     Rating: "rating",

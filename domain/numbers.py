@@ -104,19 +104,25 @@ def exact_text(value: Fraction) -> str:
     return _exact_text(value.numerator, value.denominator)
 
 
-@lru_cache(maxsize=65536)
-def _exact_text(numerator: int, den: int) -> str:
-    if den == 1:
-        return str(numerator)
+def _places(den: int) -> int | None:
+    """The decimal places of n/den in lowest terms (den = 2^a·5^b: max(a, b)); None when it does
+    not terminate."""
     twos = (den & -den).bit_length() - 1
     rest = den >> twos
     fives = 0
     while rest % 5 == 0:
         rest //= 5
         fives += 1
-    if rest != 1:
+    return max(twos, fives) if rest == 1 else None
+
+
+@lru_cache(maxsize=65536)
+def _exact_text(numerator: int, den: int) -> str:
+    if den == 1:
+        return str(numerator)
+    places = _places(den)
+    if places is None:
         return f"{numerator}/{den}"
-    places = max(twos, fives)
     digits = str(abs(numerator) * (10**places // den))
     whole = len(digits) - places  # digits before the point (≤ 0: zeros after it first)
     if whole <= -6 or len(digits) > 28:
@@ -129,17 +135,9 @@ def _exact_text(numerator: int, den: int) -> str:
 
 
 def _exact_text_decimal(value: Fraction) -> str:
-    den = value.denominator
-    twos = fives = 0
-    while den % 2 == 0:
-        den //= 2
-        twos += 1
-    while den % 5 == 0:
-        den //= 5
-        fives += 1
-    if den != 1:
+    places = _places(value.denominator)
+    if places is None:
         return f"{value.numerator}/{value.denominator}"
-    places = max(twos, fives)
     scaled = value * (10**places)
     text = str(Decimal(scaled.numerator).scaleb(-places)) if places else str(value.numerator)
     if "." in text:

@@ -189,7 +189,7 @@ def explanation_subject(score: SubjectScore) -> dict[str, Any]:
 
 def fact_lines(facts: f.AppraisalFacts) -> list[dict[str, Any]]:
     """The recorded facts of an appraisal in log order, as an explanation lists them."""
-    return [fact_line(fact) for fact in sorted(facts.items.values(), key=lambda x: _order(x.ref))]
+    return [fact_line(fact) for fact in sorted(facts.items.values(), key=lambda x: f.ref_order(x.ref))]
 
 
 def explanation_summary(results: YearResults, subject_id: str, score: SubjectScore) -> dict[str, Any]:
@@ -208,11 +208,6 @@ def explanation_summary(results: YearResults, subject_id: str, score: SubjectSco
         placement_d = results.department_placements[subject_id]
         summary.update({"rank": placement_d.rank, "consequences": placement_d.consequences})
     return summary
-
-
-def _order(ref: str) -> tuple[str, int]:
-    key, _, version = ref.rpartition("#")
-    return key, int(version)
 
 
 def fact_line(fact: f.Fact) -> dict[str, Any]:

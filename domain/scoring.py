@@ -525,11 +525,6 @@ def _floor(value: Fraction) -> int:
     return value.numerator // value.denominator
 
 
-def _ref_order(ref: str) -> tuple[str, int]:
-    key, _, version = ref.rpartition("#")
-    return key, int(version)
-
-
 # --- subjects --------------------------------------------------------------------------------------
 
 
@@ -664,4 +659,4 @@ def _all_struck(scorer: _AppraisalScorer) -> list[Struck]:
     for figure in scorer.trace:
         for item in figure.struck:
             seen.setdefault(item.ref, item)
-    return sorted(seen.values(), key=lambda s: _ref_order(s.ref))
+    return sorted(seen.values(), key=lambda s: f.ref_order(s.ref))

@@ -99,12 +99,16 @@ def create_tables(tx: Any, suffix: str = "", *, indexes: bool = True) -> None:
                "version INTEGER NOT NULL, event TEXT NOT NULL, command_id TEXT NOT NULL, actor TEXT NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, detail TEXT NOT NULL, figures TEXT NOT NULL)")
     if indexes:
-        tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_aggregate ON rm_audit{s} (aggregate, position)")
-        tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{s}_by_actor ON rm_audit{s} (actor, position)")
+        create_audit_indexes(tx, s)
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_publications{s} (year INTEGER NOT NULL, version INTEGER NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, digest TEXT NOT NULL, document TEXT NOT NULL, "
                "PRIMARY KEY (year, version))")
     tx.execute("CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL)")
+
+
+def create_audit_indexes(tx: Any, suffix: str = "") -> None:
+    for index, columns in (("by_aggregate", "aggregate, position"), ("by_actor", "actor, position")):
+        tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{suffix}_{index} ON rm_audit{suffix} ({columns})")
 
 
 def _json_std(value: Any) -> str:
@@ -540,7 +544,7 @@ def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | N
         others = before.others + [fact_line(fact) for fact in added if type(fact) is not f.Rating]
         rating_refs = before.rating_refs | {fact.ref for fact in added if type(fact) is f.Rating}
     else:
-        ordered = sorted(facts.items.values(), key=_log_order)
+        ordered = sorted(facts.items.values(), key=lambda fact: f.ref_order(fact.ref))
         events = _json([fact_line(fact) for fact in ordered])
         others = [fact_line(fact) for fact in ordered if type(fact) is not f.Rating]  # what the breakdown lists
         rating_refs = {fact.ref for fact in ordered if type(fact) is f.Rating}
@@ -586,18 +590,13 @@ def _extended(known: list[f.Fact], facts: f.AppraisalFacts) -> list[f.Fact] | No
     current = list(facts.items.values())
     if len(current) < len(known) or any(old is not new for old, new in zip(known, current, strict=False)):
         return None
-    last = _log_order(known[-1])[1] if known else -1
+    last = f.ref_order(known[-1].ref)[1] if known else -1
     for fact in current[len(known):]:
-        version = _log_order(fact)[1]
+        version = f.ref_order(fact.ref)[1]
         if version <= last:
             return None
         last = version
     return current
-
-
-def _log_order(fact: f.Fact) -> tuple[str, int]:
-    key, _, version = fact.ref.rpartition("#")
-    return key, int(version)
 
 
 def publication_row(year: Year) -> tuple[Any, ...]:
@@ -842,10 +841,7 @@ class ReadModelProjection:
             for table in TABLES:
                 tx.execute(f"DROP TABLE IF EXISTS {table}")
                 tx.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
-            for index, columns in (("by_aggregate", "aggregate, position"), ("by_actor", "actor, position")):
-                # Indexed after the bulk load (cheaper than keeping them up row by row), under live names.
-                tx.execute(f"DROP INDEX IF EXISTS rm_audit{suffix}_{index}")
-                tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit_{index} ON rm_audit ({columns})")
+            create_audit_indexes(tx)  # after the bulk load (cheaper than row by row), under live names
             _set_tracking(tx, self.state.position)
         return processed
 
