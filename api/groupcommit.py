@@ -5,8 +5,8 @@ the database's) and pays a transaction: a round trip (PostgreSQL's write functio
 (COPY of a bulk batch; SQLite's statements), a commit, and a turn at the GIL for each step. Under
 concurrent requests those writes queue up one behind another. A group commit lets the first
 waiting writer (the leader) write every batch queued at that moment in one transaction, while the
-others (followers) wait for their answer; the next leader is the first batch that queued while it
-wrote.
+others (followers) wait for their answer; what queued while it wrote goes next, led by the
+group commit's writer thread.
 
 Each batch stays atomic (its events, its command rows and its chain rows go in together or not at
 all) and keeps its order in the log. Batches that clash inside a group (the same aggregate version
@@ -17,12 +17,21 @@ decisions read or changed, at the versions they started from) are checked by the
 When the group's transaction fails anyway (a clash with what another process wrote), each batch is
 written again on its own, so one batch's conflict never refuses another. A single writer (an
 import) writes its batches directly, as before.
+
+A batch decided on the event loop (`write_on_loop`, the HTTP path of `submit_on_loop`) has no
+thread of its own to lead: the writer thread leads for it, and the batch's future is settled on
+its loop once written. Threads and loops share one queue: a thread that finds nobody writing
+leads; whoever leads writes everything queued, and when more has queued meanwhile, hands the lead
+to the writer thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +48,18 @@ class _Batch:
     rows: list[CommandRow]
     read: dict[Any, int]  # aggregate id -> the version the batch's decisions started from
     done: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False
     positions: Sequence[int] = ()
     error: BaseException | None = None
+    settle: Callable[[_Batch], None] | None = None  # a loop's batch: hands the outcome to its future
+
+
+def _settle(future: asyncio.Future[Sequence[int]], batch: _Batch) -> None:
+    if future.cancelled():
+        return
+    if batch.error is not None:
+        future.set_exception(batch.error)
+    else:
+        future.set_result(batch.positions)
 
 
 class GroupCommit:
@@ -55,23 +73,55 @@ class GroupCommit:
         self._max_group = max_group
         self._lock = threading.Lock()
         self._queue: list[_Batch] = []
-        self._writing = False
+        self._writing = False  # a leader is writing, or a writer thread is about to
         self.groups = 0  # transactions of more than one batch (for tests and the bench)
+        self._writer: threading.Thread | None = None  # leads for loops' batches, and after a leader
+        self._leads: queue.SimpleQueue[None] = queue.SimpleQueue()
 
     def write(self, events: list[Any], rows: list[CommandRow], read: dict[Any, int] | None = None
               ) -> Sequence[int]:
         batch = _Batch(events, rows, read or {})
         with self._lock:
             self._queue.append(batch)
-            leader = not self._writing
+            lead = not self._writing
             self._writing = True
-        if not leader:
-            batch.done.wait()
-        if not batch.done.is_set() or batch.lead:
+        if lead:
             self._lead()
+        batch.done.wait()  # written by this thread, or by another leader
         if batch.error is not None:
             raise batch.error
         return batch.positions
+
+    def write_on_loop(self, events: list[Any], rows: list[CommandRow], read: dict[Any, int] | None = None
+                      ) -> asyncio.Future[Sequence[int]]:
+        """`write` for a coroutine: a future of the positions, settled on the running loop once
+        the writer thread (or a thread leading meanwhile) has written the batch."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Sequence[int]] = loop.create_future()
+
+        def settle(written: _Batch) -> None:
+            with suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, written)
+
+        batch = _Batch(events, rows, read or {}, settle=settle)
+        with self._lock:
+            self._queue.append(batch)
+            if not self._writing:
+                self._writing = True
+                self._wake_writer()
+        return future
+
+    def _wake_writer(self) -> None:
+        """(Under the lock.) The writer thread leads next."""
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_for_loops, name="group-commit-writer", daemon=True)
+            self._writer.start()
+        self._leads.put(None)
+
+    def _write_for_loops(self) -> None:
+        while True:
+            self._leads.get()
+            self._lead()
 
     def _lead(self) -> None:
         with self._lock:
@@ -80,14 +130,14 @@ class GroupCommit:
             self._write_group(group)
         finally:
             with self._lock:
-                if self._queue:  # the next leader: the first batch that queued while this one wrote
-                    self._queue[0].lead = True
-                    self._queue[0].done.set()
+                if self._queue:  # what queued meanwhile: the writer thread leads next
+                    self._wake_writer()
                 else:
                     self._writing = False
             for batch in group:
-                batch.lead = False
                 batch.done.set()
+                if batch.settle is not None:
+                    batch.settle(batch)
 
     def _write_group(self, group: list[_Batch]) -> None:
         if len(group) == 1:

@@ -8,10 +8,11 @@ command records nothing and never takes an accepted one with it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,6 +60,16 @@ class Outcome:
     duplicate: bool = False
 
 
+class _NotOnTheLoop(Exception):
+    """A decision that needs the store (an aggregate not cached, a command id to look up) or much
+    work (a published year's revision): not one for the event loop (`submit_on_loop`)."""
+
+
+# Commands on one appraisal, cheap to decide on its cached copy (`submit_on_loop`).
+LOOP_KINDS = frozenset({"rating.record", "measurement.record", "occurrence.record", "adjustment.apply",
+                        "veto.impose", "appeal.file"})
+
+
 class Refused(Exception):
     """A batch stopped at a refused command (the ones before it were recorded)."""
 
@@ -82,6 +93,7 @@ class AppraisalLedger(Application):
         self._group = GroupCommit(self._put)  # concurrent writers share transactions (api/groupcommit.py)
         self._serial: dict[str, tuple[threading.Lock, int]] = {}  # appraisal -> (its lock, threads using it)
         self._serial_lock = threading.Lock()
+        self._serial_on_loop: dict[str, tuple[asyncio.Lock, int]] = {}  # the same, for `submit_on_loop`
 
     # --- commands -------------------------------------------------------------------------------
 
@@ -129,15 +141,28 @@ class AppraisalLedger(Application):
                 else:
                     self._serial[key] = (lock, users - 1)
 
+    @asynccontextmanager
+    async def _one_at_a_time_on_loop(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._serial_on_loop.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._serial_on_loop[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._serial_on_loop[key]
+            if users == 1:
+                del self._serial_on_loop[key]
+            else:
+                self._serial_on_loop[key] = (lock, users - 1)
+
     def _write(self, events: list[Any], rows: list[CommandRow], read: dict[UUID, int]) -> None:
         """One transaction: the events, their command rows (and the chain); answers get positions.
         `read`: the version each aggregate the decisions read or changed started from; the store
         refuses the write (IntegrityError) when any of them has moved on since. Concurrent threads'
         writes may share that transaction (a group commit)."""
         if events:
-            positions = self._group.write(events, rows, read)
-            for row in rows:
-                row.answer["position"] = positions[row.event_index]
+            _answer_positions(rows, self._group.write(events, rows, read))
 
     def _put(self, events: list[Any], rows: list[CommandRow], read: dict[UUID, int]) -> list[int]:
         recordings = self.events.put(events, commands=rows, read=read)
@@ -168,6 +193,36 @@ class AppraisalLedger(Application):
             self._adopt(unit)
         if not outcome.accepted:
             raise Refused(outcome)
+        return outcome
+
+    async def submit_on_loop(self, body: dict[str, Any], *, actor: str) -> Outcome | None:
+        """One command on one appraisal (`LOOP_KINDS`), decided on the event loop's thread on the
+        cached copies, and written by the group commit's writer thread while the loop serves other
+        requests: no worker thread per request, whose wakeups and turns at the GIL cost more than
+        the decision. Returns the accepted and recorded outcome, or None when nothing was recorded:
+        the decision needed the store or much work, the command was refused or re-sent (its answer
+        must rest on the log, not on a cached copy), or the write was refused; the caller then
+        submits it with `submit_one` on a worker thread, which decides again after a refresh."""
+        key = body.get("appraisal")
+        if body.get("type") not in LOOP_KINDS or not isinstance(key, str):
+            return None
+        async with self._one_at_a_time_on_loop(key):
+            unit = UnitOfWork(self)
+            unit.look_up, unit.on_loop = False, True
+            try:
+                outcome = unit.run([(0, body)], actor)[0]
+            except _NotOnTheLoop:
+                return None
+            if not outcome.accepted or not outcome.answer.get("events"):
+                return None
+            events, rows, read = unit.write_set()
+            try:
+                positions = await self._group.write_on_loop(events, rows, read)
+            except Exception:  # noqa: BLE001 - nothing recorded: the worker thread's path decides again
+                return None
+            _answer_positions(rows, positions)
+            unit.wrote(events)
+            self._adopt(unit)
         return outcome
 
     def _submit_batch(self, unit: UnitOfWork, batch: list[tuple[int, dict[str, Any]]],
@@ -206,6 +261,17 @@ class AppraisalLedger(Application):
             return aggregate
         # The library deep-copies outside the lock under which another thread fast-forwards the
         # same cached object ("dictionary changed size during iteration"): copy under that lock.
+        with self._cached_lock(aggregate_id):
+            return deepcopy(aggregate)
+
+    def cached_copy(self, aggregate_id: UUID) -> Any:
+        """A private copy of a cached aggregate as it is, with no round trip (`submit_on_loop`);
+        `_NotOnTheLoop` when it is not cached."""
+        assert self.repository.cache is not None
+        try:
+            aggregate = self.repository.cache.get(aggregate_id)
+        except KeyError:
+            raise _NotOnTheLoop("an aggregate not cached") from None
         with self._cached_lock(aggregate_id):
             return deepcopy(aggregate)
 
@@ -348,6 +414,11 @@ class AppraisalLedger(Application):
         super().close()
 
 
+def _answer_positions(rows: list[CommandRow], positions: Any) -> None:
+    for row in rows:
+        row.answer["position"] = positions[row.event_index]
+
+
 def _batches(bodies: Iterable[dict[str, Any]], size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
     batch: list[tuple[int, dict[str, Any]]] = []
     for index, body in enumerate(bodies):
@@ -375,6 +446,9 @@ class UnitOfWork:
         # Look up the commands' ids before deciding, and (a single command) refresh what it reads;
         # off: decide on the cached copies as they are (see `submit_one`).
         self.look_up = True
+        # Deciding on the event loop (`AppraisalLedger.submit_on_loop`): whatever would need the
+        # store or much work raises `_NotOnTheLoop` instead.
+        self.on_loop = False
         self.read: dict[UUID, int] = {}  # every aggregate read: its version then (0: none)
         self.used: set[int] = set()  # the aggregates the batch being decided has read (by the id's integer)
         # What the last flush wrote: each aggregate and its version before (`AppraisalLedger._adopt`)
@@ -391,6 +465,10 @@ class UnitOfWork:
         try:
             return self.loaded[key]
         except KeyError:
+            if self.on_loop:
+                aggregate = self.loaded[key] = self.ledger.cached_copy(aggregate_id)
+                self.read[aggregate_id] = aggregate.version
+                return aggregate
             aggregate = self.loaded[key] = self.ledger.get(
                 aggregate_id, private=True, fastforward=self.look_up and aggregate_id not in self.current)
             self.read[aggregate_id] = aggregate.version if aggregate is not None else 0
@@ -426,15 +504,21 @@ class UnitOfWork:
         if command_id in self.accepted:
             kind, target, _, _ = self.accepted[command_id]
             return kind, target
+        if self.on_loop:
+            raise _NotOnTheLoop("a command id to look up")
         found = self.known.get(command_id) or self.ledger.commands([command_id]).get(command_id)
         return (found["type"], found["target"]) if found else None
 
     def year_results(self, year: int) -> dict[str, Any]:
+        if self.on_loop:
+            raise _NotOnTheLoop("a year's results")
         record = self.year(year)
         assert record is not None
         return export(compute_year(self.ledger._year_facts(record, None, self.appraisal)))
 
     def open_appeals(self, year: int) -> list[str]:
+        if self.on_loop:
+            raise _NotOnTheLoop("every appraisal of a year")
         record = self.year(year)
         assert record is not None
         open_ones = []
@@ -471,6 +555,8 @@ class UnitOfWork:
 
     def _revise_publications(self) -> None:
         """Years changed after their publication get one revised publication per batch."""
+        if self.published_changes and self.on_loop:
+            raise _NotOnTheLoop("a published year's revision")
         for year_number, (envelope, command_id) in sorted(self.published_changes.items()):
             revision = Envelope(envelope.actor, envelope.at, f"{command_id}/revision")
             if revise_publication(year_number, revision, self, f"changed by command {command_id}"):
@@ -542,21 +628,30 @@ class UnitOfWork:
     def flush(self) -> None:
         """Record the batch's events and command rows in one transaction, then answer with
         each command's log position."""
+        events, rows, read = self.write_set()
+        self.ledger._write(events, rows, read)
+        self.wrote(events)
+
+    def write_set(self) -> tuple[list[Any], list[CommandRow], dict[UUID, int]]:
+        """The batch's events and command rows, and its read set: what its decisions started
+        from, each aggregate they read at the version read, and each one they changed at the
+        version before its first new event (the store checks them all). Only this batch's: what an
+        import's earlier batches read and this one does not is no reason to refuse it."""
         events, rows = self.detach()
-        # What the batch's decisions started from: each aggregate they read, at the version read,
-        # and each one they changed, at the version before its first new event (the store checks
-        # them all). Only this batch's: what an import's earlier batches read and this one does
-        # not is no reason to refuse it.
         started: dict[UUID, int] = {}
         for event in events:
             started.setdefault(event.originator_id, event.originator_version - 1)
         used = self.used
-        self.ledger._write(events, rows, {**{aggregate_id: version for aggregate_id, version in self.read.items()
-                                             if aggregate_id.int in used}, **started})
-        for event in events:  # the next batch of an import reads them as written here
+        read = {**{aggregate_id: version for aggregate_id, version in self.read.items() if aggregate_id.int in used},
+                **started}
+        self.written = started
+        return events, rows, read
+
+    def wrote(self, events: list[Any]) -> None:
+        """The batch's events are recorded: the next batch of an import reads them as written."""
+        for event in events:
             self.read[event.originator_id] = event.originator_version
         self.used = set()
-        self.written = started
 
     def detach(self) -> tuple[list[Any], list[CommandRow]]:
         """The batch's events and command rows, to be written; the unit goes on from here."""

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from api.http import models as m
 from api.http.auth import Principal, forbidden, require_grant, require_writer
@@ -119,7 +120,20 @@ class CommandRunner:
         self.request, self.ledger, self.settings = request, ledger, settings
         self.principal, self.idempotency_key = principal, idempotency_key
 
-    def run(self, kind: str, body: BaseModel | dict[str, Any], **path: Any) -> JSONResponse:
+    async def run(self, kind: str, body: BaseModel | dict[str, Any], **path: Any) -> JSONResponse:
+        """A command on one appraisal is first tried on the event loop (`submit_on_loop`: no
+        worker thread); anything else, and whatever that did not record, goes to a worker thread."""
+        data = self.command(kind, body, path)
+        entry = log_entry(self.request)
+        entry["command"] = kind
+        authorize(self.principal, data)
+        outcome = await self.ledger.submit_on_loop(data, actor=self.principal.person)
+        if outcome is None:
+            return await run_in_threadpool(self.submit, data)
+        return self.answer(outcome)
+
+    def command(self, kind: str, body: BaseModel | dict[str, Any], path: dict[str, Any]) -> dict[str, Any]:
+        """The command's body: the path merged in, the Idempotency-Key as its id, text checked."""
         data = body if isinstance(body, dict) else body.model_dump(exclude_unset=True)
         data = {**data, "type": data.get("type") or kind}
         if data["type"] != kind:
@@ -133,16 +147,19 @@ class CommandRunner:
                 raise Problem(422, "idempotency-key", "the body's id and the Idempotency-Key header differ", "id")
             data["id"] = self.idempotency_key
         check_text(data)
-        entry = log_entry(self.request)
-        entry["command"] = kind
-        authorize(self.principal, data)
-        outcome = submit(self.ledger, self.settings, data, self.principal.person)
+        return data
+
+    def submit(self, data: dict[str, Any]) -> JSONResponse:
+        """On a worker thread: through the ledger (with the retries of `submit`), and answered."""
+        return self.answer(submit(self.ledger, self.settings, data, self.principal.person))
+
+    def answer(self, outcome: Outcome) -> JSONResponse:
         answer = dict(outcome.answer)
         if "position" not in answer:  # a command that recorded nothing: the log's end
             answer["position"] = self.ledger.event_count()
         answer["duplicate"] = outcome.duplicate
         recorded = not outcome.duplicate and answer.get("events", 0) > 0
-        entry.update(outcome="accepted" if recorded else "duplicate", position=answer["position"])
+        log_entry(self.request).update(outcome="accepted" if recorded else "duplicate", position=answer["position"])
         return JSONResponse(answer, status_code=201 if recorded else 200,
                             headers={"X-Log-Position": str(answer["position"])})
 
@@ -168,84 +185,84 @@ ADMIN, RECORDER = "admin grant", "recorder grant"
 
 
 @router.post("/schemes", **_doc("scheme.publish", "发布考核方案", ADMIN))
-def publish_scheme(body: m.PublishSchemeBody, run: Runner) -> JSONResponse:
-    return run.run("scheme.publish", body)
+async def publish_scheme(body: m.PublishSchemeBody, run: Runner) -> JSONResponse:
+    return await run.run("scheme.publish", body)
 
 
 @router.put("/departments/{department}", **_doc("org.department", "登记科室", ADMIN))
-def record_department(department: Ident, body: m.DepartmentBody, run: Runner) -> JSONResponse:
-    return run.run("org.department", body, department=department)
+async def record_department(department: Ident, body: m.DepartmentBody, run: Runner) -> JSONResponse:
+    return await run.run("org.department", body, department=department)
 
 
 @router.put("/people/{person}", **_doc("org.person", "登记人员", ADMIN))
-def record_person(person: Ident, body: m.PersonBody, run: Runner) -> JSONResponse:
-    return run.run("org.person", body, person=person)
+async def record_person(person: Ident, body: m.PersonBody, run: Runner) -> JSONResponse:
+    return await run.run("org.person", body, person=person)
 
 
 @router.post("/appraisals", **_doc("appraisal.open", "开启考核", ADMIN))
-def open_appraisal(body: m.OpenAppraisalBody, run: Runner) -> JSONResponse:
-    return run.run("appraisal.open", body)
+async def open_appraisal(body: m.OpenAppraisalBody, run: Runner) -> JSONResponse:
+    return await run.run("appraisal.open", body)
 
 
 @router.post("/appraisals/{appraisal}/ratings", **_doc(
     "rating.record", "记录评分", "anyone, as themself, in a role SCORING.md §5 allows them"))
-def record_rating(appraisal: AppraisalKey, body: m.RatingBody, run: Runner) -> JSONResponse:
-    return run.run("rating.record", body, appraisal=appraisal)
+async def record_rating(appraisal: AppraisalKey, body: m.RatingBody, run: Runner) -> JSONResponse:
+    return await run.run("rating.record", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/measurements", **_doc("measurement.record", "记录测量值", RECORDER))
-def record_measurement(appraisal: AppraisalKey, body: m.MeasurementBody, run: Runner) -> JSONResponse:
-    return run.run("measurement.record", body, appraisal=appraisal)
+async def record_measurement(appraisal: AppraisalKey, body: m.MeasurementBody, run: Runner) -> JSONResponse:
+    return await run.run("measurement.record", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/occurrences", **_doc("occurrence.record", "记录计数事项", RECORDER))
-def record_occurrence(appraisal: AppraisalKey, body: m.OccurrenceBody, run: Runner) -> JSONResponse:
-    return run.run("occurrence.record", body, appraisal=appraisal)
+async def record_occurrence(appraisal: AppraisalKey, body: m.OccurrenceBody, run: Runner) -> JSONResponse:
+    return await run.run("occurrence.record", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/adjustments", **_doc("adjustment.apply", "直接加减分", RECORDER))
-def apply_adjustment(appraisal: AppraisalKey, body: m.AdjustmentBody, run: Runner) -> JSONResponse:
-    return run.run("adjustment.apply", body, appraisal=appraisal)
+async def apply_adjustment(appraisal: AppraisalKey, body: m.AdjustmentBody, run: Runner) -> JSONResponse:
+    return await run.run("adjustment.apply", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/vetoes", **_doc("veto.impose", "一票否决", RECORDER))
-def impose_veto(appraisal: AppraisalKey, body: m.VetoBody, run: Runner) -> JSONResponse:
-    return run.run("veto.impose", body, appraisal=appraisal)
+async def impose_veto(appraisal: AppraisalKey, body: m.VetoBody, run: Runner) -> JSONResponse:
+    return await run.run("veto.impose", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/appeals", **_doc(
     "appeal.file", "提出申诉", "the subject (a department's head for a department), within the window"))
-def file_appeal(appraisal: AppraisalKey, body: m.AppealBody, run: Runner) -> JSONResponse:
-    return run.run("appeal.file", body, appraisal=appraisal)
+async def file_appeal(appraisal: AppraisalKey, body: m.AppealBody, run: Runner) -> JSONResponse:
+    return await run.run("appeal.file", body, appraisal=appraisal)
 
 
 @router.post("/appeals/{appeal}/decision", **_doc(
     "appeal.decide", "申诉裁决", "admin grant, not the item's recorder nor the appellant"))
-def decide_appeal(appeal: Annotated[str, Path(pattern=r"^[^\x00]+$", max_length=200)],
-                  body: m.DecisionBody, run: Runner) -> JSONResponse:
-    return run.run("appeal.decide", body, appeal=appeal)
+async def decide_appeal(appeal: Annotated[str, Path(pattern=r"^[^\x00]+$", max_length=200)],
+                        body: m.DecisionBody, run: Runner) -> JSONResponse:
+    return await run.run("appeal.decide", body, appeal=appeal)
 
 
 @router.post("/years/{year}/tie-breaks", **_doc("year.tie_break", "并列排序", ADMIN))
-def break_tie(year: YearNumber, body: m.TieBreakBody, run: Runner) -> JSONResponse:
-    return run.run("year.tie_break", body, year=year)
+async def break_tie(year: YearNumber, body: m.TieBreakBody, run: Runner) -> JSONResponse:
+    return await run.run("year.tie_break", body, year=year)
 
 
 @router.post("/years/{year}/publication", **_doc("year.publish", "公示年度结果", ADMIN))
-def publish_year(year: YearNumber, run: Runner, body: m.YearBody | None = None) -> JSONResponse:
-    return run.run("year.publish", body or {}, year=year)
+async def publish_year(year: YearNumber, run: Runner, body: m.YearBody | None = None) -> JSONResponse:
+    return await run.run("year.publish", body or {}, year=year)
 
 
 @router.post("/years/{year}/finalization", **_doc("year.finalize", "年度结果定稿", ADMIN))
-def finalize_year(year: YearNumber, run: Runner, body: m.YearBody | None = None) -> JSONResponse:
-    return run.run("year.finalize", body or {}, year=year)
+async def finalize_year(year: YearNumber, run: Runner, body: m.YearBody | None = None) -> JSONResponse:
+    return await run.run("year.finalize", body or {}, year=year)
 
 
 @router.post("/years/{year}/adoption", **_doc("year.adopt", "改用方案版本", ADMIN))
-def adopt_scheme(year: YearNumber, body: m.AdoptBody, run: Runner) -> JSONResponse:
-    return run.run("year.adopt", body, year=year)
+async def adopt_scheme(year: YearNumber, body: m.AdoptBody, run: Runner) -> JSONResponse:
+    return await run.run("year.adopt", body, year=year)
 
 
 @router.post("/commands", **_doc("any command", "任一命令", "as for the command's own path"))
-def any_command(body: m.AnyCommandBody, run: Runner) -> JSONResponse:  # type: ignore[valid-type]
-    return run.run(body.type, body)  # type: ignore[attr-defined]
+async def any_command(body: m.AnyCommandBody, run: Runner) -> JSONResponse:  # type: ignore[valid-type]
+    return await run.run(body.type, body)  # type: ignore[attr-defined]
