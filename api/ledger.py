@@ -162,11 +162,16 @@ class AppraisalLedger(Application):
         refuses the write (IntegrityError) when any of them has moved on since. Concurrent threads'
         writes may share that transaction (a group commit)."""
         if events:
-            _answer_positions(rows, self._group.write(events, rows, read))
+            _answer_positions(rows, self._group.write(self._stored(events), rows, read))
 
-    def _put(self, events: list[Any], rows: list[CommandRow], read: dict[UUID, int]) -> list[int]:
-        recordings = self.events.put(events, commands=rows, read=read)
-        return [r.notification.id for r in recordings]
+    def _stored(self, events: list[Any]) -> list[Any]:
+        """The events as stored (encoded by the deciding thread, not the one that writes: under
+        concurrent requests, the writer is what everyone waits for)."""
+        to_stored = self.mapper.to_stored_event
+        return [to_stored(event) for event in events]
+
+    def _put(self, stored: list[Any], rows: list[CommandRow], read: dict[UUID, int]) -> list[int]:
+        return list(self.recorder.insert_events(stored, commands=rows, read=read) or ())
 
     def submit_one(self, body: dict[str, Any], *, actor: str | None = None) -> Outcome:
         """One command (the HTTP path): decided and written in the calling thread, with no GC
@@ -217,7 +222,7 @@ class AppraisalLedger(Application):
                 return None
             events, rows, read = unit.write_set()
             try:
-                positions = await self._group.write_on_loop(events, rows, read)
+                positions = await self._group.write_on_loop(self._stored(events), rows, read)
             except Exception:  # noqa: BLE001 - nothing recorded: the worker thread's path decides again
                 return None
             _answer_positions(rows, positions)
