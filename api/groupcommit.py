@@ -30,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,7 @@ class _Batch:
     positions: Sequence[int] = ()
     error: BaseException | None = None
     settle: Callable[[_Batch], None] | None = None  # a loop's batch: hands the outcome to its future
+    written: asyncio.Event = field(default_factory=asyncio.Event)  # (`LoopGroupCommit`)
 
 
 def _settle(future: asyncio.Future[Sequence[int]], batch: _Batch) -> None:
@@ -147,31 +149,108 @@ class GroupCommit:
         if len(sendable) == 1:
             self._write_one(sendable[0])
             return
-        events: list[Any] = []
-        rows: list[CommandRow] = []
-        read: dict[Any, int] = {}
-        for batch in sendable:
-            rows += [row._replace(event_index=row.event_index + len(events)) for row in batch.rows]
-            events += batch.events
-            for aggregate_id, version in batch.read.items():
-                read[aggregate_id] = min(version, read.get(aggregate_id, version))
         try:
-            positions = self._put(events, rows, read)
+            positions = self._put(*_merged(sendable))
         except BaseException:  # noqa: BLE001 - each batch on its own, each with its own outcome
             for batch in sendable:
                 self._write_one(batch)
             return
         self.groups += 1
-        start = 0
-        for batch in sendable:
-            batch.positions = positions[start:start + len(batch.events)]
-            start += len(batch.events)
+        _share_out(sendable, positions)
 
     def _write_one(self, batch: _Batch) -> None:
         try:
             batch.positions = self._put(batch.events, batch.rows, batch.read)
         except BaseException as error:  # noqa: BLE001 - handed to the batch's own thread
             batch.error = error
+
+
+class LoopGroupCommit:
+    """The group commit of an event loop's batches, written on the loop itself over an asynchronous
+    connection (PostgreSQL: `insert_events_on_loop`): the batches decided while a write is on its
+    way go together in the next one, as with `GroupCommit`, and no thread is involved. The
+    store's lock orders these writes with any thread's."""
+
+    def __init__(self, put: Callable[[list[Any], list[CommandRow], dict[Any, int]], Awaitable[Sequence[int]]],
+                 max_group: int = 64) -> None:
+        self._put = put
+        self._max_group = max_group
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = weakref.WeakKeyDictionary()
+        self.groups = 0  # transactions of more than one batch (for tests and the bench)
+
+    async def write(self, events: list[Any], rows: list[CommandRow], read: dict[Any, int] | None = None
+                    ) -> Sequence[int]:
+        loop = asyncio.get_running_loop()
+        waiting = self._queues.get(loop)
+        if waiting is None:
+            waiting = self._queues[loop] = _LoopQueue()
+        batch = _Batch(events, rows, read or {})
+        waiting.batches.append(batch)
+        if waiting.writer is None:
+            waiting.writer = loop.create_task(self._lead(waiting))
+        await batch.written.wait()
+        if batch.error is not None:
+            raise batch.error
+        return batch.positions
+
+    async def _lead(self, waiting: _LoopQueue) -> None:
+        try:
+            while waiting.batches:
+                group = waiting.batches[:self._max_group]
+                del waiting.batches[:self._max_group]
+                try:
+                    await self._write_group(group)
+                finally:
+                    for batch in group:
+                        if not batch.positions and batch.error is None:
+                            batch.error = RuntimeError("the write was cancelled")
+                        batch.written.set()
+        finally:
+            waiting.writer = None
+
+    async def _write_group(self, group: list[_Batch]) -> None:
+        sendable = _without_clashes(group)
+        if len(sendable) > 1:
+            try:
+                positions = await self._put(*_merged(sendable))
+            except Exception:  # noqa: BLE001 - each batch on its own, each with its own outcome
+                pass
+            else:
+                self.groups += 1
+                _share_out(sendable, positions)
+                return
+        for batch in sendable:
+            try:
+                batch.positions = await self._put(batch.events, batch.rows, batch.read)
+            except Exception as error:  # noqa: BLE001 - handed to the batch's own coroutine
+                batch.error = error
+
+
+@dataclass(eq=False)
+class _LoopQueue:
+    batches: list[_Batch] = field(default_factory=list)
+    writer: asyncio.Task[None] | None = None
+
+
+def _merged(sendable: list[_Batch]) -> tuple[list[Any], list[CommandRow], dict[Any, int]]:
+    """A group's batches as one: their events and command rows in order, and their read sets as
+    one (the earliest version read of each aggregate)."""
+    events: list[Any] = []
+    rows: list[CommandRow] = []
+    read: dict[Any, int] = {}
+    for batch in sendable:
+        rows += [row._replace(event_index=row.event_index + len(events)) for row in batch.rows]
+        events += batch.events
+        for aggregate_id, version in batch.read.items():
+            read[aggregate_id] = min(version, read.get(aggregate_id, version))
+    return events, rows, read
+
+
+def _share_out(sendable: list[_Batch], positions: Sequence[int]) -> None:
+    start = 0
+    for batch in sendable:
+        batch.positions = positions[start:start + len(batch.events)]
+        start += len(batch.events)
 
 
 def _without_clashes(group: list[_Batch]) -> list[_Batch]:

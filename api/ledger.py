@@ -23,7 +23,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, proje
 from eventsourcing.persistence import IntegrityError
 
 from api.gcpause import paused_gc
-from api.groupcommit import GroupCommit
+from api.groupcommit import GroupCommit, LoopGroupCommit
 from api.storage import DEFAULT_DB, CommandRow, ensure_schema, store_env
 from domain import commands as c
 from domain.aggregates import (
@@ -91,6 +91,9 @@ class AppraisalLedger(Application):
         self.clock = clock or (lambda: datetime.now(UTC))
         self._schemes: dict[tuple[str, int], Scheme] = {}
         self._group = GroupCommit(self._put)  # concurrent writers share transactions (api/groupcommit.py)
+        # PostgreSQL: the event loop's own commands are written on the loop (`submit_on_loop`).
+        on_loop = getattr(self.recorder, "insert_events_on_loop", None)
+        self._loop_group = LoopGroupCommit(on_loop) if on_loop is not None else None
         self._serial: dict[str, tuple[threading.Lock, int]] = {}  # appraisal -> (its lock, threads using it)
         self._serial_lock = threading.Lock()
         self._serial_on_loop: dict[str, tuple[asyncio.Lock, int]] = {}  # the same, for `submit_on_loop`
@@ -207,7 +210,8 @@ class AppraisalLedger(Application):
         the decision. Returns the accepted and recorded outcome, or None when nothing was recorded:
         the decision needed the store or much work, the command was refused or re-sent (its answer
         must rest on the log, not on a cached copy), or the write was refused; the caller then
-        submits it with `submit_one` on a worker thread, which decides again after a refresh."""
+        submits it with `submit_one` on a worker thread, which decides again after a refresh.
+        (PostgreSQL: the write too is made on the loop, over the loop's own connection.)"""
         key = body.get("appraisal")
         if body.get("type") not in LOOP_KINDS or not isinstance(key, str):
             return None
@@ -222,7 +226,10 @@ class AppraisalLedger(Application):
                 return None
             events, rows, read = unit.write_set()
             try:
-                positions = await self._group.write_on_loop(self._stored(events), rows, read)
+                if self._loop_group is not None:
+                    positions = await self._loop_group.write(self._stored(events), rows, read)
+                else:
+                    positions = await self._group.write_on_loop(self._stored(events), rows, read)
             except Exception:  # noqa: BLE001 - nothing recorded: the worker thread's path decides again
                 return None
             _answer_positions(rows, positions)
@@ -416,6 +423,9 @@ class AppraisalLedger(Application):
         return self.recorder.max_notification_id() or 0
 
     def close(self) -> None:
+        close_loops = getattr(self.recorder, "close_loop_connections", None)
+        if close_loops is not None:
+            close_loops()
         super().close()
 
 

@@ -9,7 +9,9 @@ command's events: it makes re-sent commands no-ops and lets later commands find 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any, NamedTuple, cast
@@ -219,6 +221,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self.commands_table = events_table_name.replace("_events", "_commands")
+        # event loop -> its connection (`insert_events_on_loop`)
+        self._loop_connections: weakref.WeakKeyDictionary[Any, psycopg.AsyncConnection[Any]] = (
+            weakref.WeakKeyDictionary())
         schema = Identifier(self.datastore.schema)
         names = {"schema": schema, "events": Identifier(self.events_table_name),
                  "commands": Identifier(self.commands_table)}
@@ -352,6 +357,58 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         """One statement, one round trip, one transaction: the write function locks the log,
         checks the chain's head and the read set, inserts the events, chains them and records the
         commands."""
+        statement, params = self._write_call(stored_events, commands, read)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                curs.execute(statement, params, prepare=True)
+            except psycopg.errors.RaiseException as error:
+                _check_refusal(error)
+                raise
+            result = curs.fetchone()
+        assert result is not None
+        return list(result["positions"])
+
+    async def insert_events_on_loop(self, stored_events: Sequence[StoredEvent], commands: Sequence[CommandRow],
+                                    read: dict[UUID, int]) -> list[int]:
+        """The write function called on the running event loop, over that loop's own connection
+        (`submit_on_loop`): while the store works, the loop serves other requests, and the answer
+        is taken up by the loop itself, with no thread waiting for its turn at the GIL. Any failure
+        leaves the caller to write again on a worker thread (a broken connection is opened again
+        next time)."""
+        statement, params = self._write_call(stored_events, commands, read)
+        conn = await self._loop_connection()
+        try:
+            cursor = await conn.execute(statement, params, prepare=True)
+            result = await cursor.fetchone()
+        except psycopg.errors.RaiseException as error:
+            _check_refusal(error)
+            raise
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            self._loop_connections.pop(asyncio.get_running_loop(), None)
+            conn.pgconn.finish()
+            raise
+        assert result is not None
+        return list(result[0])
+
+    async def _loop_connection(self) -> psycopg.AsyncConnection[Any]:
+        loop = asyncio.get_running_loop()
+        conn = self._loop_connections.get(loop)
+        if conn is None or conn.closed:
+            pool: Any = self.datastore.pool
+            kwargs = {key: value for key, value in pool.kwargs.items() if key != "row_factory"}
+            conn = await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True, **kwargs)
+            self._loop_connections[loop] = conn
+        return conn
+
+    def close_loop_connections(self) -> None:
+        """Close the event loops' connections (from any thread: libpq's own close)."""
+        for conn in list(self._loop_connections.values()):
+            conn.pgconn.finish()
+        self._loop_connections.clear()
+
+    def _write_call(self, stored_events: Sequence[StoredEvent], commands: Sequence[CommandRow],
+                    read: dict[UUID, int]) -> tuple[bytes, tuple[Any, ...]]:
+        """The write function's statement and parameters for a batch."""
         if len(stored_events) == 1 and len(commands) == 1:
             (event,), (row,) = stored_events, commands
             statement = self.write_one_statement
@@ -368,18 +425,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 [row.event_index for row in commands], [_answer_prefix(row.answer) for row in commands],
                 *_array_literals(read),
             )
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            try:
-                curs.execute(statement, params, prepare=True)
-            except psycopg.errors.RaiseException as error:
-                if error.diag.message_primary != "chain-broken":
-                    raise
-                chain_position, last_event = (int(x) or None for x in (error.diag.message_detail or "0 0").split())
-                _check_head(chain_position, last_event, (last_event or 0) + 1)
-                raise
-            result = curs.fetchone()
-        assert result is not None
-        return list(result["positions"])
+        return statement, params
 
     def select_newer(self, after: dict[UUID, int], command_ids: Sequence[str]
                      ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
@@ -410,6 +456,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
 _EVENT_TYPES = ["int8", "uuid", "int8", "text", "bytea"]
 _COMMAND_TYPES = ["text", "text", "text", "text", "int8", "text"]
+
+
+def _check_refusal(error: psycopg.errors.RaiseException) -> None:
+    """The write function refused a write because the chain's head is not the last event: say
+    which (`_check_head` raises); any other refusal is the caller's to raise."""
+    if error.diag.message_primary == "chain-broken":
+        chain_position, last_event = (int(x) or None for x in (error.diag.message_detail or "0 0").split())
+        _check_head(chain_position, last_event, (last_event or 0) + 1)
 
 
 def _moved_on(ids: Composable, versions: Composable, **names: Any) -> Composed:

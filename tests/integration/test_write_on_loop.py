@@ -79,7 +79,9 @@ def test_commands_on_the_loop_are_recorded_once_each_appraisal_in_turn(db_url: s
         assert all(outcome is not None and outcome.accepted for outcome in outcomes)
         positions = sorted(outcome.answer["position"] for outcome in outcomes if outcome is not None)
         assert positions == list(range(before + 1, before + 41))
-        assert ledger._group.groups >= 1  # some went together
+        # PostgreSQL: written on the loop over its own connection; SQLite: by the writer thread.
+        group = ledger._loop_group if db_url.startswith("postgresql") else ledger._group
+        assert group is not None and group.groups >= 1  # some went together
         ids = [f"{r}-{a}-{m}" for m in range(1, 11) for r, a, _ in raters]
         found = ledger.commands(ids)
         assert sorted(found) == sorted(ids)
@@ -170,5 +172,39 @@ def test_loop_and_thread_writers_together_record_every_command_once(db_url: str,
         assert sorted(found) == sorted(ids)
         assert sorted(row["position"] for row in found.values()) == list(range(before + 1, before + 1 + len(ids)))
         assert ledger.event_count() == before + len(ids)
+    finally:
+        ledger.close()
+
+
+def test_a_broken_loop_connection_costs_one_command_a_detour_then_is_opened_again(pg_url: str) -> None:
+    """The loop's connection is cut (the server ends its session): the command being written gets
+    None (nothing recorded; a worker thread records it), and the next one is written on the loop
+    over a new connection."""
+    import psycopg
+
+    ledger = AppraisalLedger(pg_url)
+    try:
+        ledger.submit(build()[:12])
+        ledger.submit_one(_rating("warm", "2025:p-A", "self", "2025-12"), actor="p-A")
+
+        async def three() -> list[Outcome | None]:
+            first = await ledger.submit_on_loop(_rating("c-1", "2025:p-A", "self", "2025-01"), actor="p-A")
+            conn = ledger.recorder._loop_connections[asyncio.get_running_loop()]  # type: ignore[attr-defined]
+            with psycopg.connect(pg_url.split("?", 1)[0], autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+            second = await ledger.submit_on_loop(_rating("c-2", "2025:p-A", "self", "2025-02"), actor="p-A")
+            third = await ledger.submit_on_loop(_rating("c-3", "2025:p-A", "self", "2025-03"), actor="p-A")
+            return [first, second, third]
+
+        first, second, third = asyncio.run(three())
+        assert first is not None and second is None and third is not None
+        assert ledger.commands(["c-2"]) == {}
+        assert ledger.submit_one(_rating("c-2", "2025:p-A", "self", "2025-02"), actor="p-A").accepted
+        found = ledger.commands(["c-1", "c-2", "c-3"])
+        assert [found[c]["position"] for c in ("c-1", "c-3", "c-2")] == [third.answer["position"] - 1,
+                                                                         third.answer["position"],
+                                                                         third.answer["position"] + 1]
+        verdict = verify(log_store(ledger.recorder))
+        assert verdict.ok and verdict.walked.size == ledger.event_count()
     finally:
         ledger.close()
