@@ -10,9 +10,11 @@ each with its own command id, by the raters SCORING.md §5 allows (the leader in
 department head, the staff member themself), over weekly periods:
 
 - `POST /appraisals/{id}/ratings`: authentication, validation, the domain's rules, events, the
-  command-id table, the hash chain, one transaction;
+  command-id table, the hash chain, one transaction (decided on the event loop and written by the
+  write function over the loop's own connection: `AppraisalLedger.submit_on_loop`);
 - `POST /bench/raw/appraisals/{id}/ratings`: the same middleware, authentication and body
-  validation, then one INSERT of the body as JSON into a plain table on the same connection pool.
+  validation, then one INSERT of the body as JSON into a plain table on the same connection pool
+  (a plain `def` endpoint on a worker thread, as one would write it by hand).
 
 The load comes from `wrk` (C, one thread, `--connections` keep-alive connections, a Lua script
 making each request's body and command id; installed from Debian by `scripts/bench`), so that the
