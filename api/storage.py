@@ -30,7 +30,7 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import retry
-from psycopg.sql import SQL, Composable, Composed, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from api.chain import MemoryChain, PostgresChain, SQLiteChain, _check_head
 
@@ -225,6 +225,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self._loop_connections: weakref.WeakKeyDictionary[Any, psycopg.AsyncConnection[Any]] = (
             weakref.WeakKeyDictionary())
         schema = Identifier(self.datastore.schema)
+        # The library's insert and the COPY path take the log's lock as the write function does
+        # (`_log_lock`), after the library's lock timeout.
+        self.lock_table_statements = [self.lock_table_statements[0], *_log_lock_statements(
+            schema=schema, events=Identifier(self.events_table_name))]
         names = {"schema": schema, "events": Identifier(self.events_table_name),
                  "commands": Identifier(self.commands_table)}
         self.sql_create_statements.append(SQL(
@@ -265,9 +269,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         # Small batches (single commands over HTTP) are written by one call of a function of the
         # store (`_write_function`): one round trip instead of a COPY's several. (v3: planned
         # without sequential scans; v4: checks the read set; v5: checks it by one index probe per
-        # aggregate. A store made by an earlier version gets v5 beside the old function on its
-        # next start.)
-        self.write_function = Identifier(f"{events_table_name}_write_v5")
+        # aggregate; v6: takes the log's lock as `_log_lock` says. A store made by an earlier
+        # version gets v6 beside the old function on its next start.)
+        self.write_function = Identifier(f"{events_table_name}_write_v6")
         self.sql_create_statements.append(_write_function(
             schema=schema, function=self.write_function, events=Identifier(self.events_table_name),
             chain=Identifier(self.chain.table), commands=Identifier(self.commands_table),
@@ -458,6 +462,32 @@ _EVENT_TYPES = ["int8", "uuid", "int8", "text", "bytea"]
 _COMMAND_TYPES = ["text", "text", "text", "text", "int8", "text"]
 
 
+def _log_lock(*, schema: Composable, events: Composable) -> Composed:
+    """The log's write lock: every writer of the events takes it, and holds it until it commits,
+    so that positions are given in commit order (a reader never passes a position that a later
+    commit fills in).
+
+    The events table in ROW EXCLUSIVE mode (an INSERT's own lock) and an advisory lock of the
+    table: writers queue on the advisory lock, and an EXCLUSIVE lock of the table (the library's
+    way, a backup being loaded, a server of an earlier version) still excludes them all. Not the
+    table's EXCLUSIVE lock itself: autovacuum's SHARE UPDATE EXCLUSIVE lock conflicts with it, and
+    every vacuum of the growing events table (about every minute under a steady load) held every
+    write back for as long as it ran (tens of milliseconds: the HTTP bench's p99 outliers)."""
+    return SQL("; ").join(_log_lock_statements(schema=schema, events=events, call="PERFORM"))
+
+
+def _log_lock_statements(*, schema: Composable, events: Composable, call: str = "SELECT") -> list[Composed]:
+    """`_log_lock` as two statements (`call`: SELECT, or PL/pgSQL's PERFORM)."""
+    return [SQL("LOCK TABLE {schema}.{events} IN ROW EXCLUSIVE MODE").format(schema=schema, events=events),
+            SQL("{call} pg_advisory_xact_lock({space}, '{schema}.{events}'::regclass::oid::int)").format(
+                schema=schema, events=events, call=SQL(call), space=LOG_LOCK_SPACE)]
+
+
+# The first key of the log's advisory lock (the second is the events table's oid); two-key advisory
+# locks never meet the one-key ones (`serialize_ddl`).
+LOG_LOCK_SPACE = Literal(0x4C4F47)
+
+
 def _check_refusal(error: psycopg.errors.RaiseException) -> None:
     """The write function refused a write because the chain's head is not the last event: say
     which (`_check_head` raises); any other refusal is the caller's to raise."""
@@ -516,7 +546,7 @@ DECLARE
     topic bytea;
 BEGIN
     SET LOCAL lock_timeout = '{lock_timeout}s';
-    LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE;
+    {log_lock};
     NOTIFY {channel};
     SELECT max(notification_id) INTO last_event FROM {schema}.{events};
     SELECT position, hash INTO head_position, head FROM {schema}.{chain} ORDER BY position DESC LIMIT 1;
@@ -554,7 +584,8 @@ BEGIN
     FROM unnest(c_ids, c_types, c_prints, c_targets, c_firsts, c_answers)
          AS c(id, kind, print, target, first, answer);
     RETURN positions;
-END""").format(stale=SQL(STALE_READ), moved=_moved_on(SQL("r_ids"), SQL("r_versions"), **names), **names)
+END""").format(stale=SQL(STALE_READ), moved=_moved_on(SQL("r_ids"), SQL("r_versions"), **names),
+                log_lock=_log_lock(schema=names["schema"], events=names["events"]), **names)
     return SQL(
         "DO $do$ BEGIN "
         "CREATE FUNCTION {schema}.{function}(e_ids uuid[], e_versions bigint[], e_topics text[], "

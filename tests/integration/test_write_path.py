@@ -388,6 +388,58 @@ def test_the_read_set_is_checked_by_index_probes_not_by_walking_the_log(pg_url: 
         ledger.close()
 
 
+@pytest.mark.parametrize("path", ["function", "copy"])
+def test_a_vacuum_of_the_log_holds_no_write_back_and_an_exclusive_lock_still_does(pg_url: str, path: str) -> None:
+    """Autovacuum takes the events table in SHARE UPDATE EXCLUSIVE mode, about every minute under a
+    steady load. The log's lock used to be the table's EXCLUSIVE lock, which that conflicts with:
+    each vacuum held every write back while it ran. Now a write (the write function, and a bulk
+    batch's COPY) goes through beside it; and a holder of the table's EXCLUSIVE lock (a server of
+    an earlier version, a backup being loaded) still holds writes back, so that positions stay in
+    commit order whoever writes."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    ledger = AppraisalLedger(pg_url)
+    try:
+        ledger.submit(build()[:12])
+        before = ledger.event_count()
+        schema = pg_url.rsplit("schema=", 1)[1]
+        table = SQL("{}.{}").format(Identifier(schema), Identifier(ledger.recorder.events_table_name))
+        count = 1 if path == "function" else 80  # more than SMALL_BATCH events: the COPY path
+
+        def ratings(tag: str) -> list[dict[str, Any]]:
+            return [{"type": "rating.record", "id": f"{tag}-{n}", "actor": "p-A", "appraisal": "2025:p-A",
+                     "leaf": "business", "rater_role": "self", "period": f"2025-W{n % 52 + 1:02d}",
+                     "score": "80", "at": "2025-12-20T10:00:00+08:00"} for n in range(count)]
+
+        def write_while_held(mode: str, tag: str) -> BaseException | None:
+            with psycopg.connect(pg_url.split("?", 1)[0]) as holder:
+                holder.execute(SQL("LOCK TABLE {} IN {} MODE").format(table, SQL(mode)))
+                outcome: list[BaseException | None] = []
+
+                def write() -> None:
+                    try:
+                        ledger.submit(ratings(tag))
+                        outcome.append(None)
+                    except BaseException as error:  # noqa: BLE001 - the test looks at it
+                        outcome.append(error)
+
+                writer = threading.Thread(target=write)
+                writer.start()
+                writer.join(3)
+                blocked = writer.is_alive()
+                holder.rollback()  # let it go
+                writer.join(30)
+            assert outcome == [None]
+            return AssertionError("held back") if blocked else None
+
+        assert write_while_held("SHARE UPDATE EXCLUSIVE", "beside-vacuum") is None
+        assert isinstance(write_while_held("EXCLUSIVE", "behind-exclusive"), AssertionError)
+        assert ledger.event_count() == before + 2 * count
+    finally:
+        ledger.close()
+
+
 def test_processes_opening_a_new_store_at_once_all_succeed(pg_url: str) -> None:
     """`appraisal serve --workers N` on a new PostgreSQL store: every worker creates the tables at
     the same moment. `CREATE TABLE IF NOT EXISTS` alone lets the loser of the race fail on the
