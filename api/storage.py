@@ -472,7 +472,7 @@ def _log_lock(*, schema: Composable, events: Composable) -> Composed:
     way, a backup being loaded, a server of an earlier version) still excludes them all. Not the
     table's EXCLUSIVE lock itself: autovacuum's SHARE UPDATE EXCLUSIVE lock conflicts with it, and
     every vacuum of the growing events table (about every minute under a steady load) held every
-    write back for as long as it ran (tens of milliseconds: the HTTP bench's p99 outliers)."""
+    write back for as long as it ran (tens of milliseconds each time)."""
     return SQL("; ").join(_log_lock_statements(schema=schema, events=events, call="PERFORM"))
 
 
@@ -525,9 +525,8 @@ def _answer_prefix(answer: dict[str, Any]) -> str:
 
 
 def _write_function(**names: Any) -> Composed:
-    """The PostgreSQL write function: one call per batch, in one transaction. Under the events'
-    table lock (the library's EXCLUSIVE lock, so that positions are given in commit order) it
-    checks that the chain's head is the last event, inserts the events, extends the hash chain
+    """The PostgreSQL write function: one call per batch, in one transaction. Under the log's lock
+    (`_log_lock`, so that positions are given in commit order) it checks that the chain's head is the last event, inserts the events, extends the hash chain
     exactly as `api.chain.extend` does (leaf = SHA-256(0x00 || canonical(e)), hash_n =
     SHA-256(hash_{n-1} || leaf_n)), and records the command rows with their log positions.
     Created once per schema (concurrent starts race harmlessly).
