@@ -52,7 +52,6 @@ class _Batch:
     positions: Sequence[int] = ()
     error: BaseException | None = None
     settle: Callable[[_Batch], None] | None = None  # a loop's batch: hands the outcome to its future
-    written: asyncio.Event = field(default_factory=asyncio.Event)  # (`LoopGroupCommit`)
 
 
 def _settle(future: asyncio.Future[Sequence[int]], batch: _Batch) -> None:
@@ -184,14 +183,11 @@ class LoopGroupCommit:
         waiting = self._queues.get(loop)
         if waiting is None:
             waiting = self._queues[loop] = _LoopQueue()
-        batch = _Batch(events, rows, read or {})
-        waiting.batches.append(batch)
+        future: asyncio.Future[Sequence[int]] = loop.create_future()
+        waiting.batches.append((_Batch(events, rows, read or {}), future))
         if waiting.writer is None:
             waiting.writer = loop.create_task(self._lead(waiting))
-        await batch.written.wait()
-        if batch.error is not None:
-            raise batch.error
-        return batch.positions
+        return await future
 
     async def _lead(self, waiting: _LoopQueue) -> None:
         try:
@@ -199,12 +195,12 @@ class LoopGroupCommit:
                 group = waiting.batches[:self._max_group]
                 del waiting.batches[:self._max_group]
                 try:
-                    await self._write_group(group)
+                    await self._write_group([batch for batch, _ in group])
                 finally:
-                    for batch in group:
+                    for batch, future in group:
                         if not batch.positions and batch.error is None:
                             batch.error = RuntimeError("the write was cancelled")
-                        batch.written.set()
+                        _settle(future, batch)
         finally:
             waiting.writer = None
 
@@ -228,7 +224,7 @@ class LoopGroupCommit:
 
 @dataclass(eq=False)
 class _LoopQueue:
-    batches: list[_Batch] = field(default_factory=list)
+    batches: list[tuple[_Batch, asyncio.Future[Sequence[int]]]] = field(default_factory=list)
     writer: asyncio.Task[None] | None = None
 
 

@@ -91,9 +91,11 @@ class AppraisalLedger(Application):
         self.clock = clock or (lambda: datetime.now(UTC))
         self._schemes: dict[tuple[str, int], Scheme] = {}
         self._group = GroupCommit(self._put)  # concurrent writers share transactions (api/groupcommit.py)
-        # PostgreSQL: the event loop's own commands are written on the loop (`submit_on_loop`).
+        # How the event loop's commands are written (`submit_on_loop`): on PostgreSQL on the loop
+        # itself, elsewhere by the group commit's writer thread.
         on_loop = getattr(self.recorder, "insert_events_on_loop", None)
         self._loop_group = LoopGroupCommit(on_loop) if on_loop is not None else None
+        self._write_on_loop = self._loop_group.write if self._loop_group is not None else self._group.write_on_loop
         self._serial: dict[str, tuple[threading.Lock, int]] = {}  # appraisal -> (its lock, threads using it)
         self._serial_lock = threading.Lock()
         self._serial_on_loop: dict[str, tuple[asyncio.Lock, int]] = {}  # the same, for `submit_on_loop`
@@ -130,34 +132,23 @@ class AppraisalLedger(Application):
             yield
             return
         with self._serial_lock:
-            lock, users = self._serial.get(key, (None, 0))
-            lock = lock or threading.Lock()
-            self._serial[key] = (lock, users + 1)
+            lock = _use_lock(self._serial, key, threading.Lock)
         try:
             with lock:
                 yield
         finally:
             with self._serial_lock:
-                lock, users = self._serial[key]
-                if users == 1:
-                    del self._serial[key]
-                else:
-                    self._serial[key] = (lock, users - 1)
+                _disuse_lock(self._serial, key)
 
     @asynccontextmanager
     async def _one_at_a_time_on_loop(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._serial_on_loop.get(key, (None, 0))
-        lock = lock or asyncio.Lock()
-        self._serial_on_loop[key] = (lock, users + 1)
+        """`_one_at_a_time` for the event loop's commands (one thread: no lock around the table)."""
+        lock = _use_lock(self._serial_on_loop, key, asyncio.Lock)
         try:
             async with lock:
                 yield
         finally:
-            lock, users = self._serial_on_loop[key]
-            if users == 1:
-                del self._serial_on_loop[key]
-            else:
-                self._serial_on_loop[key] = (lock, users - 1)
+            _disuse_lock(self._serial_on_loop, key)
 
     def _write(self, events: list[Any], rows: list[CommandRow], read: dict[UUID, int]) -> None:
         """One transaction: the events, their command rows (and the chain); answers get positions.
@@ -226,10 +217,7 @@ class AppraisalLedger(Application):
                 return None
             events, rows, read = unit.write_set()
             try:
-                if self._loop_group is not None:
-                    positions = await self._loop_group.write(self._stored(events), rows, read)
-                else:
-                    positions = await self._group.write_on_loop(self._stored(events), rows, read)
+                positions = await self._write_on_loop(self._stored(events), rows, read)
             except Exception:  # noqa: BLE001 - nothing recorded: the worker thread's path decides again
                 return None
             _answer_positions(rows, positions)
@@ -269,12 +257,7 @@ class AppraisalLedger(Application):
             return self.get(aggregate_id, private=private)
         except AggregateNotFoundError:
             return None
-        if not private:
-            return aggregate
-        # The library deep-copies outside the lock under which another thread fast-forwards the
-        # same cached object ("dictionary changed size during iteration"): copy under that lock.
-        with self._cached_lock(aggregate_id):
-            return deepcopy(aggregate)
+        return self._private_copy(aggregate_id, aggregate) if private else aggregate
 
     def cached_copy(self, aggregate_id: UUID) -> Any:
         """A private copy of a cached aggregate as it is, with no round trip (`submit_on_loop`);
@@ -284,6 +267,12 @@ class AppraisalLedger(Application):
             aggregate = self.repository.cache.get(aggregate_id)
         except KeyError:
             raise _NotOnTheLoop("an aggregate not cached") from None
+        return self._private_copy(aggregate_id, aggregate)
+
+    def _private_copy(self, aggregate_id: UUID, aggregate: Any) -> Any:
+        """A copy to decide on. The library deep-copies outside the lock under which another thread
+        fast-forwards the same cached object ("dictionary changed size during iteration"): copy
+        under that lock."""
         with self._cached_lock(aggregate_id):
             return deepcopy(aggregate)
 
@@ -429,6 +418,23 @@ class AppraisalLedger(Application):
         super().close()
 
 
+def _use_lock(locks: dict[str, tuple[Any, int]], key: str, make: Callable[[], Any]) -> Any:
+    """The lock of `key` in a table of locks in use, counted once more (made when nobody uses it)."""
+    lock, users = locks.get(key, (None, 0))
+    lock = lock or make()
+    locks[key] = (lock, users + 1)
+    return lock
+
+
+def _disuse_lock(locks: dict[str, tuple[Any, int]], key: str) -> None:
+    """Counted once less; out of the table when nobody uses it."""
+    lock, users = locks[key]
+    if users == 1:
+        del locks[key]
+    else:
+        locks[key] = (lock, users - 1)
+
+
 def _answer_positions(rows: list[CommandRow], positions: Any) -> None:
     for row in rows:
         row.answer["position"] = positions[row.event_index]
@@ -480,12 +486,10 @@ class UnitOfWork:
         try:
             return self.loaded[key]
         except KeyError:
-            if self.on_loop:
-                aggregate = self.loaded[key] = self.ledger.cached_copy(aggregate_id)
-                self.read[aggregate_id] = aggregate.version
-                return aggregate
-            aggregate = self.loaded[key] = self.ledger.get(
-                aggregate_id, private=True, fastforward=self.look_up and aggregate_id not in self.current)
+            aggregate = self.loaded[key] = (
+                self.ledger.cached_copy(aggregate_id) if self.on_loop else
+                self.ledger.get(aggregate_id, private=True,
+                                fastforward=self.look_up and aggregate_id not in self.current))
             self.read[aggregate_id] = aggregate.version if aggregate is not None else 0
             return aggregate
 
@@ -553,11 +557,10 @@ class UnitOfWork:
 
     def run(self, batch: list[tuple[int, dict[str, Any]]], actor: str | None) -> list[Outcome]:
         ids = [str(body["id"]) for _, body in batch if isinstance(body, dict) and isinstance(body.get("id"), str)]
-        if not self.look_up:
-            pass  # the cached copies as they are; the write checks what they were (`submit_one`)
-        elif len(batch) == 1 and isinstance(batch[0][1], dict):
+        # (Without `look_up`: the cached copies as they are; the write checks what they were.)
+        if self.look_up and len(batch) == 1 and isinstance(batch[0][1], dict):
             self.current, self.known = self.ledger.refresh(_needs(batch[0][1]), ids)
-        else:
+        elif self.look_up:
             self.known = self.ledger.commands(ids) if ids else {}
         outcomes = []
         for index, body in batch:

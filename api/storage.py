@@ -526,9 +526,10 @@ def _answer_prefix(answer: dict[str, Any]) -> str:
 
 def _write_function(**names: Any) -> Composed:
     """The PostgreSQL write function: one call per batch, in one transaction. Under the log's lock
-    (`_log_lock`, so that positions are given in commit order) it checks that the chain's head is the last event, inserts the events, extends the hash chain
-    exactly as `api.chain.extend` does (leaf = SHA-256(0x00 || canonical(e)), hash_n =
-    SHA-256(hash_{n-1} || leaf_n)), and records the command rows with their log positions.
+    (`_log_lock`, so that positions are given in commit order) it checks that the chain's head is
+    the last event, inserts the events, extends the hash chain exactly as `api.chain.extend` does
+    (leaf = SHA-256(0x00 || canonical(e)), hash_n = SHA-256(hash_{n-1} || leaf_n)), and records the
+    command rows with their log positions.
     Created once per schema (concurrent starts race harmlessly).
 
     It is planned with `enable_seqscan = off`. Its statements are planned once per session and

@@ -160,7 +160,7 @@ end
 """
 
 
-# A fixed offered rate (`--rate`): every request (on whichever connection is free) takes the next slot
+# A fixed offered rate (`--paced`, `--offered`): every request (on whichever connection is free) takes the next slot
 # of one schedule, 1/rate apart, as wrk2 does; a connection waits for its slot before sending. When
 # the server falls behind, slots are taken at once and the achieved rate shows it.
 WRK_PACE = """
