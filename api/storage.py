@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 from uuid import UUID
 
+import orjson
 import psycopg
 from eventsourcing.persistence import (
     ApplicationRecorder,
@@ -122,7 +123,10 @@ def pg_conninfo(url: str) -> str:
     return f"{base}?{urlencode(kept)}" if kept else base
 
 
-_answer_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), made once
+def _answer_json(answer: dict[str, Any]) -> str:
+    """A command's answer as stored: compact JSON, UTF-8 as is (the answers of earlier versions,
+    written with json.dumps' spaces, read back the same)."""
+    return orjson.dumps(answer).decode()
 
 
 def _command_params(stored_ids: Sequence[int], commands: Sequence[CommandRow]) -> list[tuple[Any, ...]]:
@@ -174,7 +178,7 @@ class SQLiteLedgerRecorder(LocalNewer, SQLiteApplicationRecorder):
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
                        **kwargs: Any) -> Sequence[int] | None:
-        ids = super()._insert_events(c, stored_events, **kwargs) or []
+        ids = self._insert_rows(c, stored_events)
         # The read set, checked once the insert holds the database's write lock (a read first
         # would open a snapshot that a concurrent commit, a projection's, makes unwritable). The
         # transaction's rollback gives back the positions taken: no gap.
@@ -183,12 +187,16 @@ class SQLiteLedgerRecorder(LocalNewer, SQLiteApplicationRecorder):
             started = {aggregate_id.hex: version for aggregate_id, version in read.items()}
             for event in stored_events:  # ours, just inserted
                 started[cast(UUID, event.originator_id).hex] = event.originator_version
-            keys = list(started)
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                c.execute(f"SELECT originator_id, max(originator_version) AS last FROM {self.events_table_name} "
-                          f"WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id", chunk)
-                if any(row["last"] > started[row["originator_id"]] for row in c.fetchall()):
+            # One index probe per aggregate ("a version after the one read?"), not its maximum:
+            # a grouped max() reads every version of every aggregate, a cost that grew with the log.
+            pairs = list(started.items())
+            for start in range(0, len(pairs), 500):
+                chunk = pairs[start:start + 500]
+                c.execute(f"WITH r(id, v) AS (VALUES {','.join(['(?,?)'] * len(chunk))}) SELECT 1 FROM r "
+                          f"WHERE EXISTS (SELECT 1 FROM {self.events_table_name} AS e "
+                          "WHERE e.originator_id = r.id AND e.originator_version > r.v) LIMIT 1",
+                          [value for pair in chunk for value in pair])
+                if c.fetchone() is not None:
                     raise IntegrityError(STALE_READ)
         self.chain.append(c, stored_events, ids)
         commands = kwargs.get("commands") or ()
@@ -196,6 +204,19 @@ class SQLiteLedgerRecorder(LocalNewer, SQLiteApplicationRecorder):
             c.executemany(f"INSERT INTO {self.commands_table} VALUES (?,?,?,?,?,?)",
                           _command_params(ids, commands))
         return ids
+
+    def _insert_rows(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """The events in one `executemany` (the library's insert runs a statement per event to
+        read each rowid). Their positions follow from the last one: the write lock is held from
+        the first row on, and a new rowid is one more than the table's largest."""
+        if not stored_events:
+            return []
+        c.executemany(self.insert_events_statement, [
+            (event.originator_id.hex if isinstance(event.originator_id, UUID) else event.originator_id,
+             event.originator_version, event.topic, event.state) for event in stored_events])
+        c.execute("SELECT last_insert_rowid()")
+        last = c.fetchone()[0]
+        return list(range(last - len(stored_events) + 1, last + 1))
 
     def select_commands(self, command_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -520,8 +541,8 @@ def _array_literals(read: dict[UUID, int]) -> tuple[str, str]:
 def _answer_prefix(answer: dict[str, Any]) -> str:
     """A command's answer as JSON, open at its end for the log position the write function adds:
     `_command_params`' text exactly, once the position and "}" are appended."""
-    text = json.dumps({key: value for key, value in answer.items() if key != "position"}, ensure_ascii=False)
-    return text[:-1] + (", " if text != "{}" else "") + '"position": '
+    text = _answer_json({key: value for key, value in answer.items() if key != "position"})
+    return text[:-1] + ("," if text != "{}" else "") + '"position":'
 
 
 def _write_function(**names: Any) -> Composed:
