@@ -247,68 +247,90 @@ def main() -> None:
         "then offer both endpoints this fraction of the raw endpoint's best rate (wrk only; 0: skip) and "
         "measure latency at that load"))
     parser.add_argument("--offered", type=float, help="offer this many requests/s instead (to compare runs)")
+    parser.add_argument("--thread-path", action="store_true", help=(
+        "also measure, in the paced rounds, a second server whose commands all go to worker threads "
+        "(APPRAISAL_COMMANDS_ON_LOOP=0: as plain `def` routes would run them)"))
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
-    schema = f"bench_http_{secrets.token_hex(4)}"
     separator = "&" if "?" in args.pg else "?"
-    pool = args.connections + 4
-    url = f"{args.pg}{separator}schema={schema}&pool_size={pool}&max_overflow=4"
-    raters = prepare(url, args.departments, args.staff)
-    port = free_port()
     log_path = ROOT / "var" / "bench" / "http-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("w")  # noqa: SIM115 - the server writes to it until the finally below
-    env = {**os.environ, "APPRAISAL_DB": url, "APPRAISAL_BENCH_RAW_ENDPOINT": "1",
-           "APPRAISAL_LOG_FORMAT": "json", "APPRAISAL_TOKEN_CACHE_SECONDS": "2"}
-    server = subprocess.Popen([str(Path(sys.executable).with_name("appraisal")), "serve", "--port", str(port),
-                               # as in production: the read models are kept by their own worker
-                               # (`appraisal project`), not by a thread competing with the writes
-                               "--projection", "none", "--workers", str(args.workers)],
-                              env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    servers: list[tuple[subprocess.Popen[bytes], str, Any]] = []  # (process, schema, log)
+
+    def start(name: str, **env: str) -> tuple[subprocess.Popen[bytes], str, list[tuple[str, str, str]]]:
+        """A server on a fresh schema of its own (demo organisation, open appraisals): process, base URL, raters."""
+        schema = f"bench_http_{secrets.token_hex(4)}"
+        url = f"{args.pg}{separator}schema={schema}&pool_size={args.connections + 4}&max_overflow=4"
+        raters = prepare(url, args.departments, args.staff)
+        port = free_port()
+        log = log_path.with_name(log_path.name.replace("server", name)).open("w")  # noqa: SIM115 - closed below
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("appraisal")), "serve", "--port", str(port),
+             # as in production: the read models are kept by their own worker (`appraisal
+             # project`), not by a thread competing with the writes
+             "--projection", "none", "--workers", str(args.workers)],
+            env={**os.environ, "APPRAISAL_DB": url, "APPRAISAL_BENCH_RAW_ENDPOINT": "1",
+                 "APPRAISAL_LOG_FORMAT": "json", "APPRAISAL_TOKEN_CACHE_SECONDS": "2", **env},
+            stdout=log, stderr=log)
+        servers.append((server, schema, log))
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
+                    return server, base, raters
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"the server did not start; see {log_path}")
+                raise SystemExit(f"the server did not start; see {log.name}")
             time.sleep(0.2)
+
+    try:
+        server, base, raters = start("server")
+        # `--thread-path`: a second server whose commands all go to worker threads
+        # (APPRAISAL_COMMANDS_ON_LOOP=0, as plain `def` routes run), measured in the paced rounds.
+        threaded = start("server-thread-path", APPRAISAL_COMMANDS_ON_LOOP="0") if args.thread_path else None
         ledger_path, raw_path = "/appraisals/{appraisal}/ratings", "/bench/raw/appraisals/{appraisal}/ratings"
-        def one_round(path: str, tag: str, warm: bool = False, rate: float | None = None) -> dict[str, float]:
-            cpu = server_cpu_seconds(server.pid)
+        def one_round(path: str, tag: str, warm: bool = False, rate: float | None = None,
+                      on: tuple[subprocess.Popen[bytes], str, list[tuple[str, str, str]]] | None = None
+                      ) -> dict[str, float]:
+            process, url, people = on or (server, base, raters)
+            cpu = server_cpu_seconds(process.pid)
             if args.client == "wrk":
-                figures = measure_wrk(base, path, raters, 3 if warm else args.seconds, args.connections, tag, rate)
+                figures = measure_wrk(url, path, people, 3 if warm else args.seconds, args.connections, tag, rate)
             else:
                 requests = min(500, args.requests) if warm else args.requests
-                figures = asyncio.run(measure(base, path, raters, requests, args.connections, tag))
-            figures["server_cpu_ms"] = round((server_cpu_seconds(server.pid) - cpu) / figures["requests"] * 1000, 3)
+                figures = asyncio.run(measure(url, path, people, requests, args.connections, tag))
+            figures["server_cpu_ms"] = round((server_cpu_seconds(process.pid) - cpu) / figures["requests"] * 1000, 3)
             return figures
 
         one_round(raw_path, "warm-raw", warm=True)
         one_round(ledger_path, "warm-ledger", warm=True)
+        if threaded:
+            one_round(ledger_path, "warm-thread", warm=True, on=threaded)
         rounds: dict[str, list[dict[str, float]]] = {"raw": [], "ledger": []}
         for number in range(args.rounds):
             rounds["raw"].append(one_round(raw_path, f"raw{number}"))
             rounds["ledger"].append(one_round(ledger_path, f"ledger{number}"))
         paced: dict[str, list[dict[str, float]]] = {"raw": [], "ledger": []}
+        thread_paced: list[dict[str, float]] = []
         offered = args.offered or round(args.paced * max(r["rps"] for r in rounds["raw"]), 1)
         if args.paced and args.client == "wrk":
             for number in range(args.rounds):
                 paced["raw"].append(one_round(raw_path, f"raw-paced{number}", rate=offered))
                 paced["ledger"].append(one_round(ledger_path, f"ledger-paced{number}", rate=offered))
+                if threaded:
+                    thread_paced.append(one_round(ledger_path, f"thread-paced{number}", rate=offered, on=threaded))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
         import psycopg
 
-        with psycopg.connect(args.pg, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        for process, schema, log in servers:
+            process.terminate()
+            process.wait(timeout=30)
+            log.close()
+            with psycopg.connect(args.pg, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     best = {name: max(runs, key=lambda r: r["rps"]) for name, runs in rounds.items()}
     ratio = best["ledger"]["rps"] / best["raw"]["rps"]
     for name in ("raw", "ledger"):
@@ -331,11 +353,18 @@ def main() -> None:
     if at_load:
         print(f"ledger at {args.paced:.2f}x raw's rate: {'sustained' if sustained else 'NOT sustained'}, "
               f"p99 {at_load['ledger']['p99_ms']:.2f} ms (target < 50 ms); target {'met' if met else 'NOT met'}")
+    if thread_paced:
+        print(f"ledger, commands on worker threads (APPRAISAL_COMMANDS_ON_LOOP=0), offered {offered:6.1f}/s: " +
+              ", ".join(f"{r['rps']:.1f}/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms "
+                        f"CPU {r['server_cpu_ms']:.2f} ms/request" for r in thread_paced))
+        print("(on the event loop, same rounds: " +
+              ", ".join(f"p99 {r['p99_ms']:.2f} ms CPU {r['server_cpu_ms']:.2f} ms/request" for r in paced["ledger"]) + ")")
     figures: dict[str, Any] = {"client": args.client, "connections": args.connections, "workers": args.workers,
                                "raters": len(raters), **best,
                                "ratio": round(ratio, 3), "rounds": rounds,
                                "paced": {"fraction": args.paced, "offered_rps": offered, "rounds": paced,
                                          "worst": at_load},
+                               "thread_path_paced": thread_paced,
                                "target": {"ratio": 0.5, "p99_ms": 50, "p99_at": f"{args.paced}x raw's rate"},
                                "met": met}
     if args.json:

@@ -127,7 +127,8 @@ class CommandRunner:
         entry = log_entry(self.request)
         entry["command"] = kind
         authorize(self.principal, data)
-        outcome = await self.ledger.submit_on_loop(data, actor=self.principal.person)
+        outcome = (await self.ledger.submit_on_loop(data, actor=self.principal.person)
+                   if self.settings.commands_on_loop else None)
         if outcome is None:
             return await run_in_threadpool(self.submit, data)
         return self.answer(outcome)
