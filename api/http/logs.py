@@ -9,13 +9,16 @@ there), refusal messages (they may quote a score), and local variables of traceb
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+import threading
 import time
 import uuid
 from typing import Any
 
+import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,38 +26,62 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def configure(log_format: str = "console", level: str = "INFO") -> None:
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
+    """Our loggers (`structlog.get_logger`) render each line and write it to standard error
+    directly: through the standard library's logging, a request's line cost about 50 µs of the
+    event loop's time, written directly about 8. Other libraries' loggers (uvicorn) go through
+    the standard library to the same renderer."""
+    threshold = logging.getLevelNamesMapping()[level.upper()]
+    stamps: list[Any] = [structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                         structlog.processors.TimeStamper(fmt="iso", utc=True)]
     if log_format == "json":
-        renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False)
-        shared.append(structlog.processors.format_exc_info)
+        renderers: list[Any] = [structlog.processors.format_exc_info,
+                                structlog.processors.JSONRenderer(serializer=_json_line)]
     else:
-        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback,
-                                                 colors=sys.stderr.isatty())
+        renderers = [structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback,
+                                                   colors=sys.stderr.isatty())]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[structlog.contextvars.merge_contextvars, *stamps, *renderers],
+        logger_factory=_StderrLogger,
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         cache_logger_on_first_use=False,
     )
     handler = _StderrHandler()
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-        foreign_pre_chain=shared))
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
+        foreign_pre_chain=[structlog.contextvars.merge_contextvars, *stamps]))
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(threshold)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # the middleware logs each request
 
 
+def _json_line(event: dict[str, Any], **options: Any) -> str:
+    """A line of JSON, UTF-8 as is (orjson; what it refuses, such as an integer beyond 64 bits, by json)."""
+    try:
+        return orjson.dumps(event, default=options.get("default")).decode()
+    except TypeError:
+        return json.dumps(event, ensure_ascii=False, **options)
+
+
 log = structlog.get_logger("appraisal.http")
+_WRITE = threading.Lock()
+
+
+class _StderrLogger:
+    """structlog's `PrintLogger`, writing to whatever `sys.stderr` is at the time (a test's
+    capture, a redirected stream), one whole line per write."""
+
+    def __init__(self, name: str | None = None, *_: Any) -> None:
+        self.name = name or ""
+
+    def msg(self, message: str) -> None:
+        with _WRITE:
+            sys.stderr.write(message + "\n")
+
+    log = debug = info = warn = warning = error = err = critical = exception = fatal = failure = msg
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
