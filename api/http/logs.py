@@ -30,7 +30,9 @@ def configure(log_format: str = "console", level: str = "INFO") -> None:
     directly: through the standard library's logging, a request's line cost about 50 µs of the
     event loop's time, written directly about 8. Other libraries' loggers (uvicorn) go through
     the standard library to the same renderer."""
-    threshold = logging.getLevelNamesMapping()[level.upper()]
+    threshold = logging.getLevelNamesMapping().get(level.upper())
+    if threshold is None:
+        raise ValueError(f"log level {level!r} (APPRAISAL_LOG_LEVEL): one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     stamps: list[Any] = [structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
                          structlog.processors.TimeStamper(fmt="iso", utc=True)]
     if log_format == "json":

@@ -421,6 +421,26 @@ def test_log_lines_carry_the_request_and_never_a_token_or_a_score(
     assert "87.35" not in text and "187.35" not in text
 
 
+def test_the_log_level_filters_lines_and_an_unknown_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    try:
+        logs.configure("json", "warning")
+        capsys.readouterr()
+        logs.log.info("request", status=201)
+        logs.log.warning("store_unavailable", error="OperationalError")
+        logging.getLogger("uvicorn.error").info("Started server process")
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        assert [(line["event"], line["level"], line["logger"]) for line in lines] == [
+            ("store_unavailable", "warning", "appraisal.http")]
+        with pytest.raises(ValueError, match="APPRAISAL_LOG_LEVEL"):
+            logs.configure("json", "loud")
+    finally:
+        logging.getLogger().handlers = []
+        logs.configure("json", "info")  # as the other tests found it
+        logging.getLogger().handlers = []
+
+
 # --- the command line: tokens and serve ------------------------------------------------------------
 
 def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
