@@ -31,7 +31,7 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -316,6 +316,13 @@ class Rows:
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     publications: list[tuple[Any, ...]] = field(default_factory=list)
 
+    def take_documents(self) -> Rows:
+        """The per-appraisal documents gathered so far, moved out (see `Renderer.spill`)."""
+        taken = Rows(explanations=self.explanations, breakdowns=self.breakdowns, placements=self.placements,
+                     appeals=self.appeals)
+        self.explanations, self.breakdowns, self.placements, self.appeals = [], [], [], []
+        return taken
+
 
 @dataclass(slots=True)
 class _Texts:
@@ -338,8 +345,29 @@ class _Texts:
     items: str
     appeals: str
     others: list[dict[str, Any]] = field(default_factory=list)  # the lines of facts other than ratings
-    explanation: str = ""  # the explanation without what grading decides (rm_explanations)
-    breakdown: str = ""  # the public breakdown likewise (rm_breakdowns, version 0)
+    key: str = ""  # the appraisal's
+    year: int = 0
+
+    # The two bodies are assembled from the parts when they are written, not kept: kept, they
+    # held the parts' text a second time (a third of the worker's memory after a rebuild).
+
+    def explanation(self) -> str:
+        """The explanation without what grading decides (rm_explanations), members in sorted
+        key order (as `_json` writes them)."""
+        return "".join((
+            '{"appraisal":', _json(self.key), ',"events":', self.events, ',"figures":[', ",".join(self.figure_texts),
+            '],"not_applicable":', self.not_applicable, ',"scheme":', self.scheme, ',"struck":', self.struck,
+            ",", self._tail()))
+
+    def breakdown(self) -> str:
+        """The public breakdown likewise (rm_breakdowns, version 0)."""
+        return "".join((
+            '{"appeals":', self.appeals, ',"appraisal":', _json(self.key), ',"figures":[',
+            ",".join(self.public_figure_texts), '],"items":', self.items, ',"scheme":', self.scheme,
+            ',"struck":', self.public_struck, ",", self._tail()))
+
+    def _tail(self) -> str:
+        return f'"subject":{self.subject},"year":{self.year}}}'
 
 
 def _placement_text(parts: tuple[str, ...]) -> str:
@@ -349,7 +377,7 @@ def _placement_text(parts: tuple[str, ...]) -> str:
 
 
 def _assembled_text(body: str, figures: str, members: str) -> str:
-    """A whole document's text from its body (`_Texts.explanation` or `.breakdown`) and placement
+    """A whole document's text from its body (`_Texts.explanation()` or `.breakdown()`) and placement
     (a publication's breakdown is kept whole, as published)."""
     document = assemble(json.loads(body), json.loads(_placement_text((figures, members))))
     return _json(document)
@@ -391,6 +419,9 @@ class Renderer:
         self._stale_years: set[int] = set()  # years with a year-wide change since they were scored
         self._texts: dict[str, _Texts] = {}
         self._rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # the history rows last written
+        # A rebuild's final render hands its documents to its writer every `SPILL_EVERY` of them
+        # as it goes, rather than holding every explanation of the year until the end.
+        self.spill: Callable[[Rows], None] | None = None
 
     def note(self, change: Change) -> None:
         """Every event applied to the state goes through here: what it changed is scored again."""
@@ -477,7 +508,7 @@ class Renderer:
             rows.appeals += appeal_rows(facts)
             if texts is None or texts.score is not score:
                 texts = self._texts[key] = _make_texts(score, facts, texts)
-                for table, version, text in (("explanation", None, texts.explanation), ("breakdown", 0, texts.breakdown)):
+                for table, version, text in (("explanation", None, texts.explanation()), ("breakdown", 0, texts.breakdown())):
                     digest = self._changed((table, key, version), text)
                     if digest and table == "explanation":
                         rows.explanations.append((key, year, subject_id, text, digest))
@@ -490,10 +521,13 @@ class Renderer:
             if digest:
                 rows.placements.append((key, year, _placement_text(placed[:2]), _placement_text(placed[2:]), digest))
             if publication:  # the breakdown as published: whole
-                full = _assembled_text(texts.breakdown, *placed[2:])
+                full = _assembled_text(texts.breakdown(), *placed[2:])
                 digest = self._changed(("breakdown", key, publication), full)
                 if digest:
                     rows.breakdowns.append((key, publication, year, subject_id, full, digest))
+            if self.spill is not None and (len(rows.explanations) + len(rows.breakdowns)
+                                           + len(rows.placements)) >= SPILL_EVERY:
+                self.spill(rows.take_documents())
 
     def _placement(self, results: YearResults, subject_id: str, graded: SubjectScore, texts: _Texts,
                    status: str, adoptions: str | None) -> tuple[str, str, str, str]:
@@ -570,16 +604,8 @@ def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | N
         not_applicable=_json([item.as_dict() for item in score.not_applicable]),
         subject=_json(explanation_subject(score)), scheme=_json(score.scheme),
         items=_json(_public_items(others, struck)), appeals=_json(_public_appeals(others)),
+        key=score.key, year=facts.year,
     )
-    # The bodies: every member but what grading decides, in sorted key order (as `_json` writes).
-    appraisal, tail = _json(score.key), f'"subject":{texts.subject},"year":{facts.year}}}'
-    texts.explanation = "".join((
-        '{"appraisal":', appraisal, ',"events":', events, ',"figures":[', ",".join(figure_texts),
-        '],"not_applicable":', texts.not_applicable, ',"scheme":', texts.scheme, ',"struck":', texts.struck,
-        ",", tail))
-    texts.breakdown = "".join((
-        '{"appeals":', texts.appeals, ',"appraisal":', appraisal, ',"figures":[', ",".join(public_texts),
-        '],"items":', texts.items, ',"scheme":', texts.scheme, ',"struck":', texts.public_struck, ",", tail))
     return texts
 
 
@@ -680,6 +706,9 @@ class _PageWriter:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+SPILL_EVERY = 300  # documents (explanations, breakdowns, placements) per batch a rebuild's final render spills
 
 
 class TrackingMoved(RuntimeError):
@@ -824,6 +853,7 @@ class ReadModelProjection:
         self.state, self.renderer = LedgerState(), Renderer()
         processed = 0
         writer = _PageWriter(self.db, suffix)
+        final = Rows()
         try:
             for batch in _pages(read_events(self.ledger, page=page), page):
                 if any(isinstance(event, Year.Published) for _, event in batch):
@@ -831,11 +861,14 @@ class ReadModelProjection:
                 else:
                     writer.put(self._fold(batch))
                 processed += len(batch)
+            self.renderer.spill = writer.put  # the documents go to the fresh tables as they are made
+            try:
+                for year_number in sorted(self.state.years):
+                    self.renderer.year(self.state, year_number, final)
+            finally:
+                self.renderer.spill = None
         finally:
             writer.close()
-        final = Rows()
-        for year_number in sorted(self.state.years):
-            self.renderer.year(self.state, year_number, final)
         with self.db.transaction() as tx:
             write(tx, final, suffix)
             for table in TABLES:

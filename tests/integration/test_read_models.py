@@ -422,6 +422,29 @@ def test_a_rebuild_from_zero_gives_identical_tables_also_after_a_publication(db_
         assert_equal_to_direct(store)
 
 
+def test_a_rebuilds_final_render_hands_its_documents_to_the_writer_as_it_goes(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not every explanation of the year held until the end (`Renderer.spill`): the tables are
+    the same."""
+    with opened(db_url) as store:
+        store.submit(build())
+        live = snapshot(db_url)
+        spilled: list[int] = []
+        take = readmodels.Rows.take_documents
+
+        def counted(rows: readmodels.Rows) -> readmodels.Rows:
+            taken = take(rows)
+            spilled.append(len(taken.explanations) + len(taken.breakdowns) + len(taken.placements))
+            return taken
+
+        monkeypatch.setattr(readmodels, "SPILL_EVERY", 3)
+        monkeypatch.setattr(readmodels.Rows, "take_documents", counted)
+        assert store.projection.rebuild() == store.ledger.event_count()
+        assert len(spilled) >= 3 and all(count >= 3 for count in spilled), spilled
+        assert snapshot(db_url) == live
+        assert store.projection.renderer.spill is None  # the live projection writes in its own transactions
+
+
 def test_a_rebuild_whose_writes_fail_raises_and_leaves_the_live_tables_as_they_were(
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rebuild's pages are written by a thread of their own: what it raises reaches the caller."""
