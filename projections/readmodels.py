@@ -769,6 +769,24 @@ class ReadModelProjection:
             with paused_gc():  # see `rebuild`
                 self.state.apply_all(read_events(self.ledger, stop=position))
             self.state.position = position
+            self._load_digests()
+
+    def _load_digests(self) -> None:
+        """The digests of the documents in the tables, as the renderer keeps them: after a restart
+        a document rendered again the same (the same digest, so the same text) is not written
+        again, nor held until the write (the first render after a restart renders every appraisal
+        of the year)."""
+        digests = self.renderer.digests
+        queries: list[tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = [
+            ("SELECT year, digest FROM rm_year_results", lambda row: ("results", row["year"])),
+            ("SELECT appraisal, digest FROM rm_explanations", lambda row: ("explanation", row["appraisal"], None)),
+            ("SELECT appraisal, version, digest FROM rm_breakdowns",
+             lambda row: ("breakdown", row["appraisal"], row["version"])),
+            ("SELECT appraisal, digest FROM rm_placements", lambda row: ("placement", row["appraisal"])),
+        ]
+        for query, key in queries:
+            for row in self.db.query(query):
+                digests[key(row)] = row["digest"]
 
     def catch_up(self, page: int = 2000) -> int:
         """Process every event after the tracking position; returns how many were processed."""
