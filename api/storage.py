@@ -29,7 +29,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
@@ -206,14 +206,13 @@ class SQLiteLedgerRecorder(LocalNewer, SQLiteApplicationRecorder):
         return ids
 
     def _insert_rows(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
-        """The events in one `executemany` (the library's insert runs a statement per event to
-        read each rowid). Their positions follow from the last one: the write lock is held from
-        the first row on, and a new rowid is one more than the table's largest."""
+        """The events in one `executemany` (the library's aggregate recorder's insert: its
+        application recorder runs a statement per event to read each rowid). Their positions
+        follow from the last one: the write lock is held from the first row on, and a new rowid is
+        one more than the table's largest."""
         if not stored_events:
             return []
-        c.executemany(self.insert_events_statement, [
-            (event.originator_id.hex if isinstance(event.originator_id, UUID) else event.originator_id,
-             event.originator_version, event.topic, event.state) for event in stored_events])
+        SQLiteAggregateRecorder._insert_events(self, c, stored_events)
         c.execute("SELECT last_insert_rowid()")
         last = c.fetchone()[0]
         return list(range(last - len(stored_events) + 1, last + 1))

@@ -432,6 +432,22 @@ class Renderer:
         else:
             self._stale.setdefault(change.year, set()).add(change.appraisal)
 
+    def load_digests(self, db: ViewDB) -> None:
+        """The digests of the documents in the tables, under the keys `_changed` gives them: after
+        a restart a document rendered again the same (the same digest, so the same text) is not
+        written again, nor held until the write (the first render after a restart renders every
+        appraisal of the year)."""
+        queries: list[tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = [
+            ("SELECT year, digest FROM rm_year_results", lambda row: ("results", row["year"])),
+            ("SELECT appraisal, digest FROM rm_explanations", lambda row: ("explanation", row["appraisal"], None)),
+            ("SELECT appraisal, version, digest FROM rm_breakdowns",
+             lambda row: ("breakdown", row["appraisal"], row["version"])),
+            ("SELECT appraisal, digest FROM rm_placements", lambda row: ("placement", row["appraisal"])),
+        ]
+        for query, key in queries:
+            for row in db.query(query):
+                self.digests[key(row)] = row["digest"]
+
     def _changed(self, key: tuple[Any, ...], text: str) -> str | None:
         digest = _digest(text)
         if self.digests.get(key) == digest:
@@ -506,9 +522,11 @@ class Renderer:
             self.signatures[key] = signature
             facts = state.appraisals[key].facts
             rows.appeals += appeal_rows(facts)
+            body = None  # the breakdown's, when made here (a publication's breakdown starts from it)
             if texts is None or texts.score is not score:
                 texts = self._texts[key] = _make_texts(score, facts, texts)
-                for table, version, text in (("explanation", None, texts.explanation()), ("breakdown", 0, texts.breakdown())):
+                body = texts.breakdown()
+                for table, version, text in (("explanation", None, texts.explanation()), ("breakdown", 0, body)):
                     digest = self._changed((table, key, version), text)
                     if digest and table == "explanation":
                         rows.explanations.append((key, year, subject_id, text, digest))
@@ -521,7 +539,7 @@ class Renderer:
             if digest:
                 rows.placements.append((key, year, _placement_text(placed[:2]), _placement_text(placed[2:]), digest))
             if publication:  # the breakdown as published: whole
-                full = _assembled_text(texts.breakdown(), *placed[2:])
+                full = _assembled_text(body or texts.breakdown(), *placed[2:])
                 digest = self._changed(("breakdown", key, publication), full)
                 if digest:
                     rows.breakdowns.append((key, publication, year, subject_id, full, digest))
@@ -769,24 +787,7 @@ class ReadModelProjection:
             with paused_gc():  # see `rebuild`
                 self.state.apply_all(read_events(self.ledger, stop=position))
             self.state.position = position
-            self._load_digests()
-
-    def _load_digests(self) -> None:
-        """The digests of the documents in the tables, as the renderer keeps them: after a restart
-        a document rendered again the same (the same digest, so the same text) is not written
-        again, nor held until the write (the first render after a restart renders every appraisal
-        of the year)."""
-        digests = self.renderer.digests
-        queries: list[tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = [
-            ("SELECT year, digest FROM rm_year_results", lambda row: ("results", row["year"])),
-            ("SELECT appraisal, digest FROM rm_explanations", lambda row: ("explanation", row["appraisal"], None)),
-            ("SELECT appraisal, version, digest FROM rm_breakdowns",
-             lambda row: ("breakdown", row["appraisal"], row["version"])),
-            ("SELECT appraisal, digest FROM rm_placements", lambda row: ("placement", row["appraisal"])),
-        ]
-        for query, key in queries:
-            for row in self.db.query(query):
-                digests[key(row)] = row["digest"]
+            self.renderer.load_digests(self.db)
 
     def catch_up(self, page: int = 2000) -> int:
         """Process every event after the tracking position; returns how many were processed."""
