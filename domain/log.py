@@ -108,9 +108,11 @@ class LedgerState:
         return catalogue.versions if isinstance(catalogue, SchemeCatalogue) else {}
 
     def year_facts(self, year_number: int, *, scheme: tuple[str, int] | None = None,
-                   known_at: datetime | None = None) -> YearFacts:
+                   known_at: datetime | None = None, partial: bool = False) -> YearFacts:
         """What the engine needs to score a year, optionally under another scheme version and
-        optionally as known at a business time."""
+        optionally as known at a business time. `partial`: only the appraisals folded here (a
+        state folded from part of the log holds some of them; each one's score before grading is
+        what the whole would give it, its grading is not)."""
         year = self.years.get(year_number)
         if year is None:
             raise NotFound("year", f"no appraisal is open for {year_number}", rule="year-open")
@@ -123,7 +125,11 @@ class LedgerState:
             adoptions = [a for a in adoptions if a["at"] <= known_at]
         appraisals = []
         for subject in year.subjects:
-            appraisal = self.appraisals[f"{year_number}:{subject}"]
+            appraisal = self.appraisals.get(f"{year_number}:{subject}")
+            if appraisal is None:
+                if partial:
+                    continue
+                raise KeyError(f"{year_number}:{subject}")
             if known_at is None:
                 appraisals.append(appraisal.facts)
             elif appraisal.opened_at <= known_at:

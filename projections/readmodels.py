@@ -32,11 +32,13 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+import structlog
+from eventsourcing.utils import get_topic
 
 from api.gcpause import paused_gc
 from domain import facts as f
@@ -58,6 +60,9 @@ from domain.scoring import SubjectScore
 from domain.trace import Figure
 from projections.db import ViewDB, open_view_db
 from projections.log import read_events
+from projections.partition import PartitionFailed, ShareReader, Shares, owns
+
+log = structlog.get_logger("projections")
 
 NAME = "readmodels"
 VERSION = 4  # of the tables' layout: a projection finding another version rebuilds them from zero
@@ -422,6 +427,8 @@ class Renderer:
         # A rebuild's final render hands its documents to its writer every `SPILL_EVERY` of them
         # as it goes, rather than holding every explanation of the year until the end.
         self.spill: Callable[[Rows], None] | None = None
+        # A rebuild shared among processes (projections/partition.py): this process's share.
+        self.partition: tuple[int, int] | None = None
 
     def note(self, change: Change) -> None:
         """Every event applied to the state goes through here: what it changed is scored again."""
@@ -474,13 +481,21 @@ class Renderer:
         of this year, and nothing year-wide changed), only those subjects and the subjects whose
         placement, department score or status moved get their explanations rendered again."""
         results = self._results(state.year_facts(year_number))
+        document = self._results_row(results, rows)
+        self._subjects(state, results, document, rows, publication, changed)
+        self._history(results, document, rows)
+
+    def _results_row(self, results: YearResults, rows: Rows) -> dict[str, Any]:
         document = export(results)
         text = _json(document)
-        digest = self._changed(("results", year_number), text)
+        digest = self._changed(("results", results.year), text)
         if digest:
-            rows.results.append((year_number, f"{document['scheme']['id']}@{document['scheme']['version']}",
+            rows.results.append((results.year, f"{document['scheme']['id']}@{document['scheme']['version']}",
                                  document["status"], text, digest))
-        self._subjects(state, results, document, rows, publication, changed)
+        return document
+
+    def _history(self, results: YearResults, document: dict[str, Any], rows: Rows) -> None:
+        year_number = results.year
         for person in document["people"]:
             self._row(rows.people, ("person", person["id"], year_number), (
                 person["id"], year_number, results.scheme.ref, document["status"], person["department"],
@@ -534,32 +549,91 @@ class Renderer:
                         rows.breakdowns.append((key, 0, year, subject_id, text, digest))
             graded = results.subject(subject_id)
             assert graded is not None
-            placed = self._placement(results, subject_id, graded, texts, status, adoptions)
-            digest = self._changed(("placement", key), "\n".join(placed))
-            if digest:
-                rows.placements.append((key, year, _placement_text(placed[:2]), _placement_text(placed[2:]), digest))
+            placed = self._placement(results, subject_id, graded, len(texts.figures), texts.rating_refs, status,
+                                     adoptions)
+            self._placement_row(key, year, placed, rows)
             if publication:  # the breakdown as published: whole
                 full = _assembled_text(body or texts.breakdown(), *placed[2:])
                 digest = self._changed(("breakdown", key, publication), full)
                 if digest:
                     rows.breakdowns.append((key, publication, year, subject_id, full, digest))
-            if self.spill is not None and (len(rows.explanations) + len(rows.breakdowns)
-                                           + len(rows.placements)) >= SPILL_EVERY:
-                self.spill(rows.take_documents())
+            self._spill_documents(rows)
 
-    def _placement(self, results: YearResults, subject_id: str, graded: SubjectScore, texts: _Texts,
-                   status: str, adoptions: str | None) -> tuple[str, str, str, str]:
+    def _placement(self, results: YearResults, subject_id: str, graded: SubjectScore, before: int,
+                   rating_refs: set[str], status: str, adoptions: str | None) -> tuple[str, str, str, str]:
         """What grading decides in an explanation and in its public breakdown: their added
-        figures (JSON list items) and the rest of their parts, as JSON object members."""
-        grading = [figure.as_dict() for figure in graded.trace[len(texts.figures):]]
+        figures (JSON list items; the trace's first `before` are the score's own) and the rest of
+        their parts, as JSON object members."""
+        grading = [figure.as_dict() for figure in graded.trace[before:]]
         members = f'"status":{status},"summary":{_json(explanation_summary(results, subject_id, graded))}'
         return (",".join(_json(figure) for figure in grading),
                 (f'"adoptions":{adoptions},' if adoptions is not None else "") + members,
-                ",".join(_json(_public_figure(figure, texts.rating_refs)) for figure in grading),
+                ",".join(_json(_public_figure(figure, rating_refs)) for figure in grading),
                 members)
+
+    def _placement_row(self, key: str, year: int, placed: tuple[str, str, str, str], rows: Rows) -> None:
+        digest = self._changed(("placement", key), "\n".join(placed))
+        if digest:
+            rows.placements.append((key, year, _placement_text(placed[:2]), _placement_text(placed[2:]), digest))
+
+    def _spill_documents(self, rows: Rows) -> None:
+        if self.spill is not None and (len(rows.explanations) + len(rows.breakdowns)
+                                       + len(rows.placements)) >= SPILL_EVERY:
+            self.spill(rows.take_documents())
+
+    # A rebuild shared among processes (projections/partition.py) -------------------------------
+
+    def share_year(self, state: LedgerState, year_number: int, rows: Rows) -> dict[str, Shared]:
+        """This share's subjects of a year: scored from the part of the year folded here, their
+        explanations, breakdowns (version 0) and appeals written to `rows`; what grading needs of
+        each, by subject (share 0 keeps its scores whole; the others send them without their trace)."""
+        assert self.partition is not None
+        part, parts = self.partition
+        departments, people = score_year(state.year_facts(year_number, partial=True))
+        shared: dict[str, Shared] = {}
+        for score in (*departments.values(), *people.values()):
+            appraisal = state.appraisals[score.key]
+            if not owns(part, parts, appraisal):
+                continue
+            texts = _make_texts(score, appraisal.facts, None)
+            subject_id = score.subject.id
+            for table, version, text in (("explanation", None, texts.explanation()), ("breakdown", 0, texts.breakdown())):
+                digest = self._changed((table, score.key, version), text)
+                if digest and table == "explanation":
+                    rows.explanations.append((score.key, year_number, subject_id, text, digest))
+                elif digest:
+                    rows.breakdowns.append((score.key, 0, year_number, subject_id, text, digest))
+            rows.appeals += appeal_rows(appraisal.facts)
+            if part != 0:
+                score = replace(score, trace=[], struck=[], not_applicable=[], individual_part=None)
+            shared[subject_id] = Shared(score, len(score.trace), texts.rating_refs)
+            self._spill_documents(rows)
+        return shared
+
+    def grade_shared(self, state: LedgerState, year_number: int, shared: dict[str, Shared], rows: Rows) -> None:
+        """Grade a year from every share's subjects and write what grading decides: the year's
+        results, each subject's placement, the histories (as `year` does from the whole)."""
+        facts = state.year_facts(year_number, partial=True)
+        subjects = state.years[year_number].subjects  # in the order `score_year` gives them
+        departments = {s: shared[s].score for s in subjects if s in shared and shared[s].score.subject.kind == "department"}
+        people = {s: shared[s].score for s in subjects if s in shared and shared[s].score.subject.kind == "person"}
+        results = grade_year(facts, departments, people)
+        document = self._results_row(results, rows)
+        status = _json(results.status)
+        adoptions = _json(adoption_lines(results.adoptions)) if results.adoptions else None
+        for subject_id in [*results.departments, *results.people]:
+            graded = results.subject(subject_id)
+            assert graded is not None
+            placed = self._placement(results, subject_id, graded, shared[subject_id].before,
+                                     shared[subject_id].rating_refs, status, adoptions)
+            self._placement_row(f"{year_number}:{subject_id}", year_number, placed, rows)
+            self._spill_documents(rows)
+        self._history(results, document, rows)
 
     def audit(self, position: int, event: LedgerEvent, state: LedgerState, change: Change, rows: Rows) -> None:
         appraisal = state.appraisals.get(change.appraisal) if change.appraisal else None
+        if self.partition is not None and not owns(*self.partition, appraisal):
+            return  # another share of the rebuild writes this row
         if appraisal is not None:
             name = appraisal.key
         else:
@@ -583,6 +657,17 @@ class Renderer:
         if text is None:
             text = self._rating_figures[key] = _json(figures_fed(event, state, appraisal))
         return text
+
+
+@dataclass(slots=True)
+class Shared:
+    """What grading needs of one subject of a shared rebuild's share: its score (another share's
+    without its trace), how many of the graded trace's figures are the score's own, and which
+    references are ratings' (what a public figure hides)."""
+
+    score: SubjectScore
+    before: int
+    rating_refs: set[str]
 
 
 def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | None) -> _Texts:
@@ -765,6 +850,7 @@ class ReadModelProjection:
             create_tables(tx)
         self.state = LedgerState()
         self.renderer = Renderer()
+        self._partial = False  # after a shared rebuild: this process holds its share only
         if resume:
             self._resume()
 
@@ -792,6 +878,9 @@ class ReadModelProjection:
     def catch_up(self, page: int = 2000) -> int:
         """Process every event after the tracking position; returns how many were processed."""
         processed = 0
+        if self._partial:  # a shared rebuild left this process its share only: fold the whole first
+            self.state, self.renderer, self._partial = LedgerState(), Renderer(), False
+            self._resume()
         while True:
             with paused_gc():  # see `rebuild`
                 batch = list(_take(read_events(self.ledger, start=self.state.position, page=page), page))
@@ -855,20 +944,96 @@ class ReadModelProjection:
             years.update(y for y in (change.year + 1, change.year + 2) if y in self.state.years)
         return years
 
-    def rebuild(self, page: int = 20000) -> int:
-        """Rebuild every read model from zero into fresh tables, then swap them in at once.
-        The cyclic garbage collector is paused meanwhile (api/gcpause.py): the fold and the
-        rendering allocate millions of objects that form no cycles, and the collector would scan
-        the growing folded state again and again to find none (two thirds of the time)."""
+    def rebuild(self, page: int = 20000, processes: int = 1) -> int:
+        """Rebuild every read model from zero into fresh tables, then swap them in at once; the
+        number of events in the log. The cyclic garbage collector is paused meanwhile
+        (api/gcpause.py): the fold and the rendering allocate millions of objects that form no
+        cycles, and the collector would scan the growing folded state again and again to find
+        none (two thirds of the time). With `processes` > 1, shared among that many processes
+        (projections/partition.py), unless the log holds a publication; a share that fails makes
+        it start again in this process alone."""
         with paused_gc():
+            if processes > 1 and not self._has_publications():
+                try:
+                    return self._rebuild_shared(page, processes)
+                except PartitionFailed as error:
+                    log.warning("rebuild share failed; rebuilding in one process", error=str(error))
             return self._rebuild(page)
 
-    def _rebuild(self, page: int) -> int:
-        suffix = "_next"
+    def _has_publications(self) -> bool:
+        table = self.ledger.recorder.events_table_name
+        return bool(self.db.query(f"SELECT 1 FROM {table} WHERE topic = ? LIMIT 1", [get_topic(Year.Published)]))
+
+    def _fresh_tables(self, suffix: str) -> None:
         with self.db.transaction() as tx:
             for table in TABLES:
                 tx.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
             create_tables(tx, suffix, indexes=False)  # made once, after the bulk load
+
+    def _rebuild_shared(self, page: int, processes: int) -> int:
+        suffix = "_next"
+        self._fresh_tables(suffix)
+        shares = Shares(self.ledger.db_url, suffix, processes, page)
+        writer = _PageWriter(self.db, suffix)
+        final = Rows()
+        try:
+            reader = self.fold_share(suffix, 0, processes, page, writer)
+            self.state.position = reader.last
+            shared: dict[int, dict[str, Shared]] = {}
+            self.renderer.spill = writer.put
+            for year_number in sorted(self.state.years):
+                shared[year_number] = self.renderer.share_year(self.state, year_number, final)
+            for share in shares.scores():
+                for year_number, subjects in share.items():
+                    shared.setdefault(year_number, {}).update(subjects)
+            for year_number in sorted(self.state.years):
+                self.renderer.grade_shared(self.state, year_number, shared[year_number], final)
+        finally:
+            self.renderer.spill = None
+            writer.close()
+            shares.stop()
+        self._swap(final, suffix, reader.last)
+        self._partial = True
+        return reader.seen
+
+    def fold_share(self, suffix: str, part: int, parts: int, page: int,
+                   writer: _PageWriter | None = None) -> ShareReader:
+        """Fold share `part` of `parts` of the log and write its audit rows into the fresh tables
+        (projections/partition.py); the reader, which counted the log."""
+        self.state, self.renderer = LedgerState(), Renderer()
+        self.renderer.partition = (part, parts)
+        reader = ShareReader(self.ledger, part, parts, page)
+        pages = writer or _PageWriter(self.db, suffix)
+        try:
+            state, audit = self.state, self.renderer.audit
+            for batch in _pages(reader, page):
+                rows = Rows()
+                for position, event in batch:
+                    audit(position, event, state, state.apply(event, position), rows)
+                pages.put(rows)
+        finally:
+            if writer is None:
+                pages.close()
+        return reader
+
+    def share(self, suffix: str, part: int, parts: int, page: int) -> dict[int, dict[str, Shared]]:
+        """Another share's whole work (a spawned process's): fold, audit, render its subjects into
+        the fresh tables; what grading needs of them, by year and subject."""
+        writer = _PageWriter(self.db, suffix)
+        rows = Rows()
+        try:
+            self.fold_share(suffix, part, parts, page, writer)
+            self.renderer.spill = writer.put
+            shared = {year_number: self.renderer.share_year(self.state, year_number, rows)
+                      for year_number in sorted(self.state.years)}
+            writer.put(rows)
+        finally:
+            writer.close()
+        return shared
+
+    def _rebuild(self, page: int) -> int:
+        suffix = "_next"
+        self._fresh_tables(suffix)
         self.state, self.renderer = LedgerState(), Renderer()
         processed = 0
         writer = _PageWriter(self.db, suffix)
@@ -888,14 +1053,17 @@ class ReadModelProjection:
                 self.renderer.spill = None
         finally:
             writer.close()
+        self._swap(final, suffix, self.state.position)
+        return processed
+
+    def _swap(self, final: Rows, suffix: str, position: int) -> None:
         with self.db.transaction() as tx:
             write(tx, final, suffix)
             for table in TABLES:
                 tx.execute(f"DROP TABLE IF EXISTS {table}")
                 tx.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
             create_audit_indexes(tx)  # after the bulk load (cheaper than row by row), under live names
-            _set_tracking(tx, self.state.position)
-        return processed
+            _set_tracking(tx, position)
 
     def close(self) -> None:
         self.db.close()

@@ -7,6 +7,7 @@ restart from the tracking row gives the very same tables."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -459,6 +460,53 @@ def test_a_rebuild_whose_writes_fail_raises_and_leaves_the_live_tables_as_they_w
         with pytest.raises(RuntimeError, match="disk full"):
             store.projection.rebuild(page=3)
         monkeypatch.undo()
+        assert snapshot(db_url) == live
+
+
+def _dying_share(*_: Any) -> None:
+    """A share's process that dies without a word (as one killed would)."""
+    os._exit(3)
+
+
+def test_a_rebuild_shared_among_processes_gives_identical_tables_and_follows_the_log_after(db_url: str) -> None:
+    """Two and three processes (projections/partition.py): every table the same, row for row,
+    as the live projection's; the projection then follows the log from the whole log again."""
+    commands = demo_commands(YEAR, departments=3, staff_per_department=4)
+    with opened(db_url) as store:
+        for chunk in chunks(commands[:-5], 3):
+            store.submit(chunk)
+        live = snapshot(db_url)
+        for processes in (2, 3):
+            assert store.projection.rebuild(processes=processes) == store.ledger.event_count()
+            assert store.projection._partial  # shared: not done again in one process
+            assert snapshot(db_url) == live, processes
+        store.submit(commands[-5:])  # the projection folds the whole log again before going on
+        assert_equal_to_direct(store)
+        after = snapshot(db_url)
+        assert store.projection.rebuild() == store.ledger.event_count()
+        assert snapshot(db_url) == after
+
+
+def test_a_log_with_a_publication_is_rebuilt_in_one_process(db_url: str) -> None:
+    with opened(db_url) as store:
+        store.submit([*build(), DEDUCTION, APPEAL])
+        store.submit([PUBLISH])
+        live = snapshot(db_url)
+        assert store.projection.rebuild(processes=2) == store.ledger.event_count()
+        assert not store.projection._partial
+        assert snapshot(db_url) == live
+
+
+def test_a_rebuild_whose_share_dies_is_done_again_in_one_process(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from projections import partition
+
+    with opened(db_url) as store:
+        store.submit(demo_commands(YEAR, departments=2, staff_per_department=3))
+        live = snapshot(db_url)
+        monkeypatch.setattr(partition, "run_share", _dying_share)
+        assert store.projection.rebuild(processes=2) == store.ledger.event_count()
+        assert not store.projection._partial
         assert snapshot(db_url) == live
 
 

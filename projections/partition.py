@@ -1,0 +1,166 @@
+"""A rebuild shared among processes (`appraisal project --rebuild`, one process per core up to
+MAX_PROCESSES): each reads the log, folds and audits its share, and writes its share's documents;
+the rebuilding process grades every year from all the shares' scores and writes the rest.
+
+Nearly all of a rebuild's work is per person: a person's appraisal reads its own events, the
+scheme, the year and their department's appraisal, nothing of anyone else's. With N processes,
+people's appraisals are divided by their id (`id % N`: share k); the aggregates every share needs
+(the organisation, schemes, years and the departments' appraisals: a few per cent of the log) are
+folded by all, and belong to share 0 (the rebuilding process).
+
+Each share, on its own:
+- reads every notification of the log, and decodes only the events it needs (an appraisal's first
+  event is decoded by every share: it says whose appraisal it is);
+- writes the audit rows of its own events into the fresh tables;
+- scores its subjects from the part folded (`LedgerState.year_facts(partial=True)`: a score before
+  grading is a function of the scheme, the appraisal's facts and the department's score), writes
+  their explanations, breakdowns (version 0) and appeal rows, and keeps each score without its
+  trace (what grading, the export and the summary read).
+
+The others (spawned: nothing inherited) send those scores to the rebuilding process, which grades
+each year's whole cohort from them and its own, and writes what grading decides: the placements,
+the histories, the year's results. Every row is what a rebuild in one process writes
+(tests/integration/test_read_models.py compares the tables).
+
+Not shared: a log with a publication (a publication's breakdowns are rendered at its place in the
+log from the whole cohort) is rebuilt in one process; so is a rebuild whose share failed or died.
+The rebuilding process holds only its share afterwards: a projection that goes on following the log
+folds it again first (`ReadModelProjection.catch_up`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import traceback
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+from api.gcpause import paused_gc
+from domain.aggregates import Appraisal
+
+MAX_PROCESSES = 4  # each holds its share of the year's state (README: the worker's memory)
+
+
+class PartitionFailed(RuntimeError):
+    """A share's process failed or died: the rebuild is done again in one process."""
+
+
+def owns(part: int, parts: int, appraisal: Any | None) -> bool:
+    """Whether share `part` of `parts` audits and renders what belongs to `appraisal` (None: an
+    aggregate other than an appraisal): a person's appraisal goes by its id, the rest to share 0."""
+    if appraisal is not None and appraisal.facts.kind == "person":
+        return bool(appraisal.id.int % parts == part)
+    return part == 0
+
+
+class ShareReader:
+    """(position, event) in log order for every event share `part` needs: those of aggregates
+    other than people's appraisals, and those of its people. Others are not decoded. `seen` and
+    `last` count every notification read."""
+
+    def __init__(self, ledger: Any, part: int, parts: int, page: int) -> None:
+        self.ledger, self.part, self.parts, self.page = ledger, part, parts, page
+        self.seen = 0
+        self.last = 0
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        decode = self.ledger.mapper.to_domain_event
+        select = self.ledger.recorder.select_notifications
+        needed: dict[UUID, bool] = {}
+        part, parts = self.part, self.parts
+        while True:
+            notifications = select(self.last, self.page, inclusive_of_start=False)
+            if not notifications:
+                return
+            for notification in notifications:
+                need = needed.get(notification.originator_id)
+                if need is False:
+                    continue
+                event = decode(notification)
+                if need is None:  # an aggregate's first event
+                    need = not (isinstance(event, Appraisal.Opened) and event.kind == "person") or (
+                        event.originator_id.int % parts == part)
+                    needed[notification.originator_id] = need
+                    if not need:
+                        continue
+                yield notification.id, event
+            self.seen += len(notifications)
+            self.last = notifications[-1].id
+            if len(notifications) < self.page:
+                return
+
+
+def run_share(db_url: str, suffix: str, part: int, parts: int, page: int, conn: Any) -> None:
+    """A share's process (spawned): fold, audit and render its share, then send its scores."""
+    try:
+        with paused_gc():
+            scores = _share(db_url, suffix, part, parts, page)
+            payload = pickle.dumps(("scores", scores), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # noqa: BLE001 — sent to the rebuilding process, which says it and starts again
+        payload = pickle.dumps(("failed", traceback.format_exc()))
+    try:
+        conn.send_bytes(payload)
+    finally:
+        conn.close()
+
+
+def _share(db_url: str, suffix: str, part: int, parts: int, page: int) -> dict[int, dict[str, Any]]:
+    from api.ledger import AppraisalLedger
+    from projections.db import open_view_db
+    from projections.readmodels import ReadModelProjection
+
+    ledger = AppraisalLedger(db_url)
+    projection = ReadModelProjection(ledger, open_view_db(db_url), resume=False)
+    try:
+        return projection.share(suffix, part, parts, page)
+    finally:
+        projection.close()
+        ledger.close()
+
+
+class Shares:
+    """The other shares' processes of a rebuild (1 … parts−1), started before its fold."""
+
+    def __init__(self, db_url: str, suffix: str, parts: int, page: int) -> None:
+        context = multiprocessing.get_context("spawn")  # nothing inherited: no threads, no connections
+        self.processes: list[tuple[Any, Any]] = []
+        for part in range(1, parts):
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=run_share, args=(db_url, suffix, part, parts, page, sender),
+                                      name=f"rebuild-share-{part}", daemon=True)
+            process.start()
+            sender.close()
+            self.processes.append((process, receiver))
+
+    def scores(self) -> list[dict[int, dict[str, Any]]]:
+        """Each share's scores (by year, then subject); PartitionFailed when a share failed or
+        died. A share sends them once its rows are committed."""
+        received = []
+        for process, receiver in self.processes:
+            try:
+                kind, value = pickle.loads(receiver.recv_bytes())
+            except (EOFError, OSError) as error:
+                process.join(5)
+                raise PartitionFailed(f"{process.name} ended without its scores ({error!r}, "
+                                      f"exit code {process.exitcode})") from None
+            if kind != "scores":
+                raise PartitionFailed(f"{process.name} failed:\n{value}")
+            received.append(value)
+            process.join()
+        return received
+
+    def stop(self) -> None:
+        for process, receiver in self.processes:
+            receiver.close()
+            if process.is_alive():
+                process.kill()
+            process.join()
+
+
+def share_count(requested: int | None, cpus: int | None) -> int:
+    """How many processes a rebuild uses: as requested, or one per core up to MAX_PROCESSES."""
+    if requested is not None and requested > 0:
+        return min(requested, MAX_PROCESSES)
+    return max(1, min(cpus or 1, MAX_PROCESSES))
