@@ -239,7 +239,7 @@ def project(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="rebuild every read model from zero, then swap")] = False,
     interval: Annotated[float, typer.Option(help="polling interval in seconds (SQLite)")] = 0.5,
     processes: Annotated[int, typer.Option(
-        help="processes sharing a rebuild (0: one per core, up to 4; a log with a publication: one)")] = 0,
+        help="processes sharing a rebuild (0: one per core, up to 4)")] = 0,
     db: DbOption = None,
 ) -> None:
     """Keep the read models up to date (读模型): follow the log, restart after failures."""

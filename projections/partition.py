@@ -19,13 +19,14 @@ Each share, on its own:
 
 The others (spawned: nothing inherited) send those scores to the rebuilding process, which grades
 each year's whole cohort from them and its own, and writes what grading decides: the placements,
-the histories, the year's results. Every row is what a rebuild in one process writes
-(tests/integration/test_read_models.py compares the tables).
+the histories, the year's results. A publication is graded at its place in the log the same way:
+every share, reaching it, sends its subjects' scores and breakdown bodies as they are then, and the
+rebuilding process (which waits for them there) writes each breakdown as published. Every row is
+what a rebuild in one process writes (tests/integration/test_read_models.py compares the tables).
 
-Not shared: a log with a publication (a publication's breakdowns are rendered at its place in the
-log from the whole cohort) is rebuilt in one process; so is a rebuild whose share failed or died.
-The rebuilding process holds only its share afterwards: a projection that goes on following the log
-folds it again first (`ReadModelProjection.catch_up`).
+A rebuild whose share failed or died is done again in one process. The rebuilding process holds only
+its share afterwards: a projection that goes on following the log folds it again first
+(`ReadModelProjection.catch_up`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -94,9 +95,12 @@ class ShareReader:
 
 def run_share(db_url: str, suffix: str, part: int, parts: int, page: int, conn: Any) -> None:
     """A share's process (spawned): fold, audit and render its share, then send its scores."""
+    def send(message: Any) -> None:
+        conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
     try:
         with paused_gc():
-            scores = _share(db_url, suffix, part, parts, page)
+            scores = _share(db_url, suffix, part, parts, page, send)
             payload = pickle.dumps(("scores", scores), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException:  # noqa: BLE001 — sent to the rebuilding process, which says it and starts again
         payload = pickle.dumps(("failed", traceback.format_exc()))
@@ -106,7 +110,8 @@ def run_share(db_url: str, suffix: str, part: int, parts: int, page: int, conn: 
         conn.close()
 
 
-def _share(db_url: str, suffix: str, part: int, parts: int, page: int) -> dict[int, dict[str, Any]]:
+def _share(db_url: str, suffix: str, part: int, parts: int, page: int,
+           send: Callable[[Any], None]) -> dict[int, dict[str, Any]]:
     from api.ledger import AppraisalLedger
     from projections.db import open_view_db
     from projections.readmodels import ReadModelProjection
@@ -114,7 +119,7 @@ def _share(db_url: str, suffix: str, part: int, parts: int, page: int) -> dict[i
     ledger = AppraisalLedger(db_url)
     projection = ReadModelProjection(ledger, open_view_db(db_url), resume=False)
     try:
-        return projection.share(suffix, part, parts, page)
+        return projection.share(suffix, part, parts, page, send)
     finally:
         projection.close()
         ledger.close()
@@ -134,22 +139,33 @@ class Shares:
             sender.close()
             self.processes.append((process, receiver))
 
+    def publication(self, year: int, number: int) -> list[dict[str, Any]]:
+        """Each share's subjects at publication `number` of `year` (they send them as they reach it)."""
+        return [self._receive(process, receiver, "publication", (year, number))
+                for process, receiver in self.processes]
+
     def scores(self) -> list[dict[int, dict[str, Any]]]:
         """Each share's scores (by year, then subject); PartitionFailed when a share failed or
         died. A share sends them once its rows are committed."""
         received = []
         for process, receiver in self.processes:
-            try:
-                kind, value = pickle.loads(receiver.recv_bytes())
-            except (EOFError, OSError) as error:
-                process.join(5)
-                raise PartitionFailed(f"{process.name} ended without its scores ({error!r}, "
-                                      f"exit code {process.exitcode})") from None
-            if kind != "scores":
-                raise PartitionFailed(f"{process.name} failed:\n{value}")
-            received.append(value)
+            received.append(self._receive(process, receiver, "scores"))
             process.join()
         return received
+
+    @staticmethod
+    def _receive(process: Any, receiver: Any, kind: str, key: Any = None) -> Any:
+        try:
+            message = pickle.loads(receiver.recv_bytes())
+        except (EOFError, OSError) as error:
+            process.join(5)
+            raise PartitionFailed(f"{process.name} ended without its {kind} ({error!r}, "
+                                  f"exit code {process.exitcode})") from None
+        if message[0] == "failed":
+            raise PartitionFailed(f"{process.name} failed:\n{message[1]}")
+        if message[0] != kind or (key is not None and message[1] != key):
+            raise PartitionFailed(f"{process.name} sent {message[0]} {message[1]!r}, not {kind} {key!r}")
+        return message[-1]
 
     def stop(self) -> None:
         for process, receiver in self.processes:

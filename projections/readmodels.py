@@ -38,7 +38,6 @@ from typing import Any
 
 import orjson
 import structlog
-from eventsourcing.utils import get_topic
 
 from api.gcpause import paused_gc
 from domain import facts as f
@@ -583,10 +582,11 @@ class Renderer:
 
     # A rebuild shared among processes (projections/partition.py) -------------------------------
 
-    def share_year(self, state: LedgerState, year_number: int, rows: Rows) -> dict[str, Shared]:
-        """This share's subjects of a year: scored from the part of the year folded here, their
-        explanations, breakdowns (version 0) and appeals written to `rows`; what grading needs of
-        each, by subject (share 0 keeps its scores whole; the others send them without their trace)."""
+    def share_year(self, state: LedgerState, year_number: int, rows: Rows | None) -> dict[str, Shared]:
+        """This share's subjects of a year, scored from the part of the year folded here: what
+        grading needs of each, by subject (share 0 keeps its scores whole; the others send them
+        without their trace). With `rows`, their explanations, breakdowns (version 0) and appeals
+        are written there; without (at a publication), each one's breakdown body comes along."""
         assert self.partition is not None
         part, parts = self.partition
         departments, people = score_year(state.year_facts(year_number, partial=True))
@@ -597,38 +597,51 @@ class Renderer:
                 continue
             texts = _make_texts(score, appraisal.facts, None)
             subject_id = score.subject.id
-            for table, version, text in (("explanation", None, texts.explanation()), ("breakdown", 0, texts.breakdown())):
-                digest = self._changed((table, score.key, version), text)
-                if digest and table == "explanation":
-                    rows.explanations.append((score.key, year_number, subject_id, text, digest))
-                elif digest:
-                    rows.breakdowns.append((score.key, 0, year_number, subject_id, text, digest))
-            rows.appeals += appeal_rows(appraisal.facts)
+            body = texts.breakdown()
+            if rows is not None:
+                for table, version, text in (("explanation", None, texts.explanation()), ("breakdown", 0, body)):
+                    digest = self._changed((table, score.key, version), text)
+                    if digest and table == "explanation":
+                        rows.explanations.append((score.key, year_number, subject_id, text, digest))
+                    elif digest:
+                        rows.breakdowns.append((score.key, 0, year_number, subject_id, text, digest))
+                rows.appeals += appeal_rows(appraisal.facts)
+                self._spill_documents(rows)
             if part != 0:
                 score = replace(score, trace=[], struck=[], not_applicable=[], individual_part=None)
-            shared[subject_id] = Shared(score, len(score.trace), texts.rating_refs)
-            self._spill_documents(rows)
+            shared[subject_id] = Shared(score, len(score.trace), texts.rating_refs,
+                                        body if rows is None else None)
         return shared
 
-    def grade_shared(self, state: LedgerState, year_number: int, shared: dict[str, Shared], rows: Rows) -> None:
-        """Grade a year from every share's subjects and write what grading decides: the year's
-        results, each subject's placement, the histories (as `year` does from the whole)."""
+    def grade_shared(self, state: LedgerState, year_number: int, shared: dict[str, Shared], rows: Rows,
+                     publication: int | None = None) -> None:
+        """Grade a year from every share's subjects. At the end of the log, write what grading
+        decides: the year's results, each subject's placement, the histories (as `year` does from
+        the whole); at `publication` (its number), each subject's breakdown as published."""
         facts = state.year_facts(year_number, partial=True)
         subjects = state.years[year_number].subjects  # in the order `score_year` gives them
         departments = {s: shared[s].score for s in subjects if s in shared and shared[s].score.subject.kind == "department"}
         people = {s: shared[s].score for s in subjects if s in shared and shared[s].score.subject.kind == "person"}
         results = grade_year(facts, departments, people)
-        document = self._results_row(results, rows)
+        document = None if publication else self._results_row(results, rows)
         status = _json(results.status)
         adoptions = _json(adoption_lines(results.adoptions)) if results.adoptions else None
         for subject_id in [*results.departments, *results.people]:
-            graded = results.subject(subject_id)
+            graded, share = results.subject(subject_id), shared[subject_id]
             assert graded is not None
-            placed = self._placement(results, subject_id, graded, shared[subject_id].before,
-                                     shared[subject_id].rating_refs, status, adoptions)
-            self._placement_row(f"{year_number}:{subject_id}", year_number, placed, rows)
+            placed = self._placement(results, subject_id, graded, share.before, share.rating_refs, status, adoptions)
+            key = f"{year_number}:{subject_id}"
+            if publication:
+                assert share.body is not None
+                full = _assembled_text(share.body, *placed[2:])
+                digest = self._changed(("breakdown", key, publication), full)
+                if digest:
+                    rows.breakdowns.append((key, publication, year_number, subject_id, full, digest))
+            else:
+                self._placement_row(key, year_number, placed, rows)
             self._spill_documents(rows)
-        self._history(results, document, rows)
+        if document is not None:
+            self._history(results, document, rows)
 
     def audit(self, position: int, event: LedgerEvent, state: LedgerState, change: Change, rows: Rows) -> None:
         appraisal = state.appraisals.get(change.appraisal) if change.appraisal else None
@@ -668,6 +681,7 @@ class Shared:
     score: SubjectScore
     before: int
     rating_refs: set[str]
+    body: str | None = None  # at a publication: its breakdown without what grading decides
 
 
 def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | None) -> _Texts:
@@ -953,16 +967,12 @@ class ReadModelProjection:
         (projections/partition.py), unless the log holds a publication; a share that fails makes
         it start again in this process alone."""
         with paused_gc():
-            if processes > 1 and not self._has_publications():
+            if processes > 1:
                 try:
                     return self._rebuild_shared(page, processes)
                 except PartitionFailed as error:
                     log.warning("rebuild share failed; rebuilding in one process", error=str(error))
             return self._rebuild(page)
-
-    def _has_publications(self) -> bool:
-        table = self.ledger.recorder.events_table_name
-        return bool(self.db.query(f"SELECT 1 FROM {table} WHERE topic = ? LIMIT 1", [get_topic(Year.Published)]))
 
     def _fresh_tables(self, suffix: str) -> None:
         with self.db.transaction() as tx:
@@ -976,8 +986,19 @@ class ReadModelProjection:
         shares = Shares(self.ledger.db_url, suffix, processes, page)
         writer = _PageWriter(self.db, suffix)
         final = Rows()
+
+        def published(year_number: int, rows: Rows) -> None:
+            """A publication: graded at its place from every share's subjects (they send theirs
+            as they reach it), its breakdowns written as published."""
+            year = self.state.years[year_number]
+            rows.publications.append(publication_row(year))
+            subjects = self.renderer.share_year(self.state, year_number, None)
+            for theirs in shares.publication(year_number, len(year.publications)):
+                subjects.update(theirs)
+            self.renderer.grade_shared(self.state, year_number, subjects, rows, publication=len(year.publications))
+
         try:
-            reader = self.fold_share(suffix, 0, processes, page, writer)
+            reader = self.fold_share(suffix, 0, processes, page, writer, published)
             self.state.position = reader.last
             shared: dict[int, dict[str, Shared]] = {}
             self.renderer.spill = writer.put
@@ -996,33 +1017,40 @@ class ReadModelProjection:
         self._partial = True
         return reader.seen
 
-    def fold_share(self, suffix: str, part: int, parts: int, page: int,
-                   writer: _PageWriter | None = None) -> ShareReader:
+    def fold_share(self, suffix: str, part: int, parts: int, page: int, writer: _PageWriter,
+                   published: Callable[[int, Rows], None]) -> ShareReader:
         """Fold share `part` of `parts` of the log and write its audit rows into the fresh tables
-        (projections/partition.py); the reader, which counted the log."""
+        (projections/partition.py), calling `published` at each publication (its year, the rows of
+        its page); the reader, which counted the log."""
         self.state, self.renderer = LedgerState(), Renderer()
         self.renderer.partition = (part, parts)
         reader = ShareReader(self.ledger, part, parts, page)
-        pages = writer or _PageWriter(self.db, suffix)
-        try:
-            state, audit = self.state, self.renderer.audit
-            for batch in _pages(reader, page):
-                rows = Rows()
-                for position, event in batch:
-                    audit(position, event, state, state.apply(event, position), rows)
-                pages.put(rows)
-        finally:
-            if writer is None:
-                pages.close()
+        state, audit = self.state, self.renderer.audit
+        for batch in _pages(reader, page):
+            rows = Rows()
+            for position, event in batch:
+                change = state.apply(event, position)
+                audit(position, event, state, change, rows)
+                if isinstance(event, Year.Published):
+                    assert change.year is not None
+                    published(change.year, rows)
+            writer.put(rows)
         return reader
 
-    def share(self, suffix: str, part: int, parts: int, page: int) -> dict[int, dict[str, Shared]]:
+    def share(self, suffix: str, part: int, parts: int, page: int,
+              send: Callable[[Any], None]) -> dict[int, dict[str, Shared]]:
         """Another share's whole work (a spawned process's): fold, audit, render its subjects into
-        the fresh tables; what grading needs of them, by year and subject."""
+        the fresh tables; what grading needs of them, by year and subject. At each publication
+        what it needs of them then goes to `send`, as ("publication", (year, number), subjects)."""
+
+        def published(year_number: int, rows: Rows) -> None:
+            number = len(self.state.years[year_number].publications)
+            send(("publication", (year_number, number), self.renderer.share_year(self.state, year_number, None)))
+
         writer = _PageWriter(self.db, suffix)
         rows = Rows()
         try:
-            self.fold_share(suffix, part, parts, page, writer)
+            self.fold_share(suffix, part, parts, page, writer, published)
             self.renderer.spill = writer.put
             shared = {year_number: self.renderer.share_year(self.state, year_number, rows)
                       for year_number in sorted(self.state.years)}

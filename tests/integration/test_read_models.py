@@ -487,14 +487,25 @@ def test_a_rebuild_shared_among_processes_gives_identical_tables_and_follows_the
         assert snapshot(db_url) == after
 
 
-def test_a_log_with_a_publication_is_rebuilt_in_one_process(db_url: str) -> None:
+def test_a_shared_rebuild_renders_each_publication_at_its_place_from_every_share(db_url: str) -> None:
+    """Two years, each published, the first revised after a later change, the second's
+    consequences reading the first's publication: every breakdown as published, row for row."""
+    publish = [{"type": "year.publish", "id": f"pub-{year}", "actor": "admin",
+                "at": f"{year + 1}-01-10T09:00:00+08:00", "year": year} for year in (2024, 2025)]
     with opened(db_url) as store:
-        store.submit([*build(), DEDUCTION, APPEAL])
-        store.submit([PUBLISH])
+        store.submit(demo_commands(2024, departments=2, staff_per_department=3))
+        store.submit([publish[0]])
+        store.submit(demo_commands(2025, departments=2, staff_per_department=3)[:-3])
+        store.submit([{"type": "adjustment.apply", "id": "late-2024", "actor": "hr-office",
+                       "at": "2025-01-20T09:00:00+08:00", "appraisal": "2024:p-002",
+                       "item": "over_quota_hiring", "evidence": "超编进人 1 名 (found late)"}])
+        store.submit([publish[1]])
+        assert [len(store.ledger.year(y).publications) for y in (2024, 2025)] == [2, 1]  # type: ignore[union-attr]
         live = snapshot(db_url)
-        assert store.projection.rebuild(processes=2) == store.ledger.event_count()
-        assert not store.projection._partial
-        assert snapshot(db_url) == live
+        for processes in (2, 3):
+            assert store.projection.rebuild(processes=processes) == store.ledger.event_count()
+            assert store.projection._partial
+            assert snapshot(db_url) == live, processes
 
 
 def test_a_rebuild_whose_share_dies_is_done_again_in_one_process(
