@@ -108,6 +108,16 @@ class _Cursor:
         if self.schema is not None:
             serialize_ddl(self.cursor, self.schema)
 
+    def index_names(self, table: str) -> set[str]:
+        """The names of the indexes made on `table` (not its primary key's)."""
+        if self.schema is None:  # SQLite
+            self.cursor.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                                "AND sql IS NOT NULL", (table,))
+            return {row[0] for row in self.cursor.fetchall()}
+        self.cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s "
+                            "AND indexname NOT LIKE '%%_pkey%%'", (self.schema, table))
+        return {row["indexname"] for row in self.cursor.fetchall()}
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; return the number of rows it changed."""
         self.cursor.execute(self.translate(sql), tuple(params))

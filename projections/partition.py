@@ -48,21 +48,37 @@ class PartitionFailed(RuntimeError):
     """A share's process failed or died: the rebuild is done again in one process."""
 
 
+FIRST_SHARE = 0.85  # share 0's part of the people beside another share's 1: it grades and swaps too
+_BUCKETS = 1000
+
+
+def share_of(aggregate_id: UUID, parts: int) -> int:
+    """The share a person's appraisal belongs to, by its id (uniform: a version-5 UUID's bits)."""
+    bucket = aggregate_id.int % _BUCKETS
+    weights = [FIRST_SHARE, *([1.0] * (parts - 1))]
+    total, edge = sum(weights), 0.0
+    for part, weight in enumerate(weights):
+        edge += weight
+        if bucket < round(_BUCKETS * edge / total):
+            return part
+    return parts - 1
+
+
 def owns(part: int, parts: int, appraisal: Any | None) -> bool:
     """Whether share `part` of `parts` audits and renders what belongs to `appraisal` (None: an
     aggregate other than an appraisal): a person's appraisal goes by its id, the rest to share 0."""
     if appraisal is not None and appraisal.facts.kind == "person":
-        return bool(appraisal.id.int % parts == part)
+        return share_of(appraisal.id, parts) == part
     return part == 0
 
 
 class ShareReader:
-    """(position, event) in log order for every event share `part` needs: those of aggregates
-    other than people's appraisals, and those of its people. Others are not decoded. `seen` and
-    `last` count every notification read."""
+    """(position, event) in log order for every event share `part` needs, up to position `stop`:
+    those of aggregates other than people's appraisals, and those of its people. Others are not
+    decoded. `seen` and `last` count every notification read."""
 
-    def __init__(self, ledger: Any, part: int, parts: int, page: int) -> None:
-        self.ledger, self.part, self.parts, self.page = ledger, part, parts, page
+    def __init__(self, ledger: Any, part: int, parts: int, page: int, stop: int) -> None:
+        self.ledger, self.part, self.parts, self.page, self.stop = ledger, part, parts, page, stop
         self.seen = 0
         self.last = 0
 
@@ -72,7 +88,7 @@ class ShareReader:
         needed: dict[UUID, bool] = {}
         part, parts = self.part, self.parts
         while True:
-            notifications = select(self.last, self.page, inclusive_of_start=False)
+            notifications = select(self.last, self.page, stop=self.stop, inclusive_of_start=False)
             if not notifications:
                 return
             for notification in notifications:
@@ -82,7 +98,7 @@ class ShareReader:
                 event = decode(notification)
                 if need is None:  # an aggregate's first event
                     need = not (isinstance(event, Appraisal.Opened) and event.kind == "person") or (
-                        event.originator_id.int % parts == part)
+                        share_of(event.originator_id, parts) == part)
                     needed[notification.originator_id] = need
                     if not need:
                         continue
@@ -93,14 +109,14 @@ class ShareReader:
                 return
 
 
-def run_share(db_url: str, suffix: str, part: int, parts: int, page: int, conn: Any) -> None:
+def run_share(db_url: str, suffix: str, part: int, parts: int, page: int, stop: int, conn: Any) -> None:
     """A share's process (spawned): fold, audit and render its share, then send its scores."""
     def send(message: Any) -> None:
         conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     try:
         with paused_gc():
-            scores = _share(db_url, suffix, part, parts, page, send)
+            scores = _share(db_url, suffix, part, parts, page, stop, send)
             payload = pickle.dumps(("scores", scores), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException:  # noqa: BLE001 — sent to the rebuilding process, which says it and starts again
         payload = pickle.dumps(("failed", traceback.format_exc()))
@@ -110,8 +126,8 @@ def run_share(db_url: str, suffix: str, part: int, parts: int, page: int, conn: 
         conn.close()
 
 
-def _share(db_url: str, suffix: str, part: int, parts: int, page: int,
-           send: Callable[[Any], None]) -> dict[int, dict[str, Any]]:
+def _share(db_url: str, suffix: str, part: int, parts: int, page: int, stop: int,
+           send: Callable[[Any], None]) -> tuple[int, dict[int, dict[str, Any]]]:
     from api.ledger import AppraisalLedger
     from projections.db import open_view_db
     from projections.readmodels import ReadModelProjection
@@ -119,7 +135,7 @@ def _share(db_url: str, suffix: str, part: int, parts: int, page: int,
     ledger = AppraisalLedger(db_url)
     projection = ReadModelProjection(ledger, open_view_db(db_url), resume=False)
     try:
-        return projection.share(suffix, part, parts, page, send)
+        return projection.share(suffix, part, parts, page, stop, send)
     finally:
         projection.close()
         ledger.close()
@@ -128,12 +144,12 @@ def _share(db_url: str, suffix: str, part: int, parts: int, page: int,
 class Shares:
     """The other shares' processes of a rebuild (1 … parts−1), started before its fold."""
 
-    def __init__(self, db_url: str, suffix: str, parts: int, page: int) -> None:
+    def __init__(self, db_url: str, suffix: str, parts: int, page: int, stop: int) -> None:
         context = multiprocessing.get_context("spawn")  # nothing inherited: no threads, no connections
         self.processes: list[tuple[Any, Any]] = []
         for part in range(1, parts):
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=run_share, args=(db_url, suffix, part, parts, page, sender),
+            process = context.Process(target=run_share, args=(db_url, suffix, part, parts, page, stop, sender),
                                       name=f"rebuild-share-{part}", daemon=True)
             process.start()
             sender.close()
@@ -144,12 +160,16 @@ class Shares:
         return [self._receive(process, receiver, "publication", (year, number))
                 for process, receiver in self.processes]
 
-    def scores(self) -> list[dict[int, dict[str, Any]]]:
+    def scores(self, last: int) -> list[dict[int, dict[str, Any]]]:
         """Each share's scores (by year, then subject); PartitionFailed when a share failed or
-        died. A share sends them once its rows are committed."""
+        died, or did not read the log up to `last`, as this process did. A share sends them once
+        its rows are committed."""
         received = []
         for process, receiver in self.processes:
-            received.append(self._receive(process, receiver, "scores"))
+            read, scores = self._receive(process, receiver, "scores")
+            if read != last:
+                raise PartitionFailed(f"{process.name} read the log up to {read}, not {last}")
+            received.append(scores)
             process.join()
         return received
 

@@ -102,17 +102,28 @@ def create_tables(tx: Any, suffix: str = "", *, indexes: bool = True) -> None:
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_audit{s} (position INTEGER PRIMARY KEY, aggregate TEXT NOT NULL, "
                "version INTEGER NOT NULL, event TEXT NOT NULL, command_id TEXT NOT NULL, actor TEXT NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, detail TEXT NOT NULL, figures TEXT NOT NULL)")
-    if indexes:
-        create_audit_indexes(tx, s)
+    if indexes and not tx.index_names(f"rm_audit{s}"):
+        create_audit_indexes(tx, f"rm_audit{s}")
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_publications{s} (year INTEGER NOT NULL, version INTEGER NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, digest TEXT NOT NULL, document TEXT NOT NULL, "
                "PRIMARY KEY (year, version))")
     tx.execute("CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL)")
 
 
-def create_audit_indexes(tx: Any, suffix: str = "") -> None:
-    for index, columns in (("by_aggregate", "aggregate, position"), ("by_actor", "actor, position")):
-        tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{suffix}_{index} ON rm_audit{suffix} ({columns})")
+AUDIT_INDEXES = (("by_aggregate", "aggregate, position"), ("by_actor", "actor, position"))
+# The audit table's indexes are named by generation: a rebuild's fresh table takes the names its
+# live table does not use (an index keeps its name when its table is renamed).
+INDEX_GENERATIONS = ("", "_b")
+
+
+def create_audit_indexes(tx: Any, table: str = "rm_audit", generation: str = "") -> None:
+    for index, columns in AUDIT_INDEXES:
+        tx.execute(f"CREATE INDEX IF NOT EXISTS rm_audit{generation}_{index} ON {table} ({columns})")
+
+
+def free_index_generation(names: set[str]) -> str:
+    """The generation of audit index names that none of `names` has."""
+    return next(g for g in INDEX_GENERATIONS if not any(f"rm_audit{g}_{index}" in names for index, _ in AUDIT_INDEXES))
 
 
 def _json_std(value: Any) -> str:
@@ -799,21 +810,25 @@ class _PageWriter:
 
     def __init__(self, db: ViewDB, suffix: str) -> None:
         self.db, self.suffix = db, suffix
-        self.pages: queue.Queue[Rows | None] = queue.Queue(maxsize=2)
+        self.pages: queue.Queue[Rows | Callable[[Any], None] | None] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="rebuild-writer", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        while (rows := self.pages.get()) is not None:
+        while (item := self.pages.get()) is not None:
             if self.error is None:
                 try:
                     with self.db.transaction() as tx:
-                        write(tx, rows, self.suffix)
+                        if isinstance(item, Rows):
+                            write(tx, item, self.suffix)
+                        else:
+                            item(tx)
                 except BaseException as error:  # raised again by `put` or `close`
                     self.error = error
 
-    def put(self, rows: Rows) -> None:
+    def put(self, rows: Rows | Callable[[Any], None]) -> None:
+        """A page of rows to write, or a job to run (given the transaction), after those before."""
         if self.error is not None:
             raise self.error
         self.pages.put(rows)
@@ -825,6 +840,7 @@ class _PageWriter:
             raise self.error
 
 
+_REPLACED = "_replaced"  # the live tables a rebuild's swap replaced, until they are dropped
 SPILL_EVERY = 300  # documents (explanations, breakdowns, placements) per batch a rebuild's final render spills
 
 
@@ -974,16 +990,22 @@ class ReadModelProjection:
                     log.warning("rebuild share failed; rebuilding in one process", error=str(error))
             return self._rebuild(page)
 
-    def _fresh_tables(self, suffix: str) -> None:
+    def _fresh_tables(self, suffix: str) -> Callable[[Any], None]:
+        """Empty `suffix` tables; the job that makes their audit indexes, once the audit rows are
+        written (cheaper than row by row), under names the live table's do not have."""
         with self.db.transaction() as tx:
             for table in TABLES:
                 tx.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
-            create_tables(tx, suffix, indexes=False)  # made once, after the bulk load
+                tx.execute(f"DROP TABLE IF EXISTS {table}{_REPLACED}")  # left by a swap that stopped short
+            create_tables(tx, suffix, indexes=False)
+            generation = free_index_generation(tx.index_names("rm_audit"))
+        return lambda tx: create_audit_indexes(tx, f"rm_audit{suffix}", generation)
 
     def _rebuild_shared(self, page: int, processes: int) -> int:
         suffix = "_next"
-        self._fresh_tables(suffix)
-        shares = Shares(self.ledger.db_url, suffix, processes, page)
+        index = self._fresh_tables(suffix)
+        stop = self.ledger.recorder.max_notification_id() or 0  # every share reads the log up to here
+        shares = Shares(self.ledger.db_url, suffix, processes, page, stop)
         writer = _PageWriter(self.db, suffix)
         final = Rows()
 
@@ -998,33 +1020,37 @@ class ReadModelProjection:
             self.renderer.grade_shared(self.state, year_number, subjects, rows, publication=len(year.publications))
 
         try:
-            reader = self.fold_share(suffix, 0, processes, page, writer, published)
+            reader = self.fold_share(suffix, 0, processes, page, stop, writer, published)
             self.state.position = reader.last
             shared: dict[int, dict[str, Shared]] = {}
             self.renderer.spill = writer.put
             for year_number in sorted(self.state.years):
                 shared[year_number] = self.renderer.share_year(self.state, year_number, final)
-            for share in shares.scores():
+            # By the writer, while the other shares finish their texts (their audit rows, written
+            # as they folded, are in by now: any still to come are indexed as they go in).
+            writer.put(index)
+            for share in shares.scores(reader.last):
                 for year_number, subjects in share.items():
                     shared.setdefault(year_number, {}).update(subjects)
             for year_number in sorted(self.state.years):
                 self.renderer.grade_shared(self.state, year_number, shared[year_number], final)
+            writer.put(final)
         finally:
             self.renderer.spill = None
             writer.close()
             shares.stop()
-        self._swap(final, suffix, reader.last)
+        self._swap(suffix, reader.last)
         self._partial = True
         return reader.seen
 
-    def fold_share(self, suffix: str, part: int, parts: int, page: int, writer: _PageWriter,
+    def fold_share(self, suffix: str, part: int, parts: int, page: int, stop: int, writer: _PageWriter,
                    published: Callable[[int, Rows], None]) -> ShareReader:
         """Fold share `part` of `parts` of the log and write its audit rows into the fresh tables
         (projections/partition.py), calling `published` at each publication (its year, the rows of
         its page); the reader, which counted the log."""
         self.state, self.renderer = LedgerState(), Renderer()
         self.renderer.partition = (part, parts)
-        reader = ShareReader(self.ledger, part, parts, page)
+        reader = ShareReader(self.ledger, part, parts, page, stop)
         state, audit = self.state, self.renderer.audit
         for batch in _pages(reader, page):
             rows = Rows()
@@ -1037,11 +1063,12 @@ class ReadModelProjection:
             writer.put(rows)
         return reader
 
-    def share(self, suffix: str, part: int, parts: int, page: int,
-              send: Callable[[Any], None]) -> dict[int, dict[str, Shared]]:
-        """Another share's whole work (a spawned process's): fold, audit, render its subjects into
-        the fresh tables; what grading needs of them, by year and subject. At each publication
-        what it needs of them then goes to `send`, as ("publication", (year, number), subjects)."""
+    def share(self, suffix: str, part: int, parts: int, page: int, stop: int,
+              send: Callable[[Any], None]) -> tuple[int, dict[int, dict[str, Shared]]]:
+        """Another share's whole work (a spawned process's): fold the log up to `stop`, audit,
+        render its subjects into the fresh tables; the position read up to, and what grading needs
+        of them, by year and subject. At each publication what it needs of them then goes to
+        `send`, as ("publication", (year, number), subjects)."""
 
         def published(year_number: int, rows: Rows) -> None:
             number = len(self.state.years[year_number].publications)
@@ -1050,18 +1077,18 @@ class ReadModelProjection:
         writer = _PageWriter(self.db, suffix)
         rows = Rows()
         try:
-            self.fold_share(suffix, part, parts, page, writer, published)
+            reader = self.fold_share(suffix, part, parts, page, stop, writer, published)
             self.renderer.spill = writer.put
             shared = {year_number: self.renderer.share_year(self.state, year_number, rows)
                       for year_number in sorted(self.state.years)}
             writer.put(rows)
         finally:
             writer.close()
-        return shared
+        return reader.last, shared
 
     def _rebuild(self, page: int) -> int:
         suffix = "_next"
-        self._fresh_tables(suffix)
+        index = self._fresh_tables(suffix)
         self.state, self.renderer = LedgerState(), Renderer()
         processed = 0
         writer = _PageWriter(self.db, suffix)
@@ -1073,25 +1100,32 @@ class ReadModelProjection:
                 else:
                     writer.put(self._fold(batch))
                 processed += len(batch)
+            writer.put(index)  # by the writer, while the final render goes on
             self.renderer.spill = writer.put  # the documents go to the fresh tables as they are made
             try:
                 for year_number in sorted(self.state.years):
                     self.renderer.year(self.state, year_number, final)
             finally:
                 self.renderer.spill = None
+            writer.put(final)
         finally:
             writer.close()
-        self._swap(final, suffix, self.state.position)
+        self._swap(suffix, self.state.position)
         return processed
 
-    def _swap(self, final: Rows, suffix: str, position: int) -> None:
+    def _swap(self, suffix: str, position: int) -> None:
+        """The fresh tables (every row written) in, the tracking row moved, in one short
+        transaction; the tables replaced are dropped after it, one at a time (writers to the store
+        wait for neither)."""
         with self.db.transaction() as tx:
-            write(tx, final, suffix)
             for table in TABLES:
-                tx.execute(f"DROP TABLE IF EXISTS {table}")
+                if self.db.table_exists(table):
+                    tx.execute(f"ALTER TABLE {table} RENAME TO {table}{_REPLACED}")
                 tx.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
-            create_audit_indexes(tx)  # after the bulk load (cheaper than row by row), under live names
             _set_tracking(tx, position)
+        for table in TABLES:
+            with self.db.transaction() as tx:
+                tx.execute(f"DROP TABLE IF EXISTS {table}{_REPLACED}")
 
     def close(self) -> None:
         self.db.close()

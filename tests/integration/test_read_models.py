@@ -463,6 +463,38 @@ def test_a_rebuild_whose_writes_fail_raises_and_leaves_the_live_tables_as_they_w
         assert snapshot(db_url) == live
 
 
+def test_commands_recorded_during_a_shared_rebuild_are_processed_once_after_it(db_url: str) -> None:
+    """Every share reads the log up to the position the rebuild started at; what comes after is
+    for the projection to follow: none lost, none applied twice."""
+    commands = demo_commands(YEAR, departments=2, staff_per_department=3)
+    late = commands[-30:]
+    with opened(db_url) as store:
+        store.submit(commands[:-30])
+        stop = threading.Event()
+
+        def trickle() -> None:
+            for command in late:
+                store.ledger.submit([command])
+                if stop.wait(0.05):
+                    return
+
+        writing = threading.Thread(target=trickle)
+        writing.start()
+        try:
+            store.projection.rebuild(processes=2)
+        finally:
+            stop.set()
+            writing.join()
+        assert store.projection._partial
+        submitted = store.ledger.event_count()
+        assert store.projection.tracking() < submitted  # some came during the rebuild
+        store.projection.catch_up()
+        assert store.projection.tracking() == submitted
+        live = snapshot(db_url)
+        assert store.projection.rebuild() == submitted
+        assert snapshot(db_url) == live
+
+
 def _dying_share(*_: Any) -> None:
     """A share's process that dies without a word (as one killed would)."""
     os._exit(3)
@@ -519,6 +551,26 @@ def test_a_rebuild_whose_share_dies_is_done_again_in_one_process(
         assert store.projection.rebuild(processes=2) == store.ledger.event_count()
         assert not store.projection._partial
         assert snapshot(db_url) == live
+
+
+def test_rebuilds_leave_the_audit_table_two_indexes_and_no_replaced_table(db_url: str) -> None:
+    """The fresh audit table's indexes are made before the swap, under the names the live one's do
+    not have (they alternate); the tables replaced are dropped after it; a restart adds none."""
+    generations = [{f"rm_audit{g}_{index}" for index, _ in readmodels.AUDIT_INDEXES}
+                   for g in readmodels.INDEX_GENERATIONS]
+    with opened(db_url) as store:
+        store.submit(build())
+        seen = []
+        for processes in (1, 2, 1):
+            store.projection.rebuild(processes=processes)
+            ReadModelProjection(store.ledger).close()  # a restart: its tables exist
+            with store.projection.db.transaction() as tx:
+                names = tx.index_names("rm_audit")
+            assert names in generations, names
+            seen.append(generations.index(names))
+            assert not any(store.projection.db.table_exists(f"{table}_replaced") for table in readmodels.TABLES)
+        assert seen == [1, 0, 1]
+        assert_equal_to_direct(store)
 
 
 def test_readers_see_no_gap_while_a_rebuild_swaps_the_tables_in(db_url: str) -> None:
