@@ -35,8 +35,12 @@ import multiprocessing
 import pickle
 import traceback
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from api.gcpause import paused_gc
 from domain.aggregates import Appraisal
@@ -81,32 +85,66 @@ class ShareReader:
         self.ledger, self.part, self.parts, self.page, self.stop = ledger, part, parts, page, stop
         self.seen = 0
         self.last = 0
+        self._uuids: dict[str, UUID] = {}
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
         decode = self.ledger.mapper.to_domain_event
-        select = self.ledger.recorder.select_notifications
-        needed: dict[UUID, bool] = {}
+        rows = self._sqlite_rows if isinstance(self.ledger.recorder, SQLiteApplicationRecorder) else self._rows
+        needed: dict[Any, bool] = {}  # by the id as stored
         part, parts = self.part, self.parts
         while True:
-            notifications = select(self.last, self.page, stop=self.stop, inclusive_of_start=False)
-            if not notifications:
-                return
-            for notification in notifications:
-                need = needed.get(notification.originator_id)
+            page = rows()
+            for position, stored_id, notification in page:
+                need = needed.get(stored_id)
                 if need is False:
                     continue
-                event = decode(notification)
+                event = decode(notification())
                 if need is None:  # an aggregate's first event
                     need = not (isinstance(event, Appraisal.Opened) and event.kind == "person") or (
                         share_of(event.originator_id, parts) == part)
-                    needed[notification.originator_id] = need
+                    needed[stored_id] = need
                     if not need:
                         continue
-                yield notification.id, event
-            self.seen += len(notifications)
-            self.last = notifications[-1].id
-            if len(notifications) < self.page:
+                yield position, event
+            if len(page) < self.page:
                 return
+
+    def _rows(self) -> list[tuple[int, Any, Callable[[], Notification]]]:
+        """A page of the log: (position, originator id, its notification), through the library."""
+        notifications = self.ledger.recorder.select_notifications(self.last, self.page, stop=self.stop,
+                                                                  inclusive_of_start=False)
+        self._count(len(notifications), notifications[-1].id if notifications else self.last)
+        return [(n.id, n.originator_id, _given(n)) for n in notifications]
+
+    def _sqlite_rows(self) -> list[tuple[int, Any, Callable[[], Notification]]]:
+        """The same from SQLite's rows as they are: a notification (and its id's UUID, one per
+        aggregate) is made only for the rows this share decodes (the library makes one for every
+        row: a few µs each, most of reading a page)."""
+        recorder = self.ledger.recorder
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM "
+                           f"{recorder.events_table_name} WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?",
+                           (self.last, self.stop, self.page))
+            page = cursor.fetchall()
+        self._count(len(page), page[-1][0] if page else self.last)
+        ids = self._uuids
+        return [(row[0], row[1], partial(_notification, row, ids)) for row in page]
+
+    def _count(self, read: int, last: int) -> None:
+        self.seen += read
+        self.last = last
+
+
+def _given(notification: Notification) -> Callable[[], Notification]:
+    return lambda: notification
+
+
+def _notification(row: Any, ids: dict[str, UUID]) -> Notification:
+    originator_id = ids.get(row[1])
+    if originator_id is None:
+        originator_id = ids[row[1]] = UUID(row[1])
+    return Notification(id=row[0], originator_id=originator_id, originator_version=row[2], topic=row[3],
+                        state=row[4])
 
 
 def run_share(db_url: str, suffix: str, part: int, parts: int, page: int, stop: int, conn: Any) -> None:
