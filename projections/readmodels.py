@@ -980,8 +980,7 @@ class ReadModelProjection:
         (api/gcpause.py): the fold and the rendering allocate millions of objects that form no
         cycles, and the collector would scan the growing folded state again and again to find
         none (two thirds of the time). With `processes` > 1, shared among that many processes
-        (projections/partition.py), unless the log holds a publication; a share that fails makes
-        it start again in this process alone."""
+        (projections/partition.py); a share that fails makes it start again in this process alone."""
         with paused_gc():
             if processes > 1:
                 try:
