@@ -239,7 +239,7 @@ def project(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="rebuild every read model from zero, then swap")] = False,
     interval: Annotated[float, typer.Option(help="polling interval in seconds (SQLite)")] = 0.5,
     processes: Annotated[int, typer.Option(
-        help="processes sharing a rebuild (0: one per core, up to 4)")] = 0,
+        help="processes sharing a rebuild (0: one per core, up to 4, from 50,000 events)")] = 0,
     db: DbOption = None,
 ) -> None:
     """Keep the read models up to date (读模型): follow the log, restart after failures."""
@@ -251,7 +251,8 @@ def project(
         ledger = open_ledger(db)
         projection = ReadModelProjection(ledger, resume=not rebuild)  # a rebuild folds from zero itself
         started = time.perf_counter()
-        count = (projection.rebuild(processes=share_count(processes, os.cpu_count())) if rebuild
+        events = ledger.recorder.max_notification_id() or 0
+        count = (projection.rebuild(processes=share_count(processes, os.cpu_count(), events)) if rebuild
                  else projection.catch_up())
         err.print(f"{'rebuilt from' if rebuild else 'processed'} {count} event(s) in "
                   f"{time.perf_counter() - started:.2f}s; position {projection.state.position}", highlight=False)

@@ -233,8 +233,14 @@ class Shares:
             process.join()
 
 
-def share_count(requested: int | None, cpus: int | None) -> int:
-    """How many processes a rebuild uses: as requested, or one per core up to MAX_PROCESSES."""
+SHARED_FROM = 50_000  # events: below, starting another process costs more than it saves (about a second)
+
+
+def share_count(requested: int | None, cpus: int | None, events: int) -> int:
+    """How many processes a rebuild of a log of `events` uses: as requested, or one per core up
+    to MAX_PROCESSES once the log has SHARED_FROM events."""
     if requested is not None and requested > 0:
         return min(requested, MAX_PROCESSES)
+    if events < SHARED_FROM:
+        return 1
     return max(1, min(cpus or 1, MAX_PROCESSES))

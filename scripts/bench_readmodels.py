@@ -285,10 +285,11 @@ def bench_store(name: str, url: str, args: argparse.Namespace, commands: list[di
 
 def rebuild_figures(url: str, args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    processes = share_count(args.rebuild_processes, os.cpu_count())  # as `appraisal project --rebuild`
     raws, rebuilds, singles = [], [], []
     for _ in range(args.repeat):
         raws.append(run_measure("raw", url))
+        # as `appraisal project --rebuild` decides
+        processes = share_count(args.rebuild_processes, os.cpu_count(), raws[0]["events"])
         rebuilds.append(run_measure("rebuild", url, processes))
         if processes > 1:  # the same rebuild in one process, for comparison
             singles.append(run_measure("rebuild", url, 1))
