@@ -4,7 +4,8 @@ the rebuilding process grades every year from all the shares' scores and writes 
 
 Nearly all of a rebuild's work is per person: a person's appraisal reads its own events, the
 scheme, the year and their department's appraisal, nothing of anyone else's. With N processes,
-people's appraisals are divided by their id (`id % N`: share k); the aggregates every share needs
+people's appraisals are divided among N shares by their id (`share_of`: share 0, which also grades
+and swaps, takes a somewhat smaller part); the aggregates every share needs
 (the organisation, schemes, years and the departments' appraisals: a few per cent of the log) are
 folded by all, and belong to share 0 (the rebuilding process).
 
