@@ -251,9 +251,11 @@ def project(
         ledger = open_ledger(db)
         projection = ReadModelProjection(ledger, resume=not rebuild)  # a rebuild folds from zero itself
         started = time.perf_counter()
-        events = ledger.recorder.max_notification_id() or 0
-        count = (projection.rebuild(processes=share_count(processes, os.cpu_count(), events)) if rebuild
-                 else projection.catch_up())
+        if rebuild:
+            events = ledger.recorder.max_notification_id() or 0
+            count = projection.rebuild(processes=share_count(processes, os.cpu_count(), events))
+        else:
+            count = projection.catch_up()
         err.print(f"{'rebuilt from' if rebuild else 'processed'} {count} event(s) in "
                   f"{time.perf_counter() - started:.2f}s; position {projection.state.position}", highlight=False)
         projection.close()

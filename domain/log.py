@@ -125,11 +125,10 @@ class LedgerState:
             adoptions = [a for a in adoptions if a["at"] <= known_at]
         appraisals = []
         for subject in year.subjects:
-            appraisal = self.appraisals.get(f"{year_number}:{subject}")
+            key = f"{year_number}:{subject}"
+            appraisal = self.appraisals.get(key) if partial else self.appraisals[key]
             if appraisal is None:
-                if partial:
-                    continue
-                raise KeyError(f"{year_number}:{subject}")
+                continue
             if known_at is None:
                 appraisals.append(appraisal.facts)
             elif appraisal.opened_at <= known_at:

@@ -35,8 +35,9 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import traceback
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from functools import partial
+from functools import cache, partial
 from typing import Any
 from uuid import UUID
 
@@ -57,16 +58,16 @@ FIRST_SHARE = 0.85  # share 0's part of the people beside another share's 1: it 
 _BUCKETS = 1000
 
 
+@cache
+def _edges(parts: int) -> tuple[int, ...]:
+    """The first bucket of each share after the first (share k: buckets from edge k−1 up to edge k)."""
+    weights = [FIRST_SHARE, *([1.0] * (parts - 1))]
+    return tuple(round(_BUCKETS * sum(weights[:part + 1]) / sum(weights)) for part in range(parts - 1))
+
+
 def share_of(aggregate_id: UUID, parts: int) -> int:
     """The share a person's appraisal belongs to, by its id (uniform: a version-5 UUID's bits)."""
-    bucket = aggregate_id.int % _BUCKETS
-    weights = [FIRST_SHARE, *([1.0] * (parts - 1))]
-    total, edge = sum(weights), 0.0
-    for part, weight in enumerate(weights):
-        edge += weight
-        if bucket < round(_BUCKETS * edge / total):
-            return part
-    return parts - 1
+    return bisect_right(_edges(parts), aggregate_id.int % _BUCKETS)
 
 
 def owns(part: int, parts: int, appraisal: Any | None) -> bool:

@@ -551,23 +551,34 @@ class Renderer:
             if texts is None or texts.score is not score:
                 texts = self._texts[key] = _make_texts(score, facts, texts)
                 body = texts.breakdown()
-                for table, version, text in (("explanation", None, texts.explanation()), ("breakdown", 0, body)):
-                    digest = self._changed((table, key, version), text)
-                    if digest and table == "explanation":
-                        rows.explanations.append((key, year, subject_id, text, digest))
-                    elif digest:
-                        rows.breakdowns.append((key, 0, year, subject_id, text, digest))
+                self._document_rows(key, year, subject_id, texts.explanation(), body, rows)
             graded = results.subject(subject_id)
             assert graded is not None
             placed = self._placement(results, subject_id, graded, len(texts.figures), texts.rating_refs, status,
                                      adoptions)
             self._placement_row(key, year, placed, rows)
-            if publication:  # the breakdown as published: whole
-                full = _assembled_text(body or texts.breakdown(), *placed[2:])
-                digest = self._changed(("breakdown", key, publication), full)
-                if digest:
-                    rows.breakdowns.append((key, publication, year, subject_id, full, digest))
+            if publication:
+                self._published_row(key, publication, year, subject_id, body or texts.breakdown(), placed, rows)
             self._spill_documents(rows)
+
+    def _document_rows(self, key: str, year: int, subject_id: str, explanation: str, breakdown: str,
+                       rows: Rows) -> None:
+        """An appraisal's explanation and breakdown (version 0) without what grading decides,
+        unless written the same last time."""
+        digest = self._changed(("explanation", key, None), explanation)
+        if digest:
+            rows.explanations.append((key, year, subject_id, explanation, digest))
+        digest = self._changed(("breakdown", key, 0), breakdown)
+        if digest:
+            rows.breakdowns.append((key, 0, year, subject_id, breakdown, digest))
+
+    def _published_row(self, key: str, publication: int, year: int, subject_id: str, body: str,
+                       placed: tuple[str, str, str, str], rows: Rows) -> None:
+        """The breakdown as publication number `publication` shows it: whole."""
+        full = _assembled_text(body, *placed[2:])
+        digest = self._changed(("breakdown", key, publication), full)
+        if digest:
+            rows.breakdowns.append((key, publication, year, subject_id, full, digest))
 
     def _placement(self, results: YearResults, subject_id: str, graded: SubjectScore, before: int,
                    rating_refs: set[str], status: str, adoptions: str | None) -> tuple[str, str, str, str]:
@@ -610,18 +621,12 @@ class Renderer:
             subject_id = score.subject.id
             body = texts.breakdown()
             if rows is not None:
-                for table, version, text in (("explanation", None, texts.explanation()), ("breakdown", 0, body)):
-                    digest = self._changed((table, score.key, version), text)
-                    if digest and table == "explanation":
-                        rows.explanations.append((score.key, year_number, subject_id, text, digest))
-                    elif digest:
-                        rows.breakdowns.append((score.key, 0, year_number, subject_id, text, digest))
+                self._document_rows(score.key, year_number, subject_id, texts.explanation(), body, rows)
                 rows.appeals += appeal_rows(appraisal.facts)
                 self._spill_documents(rows)
             if part != 0:
                 score = replace(score, trace=[], struck=[], not_applicable=[], individual_part=None)
-            shared[subject_id] = Shared(score, len(score.trace), texts.rating_refs,
-                                        body if rows is None else None)
+            shared[subject_id] = Shared(score, texts.rating_refs, body if rows is None else None)
         return shared
 
     def grade_shared(self, state: LedgerState, year_number: int, shared: dict[str, Shared], rows: Rows,
@@ -631,23 +636,21 @@ class Renderer:
         the whole); at `publication` (its number), each subject's breakdown as published."""
         facts = state.year_facts(year_number, partial=True)
         subjects = state.years[year_number].subjects  # in the order `score_year` gives them
-        departments = {s: shared[s].score for s in subjects if s in shared and shared[s].score.subject.kind == "department"}
-        people = {s: shared[s].score for s in subjects if s in shared and shared[s].score.subject.kind == "person"}
-        results = grade_year(facts, departments, people)
+        scores = [shared[s].score for s in subjects if s in shared]
+        results = grade_year(facts, {score.subject.id: score for score in scores if score.subject.kind == "department"},
+                             {score.subject.id: score for score in scores if score.subject.kind == "person"})
         document = None if publication else self._results_row(results, rows)
         status = _json(results.status)
         adoptions = _json(adoption_lines(results.adoptions)) if results.adoptions else None
         for subject_id in [*results.departments, *results.people]:
             graded, share = results.subject(subject_id), shared[subject_id]
             assert graded is not None
-            placed = self._placement(results, subject_id, graded, share.before, share.rating_refs, status, adoptions)
+            placed = self._placement(results, subject_id, graded, len(share.score.trace), share.rating_refs, status,
+                                     adoptions)
             key = f"{year_number}:{subject_id}"
             if publication:
                 assert share.body is not None
-                full = _assembled_text(share.body, *placed[2:])
-                digest = self._changed(("breakdown", key, publication), full)
-                if digest:
-                    rows.breakdowns.append((key, publication, year_number, subject_id, full, digest))
+                self._published_row(key, publication, year_number, subject_id, share.body, placed, rows)
             else:
                 self._placement_row(key, year_number, placed, rows)
             self._spill_documents(rows)
@@ -686,11 +689,10 @@ class Renderer:
 @dataclass(slots=True)
 class Shared:
     """What grading needs of one subject of a shared rebuild's share: its score (another share's
-    without its trace), how many of the graded trace's figures are the score's own, and which
-    references are ratings' (what a public figure hides)."""
+    without its trace: grading adds its figures after the score's own) and which references are
+    ratings' (what a public figure hides)."""
 
     score: SubjectScore
-    before: int
     rating_refs: set[str]
     body: str | None = None  # at a publication: its breakdown without what grading decides
 
