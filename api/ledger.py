@@ -143,7 +143,7 @@ class AppraisalLedger(Application):
         decide in this one (after a decider's failure or another writer's change), or None."""
         from api.parallel import Deciders, SharedImport
 
-        deciders = Deciders(self.db_url, count, unit.now, actor)
+        deciders = Deciders(self.db_url, count - 1, unit.now, actor)  # and this process
         try:
             return SharedImport(self, unit, deciders, actor, on_progress, outcomes).run(_batches(pending, batch_size))
         finally:

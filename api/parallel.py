@@ -3,14 +3,17 @@
 Nearly every command of a year's import is on one appraisal (a rating, a measurement, an
 occurrence, an adjustment, a veto: `LOCAL_KINDS`). Deciding one reads that appraisal, its year, the
 scheme and the organisation, and changes only the appraisal. So the deciding is divided among
-processes by appraisal (`decider_of`), and the importing process writes what they decided, in the
-file's order, one transaction per batch, as a one-process import does:
+processes by appraisal (`decider_of`): the importing process is decider 0, with a smaller part
+(`OWN_SHARE`: it writes too), and the others are started for the import. The importing process
+writes what they all decided, in the file's order, one transaction per batch, as a one-process
+import does:
 
 - Each decider (spawned: nothing inherited) holds its appraisals loaded from one batch to the next
   and decides its part of each batch in the file's order, on the same unit of work as the
   one-process import (`UnitOfWork`, with the import's recording time). It sends back each
   command's outcome, its events encoded as stored, its command-id row, and the batch's read set.
-- The importing process merges the parts by line, cuts at the first refused command (what the
+- The importing process decides its own part of each batch as it sends the others theirs,
+  merges the parts by line when it comes to write the batch, cuts at the first refused command (what the
   deciders decided after it is dropped: nothing after a refused line is recorded), and writes the
   batch with the read set, so that any aggregate another writer changed meanwhile refuses the
   write. Batches are sent ahead (`AHEAD`), so the deciders decide while it writes.
@@ -58,12 +61,14 @@ from api.ledger import (
 )
 from api.storage import CommandRow
 from domain.aggregates import Year
+from projections.partition import weighted_share
 
 log = structlog.get_logger("import")
 
-MAX_DECIDERS = 4
+MAX_DECIDERS = 4  # deciding processes, the importing one included
+OWN_SHARE = 0.4  # the importing process's part of the appraisals beside another decider's 1
 PARALLEL_FROM = 20_000  # commands: below, starting the deciders (about a second) costs more than it saves
-AHEAD = 4  # batches sent to the deciders beyond the one being written
+AHEAD = 16  # batches sent to the deciders beyond the one being written (while they start: a second)
 
 # Commands on one appraisal that read only it, its year, the scheme and the organisation.
 LOCAL_KINDS = frozenset({"rating.record", "measurement.record", "occurrence.record", "adjustment.apply",
@@ -75,8 +80,9 @@ class DecidersFailed(RuntimeError):
 
 
 def decider_count(requested: int | None, cpus: int | None, commands: int) -> int:
-    """How many deciders an import of (at least) `commands` commands uses: as requested (1: none,
-    the importing process decides), or one per core up to MAX_DECIDERS from PARALLEL_FROM commands."""
+    """How many processes decide an import of (at least) `commands` commands, the importing one
+    included: as requested (1: that one alone), or one per core up to MAX_DECIDERS from
+    PARALLEL_FROM commands."""
     if requested is not None and requested > 0:
         return min(requested, MAX_DECIDERS)
     if commands < PARALLEL_FROM:
@@ -85,8 +91,9 @@ def decider_count(requested: int | None, cpus: int | None, commands: int) -> int
 
 
 def decider_of(appraisal: str, deciders: int) -> int:
-    """The decider of an appraisal's commands (by its key: the same in every process)."""
-    return zlib.crc32(appraisal.encode()) % deciders
+    """The decider of an appraisal's commands (by its key: the same in every process); 0 is the
+    importing process."""
+    return weighted_share(zlib.crc32(appraisal.encode()), deciders, OWN_SHARE)
 
 
 # --- a decider's process --------------------------------------------------------------------------
@@ -163,13 +170,13 @@ def _by_command(outcomes: list[Any], stored: list[Any], rows: list[Any]) -> list
 # --- the importing process's side ----------------------------------------------------------------
 
 class Deciders:
-    """The deciders' processes of an import, started before it decides its first command."""
+    """The processes started to decide an import (deciders 1 … count), before its first command."""
 
     def __init__(self, db_url: str, count: int, now: datetime, actor: str | None) -> None:
         context = multiprocessing.get_context("spawn")  # nothing inherited: no threads, no connections
-        self.processes: list[tuple[Any, Any]] = []
-        self.unanswered = [0] * count
-        for number in range(count):
+        self.processes: list[tuple[Any, Any]] = [(None, None)]  # decider 0: the importing process
+        self.unanswered = [0] * (count + 1)
+        for number in range(1, count + 1):
             mine, theirs = context.Pipe(duplex=True)
             process = context.Process(target=run_decider, args=(db_url, now, actor, theirs),
                                       name=f"import-decider-{number}", daemon=True)
@@ -178,6 +185,7 @@ class Deciders:
             self.processes.append((process, mine))
 
     def __len__(self) -> int:
+        """How many decide, the importing process included."""
         return len(self.processes)
 
     def send(self, number: int, batch: list[tuple[int, Any]]) -> None:
@@ -187,7 +195,7 @@ class Deciders:
     def changed(self, aggregate_ids: set[UUID]) -> None:
         """Aggregates the importing process changed: each decider reads them again."""
         if aggregate_ids:
-            for number in range(len(self.processes)):
+            for number in range(1, len(self.processes)):
                 self._send(number, ("changed", aggregate_ids))
 
     def _send(self, number: int, message: Any) -> None:
@@ -197,7 +205,7 @@ class Deciders:
         except OSError as error:
             raise DecidersFailed(f"{process.name} is gone ({error!r}, exit code {process.exitcode})") from None
 
-    def receive(self, number: int) -> tuple[list[tuple[Any, list[Any], Any]], dict[UUID, int]]:
+    def receive(self, number: int) -> tuple[list[tuple[Any, ...]], dict[UUID, int]]:
         """A decider's answer to the oldest batch it has not answered yet."""
         process, conn = self.processes[number]
         try:
@@ -214,14 +222,14 @@ class Deciders:
     def stop(self) -> None:
         """Stop the deciders: at once those with batches not answered (after a refused command or
         on the way to one process, nothing they decide now is written)."""
-        for (process, conn), unanswered in zip(self.processes, self.unanswered, strict=True):
+        for (process, conn), unanswered in zip(self.processes[1:], self.unanswered[1:], strict=True):
             if unanswered:
                 process.kill()
             else:
                 with suppress(OSError):
                     conn.send_bytes(pickle.dumps(("stop",)))
             conn.close()
-        for process, _ in self.processes:
+        for process, _ in self.processes[1:]:
             process.join(5)
             if process.is_alive():
                 process.kill()
@@ -229,10 +237,12 @@ class Deciders:
 
 
 class SentBatch:
-    """A batch of commands on appraisals, sent to the deciders in parts."""
+    """A batch of commands on appraisals, sent to the deciders in parts (`own`: decider 0's)."""
 
     def __init__(self, batch: list[tuple[int, Any]], parts: dict[int, list[tuple[int, Any]]]) -> None:
         self.batch = batch
+        self.own = parts.pop(0, [])
+        self.own_answer: tuple[list[tuple[Any, ...]], dict[UUID, int]] = ([], {})
         self.deciders = sorted(parts)
 
 
@@ -369,8 +379,11 @@ class SharedImport:
         for number, item in segment:
             parts.setdefault(number, []).append(item)
         for number, part in parts.items():
-            self.deciders.send(number, part)
-        self.sent.append(SentBatch([item for _, item in segment], parts))
+            if number:
+                self.deciders.send(number, part)
+        sent = SentBatch([item for _, item in segment], parts)
+        sent.own_answer = self._decide_own(sent.own)  # while the others decide their parts
+        self.sent.append(sent)
         while len(self.sent) > AHEAD:
             self._write_oldest()
 
@@ -384,11 +397,14 @@ class SharedImport:
         sent = self.sent[0]
         answers = []
         read: dict[UUID, int] = {}
-        for number in sent.deciders:
-            decided, theirs = self.deciders.receive(number)
+        theirs: set[bytes] = set()  # the aggregates the other deciders changed
+        for number in [0, *sent.deciders]:
+            decided, their_read = self.deciders.receive(number) if number else sent.own_answer
             answers.append(decided)
-            for aggregate_id, version in theirs.items():
+            for aggregate_id, version in their_read.items():
                 read[aggregate_id] = min(version, read.get(aggregate_id, version))
+            if number:
+                theirs.update(event[0] for answer in decided for event in answer[6])
         stored: list[Any] = []
         rows: list[Any] = []
         outcomes = []
@@ -410,9 +426,18 @@ class SharedImport:
             _answer_positions(rows, self.ledger._group.write(stored, rows, read))
         self.sent.popleft()
         self.outcomes += outcomes
-        self.decided_there.update(event.originator_id for event in stored)
+        self.decided_there.update(uuids[oid] for oid in theirs if oid in uuids)
         if self.on_progress:
             self.on_progress(len(outcomes))
+
+    def _decide_own(self, part: list[tuple[int, Any]]) -> tuple[list[tuple[Any, ...]], dict[UUID, int]]:
+        """Decider 0's part of a batch, decided by this process on its own copies (as a decider
+        decides its part: `_decide_batches`)."""
+        outcomes = self.unit.run(part, self.actor) if part else []
+        events, rows, read = self.unit.write_set()
+        self.unit.wrote(events)
+        to_stored = self.ledger.mapper.to_stored_event
+        return _by_command(outcomes, [to_stored(event) for event in events], rows), read
 
     def _decide_here(self, segment: list[tuple[int, Any]]) -> None:
         """Commands decided by this process, on what is written (the deciders' changes read again);

@@ -59,15 +59,21 @@ _BUCKETS = 1000
 
 
 @cache
-def _edges(parts: int) -> tuple[int, ...]:
+def _edges(parts: int, first: float) -> tuple[int, ...]:
     """The first bucket of each share after the first (share k: buckets from edge k−1 up to edge k)."""
-    weights = [FIRST_SHARE, *([1.0] * (parts - 1))]
+    weights = [first, *([1.0] * (parts - 1))]
     return tuple(round(_BUCKETS * sum(weights[:part + 1]) / sum(weights)) for part in range(parts - 1))
+
+
+def weighted_share(value: int, parts: int, first: float) -> int:
+    """Which of `parts` shares a uniformly drawn `value` falls in, share 0 taking `first` of what
+    each other share takes."""
+    return bisect_right(_edges(parts, first), value % _BUCKETS)
 
 
 def share_of(aggregate_id: UUID, parts: int) -> int:
     """The share a person's appraisal belongs to, by its id (uniform: a version-5 UUID's bits)."""
-    return bisect_right(_edges(parts), aggregate_id.int % _BUCKETS)
+    return weighted_share(aggregate_id.int, parts, FIRST_SHARE)
 
 
 def owns(part: int, parts: int, appraisal: Any | None) -> bool:

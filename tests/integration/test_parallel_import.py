@@ -84,17 +84,24 @@ def _import(url: str, commands: list[dict[str, Any]], processes: int, **options:
     return ledger
 
 
-def _counted_answers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many commands each answer from a decider carried (they must have decided something)."""
-    carried: list[int] = []
-    receive = parallel.Deciders.receive
+def _counted_answers(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How many commands the started deciders and the importing process (decider 0) decided as
+    deciders (they must all have decided something)."""
+    carried = {"started": 0, "own": 0}
+    receive, own = parallel.Deciders.receive, parallel.SharedImport._decide_own
 
-    def counted(deciders: parallel.Deciders, number: int) -> Any:
+    def received(deciders: parallel.Deciders, number: int) -> Any:
         answer = receive(deciders, number)
-        carried.append(len(answer[0]))
+        carried["started"] += len(answer[0])
         return answer
 
-    monkeypatch.setattr(parallel.Deciders, "receive", counted)
+    def decided(shared: parallel.SharedImport, part: list[tuple[int, Any]]) -> Any:
+        answer = own(shared, part)
+        carried["own"] += len(answer[0])
+        return answer
+
+    monkeypatch.setattr(parallel.Deciders, "receive", received)
+    monkeypatch.setattr(parallel.SharedImport, "_decide_own", decided)
     return carried
 
 
@@ -110,7 +117,10 @@ def test_an_import_decided_in_processes_records_what_one_process_records(
     try:
         assert logs == []  # no decider failed, no write was refused: shared to the end
         assert sum(progress) == len(commands)
-        assert sum(carried) > len(commands) * 0.9  # nearly every command was decided by a decider
+        assert sum(carried.values()) > len(commands) * 0.9  # nearly every command was decided by a decider
+        own = {c["appraisal"] for c in commands if c["type"] == "rating.record"
+               and parallel.decider_of(c["appraisal"], processes) == 0}
+        assert carried["started"] > len(commands) * 0.5 and (carried["own"] > 0) == bool(own)
         assert _log(shared) == _log(alone)
         assert shared.results(2025) == alone.results(2025)
         published = [[{k: v for k, v in p.items() if k != "recorded_at"} for p in ledger.year(2025).publications]  # type: ignore[union-attr]
@@ -304,7 +314,10 @@ def test_how_many_deciders_an_import_uses() -> None:
     assert parallel.decider_count(None, 1, 10 ** 6) == 1
     assert parallel.decider_count(3, 1, 10) == 3
     assert parallel.decider_count(1, 8, 10 ** 6) == 1
-    keys = [f"2025:p-{n:03d}" for n in range(300)]
+    keys = [f"{year}:p-{n:03d}" for year in (2025, 2026) for n in range(1000)]
     for deciders in (2, 3, 4):
         counts = [sum(parallel.decider_of(k, deciders) == d for k in keys) for d in range(deciders)]
-        assert min(counts) > 300 / deciders * 0.7, counts
+        weights = [parallel.OWN_SHARE, *([1.0] * (deciders - 1))]
+        expected = [len(keys) * w / sum(weights) for w in weights]
+        assert all(abs(c - e) < e * 0.15 for c, e in zip(counts, expected, strict=True)), (counts, expected)
+    assert all(parallel.decider_of(k, 1) == 0 for k in keys[:50])
