@@ -12,9 +12,9 @@ import does:
   and decides its part of each batch in the file's order, on the same unit of work as the
   one-process import (`UnitOfWork`, with the import's recording time). It sends back each
   command's outcome, its events encoded as stored, its command-id row, and the batch's read set.
-- The importing process decides its own part of each batch as it sends the others theirs,
-  merges the parts by line when it comes to write the batch, cuts at the first refused command (what the
-  deciders decided after it is dropped: nothing after a refused line is recorded), and writes the
+- The importing process decides its own part of each batch as it sends the others theirs. When
+  it comes to write a batch, it merges the parts by line, cuts at the first refused command (what
+  was decided after it is dropped: nothing after a refused line is recorded), and writes the
   batch with the read set, so that any aggregate another writer changed meanwhile refuses the
   write. Batches are sent ahead (`AHEAD`), so the deciders decide while it writes.
 - Every other command (the organisation, schemes, years, opening an appraisal, appeals, anything
