@@ -76,7 +76,7 @@ def import_(
     db: DbOption = None,
     batch_size: Annotated[int, typer.Option(min=1, max=5000, help="commands per transaction")] = 500,
     processes: Annotated[int, typer.Option(min=0, max=4, help="processes deciding the commands (0: one per "
-                                                              "core, up to 4, from 20,000 commands on)")] = 0,
+                                                              "core, up to 4, from 30,000 commands on)")] = 0,
 ) -> None:
     """Apply the commands of a JSON Lines file in order (导入命令)."""
     ledger = open_ledger(db)

@@ -67,7 +67,7 @@ log = structlog.get_logger("import")
 
 MAX_DECIDERS = 4  # deciding processes, the importing one included
 OWN_SHARE = 0.4  # the importing process's part of the appraisals beside another decider's 1
-PARALLEL_FROM = 20_000  # commands: below, starting the deciders (about a second) costs more than it saves
+PARALLEL_FROM = 30_000  # commands: below, starting a decider (about a second) costs about what it saves
 AHEAD = 16  # batches sent to the deciders beyond the one being written (while they start: a second)
 
 # Commands on one appraisal that read only it, its year, the scheme and the organisation.
