@@ -110,19 +110,20 @@ class AppraisalLedger(Application):
         """Apply commands in order; stop at the first refused one (raising `Refused` after
         recording every accepted command before it). `actor` overrides the bodies' actors.
         `processes`: how many processes decide (api/parallel.py); None: one per core, up to
-        four, for an import of PARALLEL_FROM commands or more; 1: this one only."""
-        from api.parallel import PARALLEL_FROM, decider_count
+        four, for an import of PARALLEL_FROM commands or more; 1: this one only (always, for a
+        store in this process's memory, which no other process reaches)."""
+        from api.parallel import PARALLEL_FROM, decider_count, shareable
 
         outcomes: list[Outcome] = []
         unit = UnitOfWork(self)  # aggregates stay loaded from one batch to the next
         pending: Iterator[tuple[int, dict[str, Any]]] = enumerate(bodies)
         with paused_gc():
-            count = 1
-            if processes is None:
+            count, reachable = 1, shareable(self.db_url)
+            if reachable and processes is None:
                 head = list(islice(pending, PARALLEL_FROM))
                 count = decider_count(None, _cpus(), len(head))
                 pending = chain(head, pending)
-            elif processes > 1:
+            elif reachable and processes is not None and processes > 1:
                 count = decider_count(processes, _cpus(), 0)
             rest: Iterator[tuple[int, dict[str, Any]]] | None = pending
             if count > 1:

@@ -45,6 +45,7 @@ from heapq import merge
 from itertools import chain
 from operator import itemgetter
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import structlog
@@ -88,6 +89,16 @@ def decider_count(requested: int | None, cpus: int | None, commands: int) -> int
     if commands < PARALLEL_FROM:
         return 1
     return max(1, min(cpus or 1, MAX_DECIDERS))
+
+
+def shareable(db_url: str) -> bool:
+    """Whether other processes reach the same store by its URL: a PostgreSQL database or a SQLite
+    file, not a store in this process's memory (`memory://`, SQLite's `:memory:`)."""
+    parts = urlsplit(db_url)
+    if parts.scheme in ("postgresql", "postgres"):
+        return True
+    path = db_url.removeprefix("sqlite:///") if parts.scheme == "sqlite" else ""
+    return bool(path) and ":memory:" not in path and "mode=memory" not in path
 
 
 def decider_of(appraisal: str, deciders: int) -> int:

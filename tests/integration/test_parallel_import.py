@@ -307,6 +307,25 @@ def test_an_import_going_on_from_the_middle_of_a_batch_ends_it_where_it_would_ha
     assert sizes == [list(range(42, 80)), list(range(80, 120)), list(range(120, 125))]
 
 
+def test_an_import_into_a_store_in_memory_is_decided_in_one_process(tmp_path: Path) -> None:
+    """No other process reaches `memory://` (or SQLite's `:memory:`): asked for two processes, the
+    import is decided in this one, and records what a shared import into a file records."""
+    assert not parallel.shareable("memory://") and not parallel.shareable("sqlite:///:memory:")
+    assert not parallel.shareable("sqlite:///file:x?mode=memory&cache=shared")
+    assert parallel.shareable(f"sqlite:///{tmp_path}/a.db") and parallel.shareable("postgresql://h/db?schema=s")
+    commands = _year()
+    with capture_logs() as logs:  # (deciders started on an empty store of their own would be refused)
+        in_memory = _import("memory://", commands, processes=2)
+    in_file = _import(f"sqlite:///{tmp_path}/file.db", commands, processes=2)
+    try:
+        assert logs == []
+        assert in_memory.results(2025) == in_file.results(2025)
+        assert in_memory.event_count() == in_file.event_count()
+    finally:
+        in_memory.close()
+        in_file.close()
+
+
 def test_how_many_deciders_an_import_uses() -> None:
     assert parallel.decider_count(None, 2, parallel.PARALLEL_FROM - 1) == 1
     assert parallel.decider_count(None, 2, parallel.PARALLEL_FROM) == 2
