@@ -17,13 +17,17 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
+import resource
 import secrets
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +78,60 @@ def raw_postgres(url: str, schema: str, rows: list[tuple[str, int, str, bytes]],
     return elapsed
 
 
-def ledger_import(url: str, commands: list[dict[str, Any]], batch: int, processes: int | None = None) -> float:
+CPU: dict[str, list[tuple[float, float, float | None]]] = {}  # label -> (this process, its children, the server) a run
+
+
+def ledger_import(url: str, commands: list[dict[str, Any]], batch: int, processes: int | None = None,
+                  label: str = "", server: Callable[[], float | None] = lambda: None) -> float:
+    """One import's wall time; its CPU (this process, the processes it started, the server's when
+    readable) is kept in CPU[label]."""
     ledger = AppraisalLedger(url)
+    cpu, children, served = time.process_time(), _children_cpu(), server()
     started = time.perf_counter()
     ledger.submit(commands, batch_size=batch, processes=processes)
     elapsed = time.perf_counter() - started
+    served_after = server()
+    CPU.setdefault(label, []).append((time.process_time() - cpu, _children_cpu() - children,
+                                      None if served is None or served_after is None else served_after - served))
     assert ledger.event_count() >= len(commands)
     ledger.close()
     return elapsed
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(url: str) -> Callable[[], float | None]:
+    """The CPU seconds a local PostgreSQL server has used so far (the postmaster, its backends,
+    and those that have ended), read from /proc; None where that cannot be read."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
+        postmaster = int((Path(row[0]) / "postmaster.pid").read_text().split()[0]) if row else 0
+    except (OSError, ValueError, psycopg.Error):
+        return lambda: None
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float | None:
+        total = 0
+        try:
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                with suppress(OSError):
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                    pid, ppid = int(stat.parent.name), int(fields[1])
+                    if pid == postmaster:  # its own time and that of its children which have ended
+                        total += sum(int(x) for x in fields[11:15])
+                    elif ppid == postmaster:
+                        total += int(fields[11]) + int(fields[12])
+        except OSError:
+            return None
+        return total / tick
+
+    return read if read() else lambda: None
 
 
 def best_each(runs: int, measures: list[Callable[[], float]]) -> list[float]:
@@ -117,27 +167,43 @@ def main() -> None:
         counter = iter(range(1000))
         raw, ours, alone = best_each(args.repeat, [
             lambda: raw_sqlite(f"{tmp}/raw{next(counter)}.db", rows, args.batch),
-            lambda: ledger_import(f"sqlite:///{tmp}/ledger{next(counter)}.db", commands, args.batch),
-            lambda: ledger_import(f"sqlite:///{tmp}/ledger{next(counter)}.db", commands, args.batch, 1)])
+            lambda: ledger_import(f"sqlite:///{tmp}/ledger{next(counter)}.db", commands, args.batch,
+                                  label="sqlite shared"),
+            lambda: ledger_import(f"sqlite:///{tmp}/ledger{next(counter)}.db", commands, args.batch, 1,
+                                  label="sqlite alone")])
         figures["sqlite"] = _report("SQLite", n, raw, ours, alone, target=0.2)
     if args.pg:
+        server = server_cpu(args.pg)
         raw, ours, alone = best_each(args.repeat, [
             lambda: raw_postgres(args.pg, f"raw_{secrets.token_hex(4)}", rows, args.batch),
-            lambda: _pg_import(args.pg, commands, args.batch),
-            lambda: _pg_import(args.pg, commands, args.batch, 1)])
+            lambda: _pg_import(args.pg, commands, args.batch, label="postgresql shared", server=server),
+            lambda: _pg_import(args.pg, commands, args.batch, 1, label="postgresql alone", server=server)])
         figures["postgresql"] = _report("PostgreSQL", n, raw, ours, alone, target=0.35)
+    print("  CPU per command (median of the runs): this process + the others it started + the server")
+    for label, runs in CPU.items():
+        mine = statistics.median(run[0] for run in runs) / n * 1e6
+        theirs = statistics.median(run[1] for run in runs) / n * 1e6
+        served_runs = [run[2] for run in runs if run[2] is not None]
+        served = statistics.median(served_runs) / n * 1e6 if len(served_runs) == len(runs) else None
+        total = mine + theirs + (served or 0.0)
+        print(f"  {label:<18} {mine:.0f} + {theirs:.0f} + {'n/a' if served is None else f'{served:.0f}'} "
+              f"= {total:.0f} µs")
+        figures.setdefault("cpu_us_per_command", {})[label] = {
+            "importing": round(mine), "started": round(theirs),
+            "server": None if served is None else round(served), "total": round(total)}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2))
 
 
-def _pg_import(base: str, commands: list[dict[str, Any]], batch: int, processes: int | None = None) -> float:
+def _pg_import(base: str, commands: list[dict[str, Any]], batch: int, processes: int | None = None,
+               label: str = "", server: Callable[[], float | None] = lambda: None) -> float:
     import psycopg
 
     schema = f"bench_{secrets.token_hex(4)}"
     url = f"{base}?schema={schema}"
     try:
-        return ledger_import(url, commands, batch, processes)
+        return ledger_import(url, commands, batch, processes, label, server)
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
