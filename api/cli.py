@@ -245,6 +245,7 @@ def project(
     db: DbOption = None,
 ) -> None:
     """Keep the read models up to date (读模型): follow the log, restart after failures."""
+    from api.processes import cpus
     from projections.partition import share_count
     from projections.readmodels import ReadModelProjection
     from projections.worker import run
@@ -255,7 +256,7 @@ def project(
         started = time.perf_counter()
         if rebuild:
             events = ledger.recorder.max_notification_id() or 0
-            count = projection.rebuild(processes=share_count(processes, os.cpu_count(), events))
+            count = projection.rebuild(processes=share_count(processes, cpus(), events))
         else:
             count = projection.catch_up()
         err.print(f"{'rebuilt from' if rebuild else 'processed'} {count} event(s) in "

@@ -9,7 +9,6 @@ command records nothing and never takes an accepted one with it.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -113,6 +112,7 @@ class AppraisalLedger(Application):
         four, for an import of PARALLEL_FROM commands or more; 1: this one only (always, for a
         store in this process's memory, which no other process reaches)."""
         from api.parallel import PARALLEL_FROM, decider_count, shareable
+        from api.processes import cpus
 
         outcomes: list[Outcome] = []
         unit = UnitOfWork(self)  # aggregates stay loaded from one batch to the next
@@ -121,10 +121,10 @@ class AppraisalLedger(Application):
             count, reachable = 1, shareable(self.db_url)
             if reachable and processes is None:
                 head = list(islice(pending, PARALLEL_FROM))
-                count = decider_count(None, _cpus(), len(head))
+                count = decider_count(None, cpus(), len(head))
                 pending = chain(head, pending)
             elif reachable and processes is not None and processes > 1:
-                count = decider_count(processes, _cpus(), 0)
+                count = decider_count(processes, cpus(), 0)
             rest: Iterator[tuple[int, dict[str, Any]]] | None = pending
             if count > 1:
                 rest = self._submit_shared(unit, pending, actor, batch_size, on_progress, outcomes, count)
@@ -451,10 +451,6 @@ class AppraisalLedger(Application):
         if close_loops is not None:
             close_loops()
         super().close()
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _use_lock(locks: dict[str, tuple[Any, int]], key: str, make: Callable[[], Any]) -> Any:

@@ -60,13 +60,13 @@ from api.ledger import (
     _answer_positions,
     _appraisal_year,
 )
+from api.processes import MAX_PROCESSES, process_count, received, weighted_share
 from api.storage import CommandRow
 from domain.aggregates import Year
-from projections.partition import weighted_share
 
 log = structlog.get_logger("import")
 
-MAX_DECIDERS = 4  # deciding processes, the importing one included
+MAX_DECIDERS = MAX_PROCESSES  # deciding processes, the importing one included
 OWN_SHARE = 0.4  # the importing process's part of the appraisals beside another decider's 1
 PARALLEL_FROM = 30_000  # commands: below, starting a decider (about a second) costs about what it saves
 AHEAD = 16  # batches sent to the deciders beyond the one being written (while they start: a second)
@@ -84,11 +84,7 @@ def decider_count(requested: int | None, cpus: int | None, commands: int) -> int
     """How many processes decide an import of (at least) `commands` commands, the importing one
     included: as requested (1: that one alone), or one per core up to MAX_DECIDERS from
     PARALLEL_FROM commands."""
-    if requested is not None and requested > 0:
-        return min(requested, MAX_DECIDERS)
-    if commands < PARALLEL_FROM:
-        return 1
-    return max(1, min(cpus or 1, MAX_DECIDERS))
+    return process_count(requested, cpus, commands, PARALLEL_FROM)
 
 
 def shareable(db_url: str) -> bool:
@@ -147,14 +143,20 @@ def _decide_batches(db_url: str, now: datetime, actor: str | None, inbox: queue.
             if message[0] == "changed":
                 unit.drop(message[1])
                 continue
-            outcomes = unit.run(message[1], actor)
-            events, rows, read = unit.write_set()
-            unit.wrote(events)
-            stored = [to_stored(event) for event in events]
-            conn.send_bytes(pickle.dumps(("decided", _by_command(outcomes, stored, rows), read),
+            conn.send_bytes(pickle.dumps(("decided", *decide_part(unit, message[1], actor, to_stored)),
                                          protocol=pickle.HIGHEST_PROTOCOL))
     finally:
         ledger.close()
+
+
+def decide_part(unit: UnitOfWork, part: list[tuple[int, Any]], actor: str | None,
+                to_stored: Any) -> tuple[list[tuple[Any, ...]], dict[UUID, int]]:
+    """A decider's part of a batch, decided on its unit's copies: each command as `_by_command`
+    gives it, and the part's read set. The unit goes on from there, as if it were written."""
+    outcomes = unit.run(part, actor)
+    events, rows, read = unit.write_set()
+    unit.wrote(events)
+    return _by_command(outcomes, [to_stored(event) for event in events], rows), read
 
 
 def _by_command(outcomes: list[Any], stored: list[Any], rows: list[Any]) -> list[tuple[Any, ...]]:
@@ -219,14 +221,7 @@ class Deciders:
     def receive(self, number: int) -> tuple[list[tuple[Any, ...]], dict[UUID, int]]:
         """A decider's answer to the oldest batch it has not answered yet."""
         process, conn = self.processes[number]
-        try:
-            message = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError) as error:
-            process.join(5)
-            raise DecidersFailed(f"{process.name} ended without its answer ({error!r}, "
-                                 f"exit code {process.exitcode})") from None
-        if message[0] == "failed":
-            raise DecidersFailed(f"{process.name} failed:\n{message[1]}")
+        message = received(process, conn, "answer", DecidersFailed)
         self.unanswered[number] -= 1
         return message[1], message[2]
 
@@ -282,7 +277,6 @@ class SharedImport:
         self.sent: deque[SentBatch] = deque()
         self.owner: dict[str, int] = {}  # command id -> the decider it was sent to
         self.decided_there: set[UUID] = set()  # aggregates the deciders changed since this process decided
-        self.published: dict[int, bool] = {}
         self.routes: dict[str, int | None] = {}  # appraisal -> its decider (None: decided here)
         self.uuids: dict[bytes, UUID] = {}  # aggregate ids as the deciders send them
         self.refused = False
@@ -348,7 +342,7 @@ class SharedImport:
     def _revising(self) -> bool:
         """Whether a year this process has read is published and not final (changes to it revise
         its publication)."""
-        return any(isinstance(aggregate, Year) and aggregate.publications and not aggregate.finalized
+        return any(isinstance(aggregate, Year) and aggregate.status == "published"
                    for aggregate in self.unit.loaded.values())
 
     def _route(self, body: Any) -> int | None:
@@ -371,17 +365,10 @@ class SharedImport:
 
     def _route_appraisal(self, key: str) -> int | None:
         year = _appraisal_year(key)
-        if year is None or self._published(year):
+        record = self.unit.year(year) if year is not None else None
+        if year is None or (record is not None and record.status == "published"):
             return None  # a change to a published year revises its publication: the whole year's work
         return decider_of(key, len(self.deciders))
-
-    def _published(self, year: int) -> bool:
-        published = self.published.get(year)
-        if published is None:
-            record = self.unit.year(year)
-            published = self.published[year] = bool(record is not None and record.publications
-                                                     and not record.finalized)
-        return published
 
     # deciding and writing --------------------------------------------------------------------------
 
@@ -442,13 +429,8 @@ class SharedImport:
             self.on_progress(len(outcomes))
 
     def _decide_own(self, part: list[tuple[int, Any]]) -> tuple[list[tuple[Any, ...]], dict[UUID, int]]:
-        """Decider 0's part of a batch, decided by this process on its own copies (as a decider
-        decides its part: `_decide_batches`)."""
-        outcomes = self.unit.run(part, self.actor) if part else []
-        events, rows, read = self.unit.write_set()
-        self.unit.wrote(events)
-        to_stored = self.ledger.mapper.to_stored_event
-        return _by_command(outcomes, [to_stored(event) for event in events], rows), read
+        """Decider 0's part of a batch, decided by this process on its own copies."""
+        return decide_part(self.unit, part, self.actor, self.ledger.mapper.to_stored_event)
 
     def _decide_here(self, segment: list[tuple[int, Any]]) -> None:
         """Commands decided by this process, on what is written (the deciders' changes read again);
@@ -458,7 +440,6 @@ class SharedImport:
         decided = self.ledger._submit_batch(self.unit, segment, self.actor)
         self.outcomes += decided
         self.refused = any(not outcome.accepted for outcome in decided)
-        self.published.clear()
         self.routes.clear()
         self.deciders.changed(set(self.unit.written))
         if self.on_progress:

@@ -35,9 +35,8 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import traceback
-from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from functools import cache, partial
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -45,9 +44,8 @@ from eventsourcing.persistence import Notification
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from api.gcpause import paused_gc
+from api.processes import MAX_PROCESSES, process_count, received, weighted_share  # noqa: F401 (MAX_PROCESSES: the rebuild's limit too)
 from domain.aggregates import Appraisal
-
-MAX_PROCESSES = 4  # each holds its share of the year's state (README: the worker's memory)
 
 
 class PartitionFailed(RuntimeError):
@@ -55,20 +53,6 @@ class PartitionFailed(RuntimeError):
 
 
 FIRST_SHARE = 0.85  # share 0's part of the people beside another share's 1: it grades and swaps too
-_BUCKETS = 1000
-
-
-@cache
-def _edges(parts: int, first: float) -> tuple[int, ...]:
-    """The first bucket of each share after the first (share k: buckets from edge k−1 up to edge k)."""
-    weights = [first, *([1.0] * (parts - 1))]
-    return tuple(round(_BUCKETS * sum(weights[:part + 1]) / sum(weights)) for part in range(parts - 1))
-
-
-def weighted_share(value: int, parts: int, first: float) -> int:
-    """Which of `parts` shares a uniformly drawn `value` falls in, share 0 taking `first` of what
-    each other share takes."""
-    return bisect_right(_edges(parts, first), value % _BUCKETS)
 
 
 def share_of(aggregate_id: UUID, parts: int) -> int:
@@ -221,14 +205,7 @@ class Shares:
 
     @staticmethod
     def _receive(process: Any, receiver: Any, kind: str, key: Any = None) -> Any:
-        try:
-            message = pickle.loads(receiver.recv_bytes())
-        except (EOFError, OSError) as error:
-            process.join(5)
-            raise PartitionFailed(f"{process.name} ended without its {kind} ({error!r}, "
-                                  f"exit code {process.exitcode})") from None
-        if message[0] == "failed":
-            raise PartitionFailed(f"{process.name} failed:\n{message[1]}")
+        message = received(process, receiver, kind, PartitionFailed)
         if message[0] != kind or (key is not None and message[1] != key):
             raise PartitionFailed(f"{process.name} sent {message[0]} {message[1]!r}, not {kind} {key!r}")
         return message[-1]
@@ -247,8 +224,4 @@ SHARED_FROM = 50_000  # events: below, starting another process costs more than 
 def share_count(requested: int | None, cpus: int | None, events: int) -> int:
     """How many processes a rebuild of a log of `events` uses: as requested, or one per core up
     to MAX_PROCESSES once the log has SHARED_FROM events."""
-    if requested is not None and requested > 0:
-        return min(requested, MAX_PROCESSES)
-    if events < SHARED_FROM:
-        return 1
-    return max(1, min(cpus or 1, MAX_PROCESSES))
+    return process_count(requested, cpus, events, SHARED_FROM)

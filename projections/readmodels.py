@@ -1021,7 +1021,7 @@ class ReadModelProjection:
             self.renderer.grade_shared(self.state, year_number, subjects, rows, publication=len(year.publications))
 
         try:
-            reader = self.fold_share(suffix, 0, processes, page, stop, writer, published)
+            reader = self.fold_share(0, processes, page, stop, writer, published)
             self.state.position = reader.last
             shared: dict[int, dict[str, Shared]] = {}
             self.renderer.spill = writer.put
@@ -1044,7 +1044,7 @@ class ReadModelProjection:
         self._partial = True
         return reader.seen
 
-    def fold_share(self, suffix: str, part: int, parts: int, page: int, stop: int, writer: _PageWriter,
+    def fold_share(self, part: int, parts: int, page: int, stop: int, writer: _PageWriter,
                    published: Callable[[int, Rows], None]) -> ShareReader:
         """Fold share `part` of `parts` of the log and write its audit rows into the fresh tables
         (projections/partition.py), calling `published` at each publication (its year, the rows of
@@ -1078,7 +1078,7 @@ class ReadModelProjection:
         writer = _PageWriter(self.db, suffix)
         rows = Rows()
         try:
-            reader = self.fold_share(suffix, part, parts, page, stop, writer, published)
+            reader = self.fold_share(part, parts, page, stop, writer, published)
             self.renderer.spill = writer.put
             shared = {year_number: self.renderer.share_year(self.state, year_number, rows)
                       for year_number in sorted(self.state.years)}

@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.demo import demo_commands  # noqa: E402
-from api.ledger import AppraisalLedger, _cpus  # noqa: E402
+from api.ledger import AppraisalLedger  # noqa: E402
 from api.parallel import decider_count  # noqa: E402
+from api.processes import cpus  # noqa: E402
 
 
 def raw_rows(commands: list[dict[str, Any]]) -> list[tuple[str, int, str, bytes]]:
@@ -161,7 +162,7 @@ def main() -> None:
     n = len(commands)
     print(f"import benchmark: {n:,} commands (demo year, weekly ratings, "
           f"{args.departments} departments x {args.staff + 1} people), batches of {args.batch}, "
-          f"best of {args.repeat}; deciding processes: {decider_count(None, _cpus(), n)}")
+          f"best of {args.repeat}; deciding processes: {decider_count(None, cpus(), n)}")
     figures: dict[str, Any] = {"commands": n, "batch": args.batch}
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(1000))

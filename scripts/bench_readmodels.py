@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.demo import demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
+from api.processes import cpus  # noqa: E402
 from projections.partition import share_count  # noqa: E402
 from scripts.benchlib import build_store, pg_store_url, safe_url  # noqa: E402
 
@@ -289,7 +290,7 @@ def rebuild_figures(url: str, args: argparse.Namespace) -> dict[str, Any]:
     for _ in range(args.repeat):
         raws.append(run_measure("raw", url))
         # as `appraisal project --rebuild` decides
-        processes = share_count(args.rebuild_processes, os.cpu_count(), raws[0]["events"])
+        processes = share_count(args.rebuild_processes, cpus(), raws[0]["events"])
         rebuilds.append(run_measure("rebuild", url, processes))
         if processes > 1:  # the same rebuild in one process, for comparison
             singles.append(run_measure("rebuild", url, 1))

@@ -1,7 +1,7 @@
 """Storage fixtures shared by every test that touches a database.
 
 `db_url` runs a test twice: once on a SQLite file in the test's tmp_path and once
-on a fresh PostgreSQL schema. `pg_url` gives only the PostgreSQL schema, for tests
+on a fresh PostgreSQL schema; `empty_url` is a second empty store of the same kind. `pg_url` gives only the PostgreSQL schema, for tests
 that make sense on PostgreSQL alone.
 
 PostgreSQL comes from `APPRAISAL_TEST_PG_URL` (scripts/test starts a throwaway
@@ -68,6 +68,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL for empty storage: a SQLite file in tmp_path, or a fresh PostgreSQL schema."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/appraisal.db"
+        return
+    with fresh_pg_schema(postgres_base_url()) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_url(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """A second, empty store of the same kind as `db_url`."""
+    if db_url.startswith("sqlite:///"):
+        yield f"sqlite:///{tmp_path}/restored.db"
         return
     with fresh_pg_schema(postgres_base_url()) as url:
         yield url

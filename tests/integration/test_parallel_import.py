@@ -6,7 +6,6 @@ another writer gets in first."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,6 @@ from api.demo import demo_commands
 from api.integrity import verify
 from api.ledger import AppraisalLedger, Refused
 from api.logstore import log_store
-from tests.conftest import fresh_pg_schema, postgres_base_url
-
-
-@pytest.fixture
-def other_url(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """A second empty store of the same kind as `db_url`."""
-    if db_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path}/other.db"
-        return
-    with fresh_pg_schema(postgres_base_url()) as url:
-        yield url
 
 
 def _rating(command_id: str, key: str, person: str, month: int, score: str = "90") -> dict[str, Any]:
@@ -107,9 +95,9 @@ def _counted_answers(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
 @pytest.mark.parametrize("processes", [2, 3])
 def test_an_import_decided_in_processes_records_what_one_process_records(
-        db_url: str, other_url: str, processes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        db_url: str, empty_url: str, processes: int, monkeypatch: pytest.MonkeyPatch) -> None:
     commands = _year()
-    alone = _import(other_url, commands, processes=1)
+    alone = _import(empty_url, commands, processes=1)
     carried = _counted_answers(monkeypatch)
     progress: list[int] = []
     with capture_logs() as logs:
@@ -150,13 +138,13 @@ def test_the_answers_carry_the_same_positions_and_a_second_import_skips_every_li
 
 
 def test_a_refused_line_stops_the_import_and_keeps_exactly_what_came_before(
-        db_url: str, other_url: str) -> None:
+        db_url: str, empty_url: str) -> None:
     commands = _year()
     bad = 500
     assert commands[bad]["type"] == "rating.record"
     broken = [*commands[:bad], {**commands[bad], "score": "101"}, *commands[bad + 1:]]
     ledger = AppraisalLedger(db_url)
-    alone = AppraisalLedger(other_url)
+    alone = AppraisalLedger(empty_url)
     try:
         with pytest.raises(Refused) as shared_refusal:
             ledger.submit(broken, batch_size=40, processes=2)
@@ -178,7 +166,7 @@ def test_a_refused_line_stops_the_import_and_keeps_exactly_what_came_before(
 
 
 def test_a_command_id_used_again_on_another_deciders_appraisal_is_refused_as_in_one_process(
-        db_url: str, other_url: str) -> None:
+        db_url: str, empty_url: str) -> None:
     commands = _year()[:300]
     keys = sorted({c["appraisal"] for c in commands if c["type"] == "rating.record"})
     first = next(k for k in keys if parallel.decider_of(k, 2) == 0)
@@ -187,7 +175,7 @@ def test_a_command_id_used_again_on_another_deciders_appraisal_is_refused_as_in_
               for k in [c["appraisal"]]}
     resent = _rating("t-twice", first, person[first], 11)
     clash = _rating("t-twice", second, person[second], 11)
-    shared, alone = AppraisalLedger(db_url), AppraisalLedger(other_url)
+    shared, alone = AppraisalLedger(db_url), AppraisalLedger(empty_url)
     try:
         for ledger, processes in ((shared, 2), (alone, 1)):
             outcomes = ledger.submit([*commands, resent, *commands[:5], resent], batch_size=40, processes=processes)
@@ -223,9 +211,9 @@ def _decider_dying_at_its_third_answer(db_url: str, now: Any, actor: str | None,
 
 
 def test_when_a_decider_dies_the_rest_is_decided_in_one_process(
-        db_url: str, other_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        db_url: str, empty_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     commands = _year()
-    alone = _import(other_url, commands, processes=1)
+    alone = _import(empty_url, commands, processes=1)
     monkeypatch.setattr(parallel, "run_decider", _decider_dying_at_its_third_answer)
     with capture_logs() as logs:
         shared = _import(db_url, commands, processes=2)
@@ -273,7 +261,7 @@ def test_when_another_writer_gets_in_first_the_rest_is_decided_in_one_process(db
 
 
 def test_the_command_line_imports_with_deciders_and_names_the_refused_line_as_in_one_process(
-        db_url: str, other_url: str, tmp_path: Path) -> None:
+        db_url: str, empty_url: str, tmp_path: Path) -> None:
     """`appraisal import --processes 2`: the same message for a refused line (line numbers count
     from 1), the same log, and the fixed file then imported with the recorded lines skipped."""
     from tests.integration.test_replay_stores import appraisal
@@ -283,7 +271,7 @@ def test_the_command_line_imports_with_deciders_and_names_the_refused_line_as_in
     broken = [*commands[:500], {**commands[500], "score": "101"}, *commands[501:]]
     bad, good = write(tmp_path / "bad.jsonl", broken), write(tmp_path / "good.jsonl", commands)
     answers = []
-    for url, processes in ((db_url, "2"), (other_url, "1")):
+    for url, processes in ((db_url, "2"), (empty_url, "1")):
         refused = appraisal(url, tmp_path, "import", str(bad), "--batch-size", "40", "--processes", processes)
         done = appraisal(url, tmp_path, "import", str(good), "--batch-size", "40", "--processes", processes)
         assert done.returncode == 0, done.stderr
@@ -292,7 +280,7 @@ def test_the_command_line_imports_with_deciders_and_names_the_refused_line_as_in
     assert answers[0][0] != 0 and "recorded 已记录 500 command(s) before line 501" in answers[0][1]
     assert "line 501: refused 拒绝 — score: 101 is out of range" in answers[0][1]
     assert "skipped" in answers[0][2] and "500 already recorded" in answers[0][2]
-    shared, alone = AppraisalLedger(db_url), AppraisalLedger(other_url)
+    shared, alone = AppraisalLedger(db_url), AppraisalLedger(empty_url)
     try:
         assert _log(shared) == _log(alone)
     finally:

@@ -35,7 +35,6 @@ from api.integrity import (
 from api.keys import Signer, load_or_create, public_pem
 from api.ledger import AppraisalLedger
 from api.logstore import log_store
-from tests.conftest import fresh_pg_schema, postgres_base_url
 from tests.worked_example import build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -350,16 +349,6 @@ def test_an_event_after_the_checkpoint_has_no_inclusion_proof_against_it(
 
 
 # --- backups ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def empty_url(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """A second, empty store of the same kind."""
-    if db_url.startswith("sqlite:///"):
-        yield f"sqlite:///{tmp_path}/restored.db"
-        return
-    with fresh_pg_schema(postgres_base_url()) as url:
-        yield url
 
 
 @pytest.mark.parametrize("name", ["backup.jsonl", "backup.jsonl.gz"])
