@@ -4,7 +4,6 @@ from the log on both time axes."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime
 from typing import Any
 
@@ -27,15 +26,6 @@ class ReadModels:
         except Exception:  # the tables do not exist yet
             return 0
         return int(rows[0]["position"]) if rows else 0
-
-    def wait_for(self, position: int, timeout: float = 5.0, poll: float = 0.05) -> bool:
-        """Read-your-writes: wait (bounded) until the read models have reached `position`."""
-        deadline = time.monotonic() + timeout
-        while self.position() < position:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(poll)
-        return True
 
     def _document(self, sql: str, params: list[Any], what: str) -> dict[str, Any]:
         rows = self.db.query(sql, params)

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from api import pages
 from api.http import commands, errors, logs, reads
 from api.http.auth import Credentials
-from api.http.queries import LedgerQueries, Queries, ReadModelQueries
+from api.http.queries import LedgerQueries, Queries, ReadModelQueries, ReadProgress
 from api.http.settings import Settings
 from api.ledger import AppraisalLedger
 
@@ -95,6 +95,8 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
         app.state.ledger = store
         app.state.credentials = Credentials(store, cache_seconds=settings.token_cache_seconds)
         app.state.queries = open_queries(settings, store, side)
+        app.state.progress = ReadProgress(app.state.queries, poll=settings.wait_poll_seconds,
+                                          limit=settings.wait_limit)
         if settings.bench_raw_endpoint:
             from api.http.bench import RawTable
 

@@ -1,8 +1,9 @@
 """Dependencies of the routes, as `Annotated` aliases: the ledger, the settings, the query side,
 the authenticated caller, and the read position (read-your-writes).
 
-Those that never wait are `async def`: FastAPI runs a plain `def` dependency on a worker thread,
-and every such hop costs each request a thread switch (and a turn at the GIL)."""
+They are `async def`: FastAPI runs a plain `def` dependency on a worker thread, and every such hop
+costs each request a thread switch (and a turn at the GIL); one that reads the store hops to a
+worker thread for that read only, and the read position's wait holds no thread at all."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.http.auth import Credentials, Principal, unauthenticated
 from api.http.errors import Problem
-from api.http.queries import Queries, wait_for
+from api.http.queries import Queries, ReadProgress
 from api.http.settings import Settings
 from api.ledger import AppraisalLedger
 
@@ -81,21 +82,23 @@ async def authenticate(request: Request, sent: BearerDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
-def read_position(request: Request, queries: QueriesDep, ledger: LedgerDep, settings: SettingsDep,
-                  position: Annotated[int | None, Query(
-                      ge=0, le=2**62, description="等待读模型追上此日志位置(命令应答中的 position)后再读 — wait "
-                      "(bounded) until the read side has caught up with this log position (a command "
-                      "answer's `position`); 503 with Retry-After when it has not in time, 422 when the "
-                      "log has no such position")] = None) -> int:
+async def read_position(request: Request, queries: QueriesDep, ledger: LedgerDep, settings: SettingsDep,
+                        position: Annotated[int | None, Query(
+                            ge=0, le=2**62, description="等待读模型追上此日志位置(命令应答中的 position)后再读 — "
+                            "wait (bounded) until the read side has caught up with this log position (a "
+                            "command answer's `position`); 503 with Retry-After when it has not in time or "
+                            "too many requests are waiting, 422 when the log has no such position")] = None) -> int:
     """Read-your-writes. A position past the end of the log was never answered to anyone: 422. One
-    in the log that the read side has not reached yet is waited for, within `wait_seconds`."""
+    in the log that the read side has not reached yet is waited for, within `wait_seconds`, on the
+    event loop (`ReadProgress`: no thread is held while waiting). The reads go to a worker thread."""
     if position is None or position == 0:
-        return queries.position()
-    end = ledger.event_count()
+        return await run_in_threadpool(queries.position)
+    end = await run_in_threadpool(ledger.event_count)
     if position > end:
         raise Problem(422, "position-beyond-log", f"the log ends at position {end}: {position} was "
                       "never the answer to a command", field="position")
-    reached = wait_for(queries, position, settings.wait_seconds, settings.wait_poll_seconds)
+    progress: ReadProgress = request.app.state.progress
+    reached = await progress.reach(position, settings.wait_seconds)
     if reached < position:
         raise Problem(503, "position-not-reached", f"the read side is at position {reached}, not yet "
                       f"{position}; try again shortly", field="position", headers={"Retry-After": "1"})

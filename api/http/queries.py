@@ -18,9 +18,10 @@ changed size during iteration". So every ledger query here works on private copi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
+from starlette.concurrency import run_in_threadpool
 
 from api.http.errors import Problem
 from api.ledger import AppraisalLedger
@@ -300,6 +302,9 @@ class ReadModelQueries:
     appraisal, people and departments are read from the ledger (cheap private copies); a replay
     under another scheme version and as-of views are folds of the log (projections/queries.py).
 
+    What the read models do not hold is absent (404), wherever the log ends: a request that needs
+    a write of its own to be there names its position (`?position=`, `ReadProgress`).
+
     `inline`: before each read, catch the projection up synchronously, under a lock (tests; a
     server runs it in the background or beside it)."""
 
@@ -341,23 +346,13 @@ class ReadModelQueries:
         with self._readers.borrow() as views:
             yield views
 
-    def _absent(self, error: NotFound) -> Exception:
-        """What to raise for something the read models do not hold: 404, or 503 while they are
-        behind the log (it may just not be there yet). Call it with no reader borrowed."""
-        with self._readers.borrow() as views:
-            reached = views.position()
-        end = self.ledger.event_count()
-        if reached >= end:
-            return error
-        return Problem(503, "read-side-behind", f"{error.message}, as far as the read models know: they are at "
-                       f"position {reached} of {end}; try again shortly, or pass the position of your "
-                       "write as ?position=", field=error.field, headers={"Retry-After": "1"})
+    @staticmethod
+    def _no_year(year: int) -> NotFound:
+        return NotFound("year", f"no appraisal is open for {year}", rule="year-open")
 
-    def _no_year(self, year: int) -> Exception:
-        return self._absent(NotFound("year", f"no appraisal is open for {year}", rule="year-open"))
-
-    def _no_appraisal(self, key: str) -> Exception:
-        return self._absent(NotFound("appraisal", f"no appraisal {key}", rule="appraisal-open"))
+    @staticmethod
+    def _no_appraisal(key: str) -> NotFound:
+        return NotFound("appraisal", f"no appraisal {key}", rule="appraisal-open")
 
     # --- Queries ---------------------------------------------------------------------------------
 
@@ -397,7 +392,7 @@ class ReadModelQueries:
         with self._views() as views, contextlib.suppress(NotFound):
             return views.breakdown(key, version)
         self.explanation(key)  # an unknown appraisal first
-        raise self._absent(NotFound("version", f"{key} has no publication {version}", rule="publication-known"))
+        raise NotFound("version", f"{key} has no publication {version}", rule="publication-known")
 
     def history(self, key: str) -> list[dict[str, Any]]:
         rows = self._audit_rows(aggregate=key, after=0, limit=None)
@@ -422,7 +417,7 @@ class ReadModelQueries:
             rows = [r for r in views.appeals(appraisal=row["target"], now=self.ledger.clock())
                     if r["appeal"] == appeal_id]
         if not rows:
-            raise self._absent(NotFound("appeal", f"no appeal {appeal_id}", rule="appeal-known"))
+            raise NotFound("appeal", f"no appeal {appeal_id}", rule="appeal-known")
         return self._appeal_views(rows)[0]
 
     def _appeal_views(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -474,7 +469,7 @@ class ReadModelQueries:
         with self._views() as views, contextlib.suppress(NotFound):
             row = views.publication(year, version)
             return {k: row[k] for k in ("year", "version", "at", "recorded_at", "digest", "document")}
-        raise self._absent(NotFound("version", f"year {year} has no publication {version}", rule="publication-known"))
+        raise NotFound("version", f"year {year} has no publication {version}", rule="publication-known")
 
     def audit(self, after: int, limit: int, *, appraisal: str | None = None,
               actor: str | None = None) -> list[dict[str, Any]]:
@@ -664,11 +659,43 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def wait_for(queries: Queries, position: int, timeout: float, poll: float) -> int:
-    """Wait (bounded) until the read side has reached `position`; the position reached."""
-    deadline = time.monotonic() + timeout
-    reached = queries.position()
-    while reached < position and time.monotonic() < deadline:
-        time.sleep(poll)
-        reached = queries.position()
-    return reached
+class ReadProgress:
+    """Waiting for the read side to reach a log position, on the event loop: a waiter holds no
+    thread. While anyone waits, the read side's position is read (on a worker thread) at most once
+    every `poll` seconds, whoever asks, and every waiter looks at that reading. At most `limit`
+    requests wait at once: one more is refused at once (503 with Retry-After)."""
+
+    def __init__(self, queries: Queries, *, poll: float, limit: int) -> None:
+        self.queries = queries
+        self.poll = poll
+        self.limit = limit
+        self.waiting = 0
+        self._reached = 0
+        self._read_at = -math.inf
+
+    async def reach(self, position: int, timeout: float) -> int:
+        """The read side's position, once it is `position` or more or `timeout` seconds have passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        reached = await self._reading(loop)
+        if reached >= position:
+            return reached
+        if self.waiting >= self.limit:
+            raise Problem(503, "position-waiters-full", f"{self.waiting} requests are already waiting for the "
+                          f"read side (at position {reached}, not yet {position}); try again shortly",
+                          field="position", headers={"Retry-After": "1"})
+        self.waiting += 1
+        try:
+            while reached < position and loop.time() < deadline:
+                await asyncio.sleep(min(self.poll, max(deadline - loop.time(), 0)))
+                reached = await self._reading(loop)
+        finally:
+            self.waiting -= 1
+        return reached
+
+    async def _reading(self, loop: asyncio.AbstractEventLoop) -> int:
+        """The last reading of the read side's position, or a new one when it is `poll` seconds old."""
+        if loop.time() - self._read_at >= self.poll:
+            self._read_at = loop.time()
+            self._reached = await run_in_threadpool(self.queries.position)
+        return self._reached

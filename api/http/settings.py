@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # Read-your-writes: how long a query waits for the read side to reach a requested position.
     wait_seconds: float = Field(default=5.0, ge=0, le=60)
     wait_poll_seconds: float = Field(default=0.02, gt=0, le=1)
+    # How many such requests may wait at once (on the event loop: they hold no thread); one more
+    # is answered 503 with Retry-After at once.
+    wait_limit: int = Field(default=50, ge=0, le=100_000)
     # A conflict that survived the ledger's own retries is tried again this many times, after a
     # short random pause (the ledger retries at once, which many writers on one appraisal defeat).
     conflict_retries: int = Field(default=6, ge=0, le=20)

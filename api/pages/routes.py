@@ -23,9 +23,9 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from api.http.auth import Principal, forbidden, require_reader
 from api.http.commands import authorize, check_text, submit
-from api.http.deps import CredentialsDep, LedgerDep, QueriesDep, SettingsDep, log_entry
+from api.http.deps import CredentialsDep, LedgerDep, PositionDep, QueriesDep, SettingsDep, log_entry
 from api.http.errors import Problem, from_domain
-from api.http.queries import Queries, SubjectInfo, wait_for
+from api.http.queries import Queries, SubjectInfo
 from api.http.visibility import own_results, own_view, public_history, staff_view
 from api.ledger import AppraisalLedger
 from api.pages.labels import POSITIONS, RULES_ZH, STATUS, Labels, label
@@ -270,7 +270,10 @@ def appraisal_context(queries: Queries, ledger: AppraisalLedger, viewer: Princip
 
 @router.get("/appraisals/{key}")
 def appraisal_page(request: Request, key: AppraisalKey, viewer: ViewerDep, queries: QueriesDep,
-                   ledger: LedgerDep, filed: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+                   ledger: LedgerDep, position: PositionDep,
+                   filed: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    """`position`: right after the viewer's own appeal (the form's redirect names its position),
+    the page waits for the read side to hold it."""
     context = appraisal_context(queries, ledger, viewer, key)
     context["filed"] = filed if filed and any(a["appeal"] == filed for a in context["appeals"]) else None
     return page(request, "appraisal.html", context, viewer=viewer)
@@ -300,8 +303,8 @@ def file_appeal(request: Request, key: AppraisalKey, viewer: ViewerDep, form: Fo
         return page(request, "appraisal.html", context, status=problem.status, viewer=viewer)
     position = int(outcome.answer.get("position") or ledger.event_count())
     entry.update(outcome="duplicate" if outcome.duplicate else "accepted", position=position)
-    wait_for(queries, position, settings.wait_seconds, settings.wait_poll_seconds)  # read your write
-    return RedirectResponse(f"/appraisals/{key}?filed={body['id']}#appeals", status_code=303)
+    # Read your write: the page it goes to waits (on the event loop) for the read side to reach it.
+    return RedirectResponse(f"/appraisals/{key}?filed={body['id']}&position={position}#appeals", status_code=303)
 
 
 # --- the audit trail -----------------------------------------------------------------------------------

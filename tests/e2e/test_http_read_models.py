@@ -252,12 +252,13 @@ def test_a_read_at_the_position_of_a_write_sees_it_with_the_projection_in_the_ba
 
 def test_with_a_separate_worker_the_server_answers_what_it_has_processed(db_url: str) -> None:
     """projection=none (production): `appraisal project` keeps the read models; until it has
-    processed a year, the year is not "unknown" but not there yet: 503, try again."""
+    processed a year, a read answers what they hold (the year is absent: 404), and a read that
+    names the position of a write waits for it (503 with Retry-After when not in time)."""
     with served(db_url, projection="none") as w:
         for command in build()[:12]:
             position = w.send(command)
-        behind = w.get(f"/years/{YEAR}/results", status=503)
-        assert behind["rule"] == "read-side-behind" and behind["field"] == "year"
+        behind = w.get(f"/years/{YEAR}/results", status=404)
+        assert behind["rule"] == "year-open" and behind["field"] == "year"
         assert w.get(f"/years/{YEAR}/results?position={position}", status=503)["rule"] == "position-not-reached"
         worker = ReadModelProjection(w.ledger)  # what `appraisal project` runs
         try:

@@ -363,7 +363,8 @@ def test_an_appeal_from_the_page_is_the_api_command(w: World, client: TestClient
     body: dict[str, Any] = {"target": command, "grounds": "请假已批准", "id": "page-appeal-1"}
     response = client.post(f"/appraisals/{A}", data=body, headers=HTML, follow_redirects=False)
     assert response.status_code == 303
-    assert response.headers["location"] == f"/appraisals/{A}?filed=page-appeal-1#appeals"
+    assert response.headers["location"] == (f"/appraisals/{A}?filed=page-appeal-1"
+                                            f"&position={w.ledger.event_count()}#appeals")
     again = client.post(f"/appraisals/{A}", data=body, headers=HTML, follow_redirects=False)
     assert again.status_code == 303 and w.ledger.event_count() == before + 1  # the same id: recorded once
     appeal = client.get("/appeals/page-appeal-1", headers=w.auth("staff")).json()
