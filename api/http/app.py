@@ -40,7 +40,8 @@ token, 403 not allowed, 404 unknown, 409 conflict, 422 invalid input, 503 store 
 
 **读己所写 Read your writes**: a command's answer carries its log `position`; pass it as
 `?position=` to any query, which waits (bounded) until the read side has caught up, or answers 503
-with `Retry-After`.
+with `Retry-After` (also at once when too many requests are waiting). A query without it answers
+from what the read side holds: something it does not hold is 404.
 
 **幂等 Idempotency**: give commands an `id` (or an `Idempotency-Key` header): sending it again
 records nothing and answers the first answer (200 instead of 201).
