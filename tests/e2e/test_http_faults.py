@@ -310,3 +310,32 @@ def test_the_api_server_killed_twice_records_every_acknowledged_command_exactly_
     assert run.refused > 0 and sum(run.lost.values()) > 0
     print(f"killed at {kills} acknowledgements; {summary(run)}")
 
+
+@pytest.mark.postgres
+def test_a_lost_read_model_connection_answers_503_once_and_is_opened_again(pg_url: str) -> None:
+    """The deterministic half of the restart: the read side's connections to PostgreSQL dropped (as a
+    restart drops them). The next query answers 503 at once and the one after it is served; a
+    broken connection is never kept and read as position 0 (every wait for a position then ran
+    out: 503 for ever)."""
+    import psycopg
+    from fastapi.testclient import TestClient
+
+    from api.storage import pg_conninfo
+    from tests.e2e.http_world import world
+
+    with world(pg_url, read_side="readmodels", projection="inline") as w, TestClient(w.app) as client:
+        end = w.ledger.event_count()
+
+        def results() -> httpx.Response:
+            return client.get("/years/2025/results", params={"position": end}, headers=w.auth("inspector"))
+
+        assert results().status_code == 200
+        readers = w.app.state.queries._readers.idle
+        assert readers
+        with psycopg.connect(pg_conninfo(pg_url), autocommit=True) as admin:
+            for views in readers:
+                admin.execute("SELECT pg_terminate_backend(%s)", [views.db.conn.info.backend_pid])
+        lost = results()
+        assert lost.status_code == 503 and lost.json()["rule"] == "store-unavailable", lost.text
+        assert "Retry-After" in lost.headers
+        assert results().status_code == 200
