@@ -1,7 +1,9 @@
 """Faults under load, over real HTTP against `appraisal serve` processes (issue 15), on loopback:
 
 - the API server SIGKILLed twice at random points while clients send commands and send again,
-  with the same command id, every command whose answer they did not get (SQLite and PostgreSQL).
+  with the same command id, every command whose answer they did not get (SQLite and PostgreSQL);
+- PostgreSQL restarted (fast) under a load of commands and queries (a private server of the test's
+  own: the shared one of scripts/test serves the tests running beside it).
 
 Afterwards every acknowledged command is in the log exactly once (its events, each once, and its
 row in the command-id table at the position it was answered with), the log holds nothing else, and
@@ -31,6 +33,7 @@ import pytest
 from api.http.auth import Credentials
 from api.ledger import AppraisalLedger
 from tests.e2e.http_world import free_port
+from tests.private_pg import private_postgres
 from tests.worked_example import build
 
 APPRAISAL = Path(sys.executable).with_name("appraisal")
@@ -309,6 +312,86 @@ def test_the_api_server_killed_twice_records_every_acknowledged_command_exactly_
     check_exactly_once(db_url, run, start, total)
     assert run.refused > 0 and sum(run.lost.values()) > 0
     print(f"killed at {kills} acknowledgements; {summary(run)}")
+
+
+# --- PostgreSQL restarted ----------------------------------------------------------------------------
+
+RESTART_CLIENTS, RESTART_PER_CLIENT = 6, 40  # 240 commands
+READ_PATHS = ["/years/2025/results", f"/appraisals/{A}/explanation", "/health"]
+
+
+def reader(run: Run, base: str, token: str, stop: threading.Event) -> None:
+    """Queries all along, at the position of the latest acknowledged command (read-your-writes):
+    200, or 503 while the store or the read side is unavailable or behind."""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=REQUEST_TIMEOUT) as http:
+        for number in range(1_000_000):
+            if stop.is_set():
+                return
+            with run.lock:
+                position = max((answer["position"] for answer in run.answers.values()), default=0)
+            path = READ_PATHS[number % len(READ_PATHS)]
+            try:
+                response = http.get(path, params={"position": position} if position else None)
+            except httpx.TransportError as error:
+                run.fail(f"GET {path}: {error!r}")
+                return
+            with run.lock:
+                run.reads[response.status_code] += 1
+            if response.status_code not in (200, 503):
+                run.fail(f"GET {path}: {response.status_code} {response.text[:300]}")
+            time.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_postgresql_restarted_under_load_answers_503_at_worst_and_loses_or_doubles_nothing(
+        tmp_path: Path) -> None:
+    seed = random.randrange(1 << 32)
+    print(f"seed {seed}")  # shown with a failure: the random choices of the run
+    rng = random.Random(seed)
+    total = RESTART_CLIENTS * RESTART_PER_CLIENT
+    with private_postgres() as pg:
+        db_url = pg.url("appraisal")
+        start, tokens = load(db_url, clients_people(RESTART_CLIENTS))
+        ledger = AppraisalLedger(db_url)
+        try:
+            inspector = Credentials(ledger).create("p-S1", ("inspector",), created_by="tests")[0]
+        finally:
+            ledger.close()
+        with serving(db_url, tmp_path / "server.log") as server:
+            run = Run(deadline=time.monotonic() + 120)
+            stop = threading.Event()
+            reading = threading.Thread(target=reader, args=(run, server.base, inspector, stop), daemon=True)
+            reading.start()
+            threads = run_clients(run, server.base, RESTART_CLIENTS, RESTART_PER_CLIENT, rng.randrange(1 << 32),
+                                  tokens, server_killed=False)
+            threshold = int(total * rng.uniform(0.25, 0.5))
+            wait_until(lambda: run.acknowledged() >= threshold, 60, f"{threshold} acknowledgements")
+            before = run.acknowledged()
+            began = time.monotonic()
+            first = pg.started_at()
+            pg.restart()  # fast: every connection of the server is dropped, open transactions rolled back
+            assert pg.started_at() > first
+            restarted = time.monotonic()
+            after = run.acknowledged()
+            # The server recovers: commands are acknowledged again within a few seconds.
+            wait_until(lambda: run.acknowledged() > after + RESTART_CLIENTS, 20, "commands acknowledged again")
+            recovered = time.monotonic() - restarted
+            for thread in threads:
+                thread.join(timeout=120)
+            assert not any(thread.is_alive() for thread in threads)
+            # The read side caught up with the last command: a query at its position is answered.
+            last = max(answer["position"] for answer in run.answers.values())
+            wait_until(lambda: httpx.get(f"{server.base}/years/2025/results", params={"position": last},
+                                         headers={"Authorization": f"Bearer {inspector}"},
+                                         timeout=REQUEST_TIMEOUT).status_code == 200, 20, "the read side")
+            stop.set()
+            reading.join(timeout=30)
+        check_exactly_once(db_url, run, start, total)
+        unavailable = run.statuses[(503, "store-unavailable")]
+        print(f"PostgreSQL restarted after {before} acknowledgements, in {restarted - began:.2f}s; "
+              f"{after - before} acknowledged meanwhile; {unavailable} answers 503; commands acknowledged again "
+              f"{recovered:.2f}s after; {summary(run)}")
 
 
 @pytest.mark.postgres
