@@ -198,10 +198,10 @@ def audit_rows_written(views: ReadModels) -> int:
 
 def kill_mid_rebuild(url: str, views: ReadModels, log: IO[bytes], rng: random.Random,
                      *, writing: bool) -> tuple[int, int]:
-    """Start `appraisal project --rebuild` and SIGKILL it before it swaps its fresh tables in: while
-    it folds the log (soon after it made them), or once it writes them (`writing`: its audit rows are
-    in, its documents are being rendered and written). The attempts it took, and the audit rows it
-    had written to its fresh table."""
+    """Start `appraisal project --rebuild` and SIGKILL it before it swaps its fresh tables in: at
+    random soon after it made them (folding the log, or writing already), or once it writes them
+    (`writing`: its audit rows are in, its documents are being rendered and written). The attempts
+    it took, and the audit rows it had written to its fresh table."""
     before = views.position()
     for attempt in range(1, REBUILD_ATTEMPTS + 1):
         rebuild = start_rebuild(url, log)
@@ -267,7 +267,7 @@ def test_a_worker_killed_mid_rebuild_resumes_and_its_tables_equal_a_clean_rebuil
             assert rebuild.wait(60) == 0
             assert snapshot(db_url) == clean
             assert leftovers(db_url) == []
-        print(f"{total} events; rebuilds killed mid-way (folding, then writing) after {first[0]} and "
+        print(f"{total} events; rebuilds killed mid-way (at random, then while writing) after {first[0]} and "
               f"{second[0]} attempt(s), with {first[1]} and {second[1]} audit rows in their fresh tables")
     finally:
         for worker in workers:
