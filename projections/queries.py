@@ -4,8 +4,11 @@ from the log on both time axes."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime
 from typing import Any
+
+import psycopg
 
 from api.gcpause import paused_gc
 from domain.errors import NotFound
@@ -23,7 +26,11 @@ class ReadModels:
         """The log position the read models have processed (0 before the first run)."""
         try:
             rows = self.db.query("SELECT position FROM rm_tracking WHERE name = ?", [NAME])
-        except Exception:  # the tables do not exist yet
+        except (sqlite3.OperationalError, psycopg.errors.UndefinedTable) as error:
+            # The tables do not exist yet. Nothing else reads as 0: a lost connection must fail, so
+            # that it is dropped rather than kept answering 0 (every wait for a position timed out).
+            if isinstance(error, sqlite3.OperationalError) and "no such table" not in str(error):
+                raise
             return 0
         return int(rows[0]["position"]) if rows else 0
 
