@@ -13,7 +13,7 @@ from domain.errors import NotFound
 from domain.results import compute_year, explanation, export
 from projections.db import ViewDB, open_view_db
 from projections.log import fold
-from projections.readmodels import NAME, assemble
+from projections.readmodels import NAME, assemble, set_aside
 
 
 class ReadModels:
@@ -27,6 +27,14 @@ class ReadModels:
         except Exception:  # the tables do not exist yet
             return 0
         return int(rows[0]["position"]) if rows else 0
+
+    def set_aside(self) -> list[dict[str, Any]]:
+        """The events set aside (rm_setaside: position, aggregate, topic, stage, error, first_seen,
+        code), in log order."""
+        try:
+            return set_aside(self.db)
+        except Exception:  # the tables do not exist yet
+            return []
 
     def wait_for(self, position: int, timeout: float = 5.0, poll: float = 0.05) -> bool:
         """Read-your-writes: wait (bounded) until the read models have reached `position`."""
