@@ -36,8 +36,9 @@ an earlier version may hold one). It is **set aside**, with what it feeds, and e
   events are still folded and audited), so its rows stay what they last were and the year is graded
   with them;
 - a year that still cannot be rendered with no appraisal to blame (grading, the export): the year
-  is no longer rendered, its rows stay as last written (a rebuild writes none of them), and the
-  entry names the last position folded before it failed.
+  is no longer rendered, its rows stay as last written (a rebuild copies them from the tables it
+  replaces), its events are still folded and audited, and the entry names the last position folded
+  when it failed.
 Each one is a row of `rm_setaside` (the position, the aggregate, the event's topic, the stage:
 decode, fold or render, the error, when first seen, the code's version), a warning in the log when
 met, and a notice on `/health` and on the admin and inspector pages. The log keeps every event: a
@@ -56,6 +57,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from importlib import metadata
 from typing import Any
 from uuid import UUID
@@ -1069,8 +1071,11 @@ class ReadModelProjection:
         name = aggregate_name(before) if before is not None else f"aggregate:{aggregate_id}"
         if stage != "decode":  # the apply code may have changed it half way
             aggregate = None
-            for stored in self.ledger.recorder.select_events(aggregate_id, lte=version - 1):
-                aggregate = self.ledger.mapper.to_domain_event(stored).mutate(aggregate)
+            try:
+                for stored in self.ledger.recorder.select_events(aggregate_id, lte=version - 1):
+                    aggregate = self.ledger.mapper.to_domain_event(stored).mutate(aggregate)
+            except Exception:  # (it folded before): without it, then
+                aggregate = None
             self.state.restore(aggregate_id, aggregate)
             if aggregate is not None:
                 self.renderer.note(Change(*_year_of(aggregate)))
@@ -1130,7 +1135,10 @@ class ReadModelProjection:
             for appraisal in appraisals:
                 if appraisal.facts.kind != kind or _render_error(scheme, appraisal.facts, department(appraisal.facts)) is None:
                     continue
-                culprit = self._culprit(appraisal, scheme, department(appraisal.facts))
+                try:
+                    culprit = self._culprit(appraisal, scheme, department(appraisal.facts))
+                except Exception:  # its events folded here once: not expected; the year is set aside then
+                    culprit = None
                 if culprit is None:
                     continue
                 version, topic, error, facts = culprit
@@ -1318,6 +1326,7 @@ class ReadModelProjection:
 
     def _rebuild(self, page: int) -> int:
         suffix = "_next"
+        same_layout = self.layout_version() == VERSION  # (before the writer has the connection)
         index = self._fresh_tables(suffix)
         self.state, self.renderer = LedgerState(), Renderer()
         processed = 0
@@ -1339,6 +1348,8 @@ class ReadModelProjection:
                 self.renderer.spill = None
             final.setaside += self._take_pending()
             writer.put(final)
+            if self._suspended and same_layout:
+                writer.put(partial(_keep_last_rows, self.db, sorted(self._suspended), suffix))
         finally:
             writer.close()
         self._swap(suffix, self.state.position)
@@ -1404,6 +1415,24 @@ def _render_error(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectSc
     except Exception as error:
         return error
     return None
+
+
+YEAR_TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_placements", "rm_person_history",
+               "rm_department_history", "rm_appeals")
+
+
+def _keep_last_rows(db: ViewDB, years: list[int], suffix: str, tx: Any) -> None:
+    """A rebuild's job for years it no longer renders: their rows as the live tables hold them (the
+    last good ones), in place of whatever the fresh tables got of them; a publication's breakdowns
+    as the rebuild wrote them."""
+    for table in YEAR_TABLES:
+        if not db.table_exists(table):
+            continue
+        for year in years:
+            kept = " AND version = 0" if table == "rm_breakdowns" else ""
+            tx.execute(f"DELETE FROM {table}{suffix} WHERE year = ?{kept}", [year])
+            tx.execute(f"INSERT INTO {table}{suffix} SELECT * FROM {table} WHERE year = ? ON CONFLICT DO NOTHING",
+                       [year])
 
 
 def _take(events: Iterable[Any], n: int) -> Iterable[Any]:

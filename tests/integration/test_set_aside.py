@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ from api.integrity import verify
 from api.ledger import AppraisalLedger
 from api.logstore import log_store
 from domain.aggregates import FactEvent, ledger_id
-from projections import readmodels
+from projections import readmodels, worker
 from projections.log import read_events
 from projections.queries import ReadModels
 from projections.readmodels import ReadModelProjection
@@ -256,3 +258,64 @@ def test_a_fixed_version_takes_up_what_was_set_aside(db_url: str, monkeypatch: p
         assert_equal_to_direct(store)
         health = json.loads(json.dumps(store.views.set_aside()))
         assert health == []
+
+
+def test_a_year_that_cannot_be_graded_keeps_its_last_rows_and_the_log_is_still_followed(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    head, tail = year_commands()
+    with opened(db_url) as store:
+        store.submit(head)
+        before = read_models(db_url)
+
+        def cannot_grade(facts: Any, *args: Any) -> Any:
+            raise ArithmeticError(f"cannot grade {facts.year}")
+
+        monkeypatch.setattr(readmodels, "grade_year", cannot_grade)  # no appraisal to blame
+        store.submit(tail)
+        end = store.ledger.event_count()
+        assert store.projection.state.position == end
+        rows = set_aside(db_url)
+        assert [(r["position"], r["aggregate"], r["stage"], r["error"]) for r in rows] == [
+            (end, f"year:{YEAR}", "render", f"ArithmeticError: cannot grade {YEAR}")]
+        assert read_models(db_url) == before  # its last rows
+        assert store.views.db.query("SELECT COUNT(*) AS n FROM rm_audit")[0]["n"] == end  # every event audited
+        store.projection.close()
+        store.projection = ReadModelProjection(store.ledger)  # a restart of the same version: a rebuild
+        assert read_models(db_url) == before and set_aside(db_url) == rows
+        store.projection.close()
+
+        monkeypatch.undo()  # the fixed version
+        store.projection = ReadModelProjection(store.ledger)
+        assert set_aside(db_url) == []
+        assert_equal_to_direct(store)
+
+
+def test_the_worker_follows_the_log_past_an_event_it_cannot_process(
+        db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`appraisal project`'s loop: no restart, no crash; it reaches the end of the log and stays."""
+    head, tail = year_commands()
+    ledger = AppraisalLedger(db_url)
+    views = None
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(lambda: AppraisalLedger(db_url),),
+                              kwargs={"stop": stop, "interval": 0.05})
+    try:
+        ledger.submit(head)
+        write_raw(ledger, FOLD, no_leaf(ledger))
+        thread.start()
+        ledger.submit([c for c in tail if not on(c, FOLD)])
+        views = ReadModels(db_url)
+        deadline = time.monotonic() + 60
+        while views.position() < ledger.event_count():
+            assert time.monotonic() < deadline, "the worker did not reach the end of the log"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join(30)
+        if views is not None:
+            views.close()
+        ledger.close()
+    out = capsys.readouterr().out
+    assert out.count("projection started") == 1 and "restarting" not in out, out
+    assert [row["stage"] for row in set_aside(db_url)] == ["fold"]
