@@ -135,9 +135,9 @@ def create_tables(tx: Any, suffix: str = "", *, indexes: bool = True) -> None:
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_publications{s} (year INTEGER NOT NULL, version INTEGER NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, digest TEXT NOT NULL, document TEXT NOT NULL, "
                "PRIMARY KEY (year, version))")
-    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_setaside{s} (position INTEGER PRIMARY KEY, aggregate TEXT NOT NULL, "
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_setaside{s} (position INTEGER NOT NULL, aggregate TEXT NOT NULL, "
                "topic TEXT NOT NULL, stage TEXT NOT NULL, error TEXT NOT NULL, first_seen TEXT NOT NULL, "
-               "code TEXT NOT NULL)")
+               "code TEXT NOT NULL, PRIMARY KEY (position, aggregate))")
     tx.execute("CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL)")
 
 
@@ -853,8 +853,8 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
          rows.appeals),
         (f"rm_publications{s}", ("year", "version", "at", "recorded_at", "digest", "document"), ("year", "version"),
          rows.publications),
-        (f"rm_setaside{s}", ("position", "aggregate", "topic", "stage", "error", "first_seen", "code"), ("position",),
-         rows.setaside),
+        (f"rm_setaside{s}", ("position", "aggregate", "topic", "stage", "error", "first_seen", "code"),
+         ("position", "aggregate"), rows.setaside),
     ):
         if data:
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
@@ -950,9 +950,11 @@ class ReadModelProjection:
         """No event set aside (a fresh fold): see the module's docstring."""
         self._skipped: dict[int, int] = {}  # aggregate (its id's integer) -> position of its event set aside
         self._suspended: set[int] = set()  # years no longer rendered
-        self._entries: dict[int, tuple[Any, ...]] = {}  # position -> its rm_setaside row
+        # (position, aggregate or year) -> its rm_setaside row (a year's may share the position of
+        # an event set aside)
+        self._entries: dict[tuple[int, str], tuple[Any, ...]] = {}
         self._pending: list[tuple[Any, ...]] = []  # rows of rm_setaside not written yet
-        self._first_seen: dict[int, str] = {}  # position -> first seen, by an earlier run
+        self._first_seen: dict[tuple[int, str], str] = {}  # the same key -> first seen, by an earlier run
 
     def tracking(self) -> int:
         rows = self.db.query("SELECT position FROM rm_tracking WHERE name = ?", [NAME])
@@ -1186,11 +1188,12 @@ class ReadModelProjection:
     def _record(self, position: int, aggregate: str, topic: str, stage: str, error: Exception) -> None:
         """An rm_setaside row (written with the batch), and a warning in the log. The log names the
         error's type only: a message may quote what a command carried (a rater's score)."""
-        if position in self._entries:
+        key = (position, aggregate)
+        if key in self._entries:
             return
-        first_seen = self._first_seen.get(position) or datetime.now(UTC).isoformat()
+        first_seen = self._first_seen.get(key) or datetime.now(UTC).isoformat()
         row = (position, aggregate, topic, stage, f"{type(error).__name__}: {error}"[:500], first_seen, code_version())
-        self._entries[position] = row
+        self._entries[key] = row
         self._pending.append(row)
         log.warning("event set aside", position=position, aggregate=aggregate, topic=topic, stage=stage,
                     error=type(error).__name__, first_seen=first_seen)
@@ -1213,7 +1216,7 @@ class ReadModelProjection:
         cycles, and the collector would scan the growing folded state again and again to find
         none (two thirds of the time). With `processes` > 1, shared among that many processes
         (projections/partition.py); a share that fails makes it start again in this process alone."""
-        kept = {row["position"]: row["first_seen"] for row in set_aside(self.db)}
+        kept = {(row["position"], row["aggregate"]): row["first_seen"] for row in set_aside(self.db)}
         with paused_gc():
             if processes > 1:
                 try:
@@ -1378,7 +1381,7 @@ def set_aside(db: ViewDB) -> list[dict[str, Any]]:
     if not db.table_exists("rm_setaside"):
         return []
     return db.query("SELECT position, aggregate, topic, stage, error, first_seen, code FROM rm_setaside "
-                    "ORDER BY position")
+                    "ORDER BY position, aggregate")
 
 
 def code_version() -> str:

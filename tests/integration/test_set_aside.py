@@ -270,15 +270,25 @@ def test_a_year_that_cannot_be_graded_keeps_its_last_rows_and_the_log_is_still_f
         def cannot_grade(facts: Any, *args: Any) -> Any:
             raise ArithmeticError(f"cannot grade {facts.year}")
 
+        apply = FactEvent.apply
+
+        def fails_to_fold(event: Any, aggregate: Any) -> None:
+            if event.command_id == tail[-1]["id"]:
+                raise RuntimeError("cannot fold this event")
+            apply(event, aggregate)
+
+        store.ledger.submit(tail)
         monkeypatch.setattr(readmodels, "grade_year", cannot_grade)  # no appraisal to blame
-        store.submit(tail)
+        monkeypatch.setattr(FactEvent, "apply", fails_to_fold)  # and the batch's last event set aside
+        store.projection.catch_up()
         end = store.ledger.event_count()
         assert store.projection.state.position == end
         rows = set_aside(db_url)
         assert [(r["position"], r["aggregate"], r["stage"], r["error"]) for r in rows] == [
+            (end, tail[-1]["appraisal"], "fold", "RuntimeError: cannot fold this event"),
             (end, f"year:{YEAR}", "render", f"ArithmeticError: cannot grade {YEAR}")]
         assert read_models(db_url) == before  # its last rows
-        assert store.views.db.query("SELECT COUNT(*) AS n FROM rm_audit")[0]["n"] == end  # every event audited
+        assert store.views.db.query("SELECT COUNT(*) AS n FROM rm_audit")[0]["n"] == end - 1  # every other event audited
         store.projection.close()
         store.projection = ReadModelProjection(store.ledger)  # a restart of the same version: a rebuild
         assert read_models(db_url) == before and set_aside(db_url) == rows
