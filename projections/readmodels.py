@@ -39,6 +39,10 @@ an earlier version may hold one). It is **set aside**, with what it feeds, and e
   is no longer rendered, its rows stay as last written (a rebuild copies them from the tables it
   replaces), its events are still folded and audited, and the entry names the last position folded
   when it failed.
+A row that a store would refuse (a NUL character in a text, which PostgreSQL cannot keep, a
+missing value, an integer beyond INTEGER) counts as an event that cannot be audited or rendered:
+a refused write would fail the batch at every attempt (`_storable`; both stores alike, so that
+their tables stay the same).
 Each one is a row of `rm_setaside` (the position, the aggregate, the event's topic, the stage:
 decode, fold or render, the error, when first seen, the code's version), a warning in the log when
 met, and a notice on `/health` and on the admin and inspector pages. The log keeps every event: a
@@ -556,22 +560,23 @@ class Renderer:
         text = _json(document)
         digest = self._changed(("results", results.year), text)
         if digest:
-            rows.results.append((results.year, f"{document['scheme']['id']}@{document['scheme']['version']}",
-                                 document["status"], text, digest))
+            rows.results.append(_storable((results.year, f"{document['scheme']['id']}@{document['scheme']['version']}",
+                                           document["status"], text, digest)))
         return document
 
     def _history(self, results: YearResults, document: dict[str, Any], rows: Rows) -> None:
         year_number = results.year
         for person in document["people"]:
-            self._row(rows.people, ("person", person["id"], year_number), (
+            self._row(rows.people, ("person", person["id"], year_number), _storable((
                 person["id"], year_number, results.scheme.ref, document["status"], person["department"],
                 person["position"], person["total"], person["individual_score"], person["rank"], person["tier"],
-                person["grade"], person["coefficient"], int(person["vetoed"]), int(person["incomplete"])))
+                person["grade"], person["coefficient"], int(person["vetoed"]), int(person["incomplete"])),
+                nullable=(4, 5, 8, 9, 10, 11)))
         for dep in document["departments"]:
             cut = next((c["posts"] for c in dep["consequences"] if c["type"] == "staffing_cut"), None)
-            self._row(rows.departments, ("department", dep["id"], year_number), (
+            self._row(rows.departments, ("department", dep["id"], year_number), _storable((
                 dep["id"], year_number, results.scheme.ref, document["status"], dep["score"], dep["rank"], cut,
-                int(dep["incomplete"])))
+                int(dep["incomplete"])), nullable=(6,)))
 
     def _row(self, into: list[tuple[Any, ...]], key: tuple[Any, ...], row: tuple[Any, ...]) -> None:
         """A history row, unless the same row was written last time."""
@@ -622,6 +627,7 @@ class Renderer:
                        rows: Rows) -> None:
         """An appraisal's explanation and breakdown (version 0) without what grading decides,
         unless written the same last time."""
+        _storable((key, subject_id))
         digest = self._changed(("explanation", key, None), explanation)
         if digest:
             rows.explanations.append((key, year, subject_id, explanation, digest))
@@ -722,8 +728,11 @@ class Renderer:
             name = appraisal.key
         else:
             name = aggregate_name(state.aggregates[event.originator_id])
+        command_id, actor = event.command_id, event.actor
+        if type(command_id) is not str or type(actor) is not str or "\x00" in command_id or "\x00" in actor:
+            _storable((name, command_id, actor))  # raises: the event is set aside
         rows.audit.append((position, name, event.originator_version, change.kind,
-                           event.command_id, event.actor, event.at.isoformat(), event.timestamp.isoformat(),
+                           command_id, actor, event.at.isoformat(), event.timestamp.isoformat(),
                            _detail_json(event), self._figures_json(event, state, appraisal)))
 
     def _figures_json(self, event: LedgerEvent, state: LedgerState, appraisal: Appraisal | None) -> str:
@@ -815,8 +824,8 @@ def _extended(known: list[f.Fact], facts: f.AppraisalFacts) -> list[f.Fact] | No
 def publication_row(year: Year) -> tuple[Any, ...]:
     """The year's latest publication (the one just recorded) as a row of rm_publications."""
     publication = year.publications[-1]
-    return (year.year, len(year.publications), publication["at"].isoformat(),
-            publication["recorded_at"].isoformat(), publication["digest"], _json(publication["document"]))
+    return _storable((year.year, len(year.publications), publication["at"].isoformat(),
+                      publication["recorded_at"].isoformat(), publication["digest"], _json(publication["document"])))
 
 
 def appeal_rows(facts: f.AppraisalFacts) -> list[tuple[Any, ...]]:
@@ -825,12 +834,34 @@ def appeal_rows(facts: f.AppraisalFacts) -> list[tuple[Any, ...]]:
         target = facts.items.get(appeal.target)
         decision = facts.decisions.get(appeal.command_id)
         due = appeal.at + timedelta(days=DECISION_DUE_DAYS)
-        rows.append((appeal.command_id, facts.key, facts.year, appeal.actor, appeal.target,
-                     f.FACT_KINDS[type(target)] if target else "unknown", appeal.grounds, appeal.at.isoformat(),
-                     due.isoformat(), decision.at.isoformat() if decision else None,
-                     decision.outcome if decision else None, decision.actor if decision else None,
-                     decision.reason if decision else None))
+        rows.append(_storable((appeal.command_id, facts.key, facts.year, appeal.actor, appeal.target,
+                               f.FACT_KINDS[type(target)] if target else "unknown", appeal.grounds,
+                               appeal.at.isoformat(), due.isoformat(), decision.at.isoformat() if decision else None,
+                               decision.outcome if decision else None, decision.actor if decision else None,
+                               decision.reason if decision else None), nullable=(9, 10, 11, 12)))
     return rows
+
+
+_INT4 = 2**31  # PostgreSQL's INTEGER
+
+
+def _storable(row: tuple[Any, ...], nullable: tuple[int, ...] = ()) -> tuple[Any, ...]:
+    """The row, if both stores can keep it in the rm tables: no NUL character in a text (PostgreSQL
+    refuses one; SQLite would keep it, but the tables of both stay the same), an integer within
+    PostgreSQL's INTEGER, and a value where the column requires one (those not at `nullable`).
+    Else it raises, as a fold or a render that fails: what feeds the row is set aside, where a
+    refused write would stop the read side at every attempt."""
+    for index, value in enumerate(row):
+        kind = type(value)
+        if value is None:
+            if index not in nullable:
+                raise ValueError(f"value {index + 1} of the row is missing")
+        elif kind is str:
+            if "\x00" in value:
+                raise ValueError(f"value {index + 1} of the row holds a NUL character, which cannot be stored")
+        elif kind is int and not -_INT4 <= value < _INT4:
+            raise ValueError(f"value {index + 1} of the row is an integer out of range")
+    return row
 
 
 def write(tx: Any, rows: Rows, suffix: str = "") -> None:
@@ -1020,7 +1051,15 @@ class ReadModelProjection:
                     changed.add(change.appraisal)
             if isinstance(event, Year.Published):
                 year = self.state.years[change.year]  # type: ignore[index]
-                rows.publications.append(publication_row(year))
+                try:
+                    published = publication_row(year)
+                except Exception as error:  # it cannot be kept: set aside as if it could not be folded
+                    if rows.audit and rows.audit[-1][0] == position:
+                        rows.audit.pop()
+                    self._set_aside_event(position, event.originator_id, event.originator_version,
+                                          get_topic(type(event)), "fold", error)
+                    continue
+                rows.publications.append(published)
                 self._render(year.year, rows, publication=len(year.publications))
         for year_number in sorted(dirty):
             self._render(year_number, rows, changed=None if year_number in whole else changed)
@@ -1192,7 +1231,8 @@ class ReadModelProjection:
         if key in self._entries:
             return
         first_seen = self._first_seen.get(key) or datetime.now(UTC).isoformat()
-        row = (position, aggregate, topic, stage, f"{type(error).__name__}: {error}"[:500], first_seen, code_version())
+        row = (position, _printable(aggregate), _printable(topic), stage,
+               _printable(f"{type(error).__name__}: {error}")[:500], first_seen, code_version())
         self._entries[key] = row
         self._pending.append(row)
         log.warning("event set aside", position=position, aggregate=aggregate, topic=topic, stage=stage,
@@ -1384,6 +1424,11 @@ def set_aside(db: ViewDB) -> list[dict[str, Any]]:
                     "ORDER BY position, aggregate")
 
 
+def _printable(text: str) -> str:
+    """Text for rm_setaside, which both stores keep (a NUL character written as `\\x00`)."""
+    return str(text).replace("\x00", "\\x00")
+
+
 def code_version() -> str:
     """The version of this code, as a set-aside row records it."""
     try:
@@ -1412,6 +1457,8 @@ def _render_error(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectSc
         texts = _make_texts(score, facts, None)
         texts.explanation()
         texts.breakdown()
+        _storable((facts.key, facts.subject.id))
+        appeal_rows(facts)
         for value in (score.score, score.total, score.department_score, score.adjustments, *score.leaves.values()):
             if value is not None:
                 shown(value)

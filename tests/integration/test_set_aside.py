@@ -329,3 +329,25 @@ def test_the_worker_follows_the_log_past_an_event_it_cannot_process(
     out = capsys.readouterr().out
     assert out.count("projection started") == 1 and "restarting" not in out, out
     assert [row["stage"] for row in set_aside(db_url)] == ["fold"]
+
+
+def test_an_event_whose_rows_a_store_would_refuse_is_set_aside(db_url: str) -> None:
+    """PostgreSQL refuses a NUL character in text: an event whose actor holds one would make every
+    write of the read models fail, at every restart. It is set aside (on both stores alike)."""
+    head, tail = year_commands()
+    with opened(db_url) as store:
+        store.submit(head)
+
+        def nul_actor(event: Any) -> Any:
+            event.__dict__["actor"] = "p-\x00001"
+            return store.ledger.mapper.to_stored_event(event)
+
+        position = write_raw(store.ledger, FOLD, nul_actor)
+        store.submit([c for c in tail if not on(c, FOLD)])
+        assert store.projection.state.position == store.ledger.event_count()
+        rows = set_aside(db_url)
+        assert [(r["position"], r["aggregate"], r["stage"]) for r in rows] == [(position, FOLD, "fold")]
+        assert "NUL" in rows[0]["error"]
+        tables = snapshot(db_url)
+        store.projection.rebuild()
+        assert snapshot(db_url) == tables
