@@ -1129,14 +1129,21 @@ class ReadModelProjection:
         cannot be, with no appraisal to blame, is no longer rendered."""
         if year_number in self._suspended or year_number not in self.state.years:
             return
+        renderer = self.renderer
+        # What changed since the year was last rendered (None: all of it): looked at first.
+        since = (set(renderer._stale.get(year_number, ())) if year_number in renderer._scores
+                 and year_number not in renderer._stale_years else None)
         while True:
             attempt = Rows()
             try:
-                self.renderer.year(self.state, year_number, attempt, **options)
+                renderer.year(self.state, year_number, attempt, **options)
             except Exception as error:
-                self.renderer.forget(year_number)
+                renderer.forget(year_number)
                 options["changed"] = None
-                if not self._set_aside_appraisals(year_number):
+                found = self._set_aside_appraisals(year_number, since) or (
+                    since is not None and self._set_aside_appraisals(year_number, None))
+                since = None
+                if not found:
                     self._suspended.add(year_number)
                     self._record(self.state.position, f"year:{year_number}", "", "render", error)
                     return
@@ -1144,9 +1151,10 @@ class ReadModelProjection:
             rows.extend(attempt)
             return
 
-    def _set_aside_appraisals(self, year_number: int) -> bool:
-        """Set aside each appraisal of the year that cannot be scored or rendered alone, at the first
-        of its events after which it cannot; whether there was one."""
+    def _set_aside_appraisals(self, year_number: int, only: set[str] | None) -> bool:
+        """Set aside each appraisal of the year (`only` those and their departments' members) that
+        cannot be scored or rendered alone, at the first of its events after which it cannot;
+        whether there was one."""
         state, frozen = self.state, self.renderer.frozen
         year = state.years[year_number]
         try:
@@ -1155,6 +1163,9 @@ class ReadModelProjection:
             return False
         appraisals = [state.appraisals[key] for key in (f"{year_number}:{s}" for s in year.subjects)
                       if key in state.appraisals and key not in frozen]
+        if only is not None:
+            appraisals = [a for a in appraisals if a.key in only
+                          or f"{year_number}:{a.facts.subject.department}" in only]
         departments: dict[str, SubjectScore | None] = {}
 
         def department(facts: f.AppraisalFacts) -> SubjectScore | None:
@@ -1194,12 +1205,14 @@ class ReadModelProjection:
         """The first event of an appraisal (as folded here) after which it cannot be scored or
         rendered alone: its version, topic, the error, and the appraisal's facts before it."""
         stored = list(self.ledger.recorder.select_events(appraisal.id, lte=appraisal.version))
-        mapper, folded = self.ledger.mapper, None
+        mapper, folded, texts = self.ledger.mapper, None, None
         for index, item in enumerate(stored):
             folded = mapper.to_domain_event(item).mutate(folded)
-            error = _render_error(scheme, folded.facts, department)
-            if error is None:
+            try:
+                texts = _rendered(scheme, folded.facts, department, texts)
                 continue
+            except Exception as failed:
+                error = failed
             if index == 0:
                 return None  # not even opened: nothing to score in its place
             before = None
@@ -1450,21 +1463,31 @@ def _year_of(aggregate: Any) -> tuple[int | None, str | None, str]:
 def _render_error(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectScore | None) -> Exception | None:
     """What scoring and rendering an appraisal alone raises, if anything."""
     try:
-        if facts.kind == "department":
-            score = score_department(scheme, facts)
-        else:
-            score = score_person(scheme, facts, department)
-        texts = _make_texts(score, facts, None)
-        texts.explanation()
-        texts.breakdown()
-        _storable((facts.key, facts.subject.id))
-        appeal_rows(facts)
-        for value in (score.score, score.total, score.department_score, score.adjustments, *score.leaves.values()):
-            if value is not None:
-                shown(value)
+        _rendered(scheme, facts, department, None)
     except Exception as error:
         return error
     return None
+
+
+def _rendered(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectScore | None,
+              earlier: _Texts | None) -> _Texts:
+    """An appraisal scored and rendered alone (raises what that raises); with `earlier` (the texts
+    of the same facts before the last ones were added), scored and rendered as the renderer does,
+    again only in what they changed."""
+    score = earlier.score if earlier is not None else None
+    if facts.kind == "department":
+        score = score_department(scheme, facts, earlier=score)
+    else:
+        score = score_person(scheme, facts, department, earlier=score)
+    texts = _make_texts(score, facts, earlier)
+    texts.explanation()
+    texts.breakdown()
+    _storable((facts.key, facts.subject.id))
+    appeal_rows(facts)
+    for value in (score.score, score.total, score.department_score, score.adjustments, *score.leaves.values()):
+        if value is not None:
+            shown(value)
+    return texts
 
 
 YEAR_TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_placements", "rm_person_history",
