@@ -87,6 +87,29 @@ class LedgerState:
             return Change(aggregate.year, None, kind)
         return Change(None, None, kind)
 
+    def restore(self, aggregate_id: UUID, aggregate: Any | None) -> None:
+        """Put `aggregate` in the place of the one folded under its id (None: none): an aggregate set
+        back to an earlier version, folded again (the read models setting an event aside)."""
+        self._schemes.clear()
+        for kept in (self.aggregates.pop(aggregate_id, None), aggregate):
+            if isinstance(kept, Appraisal):
+                self.appraisals.pop(kept.key, None)
+            elif isinstance(kept, Year):
+                self.years.pop(kept.year, None)
+            elif isinstance(kept, Organisation):
+                self.organisation = None
+        self._by_int.pop(aggregate_id.int, None)
+        if aggregate is None:
+            return
+        self._by_int[aggregate_id.int] = aggregate
+        self.aggregates[aggregate_id] = aggregate
+        if isinstance(aggregate, Appraisal):
+            self.appraisals[aggregate.key] = aggregate
+        elif isinstance(aggregate, Year):
+            self.years[aggregate.year] = aggregate
+        elif isinstance(aggregate, Organisation):
+            self.organisation = aggregate
+
     def apply_all(self, events: Iterable[tuple[int, LedgerEvent]]) -> list[Change]:
         return [self.apply(event, position) for position, event in events]
 

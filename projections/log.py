@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import UUID
 
 from domain.log import LedgerState
 
 PAGE = 5000
 
 
+class Undecodable(NamedTuple):
+    """A stored event that cannot be decoded (an unknown topic, a state that is not an event's):
+    what `read_events(..., tolerant=True)` yields in its place, so that the read models can set it
+    aside (projections/readmodels.py) instead of stopping on it."""
+
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    error: Exception
+
+
 def read_events(ledger: Any, start: int = 0, stop: int | None = None,
-                page: int = PAGE) -> Iterator[tuple[int, Any]]:
-    """(position, domain event) for every event after `start`, up to `stop` (inclusive)."""
+                page: int = PAGE, *, tolerant: bool = False) -> Iterator[tuple[int, Any]]:
+    """(position, domain event) for every event after `start`, up to `stop` (inclusive). With
+    `tolerant`, an event that cannot be decoded comes as an `Undecodable` instead of raising."""
     position = start
     while True:
         notifications = ledger.recorder.select_notifications(position, page, stop=stop,
@@ -21,7 +34,15 @@ def read_events(ledger: Any, start: int = 0, stop: int | None = None,
         if not notifications:
             return
         for notification in notifications:
-            yield notification.id, ledger.mapper.to_domain_event(notification)
+            if not tolerant:
+                yield notification.id, ledger.mapper.to_domain_event(notification)
+                continue
+            try:
+                event = ledger.mapper.to_domain_event(notification)
+            except Exception as error:  # set aside by the read models
+                event = Undecodable(notification.originator_id, notification.originator_version,
+                                    notification.topic, error)
+            yield notification.id, event
         position = notifications[-1].id
         if len(notifications) < page:
             return

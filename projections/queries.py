@@ -15,7 +15,7 @@ from domain.errors import NotFound
 from domain.results import compute_year, explanation, export
 from projections.db import ViewDB, open_view_db
 from projections.log import fold
-from projections.readmodels import NAME, assemble
+from projections.readmodels import NAME, assemble, set_aside
 
 
 class ReadModels:
@@ -33,6 +33,11 @@ class ReadModels:
                 raise
             return 0
         return int(rows[0]["position"]) if rows else 0
+
+    def set_aside(self) -> list[dict[str, Any]]:
+        """The events set aside (rm_setaside: position, aggregate, topic, stage, error, first_seen,
+        code), in log order."""
+        return set_aside(self.db)
 
     def _document(self, sql: str, params: list[Any], what: str) -> dict[str, Any]:
         rows = self.db.query(sql, params)

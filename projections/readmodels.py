@@ -23,6 +23,33 @@ processing resumes after it. A rebuild writes fresh `_next` tables from zero in 
 swaps them in with the tracking row in one transaction, so readers never see a gap. A batch moves
 the tracking row only from where its projection left it: a worker that finds it moved (a rebuild
 swapped in tables read up to another position) rolls back and restarts from the row.
+
+An event the read side cannot process never stops it (COMMANDS.md § Bad input: a store written by
+an earlier version may hold one). It is **set aside**, with what it feeds, and everything else goes on:
+- an event that cannot be decoded, folded (its aggregate's apply code raises) or audited: its
+  aggregate (an appraisal, a year, ...) is set back to the version before it (folded again from the
+  store) and none of its later events is folded or audited: they would be folded on top of a state
+  that lacks it. The figures shown are those of the log without them;
+- an appraisal that cannot be scored or rendered: the first of its events after which it cannot
+  (found by folding its events one at a time, scoring and rendering it alone after each) is set
+  aside; the appraisal is scored from its facts before that event, which are kept apart (its later
+  events are still folded and audited), so its rows stay what they last were and the year is graded
+  with them;
+- a year that still cannot be rendered with no appraisal to blame (grading, the export): the year
+  is no longer rendered, its rows stay as last written (a rebuild copies them from the tables it
+  replaces), its events are still folded and audited, and the entry names the last position folded
+  when it failed.
+A row that a store would refuse (a NUL character in a text, which PostgreSQL cannot keep, a
+missing value, an integer beyond INTEGER) counts as an event that cannot be audited or rendered:
+a refused write would fail the batch at every attempt (`_storable`; both stores alike, so that
+their tables stay the same).
+Each one is a row of `rm_setaside` (the position, the aggregate, the event's topic, the stage:
+decode, fold or render, the error, when first seen, the code's version), a warning in the log when
+met, and a notice on `/health` and on the admin and inspector pages. The log keeps every event: a
+projection that starts (a restart, `appraisal project`, `serve`) and finds set-aside rows rebuilds
+the read models from zero, so that a fixed version takes the events up (the same version sets
+them aside again, deterministically, with their first-seen time kept). A rebuild shared among
+processes that meets one is done again in one process, which sets it aside.
 """
 
 from __future__ import annotations
@@ -33,16 +60,21 @@ import queue
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from importlib import metadata
 from typing import Any
+from uuid import UUID
 
 import orjson
 import structlog
+from eventsourcing.utils import get_topic
 
 from api.gcpause import paused_gc
 from domain import facts as f
 from domain.aggregates import Appraisal, FactEvent, LedgerEvent, Year
 from domain.log import Change, LedgerState
+from domain.numbers import shown
 from domain.results import (
     YearFacts,
     YearResults,
@@ -55,10 +87,10 @@ from domain.results import (
     score_year,
 )
 from domain.scheme import ProportionalBase, Scheme
-from domain.scoring import SubjectScore
+from domain.scoring import SubjectScore, score_department, score_person
 from domain.trace import Figure
 from projections.db import ViewDB, open_view_db
-from projections.log import read_events
+from projections.log import Undecodable, read_events
 from projections.partition import PartitionFailed, ShareReader, Shares, owns
 
 log = structlog.get_logger("projections")
@@ -66,7 +98,7 @@ log = structlog.get_logger("projections")
 NAME = "readmodels"
 VERSION = 4  # of the tables' layout: a projection finding another version rebuilds them from zero
 TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_placements", "rm_person_history",
-          "rm_department_history", "rm_appeals", "rm_audit", "rm_publications")
+          "rm_department_history", "rm_appeals", "rm_audit", "rm_publications", "rm_setaside")
 DECISION_DUE_DAYS = 30  # SCORING.md §8: a decision is due within 30 days of filing
 # A rater group's mean is shown to staff only for groups of at least this many raters (README,
 # "Decisions where the specification is silent"): a smaller group's mean is too close to a name.
@@ -107,6 +139,9 @@ def create_tables(tx: Any, suffix: str = "", *, indexes: bool = True) -> None:
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_publications{s} (year INTEGER NOT NULL, version INTEGER NOT NULL, "
                "at TEXT NOT NULL, recorded_at TEXT NOT NULL, digest TEXT NOT NULL, document TEXT NOT NULL, "
                "PRIMARY KEY (year, version))")
+    tx.execute(f"CREATE TABLE IF NOT EXISTS rm_setaside{s} (position INTEGER NOT NULL, aggregate TEXT NOT NULL, "
+               "topic TEXT NOT NULL, stage TEXT NOT NULL, error TEXT NOT NULL, first_seen TEXT NOT NULL, "
+               "code TEXT NOT NULL, PRIMARY KEY (position, aggregate))")
     tx.execute("CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL)")
 
 
@@ -330,6 +365,11 @@ class Rows:
     appeals: list[tuple[Any, ...]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     publications: list[tuple[Any, ...]] = field(default_factory=list)
+    setaside: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def extend(self, other: Rows) -> None:
+        for name in self.__dataclass_fields__:
+            getattr(self, name).extend(getattr(other, name))
 
     def take_documents(self) -> Rows:
         """The per-appraisal documents gathered so far, moved out (see `Renderer.spill`)."""
@@ -439,6 +479,9 @@ class Renderer:
         self.spill: Callable[[Rows], None] | None = None
         # A rebuild shared among processes (projections/partition.py): this process's share.
         self.partition: tuple[int, int] | None = None
+        # Appraisals set aside at an event they cannot be scored or rendered with: their facts
+        # before it, scored in place of their folded facts (see the module's docstring).
+        self.frozen: dict[str, f.AppraisalFacts] = {}
 
     def note(self, change: Change) -> None:
         """Every event applied to the state goes through here: what it changed is scored again."""
@@ -490,32 +533,50 @@ class Renderer:
         """Render a year. With `changed` (the appraisals whose facts changed since the last render
         of this year, and nothing year-wide changed), only those subjects and the subjects whose
         placement, department score or status moved get their explanations rendered again."""
-        results = self._results(state.year_facts(year_number))
+        facts = state.year_facts(year_number)
+        if self.frozen:
+            facts.appraisals = [self.frozen.get(a.key, a) for a in facts.appraisals]
+        results = self._results(facts)
         document = self._results_row(results, rows)
         self._subjects(state, results, document, rows, publication, changed)
         self._history(results, document, rows)
+
+    def forget(self, year_number: int) -> None:
+        """Drop what is kept of a year whose render failed half way (its scores, texts, digests,
+        history rows): it is scored and rendered whole next time, and every row written again."""
+        prefix = f"{year_number}:"
+        self._scores.pop(year_number, None)
+        self._stale.pop(year_number, None)
+        self._stale_years.discard(year_number)
+        for kept in (self.signatures, self._texts):
+            for key in [k for k in kept if k.startswith(prefix)]:
+                del kept[key]
+        self.digests = {key: digest for key, digest in self.digests.items()
+                        if not (key[1] == year_number or str(key[1]).startswith(prefix))}
+        self._rows = {key: row for key, row in self._rows.items() if key[2] != year_number}
 
     def _results_row(self, results: YearResults, rows: Rows) -> dict[str, Any]:
         document = export(results)
         text = _json(document)
         digest = self._changed(("results", results.year), text)
         if digest:
-            rows.results.append((results.year, f"{document['scheme']['id']}@{document['scheme']['version']}",
-                                 document["status"], text, digest))
+            rows.results.append(_storable((results.year, f"{document['scheme']['id']}@{document['scheme']['version']}",
+                                           document["status"], text, digest)))
         return document
 
     def _history(self, results: YearResults, document: dict[str, Any], rows: Rows) -> None:
         year_number = results.year
         for person in document["people"]:
-            self._row(rows.people, ("person", person["id"], year_number), (
+            self._row(rows.people, ("person", person["id"], year_number), _storable((
                 person["id"], year_number, results.scheme.ref, document["status"], person["department"],
                 person["position"], person["total"], person["individual_score"], person["rank"], person["tier"],
-                person["grade"], person["coefficient"], int(person["vetoed"]), int(person["incomplete"])))
+                person["grade"], person["coefficient"], int(person["vetoed"]), int(person["incomplete"])),
+                nullable=(4, 5, 8, 9, 10, 11)))
         for dep in document["departments"]:
             cut = next((c["posts"] for c in dep["consequences"] if c["type"] == "staffing_cut"), None)
-            self._row(rows.departments, ("department", dep["id"], year_number), (
+            self._row(rows.departments, ("department", dep["id"], year_number), _storable((
                 dep["id"], year_number, results.scheme.ref, document["status"], dep["score"], dep["rank"], cut,
-                int(dep["incomplete"])))
+                int(dep["incomplete"])), nullable=(6,)))
 
     def _row(self, into: list[tuple[Any, ...]], key: tuple[Any, ...], row: tuple[Any, ...]) -> None:
         """A history row, unless the same row was written last time."""
@@ -545,7 +606,8 @@ class Renderer:
                 # department's exact score are as they were), and placed as it was.
                 continue
             self.signatures[key] = signature
-            facts = state.appraisals[key].facts
+            frozen = self.frozen.get(key)
+            facts = frozen if frozen is not None else state.appraisals[key].facts
             rows.appeals += appeal_rows(facts)
             body = None  # the breakdown's, when made here (a publication's breakdown starts from it)
             if texts is None or texts.score is not score:
@@ -565,6 +627,7 @@ class Renderer:
                        rows: Rows) -> None:
         """An appraisal's explanation and breakdown (version 0) without what grading decides,
         unless written the same last time."""
+        _storable((key, subject_id))
         digest = self._changed(("explanation", key, None), explanation)
         if digest:
             rows.explanations.append((key, year, subject_id, explanation, digest))
@@ -665,8 +728,11 @@ class Renderer:
             name = appraisal.key
         else:
             name = aggregate_name(state.aggregates[event.originator_id])
+        command_id, actor = event.command_id, event.actor
+        if type(command_id) is not str or type(actor) is not str or "\x00" in command_id or "\x00" in actor:
+            _storable((name, command_id, actor))  # raises: the event is set aside
         rows.audit.append((position, name, event.originator_version, change.kind,
-                           event.command_id, event.actor, event.at.isoformat(), event.timestamp.isoformat(),
+                           command_id, actor, event.at.isoformat(), event.timestamp.isoformat(),
                            _detail_json(event), self._figures_json(event, state, appraisal)))
 
     def _figures_json(self, event: LedgerEvent, state: LedgerState, appraisal: Appraisal | None) -> str:
@@ -758,8 +824,8 @@ def _extended(known: list[f.Fact], facts: f.AppraisalFacts) -> list[f.Fact] | No
 def publication_row(year: Year) -> tuple[Any, ...]:
     """The year's latest publication (the one just recorded) as a row of rm_publications."""
     publication = year.publications[-1]
-    return (year.year, len(year.publications), publication["at"].isoformat(),
-            publication["recorded_at"].isoformat(), publication["digest"], _json(publication["document"]))
+    return _storable((year.year, len(year.publications), publication["at"].isoformat(),
+                      publication["recorded_at"].isoformat(), publication["digest"], _json(publication["document"])))
 
 
 def appeal_rows(facts: f.AppraisalFacts) -> list[tuple[Any, ...]]:
@@ -768,12 +834,34 @@ def appeal_rows(facts: f.AppraisalFacts) -> list[tuple[Any, ...]]:
         target = facts.items.get(appeal.target)
         decision = facts.decisions.get(appeal.command_id)
         due = appeal.at + timedelta(days=DECISION_DUE_DAYS)
-        rows.append((appeal.command_id, facts.key, facts.year, appeal.actor, appeal.target,
-                     f.FACT_KINDS[type(target)] if target else "unknown", appeal.grounds, appeal.at.isoformat(),
-                     due.isoformat(), decision.at.isoformat() if decision else None,
-                     decision.outcome if decision else None, decision.actor if decision else None,
-                     decision.reason if decision else None))
+        rows.append(_storable((appeal.command_id, facts.key, facts.year, appeal.actor, appeal.target,
+                               f.FACT_KINDS[type(target)] if target else "unknown", appeal.grounds,
+                               appeal.at.isoformat(), due.isoformat(), decision.at.isoformat() if decision else None,
+                               decision.outcome if decision else None, decision.actor if decision else None,
+                               decision.reason if decision else None), nullable=(9, 10, 11, 12)))
     return rows
+
+
+_INT4 = 2**31  # PostgreSQL's INTEGER
+
+
+def _storable(row: tuple[Any, ...], nullable: tuple[int, ...] = ()) -> tuple[Any, ...]:
+    """The row, if both stores can keep it in the rm tables: no NUL character in a text (PostgreSQL
+    refuses one; SQLite would keep it, but the tables of both stay the same), an integer within
+    PostgreSQL's INTEGER, and a value where the column requires one (those not at `nullable`).
+    Else it raises, as a fold or a render that fails: what feeds the row is set aside, where a
+    refused write would stop the read side at every attempt."""
+    for index, value in enumerate(row):
+        kind = type(value)
+        if value is None:
+            if index not in nullable:
+                raise ValueError(f"value {index + 1} of the row is missing")
+        elif kind is str:
+            if "\x00" in value:
+                raise ValueError(f"value {index + 1} of the row holds a NUL character, which cannot be stored")
+        elif kind is int and not -_INT4 <= value < _INT4:
+            raise ValueError(f"value {index + 1} of the row is an integer out of range")
+    return row
 
 
 def write(tx: Any, rows: Rows, suffix: str = "") -> None:
@@ -796,6 +884,8 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
          rows.appeals),
         (f"rm_publications{s}", ("year", "version", "at", "recorded_at", "digest", "document"), ("year", "version"),
          rows.publications),
+        (f"rm_setaside{s}", ("position", "aggregate", "topic", "stage", "error", "first_seen", "code"),
+         ("position", "aggregate"), rows.setaside),
     ):
         if data:
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
@@ -883,8 +973,19 @@ class ReadModelProjection:
         self.state = LedgerState()
         self.renderer = Renderer()
         self._partial = False  # after a shared rebuild: this process holds its share only
+        self._set_aside_nothing()
         if resume:
             self._resume()
+
+    def _set_aside_nothing(self) -> None:
+        """No event set aside (a fresh fold): see the module's docstring."""
+        self._skipped: dict[int, int] = {}  # aggregate (its id's integer) -> position of its event set aside
+        self._suspended: set[int] = set()  # years no longer rendered
+        # (position, aggregate or year) -> its rm_setaside row (a year's may share the position of
+        # an event set aside)
+        self._entries: dict[tuple[int, str], tuple[Any, ...]] = {}
+        self._pending: list[tuple[Any, ...]] = []  # rows of rm_setaside not written yet
+        self._first_seen: dict[tuple[int, str], str] = {}  # the same key -> first seen, by an earlier run
 
     def tracking(self) -> int:
         rows = self.db.query("SELECT position FROM rm_tracking WHERE name = ?", [NAME])
@@ -898,24 +999,30 @@ class ReadModelProjection:
         """Fold the log up to the tracking position again: nothing is written for it. Tables of
         an older layout are rebuilt from zero."""
         position = self.tracking()
-        if position and self.layout_version() != VERSION:
-            self.rebuild()
+        if position and (self.layout_version() != VERSION or set_aside(self.db)):
+            self.rebuild()  # set-aside events are tried again: this may be a fixed version
             return
         if position:
             with paused_gc():  # see `rebuild`
-                self.state.apply_all(read_events(self.ledger, stop=position))
+                for at, event in read_events(self.ledger, stop=position, tolerant=True):
+                    self._fold_one(at, event, None)
             self.state.position = position
             self.renderer.load_digests(self.db)
+            if self._pending:  # met by this version only
+                with self.db.transaction() as tx:
+                    write(tx, Rows(setaside=self._take_pending()))
 
     def catch_up(self, page: int = 2000) -> int:
         """Process every event after the tracking position; returns how many were processed."""
         processed = 0
         if self._partial:  # a shared rebuild left this process its share only: fold the whole first
             self.state, self.renderer, self._partial = LedgerState(), Renderer(), False
+            self._set_aside_nothing()
             self._resume()
         while True:
             with paused_gc():  # see `rebuild`
-                batch = list(_take(read_events(self.ledger, start=self.state.position, page=page), page))
+                batch = list(_take(read_events(self.ledger, start=self.state.position, page=page, tolerant=True),
+                                   page))
                 if not batch:
                     return processed
                 self.process(batch)
@@ -932,9 +1039,9 @@ class ReadModelProjection:
         changed: set[str] = set()  # appraisals whose facts changed
         expected = self.state.position  # where this projection left the tracking row
         for position, event in batch:
-            change = self.state.apply(event, position)
-            self.renderer.note(change)
-            self.renderer.audit(position, event, self.state, change, rows)
+            change = self._fold_one(position, event, rows)
+            if change is None:  # set aside
+                continue
             if change.year is not None:
                 affected = self._years_affected(change)
                 dirty.update(affected)
@@ -944,11 +1051,19 @@ class ReadModelProjection:
                     changed.add(change.appraisal)
             if isinstance(event, Year.Published):
                 year = self.state.years[change.year]  # type: ignore[index]
-                rows.publications.append(publication_row(year))
-                self.renderer.year(self.state, year.year, rows, publication=len(year.publications))
+                try:
+                    published = publication_row(year)
+                except Exception as error:  # it cannot be kept: set aside as if it could not be folded
+                    if rows.audit and rows.audit[-1][0] == position:
+                        rows.audit.pop()
+                    self._set_aside_event(position, event.originator_id, event.originator_version,
+                                          get_topic(type(event)), "fold", error)
+                    continue
+                rows.publications.append(published)
+                self._render(year.year, rows, publication=len(year.publications))
         for year_number in sorted(dirty):
-            if year_number in self.state.years:
-                self.renderer.year(self.state, year_number, rows, changed=None if year_number in whole else changed)
+            self._render(year_number, rows, changed=None if year_number in whole else changed)
+        rows.setaside += self._take_pending()
         if writer is not None:
             writer.put(rows)
             return rows
@@ -962,12 +1077,183 @@ class ReadModelProjection:
         """A rebuild's page without a publication: folded and audited; nothing is rendered (the
         final render renders every year), so no year is marked to render."""
         rows = Rows()
-        state, note, audit = self.state, self.renderer.note, self.renderer.audit
+        fold = self._fold_one
         for position, event in batch:
-            change = state.apply(event, position)
-            note(change)
-            audit(position, event, state, change, rows)
+            fold(position, event, rows)
+        rows.setaside += self._take_pending()
         return rows
+
+    # --- what cannot be processed is set aside (see the module's docstring) -----------------------
+
+    def _fold_one(self, position: int, event: LedgerEvent | Undecodable, rows: Rows | None) -> Change | None:
+        """Fold one event, note it and audit it into `rows` (None: fold only); None when it is set
+        aside, or its aggregate is."""
+        if type(event) is Undecodable:
+            self._set_aside_event(position, event.originator_id, event.originator_version, event.topic, "decode",
+                                  event.error)
+        elif event.originator_id.int not in self._skipped:
+            try:
+                change = self.state.apply(event, position)
+                if rows is not None:
+                    self.renderer.note(change)
+                    self.renderer.audit(position, event, self.state, change, rows)
+                return change
+            except Exception as error:
+                self._set_aside_event(position, event.originator_id, event.originator_version,
+                                      get_topic(type(event)), "fold", error)
+        self.state.position = position
+        return None
+
+    def _set_aside_event(self, position: int, aggregate_id: UUID, version: int, topic: str, stage: str,
+                         error: Exception) -> None:
+        """An event that cannot be decoded, folded or audited: its aggregate set back to the version
+        before it (folded again from the store) and its later events skipped."""
+        before = self.state.aggregates.get(aggregate_id)
+        name = aggregate_name(before) if before is not None else f"aggregate:{aggregate_id}"
+        if stage != "decode":  # the apply code may have changed it half way
+            aggregate = None
+            try:
+                for stored in self.ledger.recorder.select_events(aggregate_id, lte=version - 1):
+                    aggregate = self.ledger.mapper.to_domain_event(stored).mutate(aggregate)
+            except Exception:  # (it folded before): without it, then
+                aggregate = None
+            self.state.restore(aggregate_id, aggregate)
+            if aggregate is not None:
+                self.renderer.note(Change(*_year_of(aggregate)))
+        self._skipped[aggregate_id.int] = position
+        self._record(position, name, topic, stage, error)
+
+    def _render(self, year_number: int, rows: Rows, **options: Any) -> None:
+        """Render a year (`Renderer.year`) into `rows`. An appraisal that cannot be scored or rendered
+        is set aside at the event that made it so, and the year rendered again; a year that still
+        cannot be, with no appraisal to blame, is no longer rendered."""
+        if year_number in self._suspended or year_number not in self.state.years:
+            return
+        renderer = self.renderer
+        # What changed since the year was last rendered (None: all of it): looked at first.
+        since = (set(renderer._stale.get(year_number, ())) if year_number in renderer._scores
+                 and year_number not in renderer._stale_years else None)
+        while True:
+            attempt = Rows()
+            try:
+                renderer.year(self.state, year_number, attempt, **options)
+            except Exception as error:
+                renderer.forget(year_number)
+                options["changed"] = None
+                found = self._set_aside_appraisals(year_number, since) or (
+                    since is not None and self._set_aside_appraisals(year_number, None))
+                since = None
+                if not found:
+                    self._suspended.add(year_number)
+                    self._record(self.state.position, f"year:{year_number}", "", "render", error)
+                    return
+                continue
+            rows.extend(attempt)
+            return
+
+    def _set_aside_appraisals(self, year_number: int, only: set[str] | None) -> bool:
+        """Set aside each appraisal of the year (`only` those and their departments' members) that
+        cannot be scored or rendered alone, at the first of its events after which it cannot;
+        whether there was one."""
+        state, frozen = self.state, self.renderer.frozen
+        year = state.years[year_number]
+        try:
+            scheme = state.scheme(year.scheme_id, year.scheme_version)
+        except Exception:
+            return False
+        appraisals = [state.appraisals[key] for key in (f"{year_number}:{s}" for s in year.subjects)
+                      if key in state.appraisals and key not in frozen]
+        if only is not None:
+            appraisals = [a for a in appraisals if a.key in only
+                          or f"{year_number}:{a.facts.subject.department}" in only]
+        departments: dict[str, SubjectScore | None] = {}
+
+        def department(facts: f.AppraisalFacts) -> SubjectScore | None:
+            if facts.kind == "department" or not facts.subject.department:
+                return None
+            key = f"{year_number}:{facts.subject.department}"
+            if key not in departments:
+                unit = frozen.get(key)
+                if unit is None and key in state.appraisals:
+                    unit = state.appraisals[key].facts
+                try:
+                    departments[key] = score_department(scheme, unit) if unit is not None else None
+                except Exception:
+                    departments[key] = None
+            return departments[key]
+
+        found = False
+        for kind in ("department", "person"):  # a person's score reads their department's
+            for appraisal in appraisals:
+                if appraisal.facts.kind != kind or _render_error(scheme, appraisal.facts, department(appraisal.facts)) is None:
+                    continue
+                try:
+                    culprit = self._culprit(appraisal, scheme, department(appraisal.facts))
+                except Exception:  # its events folded here once: not expected; the year is set aside then
+                    culprit = None
+                if culprit is None:
+                    continue
+                version, topic, error, facts = culprit
+                frozen[appraisal.key] = facts
+                self.renderer.note(Change(year_number, appraisal.key, "SetAside"))
+                self._record(self._position_of(appraisal.id, version), appraisal.key, topic, "render", error)
+                found = True
+        return found
+
+    def _culprit(self, appraisal: Appraisal, scheme: Scheme, department: SubjectScore | None
+                 ) -> tuple[int, str, Exception, f.AppraisalFacts] | None:
+        """The first event of an appraisal (as folded here) after which it cannot be scored or
+        rendered alone: its version, topic, the error, and the appraisal's facts before it."""
+        stored = list(self.ledger.recorder.select_events(appraisal.id, lte=appraisal.version))
+        mapper, folded, texts = self.ledger.mapper, None, None
+        for index, item in enumerate(stored):
+            folded = mapper.to_domain_event(item).mutate(folded)
+            try:
+                texts = _rendered(scheme, folded.facts, department, texts)
+                continue
+            except Exception as failed:
+                error = failed
+            if index == 0:
+                return None  # not even opened: nothing to score in its place
+            before = None
+            for earlier in stored[:index]:
+                before = mapper.to_domain_event(earlier).mutate(before)
+            return item.originator_version, item.topic, error, before.facts
+        return None
+
+    def _position_of(self, aggregate_id: UUID, version: int) -> int:
+        """The log position of an aggregate's event (on a connection of its own: a rebuild's writer
+        thread holds this projection's)."""
+        table = self.ledger.recorder.events_table_name
+        db = open_view_db(self.ledger.db_url)
+        try:
+            if db.kind == "sqlite":
+                rows = db.query(f"SELECT rowid AS position FROM {table} WHERE originator_id = ? "
+                                "AND originator_version = ?", [aggregate_id.hex, version])
+            else:
+                rows = db.query(f"SELECT notification_id AS position FROM {table} WHERE originator_id = ? "
+                                "AND originator_version = ?", [aggregate_id, version])
+        finally:
+            db.close()
+        return int(rows[0]["position"]) if rows else self.state.position
+
+    def _record(self, position: int, aggregate: str, topic: str, stage: str, error: Exception) -> None:
+        """An rm_setaside row (written with the batch), and a warning in the log. The log names the
+        error's type only: a message may quote what a command carried (a rater's score)."""
+        key = (position, aggregate)
+        if key in self._entries:
+            return
+        first_seen = self._first_seen.get(key) or datetime.now(UTC).isoformat()
+        row = (position, _printable(aggregate), _printable(topic), stage,
+               _printable(f"{type(error).__name__}: {error}")[:500], first_seen, code_version())
+        self._entries[key] = row
+        self._pending.append(row)
+        log.warning("event set aside", position=position, aggregate=aggregate, topic=topic, stage=stage,
+                    error=type(error).__name__, first_seen=first_seen)
+
+    def _take_pending(self) -> list[tuple[Any, ...]]:
+        pending, self._pending = self._pending, []
+        return pending
 
     def _years_affected(self, change: Change) -> set[int]:
         assert change.year is not None
@@ -983,12 +1269,19 @@ class ReadModelProjection:
         cycles, and the collector would scan the growing folded state again and again to find
         none (two thirds of the time). With `processes` > 1, shared among that many processes
         (projections/partition.py); a share that fails makes it start again in this process alone."""
+        kept = {(row["position"], row["aggregate"]): row["first_seen"] for row in set_aside(self.db)}
         with paused_gc():
             if processes > 1:
                 try:
+                    self._set_aside_nothing()
                     return self._rebuild_shared(page, processes)
                 except PartitionFailed as error:
                     log.warning("rebuild share failed; rebuilding in one process", error=str(error))
+                except Exception as error:  # an event a share could not process: set aside in one process
+                    log.warning("rebuild share stopped on an event; rebuilding in one process",
+                                error=type(error).__name__)
+            self._set_aside_nothing()
+            self._first_seen = kept
             return self._rebuild(page)
 
     def _fresh_tables(self, suffix: str) -> Callable[[Any], None]:
@@ -1089,13 +1382,14 @@ class ReadModelProjection:
 
     def _rebuild(self, page: int) -> int:
         suffix = "_next"
+        same_layout = self.layout_version() == VERSION  # (before the writer has the connection)
         index = self._fresh_tables(suffix)
         self.state, self.renderer = LedgerState(), Renderer()
         processed = 0
         writer = _PageWriter(self.db, suffix)
         final = Rows()
         try:
-            for batch in _pages(read_events(self.ledger, page=page), page):
+            for batch in _pages(read_events(self.ledger, page=page, tolerant=True), page):
                 if any(isinstance(event, Year.Published) for _, event in batch):
                     self.process(batch, suffix, writer=writer)  # rendered at the publication
                 else:
@@ -1105,10 +1399,13 @@ class ReadModelProjection:
             self.renderer.spill = writer.put  # the documents go to the fresh tables as they are made
             try:
                 for year_number in sorted(self.state.years):
-                    self.renderer.year(self.state, year_number, final)
+                    self._render(year_number, final)
             finally:
                 self.renderer.spill = None
+            final.setaside += self._take_pending()
             writer.put(final)
+            if self._suspended and same_layout:
+                writer.put(partial(_keep_last_rows, self.db, sorted(self._suspended), suffix))
         finally:
             writer.close()
         self._swap(suffix, self.state.position)
@@ -1130,6 +1427,85 @@ class ReadModelProjection:
 
     def close(self) -> None:
         self.db.close()
+
+
+def set_aside(db: ViewDB) -> list[dict[str, Any]]:
+    """The events set aside (rm_setaside), in log order; none before the tables exist."""
+    if not db.table_exists("rm_setaside"):
+        return []
+    return db.query("SELECT position, aggregate, topic, stage, error, first_seen, code FROM rm_setaside "
+                    "ORDER BY position, aggregate")
+
+
+def _printable(text: str) -> str:
+    """Text for rm_setaside, which both stores keep (a NUL character written as `\\x00`)."""
+    return str(text).replace("\x00", "\\x00")
+
+
+def code_version() -> str:
+    """The version of this code, as a set-aside row records it."""
+    try:
+        package = metadata.version("appraisal-ledger")
+    except metadata.PackageNotFoundError:
+        package = "unknown"
+    return f"{package} layout {VERSION}"
+
+
+def _year_of(aggregate: Any) -> tuple[int | None, str | None, str]:
+    """What a change of the aggregate touches (`Change`)."""
+    if isinstance(aggregate, Appraisal):
+        return aggregate.facts.year, aggregate.key, "SetAside"
+    if isinstance(aggregate, Year):
+        return aggregate.year, None, "SetAside"
+    return None, None, "SetAside"
+
+
+def _render_error(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectScore | None) -> Exception | None:
+    """What scoring and rendering an appraisal alone raises, if anything."""
+    try:
+        _rendered(scheme, facts, department, None)
+    except Exception as error:
+        return error
+    return None
+
+
+def _rendered(scheme: Scheme, facts: f.AppraisalFacts, department: SubjectScore | None,
+              earlier: _Texts | None) -> _Texts:
+    """An appraisal scored and rendered alone (raises what that raises); with `earlier` (the texts
+    of the same facts before the last ones were added), scored and rendered as the renderer does,
+    again only in what they changed."""
+    score = earlier.score if earlier is not None else None
+    if facts.kind == "department":
+        score = score_department(scheme, facts, earlier=score)
+    else:
+        score = score_person(scheme, facts, department, earlier=score)
+    texts = _make_texts(score, facts, earlier)
+    texts.explanation()
+    texts.breakdown()
+    _storable((facts.key, facts.subject.id))
+    appeal_rows(facts)
+    for value in (score.score, score.total, score.department_score, score.adjustments, *score.leaves.values()):
+        if value is not None:
+            shown(value)
+    return texts
+
+
+YEAR_TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_placements", "rm_person_history",
+               "rm_department_history", "rm_appeals")
+
+
+def _keep_last_rows(db: ViewDB, years: list[int], suffix: str, tx: Any) -> None:
+    """A rebuild's job for years it no longer renders: their rows as the live tables hold them (the
+    last good ones), in place of whatever the fresh tables got of them; a publication's breakdowns
+    as the rebuild wrote them."""
+    for table in YEAR_TABLES:
+        if not db.table_exists(table):
+            continue
+        for year in years:
+            kept = " AND version = 0" if table == "rm_breakdowns" else ""
+            tx.execute(f"DELETE FROM {table}{suffix} WHERE year = ?{kept}", [year])
+            tx.execute(f"INSERT INTO {table}{suffix} SELECT * FROM {table} WHERE year = ? ON CONFLICT DO NOTHING",
+                       [year])
 
 
 def _take(events: Iterable[Any], n: int) -> Iterable[Any]:

@@ -85,6 +85,7 @@ class Queries(Protocol):
     """Everything the routes read. Raise `domain.errors.NotFound` for unknown things."""
 
     def position(self) -> int: ...
+    def set_aside(self) -> list[dict[str, Any]]: ...
     def year(self, year: int) -> YearInfo: ...
     def results(self, year: int, scheme: tuple[str, int] | None = None) -> dict[str, Any]: ...
     def subject(self, key: str) -> SubjectInfo: ...
@@ -140,6 +141,10 @@ class LedgerQueries:
 
     def position(self) -> int:
         return self.ledger.event_count()
+
+    def set_aside(self) -> list[dict[str, Any]]:
+        """Nothing: this read side folds the aggregates for each answer and keeps nothing aside."""
+        return []
 
     def year(self, year: int) -> YearInfo:
         record = self._year(year)
@@ -359,6 +364,11 @@ class ReadModelQueries:
     def position(self) -> int:
         with self._views() as views:
             return views.position()
+
+    def set_aside(self) -> list[dict[str, Any]]:
+        """The events the read models set aside (projections/readmodels.py), in log order."""
+        with self._views() as views:
+            return views.set_aside()
 
     def year(self, year: int) -> YearInfo:
         with self._views() as views:

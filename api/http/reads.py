@@ -301,5 +301,15 @@ def publication(year: YearNumber, version: Annotated[int, Path(ge=1, le=100_000,
 @router.get("/health", tags=["service 服务"], summary="健康检查 — is the service up",
             responses={503: RESPONSES[503]})
 def health(queries: QueriesDep, ledger: LedgerDep) -> dict[str, Any]:
-    """`position`: where the read side is; `log`: where the log ends."""
-    return {"status": "ok", "position": queries.position(), "log": ledger.event_count()}
+    """`position`: where the read side is; `log`: where the log ends. `status` is `degraded` (still
+    200: the service answers, and everything else is current) while the read side has set events
+    aside that it cannot process (`set_aside`: each one's log position, stage and error type; the
+    appraisal or year it holds back and the error's message are on the admin and inspector pages,
+    since a message may quote what a command carried)."""
+    held = [{"position": row["position"], "stage": row["stage"], "error": row["error"].partition(":")[0],
+             "first_seen": row["first_seen"]} for row in queries.set_aside()]
+    answer: dict[str, Any] = {"status": "degraded" if held else "ok", "position": queries.position(),
+                              "log": ledger.event_count()}
+    if held:
+        answer["set_aside"] = held
+    return answer

@@ -32,10 +32,18 @@ HEADERS = {
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200,
          viewer: Principal | None = None, headers: dict[str, str] | None = None) -> HTMLResponse:
     values = {"viewer": viewer, "viewer_roles": [label(GRANTS, r) for r in viewer.roles] if viewer else [],
-              **context}
+              "set_aside": set_aside(request, viewer), **context}
     response = templates.TemplateResponse(request, name, values, status_code=status)
     response.headers.update({**HEADERS, **(headers or {})})
     return response
+
+
+def set_aside(request: Request, viewer: Principal | None) -> list[dict[str, Any]]:
+    """The events the read side set aside, for an admin's or an inspector's notice (others: none)."""
+    if viewer is None or not viewer.sees_everything:
+        return []
+    queries = getattr(request.app.state, "queries", None)
+    return queries.set_aside() if queries is not None else []
 
 
 def error_page(request: Request, problem: Problem, viewer: Principal | None = None) -> HTMLResponse:
