@@ -237,8 +237,9 @@ class Place:
     def describe(self, field_name: str | None) -> str:
         key = (field_name or "").split(".")[0]
         letter = self.columns.get(key)
-        column_zh = f" {letter}列 ({key})" if letter else (f" ({key})" if key else "")
-        column_en = f", column {letter} ({key})" if letter else (f", field {key}" if key else "")
+        named = f" ({key})" if key else ""
+        column_zh = f" {letter}列{named}" if letter else named
+        column_en = f", column {letter}{named}" if letter else (f", field {key}" if key else "")
         return f"{self.sheet} 第{self.row}行{column_zh} — sheet {self.sheet}, row {self.row}{column_en}"
 
 
@@ -330,8 +331,13 @@ def _read_sheet(sheet: Any, kind: str, ledger_name: str, actor: str | None, rows
         body: dict[str, Any] = {"type": type_}
         for index, value in enumerate(row):
             column = columns.get(index)
-            if column is None or value is None or (isinstance(value, str) and not value.strip()):
+            if value is None or (isinstance(value, str) and not value.strip()):
                 continue
+            if column is None:
+                rows.problem = WorkbookError(Place(sheet.title, number, {"": get_column_letter(index + 1)}), "",
+                                             f"{get_column_letter(index + 1)}列无列名 a value in column "
+                                             f"{get_column_letter(index + 1)}, which has no header", rule="xlsx-header")
+                return False
             try:
                 body[column] = _cell(column, value)
             except ValueError as error:

@@ -267,6 +267,13 @@ def test_a_workbook_that_is_no_ledger_is_refused_whole(tmp_path: Path) -> None:
         read_workbook(buffer.getvalue())
     assert "unknown sheet '草稿'" in refused.value.describe()
     del book["草稿"]
+    book[ADJUSTMENTS]["G2"] = "a note beside the row"
+    book.save(buffer := BytesIO())
+    rows = read_workbook(buffer.getvalue())
+    assert rows.problem is not None and len(rows.commands) == 6
+    assert rows.problem.describe().startswith("加减分 adjustments 第2行 G列 — sheet 加减分 adjustments, row 2, "
+                                              "column G: G列无列名 a value in column G, which has no header")
+    book[ADJUSTMENTS]["G2"] = None
     book["说明"]["B2"] = None
     book.save(buffer := BytesIO())
     with pytest.raises(WorkbookError, match="ledger's name is missing"):
@@ -277,3 +284,35 @@ def test_a_workbook_that_is_no_ledger_is_refused_whole(tmp_path: Path) -> None:
 def events_of_world() -> list[Any]:
     ledger = _ledger()
     return list(ledger.recorder.select_notifications(start=1, limit=100000))
+
+
+def test_rows_inserted_above_accepted_ones_are_refused_not_recorded_twice() -> None:
+    ledger = _ledger()
+    book = fill(template(ledger, 2025, ledger_name="2025-office"))
+    book.save(buffer := BytesIO())
+    assert import_workbook(ledger, buffer.getvalue(), actor="hr-office").refusal is None
+    count = ledger.event_count()
+    book[RATINGS].insert_rows(2)
+    for column, value in zip("ABCDEFGHI", ["2025:p-4", "business", "2025-07", "p-L1", "in_charge", 70, None,
+                                           datetime(2025, 7, 31, 9, 0), "p-L1"], strict=True):
+        book[RATINGS][f"{column}2"] = value
+    book.save(buffer := BytesIO())
+    done = import_workbook(ledger, buffer.getvalue(), actor="hr-office")
+    assert done.refusal is not None and done.refusal.rule == "idempotency" and done.accepted == 0
+    assert done.refusal.describe().startswith("评分 ratings 第2行 J列 (id) — sheet 评分 ratings, row 2, column J (id)")
+    assert ledger.event_count() == count
+
+
+def test_the_template_command_takes_several_kinds(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    prepared(url)
+    done = CliRunner().invoke(app, ["template", "--year", "2025", "--kind", "ratings", "--kind", "occurrences",
+                                    "-o", str(tmp_path / "t.xlsx"), "--db", url])
+    assert done.exit_code == 0, done.output
+    assert load_workbook(tmp_path / "t.xlsx").sheetnames == ["说明", RATINGS, OCCURRENCES, "lists"]
+    done = CliRunner().invoke(app, ["template", "--year", "2024", "--db", url])
+    assert done.exit_code == 1 and "no appraisal is open for 2024" in flat(done.output)
