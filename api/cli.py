@@ -72,14 +72,18 @@ def _scheme_ref(text: str | None) -> tuple[str, int] | None:
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="commands, one JSON object per line")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="commands, one JSON object per line (.jsonl), or a ledger workbook (.xlsx)")],
+    actor: Annotated[str | None, typer.Option(help="the actor of a workbook's rows that name none")] = None,
     db: DbOption = None,
     batch_size: Annotated[int, typer.Option(min=1, max=5000, help="commands per transaction")] = 500,
     processes: Annotated[int, typer.Option(min=0, max=4, help="processes deciding the commands (0: one per "
                                                               "core, up to 4, from 30,000 commands on)")] = 0,
 ) -> None:
-    """Apply the commands of a JSON Lines file in order (导入命令)."""
+    """Apply the commands of a JSON Lines file or an Excel ledger in order (导入命令)."""
     ledger = open_ledger(db)
+    if file.suffix.lower() == ".xlsx":
+        return _import_workbook(ledger, file, actor, batch_size)
     line_numbers: list[int] = []
     bad_line: list[tuple[int, DomainError]] = []
     total_lines = sum(1 for line in file.open(encoding="utf-8") if line.strip())
@@ -121,6 +125,41 @@ def import_(
     skipped = sum(1 for o in outcomes if o.duplicate)
     err.print(f"imported 已导入 {len(outcomes) - skipped} command(s); {skipped} already recorded (skipped 跳过)",
               highlight=False)
+
+
+def _import_workbook(ledger: AppraisalLedger, file: Path, actor: str | None, batch_size: int) -> None:
+    """An Excel ledger (api/ledger_xlsx.py): its rows as the commands, refusals naming sheet, row, column."""
+    from api.ledger_xlsx import WorkbookError, import_workbook
+
+    try:
+        done = import_workbook(ledger, file.read_bytes(), actor=actor, batch_size=batch_size)
+    except WorkbookError as error:  # not a ledger workbook: nothing imported
+        raise _fail(f"refused 拒绝 — {error.describe()}") from None
+    checkpoint_after_publication(ledger)
+    if done.refusal is not None:
+        err.print(f"recorded 已记录 {done.accepted} row(s) before the refused one", highlight=False)
+        raise _fail(f"refused 拒绝 — {done.refusal.describe()}")
+    err.print(f"imported 已导入 {done.accepted - done.skipped} row(s); {done.skipped} already recorded "
+              f"(skipped 跳过)", highlight=False)
+
+
+@app.command()
+def template(
+    year: Annotated[int, typer.Option(help="the appraisal year")],
+    kind: Annotated[list[str] | None, typer.Option(
+        help="ratings | measurements | occurrences | adjustments (repeat; default: all four)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="default ledger-YEAR.xlsx")] = None,
+    db: DbOption = None,
+) -> None:
+    """An Excel ledger template for a year (台账模板): a sheet per kind, drop-downs, 说明."""
+    from api.ledger_xlsx import template as make_template
+
+    path = output or Path(f"ledger-{year}.xlsx")
+    try:
+        path.write_bytes(make_template(open_ledger(db), year, kind or None))
+    except DomainError as error:
+        raise _fail(str(error)) from None
+    err.print(f"wrote 已写入 {path}")
 
 
 @app.command()
