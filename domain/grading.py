@@ -12,7 +12,16 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from domain.numbers import ZERO, exact, exact_text, round2, round_half_up_int, shown
+from domain.numbers import (
+    ZERO,
+    decimal_text,
+    exact,
+    exact_text,
+    round2,
+    round_half_up_int,
+    shown,
+    shown_value,
+)
 from domain.scheme import Grade, Scheme, Tier
 from domain.scoring import SubjectScore
 from domain.trace import Figure, RuleRef, label
@@ -141,7 +150,7 @@ def grade_people(scheme: Scheme, people: list[SubjectScore], tie_breaks: list[di
             consequences += BOTTOM_TIER_CONSEQUENCES
         placement.consequences = [{"type": kind} for kind in sorted(consequences)]
         _trace_placement(scheme, score, placement, n, vetoed, history, year, top_tier, params)
-    unresolved.sort(key=lambda tie: (-Decimal(tie["total"]), tie["people"]))
+    unresolved.sort(key=lambda tie: (-shown_value(tie["total"]), tie["people"]))
     return placements, unresolved
 
 
@@ -179,7 +188,7 @@ def _trace_placement(scheme: Scheme, score: SubjectScore, placement: Placement, 
     score.trace.append(Figure("tier", label(f"档次 {placement.tier}", f"tier {placement.tier}"), None,
                               rule=RuleRef(scheme.ref, str(placement.tier), "grading.tier", "grading.tiers"),
                               params=params,
-                              inputs={"tier": str(placement.tier), "coefficient": str(placement.coefficient)}))
+                              inputs={"tier": str(placement.tier), "coefficient": decimal_text(placement.coefficient)}))
     score.trace.append(Figure("grade", label(f"等次 {placement.grade}", f"grade {placement.grade}"), None,
                               rule=RuleRef(scheme.ref, str(placement.grade), "grading.grade", "grading.grades"),
                               params=params,
