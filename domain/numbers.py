@@ -236,8 +236,12 @@ def _significant(value: Fraction) -> Decimal:
     magnitude = abs(value)
     exponent = _floor_log10(magnitude)  # 10**exponent <= magnitude < 10**(exponent + 1)
     shift = SIGNIFICANT - 1 - exponent
-    scaled = magnitude * 10**shift if shift >= 0 else magnitude / 10**-shift
-    digits = round_half_up_int(scaled)
+    numerator, denominator = magnitude.numerator, magnitude.denominator
+    if shift >= 0:
+        numerator *= 10**shift
+    else:
+        denominator *= 10**-shift
+    digits = (2 * numerator + denominator) // (2 * denominator)  # half up, in integers (no gcd)
     if digits == _SHOWN_LIMIT:  # 9.99…95 rounded up to 10.00…0
         digits //= 10
         shift -= 1
@@ -280,11 +284,19 @@ def _places(den: int) -> int | None:
     not terminate."""
     twos = (den & -den).bit_length() - 1
     rest = den >> twos
-    fives = 0
-    while rest % 5 == 0:
-        rest //= 5
-        fives += 1
-    return max(twos, fives) if rest == 1 else None
+    if rest == 1:
+        return twos
+    # rest must be a power of 5: its exponent from the bit length (one power, not a division per
+    # factor: a denominator of 10**100000 from an older store costs milliseconds, not seconds)
+    estimate = round((rest.bit_length() - 1) / _LOG2_5)
+    for fives in (estimate - 1, estimate, estimate + 1):
+        if fives > 0 and 5**fives == rest:
+            return max(twos, fives)
+    return None
+
+
+_LOG2_5 = 2.321928094887362
+_LOG2_10 = 3.321928094887362
 
 
 @lru_cache(maxsize=65536)
@@ -296,8 +308,12 @@ def _exact_text(numerator: int, den: int) -> str:
         if abs(numerator) < _EXACT_LIMIT and den < _EXACT_LIMIT:
             return f"{numerator}/{den}"
         return _approximate(Fraction(numerator, den))
+    # More than EXACT_DIGITS digits (1/2**300: 300 places, 210 digits): known from the bit lengths
+    # first, without making 10**places (a million digits for 1/2**300000 from an older store).
+    if abs(numerator).bit_length() + int(places * _LOG2_10) - den.bit_length() > _EXACT_LIMIT.bit_length() + 4:
+        return _approximate(Fraction(numerator, den))
     scaled = abs(numerator) * (10**places // den)
-    if scaled >= _EXACT_LIMIT:  # e.g. 1/2**300: 300 places, 210 digits
+    if scaled >= _EXACT_LIMIT:
         return _approximate(Fraction(numerator, den))
     digits = str(scaled)
     whole = len(digits) - places  # digits before the point (≤ 0: zeros after it first)
