@@ -14,7 +14,6 @@ from typing import Any
 
 from domain.numbers import (
     ZERO,
-    decimal_text,
     exact,
     exact_text,
     round2,
@@ -188,7 +187,7 @@ def _trace_placement(scheme: Scheme, score: SubjectScore, placement: Placement, 
     score.trace.append(Figure("tier", label(f"档次 {placement.tier}", f"tier {placement.tier}"), None,
                               rule=RuleRef(scheme.ref, str(placement.tier), "grading.tier", "grading.tiers"),
                               params=params,
-                              inputs={"tier": str(placement.tier), "coefficient": decimal_text(placement.coefficient)}))
+                              inputs={"tier": str(placement.tier), "coefficient": str(placement.coefficient)}))
     score.trace.append(Figure("grade", label(f"等次 {placement.grade}", f"grade {placement.grade}"), None,
                               rule=RuleRef(scheme.ref, str(placement.grade), "grading.grade", "grading.grades"),
                               params=params,
