@@ -25,6 +25,7 @@ from api.ledger import AppraisalLedger, Refused
 from api.render import explanation_text
 from api.storage import DEFAULT_DB
 from domain.errors import DomainError
+from domain.numbers import TOO_MANY_DIGITS, number_format_message
 from projections.queries import explain_at, results_at
 from projections.readmodels import parse_time
 
@@ -99,6 +100,10 @@ def import_(
                     bad_line.append((number, DomainError("(line)", f"not valid JSON: {exc.msg} "
                                                                    f"(column {exc.colno})", rule="jsonl")))
                     return
+                except ValueError:  # an integer beyond Python's 4300 digits: never a number of ours
+                    bad_line.append((number, DomainError("(line)", number_format_message(TOO_MANY_DIGITS),
+                                                         rule="number-format")))
+                    return
                 line_numbers.append(number)
                 yield body
 
@@ -121,7 +126,7 @@ def import_(
     if bad_line:
         number, error = bad_line[0]
         err.print(f"recorded 已记录 {len(line_numbers)} command(s) before line {number}", highlight=False)
-        raise _fail(f"line {number}: refused 拒绝 — {error}")
+        raise _fail(f"line {number}: refused 拒绝 — {error} [rule: {error.rule}]")
     skipped = sum(1 for o in outcomes if o.duplicate)
     err.print(f"imported 已导入 {len(outcomes) - skipped} command(s); {skipped} already recorded (skipped 跳过)",
               highlight=False)

@@ -37,6 +37,7 @@ from domain.aggregates import (
 )
 from domain.errors import Conflict, DomainError, NotFound
 from domain.handlers import Envelope, decide, revise_publication
+from domain.numbers import TOO_MANY_DIGITS, number_format_message
 from domain.results import YearFacts, YearResults, compute_year, explanation, export
 from domain.scheme import Scheme, parse_scheme
 
@@ -382,7 +383,7 @@ class AppraisalLedger(Application):
             if record is None:
                 raise NotFound("scheme", f"scheme {scheme_id}@{version} is not published",
                                rule="scheme-published")
-            self._schemes[key] = parse_scheme(record.document)
+            self._schemes[key] = parse_scheme(record.document, recorded=True)
         return self._schemes[key]
 
     def year(self, year: int) -> Year | None:
@@ -544,7 +545,7 @@ class UnitOfWork:
             raise NotFound("scheme", f"scheme {scheme_id}@{version} is not published", rule="scheme-published")
         key = (scheme_id, version)
         if key not in self.ledger._schemes:
-            self.ledger._schemes[key] = parse_scheme(record.document)
+            self.ledger._schemes[key] = parse_scheme(record.document, recorded=True)
         return self.ledger._schemes[key]
 
     def catalogue(self) -> SchemeCatalogue | None:
@@ -766,3 +767,5 @@ def iter_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
         except json.JSONDecodeError as exc:
             yield number, DomainError("(line)", f"not valid JSON: {exc.msg} at column {exc.colno}",
                                       rule="jsonl")
+        except ValueError:  # an integer beyond Python's 4300 digits: never a number of ours
+            yield number, DomainError("(line)", number_format_message(TOO_MANY_DIGITS), rule="number-format")

@@ -23,11 +23,11 @@ from pydantic import (
 )
 
 from domain.errors import DomainError
-from domain.numbers import parse_decimal
+from domain.numbers import NUMBER_FORMAT, Count, DecimalNumber
 from domain.scheme import Names
 
 _ZERO, _HUNDRED = Decimal(0), Decimal(100)
-DecimalValue = Annotated[Decimal, BeforeValidator(parse_decimal)]
+DecimalValue = DecimalNumber  # every number of a command is read by domain/numbers.py's grammar
 APPRAISAL_KEY = re.compile(r"^(\d{4}):(.+)$")
 PERIOD = re.compile(r"^(\d{4})(?:-(?:0[1-9]|1[0-2])|-Q[1-4]|-H[12]|-W(?:0[1-9]|[1-4]\d|5[0-3]))?$")
 
@@ -51,7 +51,7 @@ class Command(BaseModel):
 class SchemeRef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str = Field(min_length=1)
-    version: int = Field(ge=1)
+    version: Count = Field(ge=1)
 
     @property
     def ref(self) -> str:
@@ -75,7 +75,7 @@ class RecordDepartment(Command):
     type: Literal["org.department"]
     department: str = Field(min_length=1, max_length=100)
     name: NamesOrText
-    approved_posts: int = Field(ge=0)
+    approved_posts: Count = Field(ge=0)
     in_charge: str | None = None
 
 
@@ -89,7 +89,7 @@ class RecordPerson(Command):
 
 class OpenAppraisal(Command):
     type: Literal["appraisal.open"]
-    year: int = Field(ge=1900, le=2999)
+    year: Count = Field(ge=1900, le=2999)
     subject: str = Field(min_length=1)
     scheme: SchemeRef
 
@@ -152,7 +152,7 @@ class RecordMeasurement(_OnAppraisal):
 class RecordOccurrence(_OnAppraisal):
     type: Literal["occurrence.record"]
     item: str
-    count: int = Field(default=1, ge=1, le=10000)
+    count: Count = Field(default=1, ge=1, le=10000)
     evidence: str | None = Field(default=None, max_length=4000)
 
 
@@ -184,24 +184,24 @@ class DecideAppeal(Command):
 
 class BreakTie(Command):
     type: Literal["year.tie_break"]
-    year: int
+    year: Count
     order: list[str] = Field(min_length=2)
     reason: str = Field(min_length=1, max_length=4000)
 
 
 class PublishYear(Command):
     type: Literal["year.publish"]
-    year: int
+    year: Count
 
 
 class FinalizeYear(Command):
     type: Literal["year.finalize"]
-    year: int
+    year: Count
 
 
 class AdoptScheme(Command):
     type: Literal["year.adopt"]
-    year: int
+    year: Count
     scheme: SchemeRef
     reason: str = Field(min_length=1, max_length=4000)
 
@@ -247,11 +247,14 @@ def parse_command(body: Any) -> Command:
         loc = [part for part in error["loc"] if part != kind]
         field = ".".join(str(part) for part in loc) or "(command)"
         message = error["msg"].removeprefix("Value error, ")
+        rule = "command-fields"
         if error["type"] == "extra_forbidden":
             message = f"unknown field for {kind}"
         elif error["type"] == "missing":
             message = f"required for {kind}"
-        raise DomainError(field, message, rule="command-fields") from None
+        elif error["type"] == NUMBER_FORMAT:
+            rule = "number-format"
+        raise DomainError(field, message, rule=rule) from None
 
 
 def fingerprint(command: Command) -> str:

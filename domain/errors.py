@@ -38,13 +38,13 @@ class Conflict(DomainError):
 class InvalidDocument(DomainError):
     """A scheme document broke one or more invariants; every problem is listed with its path."""
 
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
+    def __init__(self, problems: list[tuple[str, str]], rule: str = "scheme-invariants") -> None:
         self.problems = problems
         field, message = problems[0]
-        super().__init__(field, message, rule="scheme-invariants")
+        super().__init__(field, message, rule=rule)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.problems,)
+        return type(self), (self.problems, self.rule)
 
     def __str__(self) -> str:
         return "; ".join(f"{path}: {message}" for path, message in self.problems)

@@ -12,7 +12,15 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from domain.numbers import ZERO, exact, exact_text, round2, round_half_up_int, shown
+from domain.numbers import (
+    ZERO,
+    exact,
+    exact_text,
+    round2,
+    round_half_up_int,
+    shown,
+    shown_value,
+)
 from domain.scheme import Grade, Scheme, Tier
 from domain.scoring import SubjectScore
 from domain.trace import Figure, RuleRef, label
@@ -141,7 +149,7 @@ def grade_people(scheme: Scheme, people: list[SubjectScore], tie_breaks: list[di
             consequences += BOTTOM_TIER_CONSEQUENCES
         placement.consequences = [{"type": kind} for kind in sorted(consequences)]
         _trace_placement(scheme, score, placement, n, vetoed, history, year, top_tier, params)
-    unresolved.sort(key=lambda tie: (-Decimal(tie["total"]), tie["people"]))
+    unresolved.sort(key=lambda tie: (-shown_value(tie["total"]), tie["people"]))
     return placements, unresolved
 
 

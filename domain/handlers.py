@@ -95,7 +95,8 @@ def publish_scheme(cmd: c.PublishScheme, env: Envelope, ctx: Context) -> Accepte
     except InvalidDocument as exc:
         if cmd.builtin:
             raise
-        raise InvalidDocument([(f"document.{path}", message) for path, message in exc.problems]) from None
+        raise InvalidDocument([(f"document.{path}", message) for path, message in exc.problems],
+                              rule=exc.rule) from None
     canonical = scheme.document()
     content_digest = digest(canonical)
     target = f"scheme:{scheme.ref}"

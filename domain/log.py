@@ -121,7 +121,7 @@ class LedgerState:
             record = self.aggregates.get(ledger_id("scheme", f"{scheme_id}@{version}"))
             if not isinstance(record, SchemeVersion):
                 raise NotFound("scheme", f"scheme {scheme_id}@{version} is not published", rule="scheme-published")
-            self._schemes[key] = parse_scheme(record.document)
+            self._schemes[key] = parse_scheme(record.document, recorded=True)
         return self._schemes[key]
 
     def scheme_versions(self) -> dict[str, dict[int, str]]:

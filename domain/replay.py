@@ -13,11 +13,10 @@ tier, grade and rank change and lists the largest moves; the scheme diff says wh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from domain.errors import DomainError
-from domain.numbers import shown
+from domain.numbers import shown, shown_difference, shown_value
 from domain.results import YearResults, export
 from domain.scheme import Scheme
 from domain.scheme_diff import diff_schemes
@@ -141,14 +140,14 @@ def _params(figure: Figure | None) -> dict[str, str]:
 
 
 def _delta(old: str, new: str) -> str:
-    return str(Decimal(new) - Decimal(old))
+    return shown_difference(old, new)
 
 
 def _summary(departments: list[dict[str, Any]], people: list[dict[str, Any]]) -> dict[str, Any]:
     both = [p for p in people if p["old"] is not None and p["new"] is not None]
-    moved = [p for p in both if Decimal(p["delta"]) != 0]
-    up = sorted((p for p in moved if Decimal(p["delta"]) > 0), key=lambda p: (-Decimal(p["delta"]), p["id"]))
-    down = sorted((p for p in moved if Decimal(p["delta"]) < 0), key=lambda p: (Decimal(p["delta"]), p["id"]))
+    moved = [p for p in both if shown_value(p["delta"]) != 0]
+    up = sorted((p for p in moved if shown_value(p["delta"]) > 0), key=lambda p: (-shown_value(p["delta"]), p["id"]))
+    down = sorted((p for p in moved if shown_value(p["delta"]) < 0), key=lambda p: (shown_value(p["delta"]), p["id"]))
     return {
         "departments": len(departments),
         "people": len(people),

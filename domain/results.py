@@ -10,7 +10,7 @@ from typing import Any
 
 from domain import facts as f
 from domain.grading import DepartmentPlacement, Placement, grade_people, rank_departments
-from domain.numbers import ZERO, shown
+from domain.numbers import SIGNIFICANT, ZERO, decimal_str, decimal_text, shown
 from domain.scheme import Scheme
 from domain.scoring import SubjectScore, score_department, score_person
 from domain.trace import Struck
@@ -114,6 +114,8 @@ def _leaves(score: SubjectScore) -> dict[str, str]:
 def coefficient_text(value: Decimal | None) -> str | None:
     if value is None:
         return None
+    if value.adjusted() >= SIGNIFICANT - 1:  # only in a scheme recorded before the number grammar
+        return decimal_text(value)
     return str(value if value.as_tuple().exponent < 0 else value.quantize(Decimal("0.1")))  # type: ignore[operator]
 
 
@@ -219,7 +221,7 @@ def fact_line(fact: f.Fact) -> dict[str, Any]:
                             "recorded_at": fact.recorded_at.isoformat()}
     values = read(fact)
     for name, value in zip(names, values if len(names) > 1 else (values,), strict=True):
-        data[name] = str(value) if isinstance(value, Decimal) else value
+        data[name] = decimal_str(value) if isinstance(value, Decimal) else value
     return data
 
 

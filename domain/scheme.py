@@ -15,16 +15,12 @@ from functools import cached_property
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 
 from domain.errors import InvalidDocument
-from domain.numbers import decimal_text, parse_decimal
+from domain.numbers import NUMBER_FORMAT, RECORDED, Count, DecimalNumber, decimal_text
 
-DecimalText = Annotated[
-    Decimal,
-    BeforeValidator(parse_decimal),
-    PlainSerializer(decimal_text, return_type=str, when_used="json"),
-]
+DecimalText = Annotated[DecimalNumber, PlainSerializer(decimal_text, return_type=str, when_used="json")]
 
 PERSON_POSITIONS = ("staff", "department_head")
 """Positions that are appraised; leaders and superiors only rate (SCORING.md §2)."""
@@ -164,7 +160,7 @@ class Veto(_Strict):
 
 
 class Tier(_Strict):
-    id: int
+    id: Count
     share: DecimalText | None = None
     coefficient: DecimalText
 
@@ -182,9 +178,9 @@ class Grading(_Strict):
 
 class Scheme(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    version: int = Field(ge=1)
+    version: Count = Field(ge=1)
     name: Names
-    supersedes: int | None = None
+    supersedes: Count | None = None
     reason: str | None = None
     composition: dict[Literal["staff", "department_head"], Weights]
     raters: dict[Literal["department", "department_head", "staff"], RaterWeights]
@@ -194,8 +190,8 @@ class Scheme(_Strict):
     adjustments: dict[str, Adjustment]
     vetoes: dict[str, Veto]
     grading: Grading
-    appeal_window_days: int = Field(ge=1)
-    publicity_working_days: int = Field(ge=1)
+    appeal_window_days: Count = Field(ge=1)
+    publicity_working_days: Count = Field(ge=1)
 
     @property
     def ref(self) -> str:
@@ -248,13 +244,18 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return text or "(document)"
 
 
-def parse_scheme(document: Any) -> Scheme:
-    """Validate a scheme document; raise `InvalidDocument` naming every offending path."""
+def parse_scheme(document: Any, *, recorded: bool = False) -> Scheme:
+    """Validate a scheme document; raise `InvalidDocument` naming every offending path. A number
+    outside the grammar of domain/numbers.py is refused with the rule `number-format` (those
+    problems come first, the first one names the field). `recorded`: the document of a version
+    already recorded, read again: its numbers are taken as they were accepted then."""
     try:
-        scheme = Scheme.model_validate(document)
+        scheme = Scheme.model_validate(document, context={RECORDED: True} if recorded else None)
     except ValidationError as exc:
-        problems = [(_path(err["loc"]), err["msg"]) for err in exc.errors()]
-        raise InvalidDocument(problems) from None
+        errors = sorted(exc.errors(), key=lambda err: err["type"] != NUMBER_FORMAT)  # stable
+        problems = [(_path(err["loc"]), err["msg"]) for err in errors]
+        rule = "number-format" if errors[0]["type"] == NUMBER_FORMAT else "scheme-invariants"
+        raise InvalidDocument(problems, rule=rule) from None
     problems = list(_invariant_problems(scheme))
     if problems:
         raise InvalidDocument(problems)

@@ -384,7 +384,7 @@ class _AppraisalScorer:
             total = self.input_value(rule.total, figure)
             if errors is not None and total is not None:
                 allowance = _floor(total * rate / HUNDRED)
-                figure.inputs["allowance"] = str(allowance)
+                figure.inputs["allowance"] = exact_text(Fraction(allowance))
                 figure.value = each * max(ZERO, errors - allowance)
         elif isinstance(rule, MinimumCountRule):
             minimum, penalty = exact(rule.minimum), exact(rule.penalty)

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.commands import COMMAND_TYPES
 from domain.errors import DomainError
+from domain.numbers import NUMBER_FORMAT
 
 try:
     import psycopg
@@ -119,6 +120,8 @@ def _validation_problem(error: RequestValidationError) -> Problem:
     elif kind == "json_invalid":
         field, message = "(body)", "not valid JSON"
     rule = "command-fields" if source == "body" else "request-parameters"
+    if kind == NUMBER_FORMAT:
+        rule = "number-format"
     return Problem(422, rule, message, field)
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+
+from domain.numbers import NUMBER_PATTERN, NUMBER_SCHEMA, Count, parse_decimal
 
 
 def d(zh: str, en: str) -> str:
@@ -34,8 +36,16 @@ class Body(BaseModel):
         "business time, ISO 8601 with an offset; default now"), examples=["2025-06-30T10:00:00+08:00"])
 
 
-Decimalish = Annotated[str | float | int, Field(description=d(
-    "十进制数,建议以字符串传递", "a decimal number, best sent as a string"))]
+def _number(value: Any) -> Any:
+    """Checked by the domain's one grammar (refused as `number-format`), passed on as sent: the
+    domain reads it again from the same text."""
+    parse_decimal(value)
+    return value
+
+
+Decimalish = Annotated[Any, BeforeValidator(_number), WithJsonSchema(NUMBER_SCHEMA), Field(description=d(
+    f"十进制数,建议以字符串传递,格式 {NUMBER_PATTERN}",
+    f"a decimal number, best sent as a string, written {NUMBER_PATTERN}"))]
 Evidence = Annotated[str | None, Field(None, max_length=4000, description=d("依据、证明材料", "evidence"))]
 
 
@@ -48,7 +58,7 @@ class NamesBody(BaseModel):
 class SchemeRefBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, description=d("考核方案编号", "scheme id"), examples=["bianban"])
-    version: int = Field(ge=1, description=d("方案版本", "scheme version"), examples=[1])
+    version: Count = Field(ge=1, description=d("方案版本", "scheme version"), examples=[1])
 
 
 class PublishSchemeBody(Body):
@@ -72,7 +82,7 @@ class DepartmentBody(Body):
         "科室编号(路径中已给出,可省略)", "department id (given by the path; may be left out)"))
     name: NamesBody | str = Field(description=d("科室名称(中英文或单一字符串)",
                                                 "name: {zh, en} or one string"))
-    approved_posts: int = Field(ge=0, description=d("编制数", "approved posts"), examples=[8])
+    approved_posts: Count = Field(ge=0, description=d("编制数", "approved posts"), examples=[8])
     in_charge: str | None = Field(None, description=d("分管领导(人员编号)", "the leader in charge (a person id)"),
                                   examples=["p-L1"])
 
@@ -99,7 +109,7 @@ class OpenAppraisalBody(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"year": 2025, "subject": "p-002", "scheme": {"id": "bianban", "version": 1}}]})
     type: Literal["appraisal.open"] | None = None
-    year: int = Field(ge=1900, le=2999, description=d("考核年度", "appraisal year"), examples=[2025])
+    year: Count = Field(ge=1900, le=2999, description=d("考核年度", "appraisal year"), examples=[2025])
     subject: str = Field(min_length=1, description=d("被考核对象(科室或人员编号)",
                                                      "subject: a department or person id"))
     scheme: SchemeRefBody = Field(description=d("考核方案及版本", "the scheme and version"))
@@ -152,7 +162,7 @@ class OccurrenceBody(OnAppraisal):
     type: Literal["occurrence.record"] | None = None
     item: str = Field(description=d("计数事项(方案 inputs 中 kind 为 count)", "a counted input of the scheme"),
                       examples=["absence"])
-    count: int = Field(1, ge=1, le=10000, description=d("次数", "how many"))
+    count: Count = Field(1, ge=1, le=10000, description=d("次数(1–10000)", "how many, 1 to 10000"))
     evidence: Evidence
 
 
@@ -209,7 +219,7 @@ class TieBreakBody(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"order": ["p-031", "p-044"], "reason": "按民主测评得票排序"}]})
     type: Literal["year.tie_break"] | None = None
-    year: int | None = Field(None, description=d("年度(路径中已给出)", "year (given by the path)"))
+    year: Count | None = Field(None, description=d("年度(路径中已给出)", "year (given by the path)"))
     order: list[str] = Field(min_length=2, description=d("人员编号,名次由高到低", "person ids, best first"))
     reason: str = Field(min_length=1, max_length=4000, description=d("理由", "reason"))
 
@@ -218,7 +228,7 @@ class YearBody(Body):
     """year.publish 公示 / year.finalize 定稿"""
 
     type: Literal["year.publish", "year.finalize"] | None = None
-    year: int | None = Field(None, description=d("年度(路径中已给出)", "year (given by the path)"))
+    year: Count | None = Field(None, description=d("年度(路径中已给出)", "year (given by the path)"))
 
 
 class AdoptBody(Body):
@@ -227,7 +237,7 @@ class AdoptBody(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"scheme": {"id": "bianban", "version": 2}, "reason": "更正指标权重"}]})
     type: Literal["year.adopt"] | None = None
-    year: int | None = Field(None, description=d("年度(路径中已给出)", "year (given by the path)"))
+    year: Count | None = Field(None, description=d("年度(路径中已给出)", "year (given by the path)"))
     scheme: SchemeRefBody = Field(description=d("改用的方案版本", "the scheme version to adopt"))
     reason: str = Field(min_length=1, max_length=4000, description=d("理由", "reason"))
 

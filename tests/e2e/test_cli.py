@@ -230,6 +230,40 @@ def test_import_reports_a_refused_line_whose_text_looks_like_markup(db_url: str,
     assert "line 2" in message and "[/x]" in message
 
 
+def test_import_refuses_a_number_outside_the_grammar_naming_line_field_and_rule(db_url: str, tmp_path: Path) -> None:
+    example = build()
+    first_rating = next(i for i, c in enumerate(example) if c["type"] == "rating.record")
+    kept = example[:first_rating + 1]
+    bad = {**example[first_rating], "id": "bad-score", "score": "1E-5000"}
+    done = import_file(db_url, tmp_path, "numbers.jsonl", [*kept, bad, *example[first_rating + 1:]])
+
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    message = flat(done.stderr)
+    assert f"line {len(kept) + 1}: refused 拒绝 — score:" in message
+    assert '"1E-5000"' in message and "[rule: number-format]" in message
+    events, ids = recorded(db_url, [c["id"] for c in [*kept, bad]])
+    assert ids == {c["id"] for c in kept}
+    assert events == events_of(kept)
+
+
+def test_import_refuses_an_integer_python_cannot_read_as_number_format(db_url: str, tmp_path: Path) -> None:
+    example = build()
+    path = tmp_path / "digits.jsonl"
+    lines = [json.dumps(c, ensure_ascii=False) for c in example[:2]]
+    huge = '{"type": "org.department", "id": "d-huge", "actor": "admin", "department": "d-9", "name": "九科", ' \
+           '"approved_posts": ' + "9" * 5000 + "}"
+    path.write_text(f"{lines[0]}\n{lines[1]}\n{huge}\n", "utf-8")
+
+    done = appraisal(db_url, tmp_path, "import", str(path))
+
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    message = flat(done.stderr)
+    assert "line 3" in message and "[rule: number-format]" in message and "4300 digits" in message
+    assert recorded(db_url, [c["id"] for c in example[:2]])[1] == {c["id"] for c in example[:2]}
+
+
 # --- (d) table and workbook ---------------------------------------------------------------------
 
 

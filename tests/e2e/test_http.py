@@ -288,6 +288,48 @@ def test_refusals_name_the_field_and_the_rule(w: World, client: TestClient) -> N
     assert w.ledger.event_count() == before
 
 
+NUMBER_REFUSALS = [
+    # (role, method, path, body, field): every number outside the grammar of COMMANDS.md "Numbers"
+    ("staff", "POST", f"/appraisals/{A}/ratings", rating("n1", "self", "1E-5000", period="2025-01"), "score"),
+    ("staff", "POST", f"/appraisals/{A}/ratings", rating("n2", "self", "1E+2", period="2025-01"), "score"),
+    ("staff", "POST", f"/appraisals/{A}/ratings", rating("n3", "self", "1e2", period="2025-01"), "score"),
+    ("staff", "POST", f"/appraisals/{A}/ratings", rating("n4", "self", True, period="2025-01"), "score"),  # type: ignore[arg-type]
+    ("staff", "POST", f"/appraisals/{A}/ratings", rating("n5", "self", "８７", period="2025-01"), "score"),
+    ("staff", "POST", f"/appraisals/{A}/ratings", rating("n6", "self", 1e-300, period="2025-01"), "score"),  # type: ignore[arg-type]
+    ("staff", "POST", f"/appraisals/{A}/ratings", rating("n7", "self", "85.1234567", period="2025-01"), "score"),
+    ("admin", "POST", f"/appraisals/{A}/measurements", {"input": "review_total", "value": "４００"}, "value"),
+    ("admin", "POST", f"/appraisals/{A}/occurrences", {"item": "absence", "count": "3.0"}, "count"),
+    ("admin", "POST", f"/appraisals/{A}/occurrences", {"item": "absence", "count": True}, "count"),
+    ("admin", "PUT", "/departments/d-09", {"name": "九科", "approved_posts": "1,000"}, "approved_posts"),
+    ("admin", "POST", "/appeals/none/decision", {"outcome": "amended", "points": "-0x10", "reason": "r"}, "points"),
+    ("admin", "POST", "/appraisals", {"year": "2025.0", "subject": "p-A", "scheme": {"id": "bianban", "version": 1}},
+     "year"),
+    ("admin", "POST", "/commands", {"type": "rating.record", "appraisal": A, "leaf": "business", "period": "2025",
+                                    "rater_role": "in_charge", "score": "NaN"}, "score"),
+    ("admin", "POST", "/schemes", {"document": {"id": "bianban", "version": 2, "composition": {
+        "staff": {"department": "5E-1", "individual": "0.5"}}}}, "document.composition.staff.department"),
+]
+
+
+@pytest.mark.parametrize(("role", "method", "path", "body", "field"), NUMBER_REFUSALS,
+                         ids=[f"{row[2]}-{row[4]}-{index}" for index, row in enumerate(NUMBER_REFUSALS)])
+def test_a_number_outside_the_grammar_is_422_number_format_naming_the_field(
+        w: World, client: TestClient, role: str, method: str, path: str, body: dict[str, Any], field: str) -> None:
+    before = w.ledger.event_count()
+    answer = client.request(method, path, json=body, headers=w.auth(role))
+    problem = assert_problem(answer, 422, "number-format", field)
+    assert "数字格式" in problem["detail"] and "number format" in problem["detail"]
+    assert w.ledger.event_count() == before  # nothing recorded: the log position does not move
+
+
+def test_the_schema_shows_the_number_grammar(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    score = schemas["RatingBody"]["properties"]["score"]
+    assert {"type": "string", "pattern": r"^-?[0-9]{1,9}(\.[0-9]{1,6})?$"} in score["anyOf"]
+    count = schemas["OccurrenceBody"]["properties"]["count"]
+    assert {"type": "string", "pattern": r"^-?[0-9]{1,9}$"} in count["anyOf"]
+
+
 def test_the_store_unavailable_is_503_and_a_lasting_conflict_409(w: World, client: TestClient,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
