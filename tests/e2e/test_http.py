@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,13 @@ def client(w: World) -> Iterator[TestClient]:
 
 def rating(cid: str, role: str, score: str = "82", *, leaf: str = "business", period: str = "2025-12",
            **extra: Any) -> dict[str, Any]:
-    return {"id": cid, "leaf": leaf, "period": period, "rater_role": role, "score": score,
-            "at": "2025-12-28T10:00:00+08:00", **extra}
+    """A rater's rating: without `at` (their business time is the server's clock)."""
+    return {"id": cid, "leaf": leaf, "period": period, "rater_role": role, "score": score, **extra}
+
+
+def days_ago(days: float) -> str:
+    """A business time `days` before now (the world's ledger keeps the real clock)."""
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
 
 
 def assert_problem(response: httpx.Response, status: int, rule: str, field: str | None = None) -> dict[str, Any]:
@@ -154,7 +160,7 @@ def test_every_role_can_do_what_it_may(w: World, client: TestClient) -> None:
     # recorder: measurements, occurrences, adjustments, vetoes
     ok("recorder", "POST", "/appraisals/2025:p-B/measurements", {"input": "review_total", "value": "120"})
     ok("recorder", "POST", f"/appraisals/{A}/occurrences",
-       {"id": "occ-1", "item": "absence", "at": "2025-12-01T09:00:00+08:00", "evidence": "考勤"})
+       {"id": "occ-1", "item": "absence", "at": days_ago(3), "evidence": "考勤"})
     ok("recorder", "POST", f"/appraisals/{A}/adjustments", {"item": "over_quota_hiring"})
     ok("recorder", "POST", "/appraisals/2025:p-B/vetoes", {"reason": "major_accident", "evidence": "事故报告"})
     # raters, in the roles §5 gives them
@@ -164,10 +170,8 @@ def test_every_role_can_do_what_it_may(w: World, client: TestClient) -> None:
     ok("leader", "POST", "/commands",
        {"type": "rating.record", "appraisal": H1, **rating("r-L1-H1", "in_charge", "88")})
     # staff: an appeal on their own item; admin decides it
-    ok("staff", "POST", f"/appraisals/{A}/appeals",
-       {"id": "app-1", "target": "occ-1", "grounds": "因公外出", "at": "2025-12-05T09:00:00+08:00"})
-    ok("admin", "POST", "/appeals/app-1/decision",
-       {"id": "dec-1", "outcome": "overturned", "reason": "核实", "at": "2025-12-20T09:00:00+08:00"})
+    ok("staff", "POST", f"/appraisals/{A}/appeals", {"id": "app-1", "target": "occ-1", "grounds": "因公外出"})
+    ok("admin", "POST", "/appeals/app-1/decision", {"id": "dec-1", "outcome": "overturned", "reason": "核实"})
     ok("admin", "POST", "/years/2025/tie-breaks", {"order": ["p-A", "p-H1"], "reason": "测试"})
     recorded = w.ledger.event_count() - before
     assert recorded >= 14
