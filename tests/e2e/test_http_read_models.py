@@ -156,6 +156,25 @@ def test_who_reads_the_new_queries(w: Served) -> None:
     w.get("/years/1999/departments", status=404)
 
 
+def test_back_dated_events_are_filtered_in_the_read_models_as_in_the_log(w: Served) -> None:
+    """The recorder's and the admin's commands keep their 2025 business times (back-dated: more
+    than 7 days before their recording); the raters' are the server's clock (not back-dated)."""
+    direct = LedgerQueries(w.ledger)
+    for flag in (True, False):
+        trail = w.get(f"/audit?limit=1000&backdated={str(flag).lower()}")["events"]
+        assert trail and {e["backdated"] for e in trail} == {flag}
+        assert [e["position"] for e in trail] == [e["position"] for e in direct.audit(0, 1000, backdated=flag)]
+    ratings = w.get("/audit?actor=p-L1&backdated=true")["events"]
+    assert ratings == [] and w.get("/audit?actor=p-L1&backdated=false")["events"]
+    recorded = w.get(f"/audit?actor=hr-office&appraisal={A}&backdated=true&limit=1000")["events"]
+    assert len(recorded) == 5 and [e["position"] for e in recorded] == [
+        e["position"] for e in direct.audit(0, 1000, appraisal=A, actor="hr-office", backdated=True)]
+    explained = w.get(f"/appraisals/{A}/explanation")
+    marked = {e["command"] for e in explained["events"] if e.get("backdated")}
+    assert marked == {e["command_id"] for e in recorded}
+    assert explained == {**plain(w.ledger.explain(A)), "view": "full"}
+
+
 # --- publication: staff see the published version -------------------------------------------------
 
 
