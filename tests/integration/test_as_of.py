@@ -166,6 +166,7 @@ def test_the_command_line_answers_as_of_and_known_at(ledger: AppraisalLedger, db
     done = cli(db_url, "explain", "2025:p-A", "--known-at", BEFORE.isoformat(), "--format", "text")
     assert done.returncode == 0, done.stderr
     assert "79.16" in done.stdout
+    assert "[补录 back-dated: recorded" in done.stdout  # the worked example's 2025 business times
 
     done = cli(db_url, "explain", "2025:p-A", "--known-at", "2025-01-01T00:00:00+08:00")
     assert done.returncode == 1 and "no appraisal 2025:p-A" in " ".join(done.stderr.split())
