@@ -485,7 +485,7 @@ def test_a_batch_import_gives_no_business_time_10_minutes_ahead(ledger: Appraisa
     error = refused.value.outcome.error
     assert error is not None and (error.field, error.rule, refused.value.outcome.index) == ("at", "business-time", 1)
     assert "业务时间" in error.message and "5 minutes" in error.message  # Chinese first, English beside
-    assert set(ledger.commands(["past-at", "ahead-at"])) == {"past-at"}
+    assert set(ledger.commands(["bad-past-at", "bad-ahead-at"])) == {"bad-past-at"}  # (`command` prefixes ids)
     assert ledger.event_count() == before + 1
     organisation = ledger.organisation()
     assert organisation is not None and "p-Q" not in organisation.people
