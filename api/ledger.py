@@ -40,6 +40,7 @@ from domain.handlers import Envelope, decide, revise_publication
 from domain.numbers import TOO_MANY_DIGITS, number_format_message
 from domain.results import YearFacts, YearResults, compute_year, explanation, export
 from domain.scheme import Scheme, parse_scheme
+from domain.times import business_time
 
 try:  # the PostgreSQL driver raises its own error for a clash in the command-id table
     from psycopg import IntegrityError as PgIntegrityError
@@ -650,7 +651,7 @@ class UnitOfWork:
                                    rule="idempotency")
                 return Outcome(index, command.id, True, answer=earlier["answer"], duplicate=True)
         command_id = command.id or f"auto-{uuid.uuid4().hex}"
-        envelope = Envelope(actor=command.actor, at=command.at or self.now, command_id=command_id)
+        envelope = Envelope(actor=command.actor, at=business_time(command.at, self.now), command_id=command_id)
         accepted = decide(command, envelope, self)
         first = len(self.events)
         self._collect()

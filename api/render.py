@@ -108,7 +108,9 @@ def explanation_text(doc: dict[str, Any]) -> str:
         lines += [f"  {s['ref']} {s['kind']} ({s['command']}): {s['why']}" for s in doc["not_applicable"]]
     lines += ["", "事件 events (log order):"]
     for event in doc["events"]:
-        lines.append("  " + _event_line(event))
+        # COMMANDS.md § Envelope: a business time more than 7 days before its recording is marked
+        backdated = f"  [补录 back-dated: recorded {event['recorded_at'][:10]}]" if event.get("backdated") else ""
+        lines.append("  " + _event_line(event) + backdated)
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ from domain.grading import DepartmentPlacement, Placement, grade_people, rank_de
 from domain.numbers import SIGNIFICANT, ZERO, decimal_str, decimal_text, shown
 from domain.scheme import Scheme
 from domain.scoring import SubjectScore, score_department, score_person
+from domain.times import backdated
 from domain.trace import Struck
 
 
@@ -213,12 +214,15 @@ def explanation_summary(results: YearResults, subject_id: str, score: SubjectSco
 
 
 def fact_line(fact: f.Fact) -> dict[str, Any]:
-    """One recorded fact as an inspector sees it in an explanation: the common fields, then the
-    fields of its kind (`__slots__`, read at once), exact numbers as their text."""
+    """One recorded fact as an inspector sees it in an explanation: the common fields (with
+    `backdated: true` when its business time is more than 7 days before its recording time), then
+    the fields of its kind (`__slots__`, read at once), exact numbers as their text."""
     kind, names, read = _LINE_FIELDS[type(fact)]
     data: dict[str, Any] = {"ref": fact.ref, "kind": kind, "command": fact.command_id,
                             "actor": fact.actor, "at": fact.at.isoformat(),
                             "recorded_at": fact.recorded_at.isoformat()}
+    if backdated(fact.at, fact.recorded_at):  # COMMANDS.md § Envelope: inspectors see it
+        data["backdated"] = True
     values = read(fact)
     for name, value in zip(names, values if len(names) > 1 else (values,), strict=True):
         data[name] = decimal_str(value) if isinstance(value, Decimal) else value

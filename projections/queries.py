@@ -126,7 +126,9 @@ class ReadModels:
         return rows
 
     def audit(self, *, aggregate: str | None = None, actor: str | None = None, after: int = 0,
-              limit: int = 1000) -> list[dict[str, Any]]:
+              limit: int = 1000, backdated: bool | None = None) -> list[dict[str, Any]]:
+        """rm_audit rows after `after`; only an appraisal's, an actor's, and/or only those back-dated
+        (True) or not (False)."""
         where, params = ["position > ?"], [after]  # type: list[str], list[Any]
         if aggregate is not None:
             where.append("aggregate = ?")
@@ -134,11 +136,15 @@ class ReadModels:
         if actor is not None:
             where.append("actor = ?")
             params.append(actor)
+        if backdated is not None:
+            where.append("backdated = ?")
+            params.append(int(backdated))
         rows = self.db.query(f"SELECT * FROM rm_audit WHERE {' AND '.join(where)} ORDER BY position LIMIT ?",
                              [*params, limit])
         for row in rows:
             row["detail"] = json.loads(row["detail"])
             row["figures"] = json.loads(row["figures"])
+            row["backdated"] = bool(row["backdated"])
         return rows
 
     def close(self) -> None:

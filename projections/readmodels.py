@@ -13,8 +13,9 @@ is a view of the same scored year:
   (`assemble`: the same document, key for key, as a full computation; nothing is recomputed);
 - `rm_person_history`, `rm_department_history`: per subject and year (score, rank, tier, grade,
   scheme version, status) — the histories and the department ranking;
-- `rm_audit`: every event in log order with actor, business time, recording time, what it
-  recorded and the figures it feeds; by appraisal and by actor;
+- `rm_audit`: every event in log order with actor, business time, recording time, whether it is
+  back-dated (domain/times.py), what it recorded and the figures it feeds; by appraisal, by actor
+  and back-dated;
 - `rm_publications`: every publication of a year (公示), version by version, as published.
 
 Exactly once: the rows of a batch of events and the tracking position are written in one
@@ -88,6 +89,7 @@ from domain.results import (
 )
 from domain.scheme import ProportionalBase, Scheme
 from domain.scoring import SubjectScore, score_department, score_person
+from domain.times import backdated
 from domain.trace import Figure
 from projections.db import ViewDB, open_view_db
 from projections.log import Undecodable, read_events
@@ -96,7 +98,7 @@ from projections.partition import PartitionFailed, ShareReader, Shares, owns
 log = structlog.get_logger("projections")
 
 NAME = "readmodels"
-VERSION = 4  # of the tables' layout: a projection finding another version rebuilds them from zero
+VERSION = 5  # of the tables' layout: a projection finding another version rebuilds them from zero
 TABLES = ("rm_year_results", "rm_explanations", "rm_breakdowns", "rm_placements", "rm_person_history",
           "rm_department_history", "rm_appeals", "rm_audit", "rm_publications", "rm_setaside")
 DECISION_DUE_DAYS = 30  # SCORING.md §8: a decision is due within 30 days of filing
@@ -133,7 +135,8 @@ def create_tables(tx: Any, suffix: str = "", *, indexes: bool = True) -> None:
                "decided_by TEXT, reason TEXT)")
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_audit{s} (position INTEGER PRIMARY KEY, aggregate TEXT NOT NULL, "
                "version INTEGER NOT NULL, event TEXT NOT NULL, command_id TEXT NOT NULL, actor TEXT NOT NULL, "
-               "at TEXT NOT NULL, recorded_at TEXT NOT NULL, detail TEXT NOT NULL, figures TEXT NOT NULL)")
+               "at TEXT NOT NULL, recorded_at TEXT NOT NULL, backdated INTEGER NOT NULL, detail TEXT NOT NULL, "
+               "figures TEXT NOT NULL)")
     if indexes and not tx.index_names(f"rm_audit{s}"):
         create_audit_indexes(tx, f"rm_audit{s}")
     tx.execute(f"CREATE TABLE IF NOT EXISTS rm_publications{s} (year INTEGER NOT NULL, version INTEGER NOT NULL, "
@@ -145,7 +148,8 @@ def create_tables(tx: Any, suffix: str = "", *, indexes: bool = True) -> None:
     tx.execute("CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL)")
 
 
-AUDIT_INDEXES = (("by_aggregate", "aggregate, position"), ("by_actor", "actor, position"))
+AUDIT_INDEXES = (("by_aggregate", "aggregate, position"), ("by_actor", "actor, position"),
+                 ("by_backdated", "backdated, position"))
 # The audit table's indexes are named by generation: a rebuild's fresh table takes the names its
 # live table does not use (an index keeps its name when its table is renamed).
 INDEX_GENERATIONS = ("", "_b")
@@ -733,7 +737,8 @@ class Renderer:
             _storable((name, command_id, actor))  # raises: the event is set aside
         rows.audit.append((position, name, event.originator_version, change.kind,
                            command_id, actor, event.at.isoformat(), event.timestamp.isoformat(),
-                           _detail_json(event), self._figures_json(event, state, appraisal)))
+                           int(backdated(event.at, event.timestamp)), _detail_json(event),
+                           self._figures_json(event, state, appraisal)))
 
     def _figures_json(self, event: LedgerEvent, state: LedgerState, appraisal: Appraisal | None) -> str:
         """`figures_fed` as JSON; a rating's (by far the most events) is the same for every rating
@@ -891,7 +896,7 @@ def write(tx: Any, rows: Rows, suffix: str = "") -> None:
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
             tx.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
                            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}", data)
-    tx.append_rows(f"rm_audit{s}", 10, rows.audit)
+    tx.append_rows(f"rm_audit{s}", 11, rows.audit)
 
 
 class _PageWriter:

@@ -56,7 +56,6 @@ from api.http.auth import Credentials  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
 
 SETUP_TYPES = {"scheme.publish", "org.department", "org.person", "appraisal.open"}
-AT = "2025-12-30T10:00:00+08:00"
 
 
 def free_port() -> int:
@@ -108,7 +107,7 @@ async def measure(base: str, path: str, raters: list[tuple[str, str, str]], requ
             token, appraisal, role = raters[(i * 7 + number) % len(raters)]
             week = 1 + (i // len(raters)) % 52
             body = {"id": f"{tag}-{i}", "leaf": "business", "period": f"2025-W{week:02d}", "rater_role": role,
-                    "score": str(60 + (i * 13) % 41), "at": AT}
+                    "score": str(60 + (i * 13) % 41)}  # a rater's business time: the server's clock
             started = time.perf_counter()
             response = await http.post(path.format(appraisal=appraisal), json=body,
                                        headers={"Authorization": f"Bearer {token}"})
@@ -132,7 +131,6 @@ WRK_SCRIPT = """
 local raters = {%(raters)s}
 local path = %(path)s
 local tag = %(tag)s
-local at = %(at)s
 local threads = 0
 local stride = %(stride)d
 local counter = 0
@@ -146,7 +144,7 @@ request = function()
   local r = raters[(counter * stride) %% #raters + 1]
   local week = 1 + math.floor(counter / #raters) %% 52
   local body = string.format('{"id":"%%s-%%d-%%d","leaf":"business","period":"2025-W%%02d",' ..
-    '"rater_role":"%%s","score":"%%d","at":"%%s"}', tag, tid, counter, week, r[3], 60 + (i * 13) %% 41, at)
+    '"rater_role":"%%s","score":"%%d"}', tag, tid, counter, week, r[3], 60 + (i * 13) %% 41)
   return wrk.format("POST", string.format(path, r[2]),
     {["Authorization"] = "Bearer " .. r[1], ["Content-Type"] = "application/json"}, body)
 end
@@ -211,7 +209,7 @@ def measure_wrk(base: str, path: str, raters: list[tuple[str, str, str]], second
     table = ",".join(f"{{{lua(t)},{lua(a)},{lua(r)}}}" for t, a, r in raters)
     pace = WRK_PACE % {"interval_ms": 1000.0 / rate} if rate else ""
     script = WRK_SCRIPT % {"stride": stride, "raters": table, "pace": pace,
-                           "path": lua(path.replace("{appraisal}", "%s")), "tag": lua(tag), "at": lua(AT)}
+                           "path": lua(path.replace("{appraisal}", "%s")), "tag": lua(tag)}
     script_path = ROOT / "var" / "bench" / "http-load.lua"
     script_path.write_text(script)
     done = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--timeout", "30s",

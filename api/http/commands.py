@@ -8,7 +8,9 @@ all of them at `POST /commands`. Who may send what:
 | rating.record | anyone, as themself (`rater` absent or theirs); the domain checks the role (§5) |
 | appeal.file | anyone; the domain checks that they are the subject (§8) |
 
-An inspector's token writes nothing. The actor of every command is the token's person.
+An inspector's token writes nothing. The actor of every command is the token's person. Only a
+caller with the admin or recorder grant names a business time (`at`); anyone else's is the
+server's clock (`business_time`, COMMANDS.md § Envelope).
 An accepted command answers 201 with its log position; a re-sent one (same id and content) 200
 with the first answer; a refusal problem+json (see api/http/errors.py).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
@@ -30,6 +33,8 @@ from api.http.deps import BearerDep, caller, log_entry
 from api.http.errors import WRITE_CONFLICTS, Problem, conflict_problem, from_domain
 from api.http.settings import Settings
 from api.ledger import AppraisalLedger, Outcome, Refused
+from domain.errors import DomainError
+from domain.times import caller_time
 
 router = APIRouter(tags=["commands 命令"])
 
@@ -73,6 +78,26 @@ def authorize(principal: Principal, body: dict[str, Any]) -> None:
     if kind == "rating.record" and body.get("rater") not in (None, principal.person):
         raise forbidden("rater-is-caller", f"{principal.person} may record only their own ratings "
                         f"(rater {body['rater']!r})", field="rater")
+
+
+def business_time(principal: Principal, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The command as the caller may send it at `now` (COMMANDS.md § Envelope): the business time
+    given by a caller with the admin or recorder grant is kept; anyone else's is the server's
+    clock, so their `at` is dropped, and refused (422 `business-time`) when more than 5 minutes
+    away from `now`. Every command sent over HTTP or from a page goes through here."""
+    at = body.get("at")
+    if isinstance(at, str):
+        try:
+            at = datetime.fromisoformat(at)
+        except ValueError:
+            return body  # not a time: the command's own validation refuses it
+    if not isinstance(at, datetime) or at.utcoffset() is None:
+        return body  # none given; or without an offset, which the command's validation refuses
+    try:
+        kept = caller_time(at, now, principal.grants)
+    except DomainError as error:
+        raise from_domain(error) from None
+    return body if kept is not None else {k: v for k, v in body.items() if k != "at"}
 
 
 def check_text(value: Any, path: str = "") -> None:
@@ -127,6 +152,7 @@ class CommandRunner:
         entry = log_entry(self.request)
         entry["command"] = kind
         authorize(self.principal, data)
+        data = business_time(self.principal, data, self.ledger.clock())
         outcome = (await self.ledger.submit_on_loop(data, actor=self.principal.person)
                    if self.settings.commands_on_loop else None)
         if outcome is None:

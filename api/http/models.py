@@ -400,6 +400,8 @@ class EventOut(Loose):
     aggregate: str
     version: int
     recorded_at: str = Field(description=d("记录时间", "recording time"))
+    backdated: bool = Field(description=d("补录:业务时间早于记录时间 7 天以上",
+                                          "back-dated: the business time is more than 7 days before the recording time"))
     data: dict[str, Any]
 
 

@@ -45,6 +45,7 @@ from domain.aggregates import (
 )
 from domain.errors import DomainError, NotFound
 from domain.results import compute_year, explanation, export
+from domain.times import backdated as is_backdated
 from projections.db import open_view_db
 from projections.queries import ReadModels, explain_at, results_at
 from projections.readmodels import (
@@ -103,7 +104,7 @@ class Queries(Protocol):
     def publications(self, year: int) -> list[dict[str, Any]]: ...
     def publication(self, year: int, version: int) -> dict[str, Any]: ...
     def audit(self, after: int, limit: int, *, appraisal: str | None = None,
-              actor: str | None = None) -> list[dict[str, Any]]: ...
+              actor: str | None = None, backdated: bool | None = None) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 
@@ -274,11 +275,11 @@ class LedgerQueries:
         return organisation.departments.get(department) if organisation else None
 
     def audit(self, after: int, limit: int, *, appraisal: str | None = None,
-              actor: str | None = None) -> list[dict[str, Any]]:
-        """The log after `after`, at most `limit` events; only an appraisal's and/or an actor's
-        (scanning the log: the read models index both)."""
+              actor: str | None = None, backdated: bool | None = None) -> list[dict[str, Any]]:
+        """The log after `after`, at most `limit` events; only an appraisal's, an actor's, and/or
+        only those back-dated (True) or not (False) (scanning the log: the read models index them)."""
         wanted = ledger_id("appraisal", appraisal) if appraisal is not None else None
-        filtered = wanted is not None or actor is not None
+        filtered = wanted is not None or actor is not None or backdated is not None
         page = 1000 if filtered else limit
         events: list[tuple[int, Any]] = []
         position = after
@@ -288,7 +289,8 @@ class LedgerQueries:
                 if wanted is not None and n.originator_id != wanted:
                     continue
                 event: Any = self.ledger.mapper.to_domain_event(n)
-                if actor is None or event.actor == actor:
+                if ((actor is None or event.actor == actor)
+                        and (backdated is None or is_backdated(event.at, event.timestamp) == backdated)):
                     events.append((n.id, event))
                     if len(events) == limit:
                         break
@@ -482,18 +484,18 @@ class ReadModelQueries:
         raise NotFound("version", f"year {year} has no publication {version}", rule="publication-known")
 
     def audit(self, after: int, limit: int, *, appraisal: str | None = None,
-              actor: str | None = None) -> list[dict[str, Any]]:
-        rows = self._audit_rows(aggregate=appraisal, actor=actor, after=after, limit=limit)
+              actor: str | None = None, backdated: bool | None = None) -> list[dict[str, Any]]:
+        rows = self._audit_rows(aggregate=appraisal, actor=actor, after=after, limit=limit, backdated=backdated)
         return audit_trail(self.ledger, [(row["position"], audit_view(row)) for row in rows])
 
     def _audit_rows(self, *, after: int, limit: int | None, aggregate: str | None = None,
-                    actor: str | None = None) -> list[dict[str, Any]]:
+                    actor: str | None = None, backdated: bool | None = None) -> list[dict[str, Any]]:
         """rm_audit rows; `limit` None: all of them, a page at a time."""
         rows: list[dict[str, Any]] = []
         page = limit or 5000
         with self._views() as views:
             while True:
-                found = views.audit(aggregate=aggregate, actor=actor, after=after, limit=page)
+                found = views.audit(aggregate=aggregate, actor=actor, after=after, limit=page, backdated=backdated)
                 rows += found
                 if limit is not None or len(found) < page:
                     return rows
@@ -626,7 +628,7 @@ def audit_view(row: dict[str, Any], *, extended: bool = True) -> dict[str, Any]:
     data = {**row["detail"], "actor": row["actor"], "at": row["at"], "command_id": row["command_id"]}
     view = {"type": event_class.__qualname__ if isinstance(event_class, type) else row["event"],
             "aggregate": str(aggregate_id), "version": row["version"], "recorded_at": row["recorded_at"],
-            "data": data, "command_id": row["command_id"]}
+            "backdated": row["backdated"], "data": data, "command_id": row["command_id"]}
     if extended:
         view.update(aggregate_name=row["aggregate"], actor=row["actor"], at=row["at"], figures=row["figures"])
     return view
@@ -651,7 +653,7 @@ def event_view(event: Any) -> dict[str, Any]:
     data = {key: _plain(value) for key, value in vars(event).items()}
     kind = type(event).__qualname__
     return {"type": kind, "aggregate": str(event.originator_id), "version": event.originator_version,
-            "recorded_at": _plain(event.timestamp),
+            "recorded_at": _plain(event.timestamp), "backdated": is_backdated(event.at, event.timestamp),
             "data": {k: v for k, v in data.items()
                      if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")},
             **({"command_id": data["command_id"]} if "command_id" in data else {})}

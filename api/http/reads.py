@@ -209,8 +209,9 @@ def appeal(appeal: Annotated[str, Path(pattern=r"^[^\x00]+$", max_length=200)], 
 
 @router.get("/audit", response_model=m.AuditTrail, responses=RESPONSES, summary="审计日志 — the audit trail",
             description="The event log in order, every event with its actor, business and recording "
-                        "times and fields; only an appraisal's (`appraisal`) and/or an actor's "
-                        "(`actor`). Admins and inspectors.")
+                        "times (`backdated`: the business time is more than 7 days before the "
+                        "recording time) and fields; only an appraisal's (`appraisal`), an actor's "
+                        "(`actor`) and/or the back-dated ones (`backdated=true`). Admins and inspectors.")
 def audit(principal: PrincipalDep, queries: QueriesDep, position: PositionDep,
           after: Annotated[int, Query(ge=0, le=2**62, description="从此日志位置之后 — events after this position")] = 0,
           limit: Annotated[int, Query(ge=1, le=1000, description="最多条数 — at most this many")] = 100,
@@ -218,9 +219,12 @@ def audit(principal: PrincipalDep, queries: QueriesDep, position: PositionDep,
               "仅此考核 — only this appraisal's events (年度:对象)"), examples=["2025:p-002"])] = None,
           actor: Annotated[str | None, Query(pattern=r"^[^\x00]+$", max_length=200, description=(
               "仅此操作人 — only this actor's events"))] = None,
+          backdated: Annotated[bool | None, Query(description=(
+              "true 仅补录(业务时间早于记录时间 7 天以上)的事件;false 仅其余 — true: only back-dated "
+              "events (business time more than 7 days before the recording time); false: only the others"))] = None,
           ) -> JSONResponse:
     require_reader(principal, "the audit trail")
-    events = queries.audit(after, limit, appraisal=appraisal, actor=actor)
+    events = queries.audit(after, limit, appraisal=appraisal, actor=actor, backdated=backdated)
     following = events[-1]["position"] if len(events) == limit else None
     return answer({"after": after, "next": following, "events": events}, position)
 

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from api.http.auth import Principal, forbidden, require_reader
-from api.http.commands import authorize, check_text, submit
+from api.http.commands import authorize, business_time, check_text, submit
 from api.http.deps import CredentialsDep, LedgerDep, PositionDep, QueriesDep, SettingsDep, log_entry
 from api.http.errors import Problem, from_domain
 from api.http.queries import Queries, SubjectInfo
@@ -290,6 +290,7 @@ def file_appeal(request: Request, key: AppraisalKey, viewer: ViewerDep, form: Fo
     try:
         check_text(body)
         authorize(viewer, body)
+        body = business_time(viewer, body, ledger.clock())  # no `at` from a page: the server's clock
         outcome = submit(ledger, settings, body, viewer.person)
     except (Problem, DomainError) as error:
         problem = error if isinstance(error, Problem) else from_domain(error)
@@ -313,13 +314,14 @@ def file_appeal(request: Request, key: AppraisalKey, viewer: ViewerDep, form: Fo
 def audit_page(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
                appraisal: Annotated[str | None, Query(max_length=200)] = None,
                actor: Annotated[str | None, Query(max_length=200)] = None,
+               backdated: Annotated[bool, Query()] = False,
                after: Annotated[int, Query(ge=0, le=2**62)] = 0,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
     require_reader(viewer, "the audit trail")
     appraisal, actor = (appraisal or "").strip() or None, (actor or "").strip() or None
-    events = queries.audit(after, limit, appraisal=appraisal, actor=actor)
+    events = queries.audit(after, limit, appraisal=appraisal, actor=actor, backdated=True if backdated else None)
     following = events[-1]["position"] if len(events) == limit else None
     labels = labels_for(ledger)
     return page(request, "audit.html", {"rows": audit_rows(events, labels), "appraisal": appraisal or "",
-                                        "actor": actor or "", "after": after, "limit": limit,
+                                        "actor": actor or "", "backdated": backdated, "after": after, "limit": limit,
                                         "next": following, "position": queries.position()}, viewer=viewer)

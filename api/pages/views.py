@@ -447,6 +447,7 @@ def audit_rows(events: list[dict[str, Any]], labels: Labels) -> list[dict[str, A
         rows.append({"position": event.get("position"), "type": event.get("type", ""),
                      "actor": data.get("actor", ""), "actor_name": labels.person(data.get("actor")),
                      "at": data.get("at", ""), "recorded_at": event.get("recorded_at", ""),
+                     "backdated": bool(event.get("backdated")),
                      "target": event.get("target") or "", "command_id": event.get("command_id", ""),
                      "summary": summary, "data": json.dumps(rest, ensure_ascii=False, indent=1)})
     return rows

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,13 @@ def client(w: World) -> Iterator[TestClient]:
 
 def rating(cid: str, role: str, score: str = "82", *, leaf: str = "business", period: str = "2025-12",
            **extra: Any) -> dict[str, Any]:
-    return {"id": cid, "leaf": leaf, "period": period, "rater_role": role, "score": score,
-            "at": "2025-12-28T10:00:00+08:00", **extra}
+    """A rater's rating: without `at` (their business time is the server's clock)."""
+    return {"id": cid, "leaf": leaf, "period": period, "rater_role": role, "score": score, **extra}
+
+
+def days_ago(days: float) -> str:
+    """A business time `days` before now (the world's ledger keeps the real clock)."""
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
 
 
 def assert_problem(response: httpx.Response, status: int, rule: str, field: str | None = None) -> dict[str, Any]:
@@ -154,7 +160,7 @@ def test_every_role_can_do_what_it_may(w: World, client: TestClient) -> None:
     # recorder: measurements, occurrences, adjustments, vetoes
     ok("recorder", "POST", "/appraisals/2025:p-B/measurements", {"input": "review_total", "value": "120"})
     ok("recorder", "POST", f"/appraisals/{A}/occurrences",
-       {"id": "occ-1", "item": "absence", "at": "2025-12-01T09:00:00+08:00", "evidence": "考勤"})
+       {"id": "occ-1", "item": "absence", "at": days_ago(3), "evidence": "考勤"})
     ok("recorder", "POST", f"/appraisals/{A}/adjustments", {"item": "over_quota_hiring"})
     ok("recorder", "POST", "/appraisals/2025:p-B/vetoes", {"reason": "major_accident", "evidence": "事故报告"})
     # raters, in the roles §5 gives them
@@ -164,10 +170,8 @@ def test_every_role_can_do_what_it_may(w: World, client: TestClient) -> None:
     ok("leader", "POST", "/commands",
        {"type": "rating.record", "appraisal": H1, **rating("r-L1-H1", "in_charge", "88")})
     # staff: an appeal on their own item; admin decides it
-    ok("staff", "POST", f"/appraisals/{A}/appeals",
-       {"id": "app-1", "target": "occ-1", "grounds": "因公外出", "at": "2025-12-05T09:00:00+08:00"})
-    ok("admin", "POST", "/appeals/app-1/decision",
-       {"id": "dec-1", "outcome": "overturned", "reason": "核实", "at": "2025-12-20T09:00:00+08:00"})
+    ok("staff", "POST", f"/appraisals/{A}/appeals", {"id": "app-1", "target": "occ-1", "grounds": "因公外出"})
+    ok("admin", "POST", "/appeals/app-1/decision", {"id": "dec-1", "outcome": "overturned", "reason": "核实"})
     ok("admin", "POST", "/years/2025/tie-breaks", {"order": ["p-A", "p-H1"], "reason": "测试"})
     recorded = w.ledger.event_count() - before
     assert recorded >= 14
@@ -375,6 +379,146 @@ def test_a_command_id_is_recorded_once(w: World, client: TestClient) -> None:
              for _ in range(2)]
     assert [r.status_code for r in keyed] == [201, 200] and keyed[0].json()["command"] == "k-1"
     assert w.ledger.event_count() == before + 2
+
+
+# --- business time: who may give `at` (COMMANDS.md § Envelope) --------------------------------------
+
+ABSENCE_DATED = "2025-03-01T09:00:00+08:00"
+
+
+def fixed_clock(w: World) -> datetime:
+    """The server's clock, stopped at a whole second of now (the ledger's `clock`)."""
+    moment = datetime.now(UTC).replace(microsecond=0)
+    w.ledger.clock = lambda: moment
+    return moment
+
+
+def business_time_of(w: World, client: TestClient, command_id: str) -> str:
+    audit = client.get("/audit?limit=1000", headers=w.auth("inspector")).json()["events"]
+    return next(e["data"]["at"] for e in audit if e.get("command_id") == command_id)
+
+
+def recent_absence(w: World, client: TestClient, command_id: str = "bt-absence") -> str:
+    """An absence the recorder dated two days back: its appeal window is open."""
+    response = client.post(f"/appraisals/{A}/occurrences", headers=w.auth("recorder"),
+                           json={"id": command_id, "item": "absence", "at": days_ago(2), "evidence": "考勤"})
+    assert response.status_code == 201, response.text
+    return command_id
+
+
+def assert_nothing_recorded(w: World, before: int, command_id: str) -> None:
+    assert w.ledger.event_count() == before and w.ledger.commands([command_id]) == {}
+
+
+def test_a_staff_member_moves_no_appeal_window_by_naming_a_time(w: World, client: TestClient) -> None:
+    """The security review's case: an absence dated 1 March 2025; the subject's appeal today is
+    out of the window, and naming a time inside it is refused, not accepted."""
+    recorded = client.post(f"/appraisals/{A}/occurrences", headers=w.auth("recorder"),
+                           json={"id": "rv-absence", "item": "absence", "at": ABSENCE_DATED, "evidence": "考勤"})
+    assert recorded.status_code == 201, recorded.text
+    assert business_time_of(w, client, "rv-absence") == ABSENCE_DATED  # the recorder's time is kept
+    before = w.ledger.event_count()
+    appeal = {"id": "rv-appeal", "target": "rv-absence", "grounds": "因公外出"}
+    assert_problem(client.post(f"/appraisals/{A}/appeals", json=appeal, headers=w.auth("staff")),
+                   422, "appeal-window", "at")
+    named = client.post(f"/appraisals/{A}/appeals", json={**appeal, "at": "2025-03-05T09:00:00+08:00"},
+                        headers=w.auth("staff"))
+    body = assert_problem(named, 422, "business-time", "at")
+    assert body["detail"].startswith("业务时间") and "admin or recorder grant" in body["detail"]
+    via_commands = client.post("/commands", headers=w.auth("staff"), json={
+        "type": "appeal.file", "appraisal": A, **appeal, "at": "2025-03-05T09:00:00+08:00"})
+    assert_problem(via_commands, 422, "business-time", "at")
+    assert_nothing_recorded(w, before, "rv-appeal")
+
+
+def test_without_a_grant_a_time_more_than_5_minutes_away_is_refused(w: World, client: TestClient) -> None:
+    target = recent_absence(w, client)
+    now = fixed_clock(w)
+    before = w.ledger.event_count()
+    for away in (timedelta(hours=-1), timedelta(minutes=-5, seconds=-1), timedelta(minutes=5, seconds=1)):
+        at = (now + away).isoformat()
+        response = client.post(f"/appraisals/{A}/appeals", headers=w.auth("staff"),
+                               json={"id": "bt-appeal", "target": target, "grounds": "g", "at": at})
+        assert_problem(response, 422, "business-time", "at")
+        rated = client.post(f"/appraisals/{A}/ratings", json={**rating("bt-rating", "in_charge"), "at": at},
+                            headers=w.auth("leader"))
+        assert_problem(rated, 422, "business-time", "at")
+    assert_nothing_recorded(w, before, "bt-appeal")
+    assert w.ledger.commands(["bt-rating"]) == {}
+
+
+def test_without_a_grant_the_business_time_is_the_server_clock(w: World, client: TestClient) -> None:
+    target = recent_absence(w, client)
+    now = fixed_clock(w)
+    appealed = client.post(f"/appraisals/{A}/appeals", headers=w.auth("staff"),
+                           json={"id": "bt-appeal", "target": target, "grounds": "g"})
+    assert appealed.status_code == 201, appealed.text
+    assert business_time_of(w, client, "bt-appeal") == now.isoformat()
+    # within 5 minutes of the clock: accepted, and the business time is still the clock's
+    for number, away in enumerate((timedelta(minutes=-4), timedelta(minutes=5))):
+        rated = client.post(f"/appraisals/{A}/ratings", headers=w.auth("leader"),
+                            json={**rating(f"bt-rating-{number}", "in_charge"), "at": (now + away).isoformat()})
+        assert rated.status_code == 201, rated.text
+        assert business_time_of(w, client, f"bt-rating-{number}") == now.isoformat()
+    # re-sent with the same time: the same command, recorded once
+    again = client.post(f"/appraisals/{A}/ratings", headers=w.auth("leader"),
+                        json={**rating("bt-rating-0", "in_charge"), "at": (now - timedelta(minutes=4)).isoformat()})
+    assert again.status_code == 200 and again.json()["duplicate"]
+
+
+def test_an_admin_or_a_recorder_gives_a_past_business_time(w: World, client: TestClient) -> None:
+    fixed_clock(w)
+    recorded = client.post(f"/appraisals/{A}/occurrences", headers=w.auth("recorder"),
+                           json={"id": "bt-past-absence", "item": "absence", "at": ABSENCE_DATED})
+    assert recorded.status_code == 201, recorded.text
+    admitted = client.put("/people/p-Z", headers=w.auth("admin"),
+                          json={"id": "bt-past-person", "name": "甲", "position": "leader", "at": "2025-01-02T09:00:00+08:00"})
+    assert admitted.status_code == 201, admitted.text
+    assert business_time_of(w, client, "bt-past-absence") == ABSENCE_DATED
+    assert business_time_of(w, client, "bt-past-person") == "2025-01-02T09:00:00+08:00"
+
+
+@pytest.mark.parametrize(("role", "path", "body"), [
+    ("admin", "/people/p-Z", {"name": "甲", "position": "leader"}),
+    ("recorder", f"/appraisals/{A}/occurrences", {"item": "absence"}),
+    ("staff", f"/appraisals/{A}/ratings", rating("-", "self")),
+])
+def test_no_one_gives_a_business_time_10_minutes_ahead(w: World, client: TestClient, role: str, path: str,
+                                                       body: dict[str, Any]) -> None:
+    now = fixed_clock(w)
+    before = w.ledger.event_count()
+    ahead = {**body, "id": f"bt-ahead-{role}", "at": (now + timedelta(minutes=10)).isoformat()}
+    method = "PUT" if path.startswith("/people/") else "POST"
+    response = client.request(method, path, json=ahead, headers=w.auth(role))
+    body_ = assert_problem(response, 422, "business-time", "at")
+    assert body_["detail"].startswith("业务时间")
+    assert_nothing_recorded(w, before, f"bt-ahead-{role}")
+
+
+def test_back_dated_events_are_marked_in_the_audit_trail_and_the_explanation(w: World, client: TestClient) -> None:
+    """More than 7 days before their recording: the worked example's events (dated 2025) and an
+    absence the recorder dates 1 March 2025; not one dated two days back."""
+    recent_absence(w, client, "bt-recent")
+    client.post(f"/appraisals/{A}/occurrences", headers=w.auth("recorder"),
+                json={"id": "bt-old", "item": "absence", "at": ABSENCE_DATED})
+    inspector = w.auth("inspector")
+    every = client.get("/audit?limit=1000", headers=inspector).json()["events"]
+    flags = {e["command_id"]: e["backdated"] for e in every if e.get("command_id")}
+    assert flags["bt-old"] is True and flags["bt-recent"] is False and flags["we-001"] is True
+    only = client.get("/audit?limit=1000&backdated=true", headers=inspector).json()["events"]
+    others = client.get("/audit?limit=1000&backdated=false", headers=inspector).json()["events"]
+    assert only and all(e["backdated"] for e in only) and not any(e["backdated"] for e in others)
+    assert sorted(e["position"] for e in [*only, *others]) == [e["position"] for e in every]
+    assert "bt-old" in {e["command_id"] for e in only} and "bt-recent" in {e["command_id"] for e in others}
+    paged = client.get(f"/audit?limit=2&backdated=true&after={only[0]['position']}", headers=inspector).json()
+    assert [e["position"] for e in paged["events"]] == [e["position"] for e in only[1:3]]
+
+    explained = client.get(f"/appraisals/{A}/explanation", headers=inspector).json()["events"]
+    by_command = {e["command"]: e for e in explained}
+    assert by_command["bt-old"]["backdated"] is True and "backdated" not in by_command["bt-recent"]
+    assert by_command["bt-old"]["at"] == ABSENCE_DATED
+    history = client.get(f"/appraisals/{A}/history", headers=inspector).json()["events"]
+    assert {e["data"]["command_id"]: e["backdated"] for e in history}["bt-old"] is True
 
 
 @pytest.mark.parametrize("on_loop", [True, False])

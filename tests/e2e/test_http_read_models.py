@@ -47,9 +47,12 @@ class Served:
         return response.json()
 
     def send(self, command: dict[str, Any]) -> int:
-        """A command over HTTP, as its actor; the log position of its answer."""
+        """A command over HTTP, as its actor; the log position of its answer. Only an actor with
+        the admin or recorder grant sends its business time (COMMANDS.md § Envelope): a rater's
+        or an appellant's is the server's clock."""
         actor = command.get("actor", "admin")
-        body = {k: v for k, v in command.items() if k != "actor"}
+        dated = bool(set(GRANTS.get(actor, ())) & {"admin", "recorder"})
+        body = {k: v for k, v in command.items() if k != "actor" and (dated or k != "at")}
         response = self.client.post("/commands", json=body, headers={"Authorization": f"Bearer {self.tokens[actor]}"})
         assert response.status_code in (200, 201), response.text
         return int(response.json()["position"])
@@ -153,6 +156,25 @@ def test_who_reads_the_new_queries(w: Served) -> None:
     w.get("/years/1999/departments", status=404)
 
 
+def test_back_dated_events_are_filtered_in_the_read_models_as_in_the_log(w: Served) -> None:
+    """The recorder's and the admin's commands keep their 2025 business times (back-dated: more
+    than 7 days before their recording); the raters' are the server's clock (not back-dated)."""
+    direct = LedgerQueries(w.ledger)
+    for flag in (True, False):
+        trail = w.get(f"/audit?limit=1000&backdated={str(flag).lower()}")["events"]
+        assert trail and {e["backdated"] for e in trail} == {flag}
+        assert [e["position"] for e in trail] == [e["position"] for e in direct.audit(0, 1000, backdated=flag)]
+    ratings = w.get("/audit?actor=p-L1&backdated=true")["events"]
+    assert ratings == [] and w.get("/audit?actor=p-L1&backdated=false")["events"]
+    recorded = w.get(f"/audit?actor=hr-office&appraisal={A}&backdated=true&limit=1000")["events"]
+    assert len(recorded) == 5 and [e["position"] for e in recorded] == [
+        e["position"] for e in direct.audit(0, 1000, appraisal=A, actor="hr-office", backdated=True)]
+    explained = w.get(f"/appraisals/{A}/explanation")
+    marked = {e["command"] for e in explained["events"] if e.get("backdated")}
+    assert marked == {e["command_id"] for e in recorded}
+    assert explained == {**plain(w.ledger.explain(A)), "view": "full"}
+
+
 # --- publication: staff see the published version -------------------------------------------------
 
 
@@ -200,14 +222,20 @@ def test_after_publication_staff_see_a_colleagues_breakdown_as_published_small_g
     assert w.get(f"/years/{YEAR}/results", who="p-A")["view"] == "published"
 
 
+def undated(command: dict[str, Any]) -> dict[str, Any]:
+    """The command at the server's clock (its business time left out)."""
+    return {k: v for k, v in command.items() if k != "at"}
+
+
 def test_a_decision_after_publication_adds_publication_2_and_leaves_1_as_it_was(w: Served) -> None:
-    for command in (DEDUCTION, APPEAL, PUBLISH):
+    # the deduction recorded now, so that its appeal (at the server's clock) is within the window
+    for command in (undated(DEDUCTION), APPEAL, PUBLISH):
         w.send(command)
     first = w.get(f"/years/{YEAR}/publications/1", who="p-A")
     first_breakdowns = {key: w.get(f"/appraisals/{key}/breakdown?version=1", who="p-L2") for key in SUBJECTS}
     assert w.get(f"/appraisals/{H1}/breakdown", who="p-A")["version"] == 1
 
-    position = w.send(OVERTURN)  # the deduction on p-H1 falls: a revised publication
+    position = w.send(undated(OVERTURN))  # the deduction on p-H1 falls: a revised publication
 
     assert [p["version"] for p in w.get(f"/years/{YEAR}/publications?position={position}")["publications"]] == [1, 2]
     assert w.get(f"/years/{YEAR}/publications/1", who="p-A") == first

@@ -380,6 +380,36 @@ def test_an_appeal_from_the_page_is_the_api_command(w: World, client: TestClient
     assert w.ledger.event_count() == before + 1
 
 
+def test_an_appeal_from_the_page_is_at_the_server_clock_whatever_the_form_says(w: World, client: TestClient) -> None:
+    """COMMANDS.md § Envelope: a page forwards no business time; the appellant's is the server's."""
+    command = recent_absence(w)
+    moment = datetime.now(UTC).replace(microsecond=0)
+    w.ledger.clock = lambda: moment
+    sign_in(client, w.tokens["staff"])
+    body = {"target": command, "grounds": "请假已批准", "id": "page-appeal-at", "at": "2025-03-05T09:00:00+08:00"}
+    assert client.post(f"/appraisals/{A}", data=body, headers=HTML, follow_redirects=False).status_code == 303
+    appeal = client.get("/appeals/page-appeal-at", headers=w.auth("staff")).json()
+    assert datetime.fromisoformat(appeal["filed_at"]) == moment
+
+
+def test_the_audit_page_marks_and_filters_back_dated_events(w: World, client: TestClient) -> None:
+    recent = recent_absence(w)  # a day back: not back-dated; the worked example's (2025) are
+    sign_in(client, w.tokens["inspector"])
+    page = client.get(f"/audit?appraisal={A}&limit=1000", headers=HTML)
+    rows = re.findall(r'<tr data-position="(\d+)">(.*?)</tr>', page.text, re.S)
+    marked = {position for position, row in rows if 'data-testid="backdated"' in row}
+    listed = client.get(f"/audit?appraisal={A}&limit=1000", headers=w.auth("inspector")).json()["events"]
+    assert marked == {str(e["position"]) for e in listed if e["backdated"]} and marked
+    fresh = next(str(e["position"]) for e in listed if e["command_id"] == recent)
+    assert fresh not in marked and fresh in {position for position, _ in rows}
+
+    filtered = client.get(f"/audit?appraisal={A}&backdated=true&limit=1000", headers=HTML)
+    shown = re.findall(r'<tr data-position="(\d+)">', filtered.text)
+    assert set(shown) == marked and len(shown) == len(marked)
+    assert 'name="backdated" value="true" checked' in filtered.text
+    assert 'name="backdated" value="true" checked' not in page.text
+
+
 def test_unresolved_ties_are_highlighted(db_url: str) -> None:
     from api.http.app import create_app
     from api.ledger import AppraisalLedger

@@ -4,8 +4,8 @@
 - `as_of` (recording time): what the system showed then — "what did the publication say on
   3 January?", although an appeal decided after publication has changed the figures since.
 Recording times are the library's event timestamps (the server clock), so the tests take the
-moment between two submits; the ledger's `clock` only sets the business time of commands that
-give none."""
+moment between two submits; the ledger's `clock` sets the business time of commands that give
+none, and no command's may be more than 5 minutes after it (COMMANDS.md § Envelope)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ REPLACEMENT = {"type": "rating.record", "id": "as-of-replace", "actor": "p-L1", 
 BEFORE = datetime.fromisoformat("2025-12-24T00:00:00+08:00")
 AFTER = datetime.fromisoformat("2025-12-29T00:00:00+08:00")
 PUBLISHED_ON = datetime.fromisoformat("2026-01-03T09:00:00+08:00")
+DECIDED_ON = datetime.fromisoformat("2026-01-05T09:00:00+08:00")  # OVERTURN's business time
 
 
 def totals(results: dict[str, Any]) -> dict[str, str]:
@@ -100,6 +101,7 @@ def test_what_the_publication_said_on_3_january_stays_readable_after_an_appeal_o
     assert year.publications[0]["at"] == PUBLISHED_ON  # no `at` given: the ledger's clock
     published = year.publications[0]["document"]
     on_3_january = recorded_moment()
+    ledger.clock = lambda: DECIDED_ON  # the ledger's clock is the server's: nothing after it
     ledger.submit([OVERTURN])  # decided 5 January: the deduction on p-H1 no longer counts
 
     shown = results_at(ledger, YEAR, as_of=on_3_january)
@@ -147,6 +149,7 @@ def test_the_command_line_answers_as_of_and_known_at(ledger: AppraisalLedger, db
     ledger.submit([*build(), DEDUCTION, APPEAL, REPLACEMENT])
     ledger.submit([{"type": "year.publish", "id": "as-of-publish", "actor": "admin", "year": YEAR}])
     on_3_january = recorded_moment()
+    ledger.clock = lambda: DECIDED_ON  # the ledger's clock is the server's: nothing after it
     ledger.submit([OVERTURN])
 
     done = cli(db_url, "results", "--year", "2025", "--as-of", on_3_january.isoformat(), "--format", "json")
@@ -163,6 +166,7 @@ def test_the_command_line_answers_as_of_and_known_at(ledger: AppraisalLedger, db
     done = cli(db_url, "explain", "2025:p-A", "--known-at", BEFORE.isoformat(), "--format", "text")
     assert done.returncode == 0, done.stderr
     assert "79.16" in done.stdout
+    assert "[补录 back-dated: recorded" in done.stdout  # the worked example's 2025 business times
 
     done = cli(db_url, "explain", "2025:p-A", "--known-at", "2025-01-01T00:00:00+08:00")
     assert done.returncode == 1 and "no appraisal 2025:p-A" in " ".join(done.stderr.split())

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -23,6 +24,7 @@ from psycopg import sql
 from api.demo import demo_commands
 from api.ledger import AppraisalLedger
 from domain.errors import NotFound
+from domain.times import backdated
 from projections import readmodels
 from projections.db import open_view_db
 from projections.queries import ReadModels
@@ -399,6 +401,43 @@ def test_the_audit_trail_has_every_event_once_in_order_by_appraisal_and_by_actor
         for row in publications:
             assert {"rank", "tier", "grade"} <= set(row["figures"])
         assert store.views.audit(after=everything[-3]["position"]) == everything[-2:]
+
+
+def test_the_audit_trail_marks_back_dated_events_and_filters_on_them(db_url: str) -> None:
+    """COMMANDS.md § Envelope: a business time more than 7 days before its recording time is
+    back-dated; the worked example's (2025) are, a command dated now or a week ago is not. Tables
+    of the layout before the flag are rebuilt with it."""
+    from projections.log import read_events
+
+    recent = (datetime.now(UTC) - timedelta(days=6)).isoformat(timespec="seconds")
+    with opened(db_url) as store:
+        store.submit([*build(), {"type": "occurrence.record", "id": "bd-recent", "actor": "hr-office", "at": recent,
+                                 "appraisal": "2025:p-A", "item": "absence"},
+                      {"type": "occurrence.record", "id": "bd-now", "actor": "hr-office",
+                       "appraisal": "2025:p-A", "item": "absence"}])
+        everything = store.views.audit(limit=10_000)
+        flags = {row["command_id"]: row["backdated"] for row in everything}
+        assert flags["bd-recent"] is False and flags["bd-now"] is False
+        assert {flags[c["id"]] for c in build()} == {True}
+        expected = [p for p, e in read_events(store.ledger) if backdated(e.at, e.timestamp)]
+        assert [row["position"] for row in store.views.audit(limit=10_000, backdated=True)] == expected
+        assert [row["command_id"] for row in store.views.audit(limit=10_000, backdated=False)] == ["bd-recent", "bd-now"]
+        assert [row["position"] for row in store.views.audit(aggregate="2025:p-A", actor="hr-office", backdated=True)] == [
+            p for p in expected if p in {row["position"] for row in store.views.audit(aggregate="2025:p-A", actor="hr-office")}]
+        assert [e["command"] for e in store.views.explanation("2025:p-A")["events"] if e.get("backdated")] == [
+            c["id"] for c in build() if c.get("appraisal") == "2025:p-A"]
+        live = snapshot(db_url)
+
+        # the layout before this flag (version 4): the next projection rebuilds the tables
+        with store.projection.db.transaction() as tx:
+            for name in tx.index_names("rm_audit"):
+                if name.endswith("_by_backdated"):
+                    tx.execute(f"DROP INDEX {name}")
+            tx.execute("ALTER TABLE rm_audit DROP COLUMN backdated")
+            tx.execute("UPDATE rm_tracking SET position = 4 WHERE name = ?", [f"{readmodels.NAME}:version"])
+    with opened(db_url) as store:
+        assert store.projection.layout_version() == readmodels.VERSION
+        assert snapshot(db_url) == live
 
 
 # --- rebuild and restart --------------------------------------------------------------------------

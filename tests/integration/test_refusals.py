@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,6 +31,11 @@ def rating(case: str, appraisal: str, rater: str, role: str, *, leaf: str = "bus
            period: str = "2025", score: Any = "80", **extra: Any) -> dict[str, Any]:
     return command("rating.record", case, actor=rater, appraisal=appraisal, leaf=leaf, period=period,
                    rater=rater, rater_role=role, score=score, **extra)
+
+
+def from_now(**delta: float) -> str:
+    """A business time this far from the real clock (the ledgers here keep it)."""
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat(timespec="seconds")
 
 
 def without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -191,6 +197,13 @@ CASES = [
     case("time-not-a-time", command("org.person", "bad-at", at="yesterday", person="p-Z", name="z",
                                     position="leader"),
          "at", "command-fields", "datetime"),
+    # COMMANDS.md § Envelope: no `at` more than 5 minutes in the future, a batch import's included
+    # (a day ahead: these bodies are made when the tests are collected; 10 minutes: below)
+    case("time-in-the-future", command("org.person", "future-at", at=from_now(days=1), person="p-Z",
+                                       name="z", position="leader"),
+         "at", "business-time", "more than 5 minutes after the server's clock"),
+    case("rating-in-the-future", rating("future-rating", A, "p-L1", "in_charge", at=from_now(days=1)),
+         "at", "business-time", "more than 5 minutes after the server's clock"),
     # --- unknown references ------------------------------------------------------------------
     case("unknown-appraisal", rating("unknown-appraisal", "2025:p-ZZ", "p-L1", "in_charge"),
          "appraisal", "appraisal-open", "no appraisal 2025:p-ZZ", NF),
@@ -485,6 +498,23 @@ def test_refusal_keeps_every_accepted_command_before_it(ledger: AppraisalLedger)
     assert set(ledger.commands(["k-1", "k-2", "k-3", "k-4"])) == {"k-1", "k-2"}
 
 
+def test_a_batch_import_gives_no_business_time_10_minutes_ahead(ledger: AppraisalLedger) -> None:
+    """COMMANDS.md § Envelope: a batch import keeps the business times it gives (a historical
+    year), but none more than 5 minutes after the server's clock; the lines before are kept."""
+    before = ledger.event_count()
+    past = command("org.person", "past-at", at="2025-03-01T09:00:00+08:00", person="p-P", name="p", position="leader")
+    ahead = command("org.person", "ahead-at", at=from_now(minutes=10), person="p-Q", name="q", position="leader")
+    with pytest.raises(Refused) as refused:
+        ledger.submit([past, ahead])
+    error = refused.value.outcome.error
+    assert error is not None and (error.field, error.rule, refused.value.outcome.index) == ("at", "business-time", 1)
+    assert "业务时间" in error.message and "5 minutes" in error.message  # Chinese first, English beside
+    assert set(ledger.commands(["bad-past-at", "bad-ahead-at"])) == {"bad-past-at"}  # (`command` prefixes ids)
+    assert ledger.event_count() == before + 1
+    organisation = ledger.organisation()
+    assert organisation is not None and "p-Q" not in organisation.people
+
+
 LIMITS = [
     pytest.param([{**APPEAL, "id": "edge-appeal", "at": "2026-01-21T09:00:00+08:00"}], id="appeal-on-day-30"),
     pytest.param([rating("edge-100", A, "p-L1", "in_charge", period="2025-11", score="100"),
@@ -498,6 +528,8 @@ LIMITS = [
                   rating("edge-minus-zero", A, "p-L1", "in_charge", period="2025-09", score="-0"),
                   command("occurrence.record", "edge-count-text", appraisal=A, item="absence", count="2")],
                  id="number-grammar-edges"),
+    pytest.param([command("org.person", "edge-ahead", at=from_now(minutes=4), person="p-Z", name="z",
+                          position="leader")], id="at-4-minutes-ahead"),
 ]
 
 
