@@ -169,6 +169,21 @@ def exact(value: Decimal | int | str | Fraction) -> Fraction:
         return value
     if isinstance(value, str):
         value = recorded_decimal(value)  # arithmetic on a known value, not an entry: no refusal here
+    return decimal_fraction(value) if isinstance(value, Decimal) else Fraction(value)
+
+
+RECORDED_EXPONENT_LIMIT = 100_000
+
+
+def decimal_fraction(value: Decimal) -> Fraction:
+    """A recorded decimal as an exact fraction. A store written before the grammar may hold a
+    decimal such as 1E+999999999, whose fraction would take minutes and gigabytes to make: beyond
+    10^±RECORDED_EXPONENT_LIMIT this raises ValueError, so that the read side sets the event aside
+    (COMMANDS.md § Bad input) instead of stalling on it."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and abs(exponent) > RECORDED_EXPONENT_LIMIT:
+        raise ValueError(f"a recorded number with exponent {exponent} is beyond what can be scored "
+                         f"(10^±{RECORDED_EXPONENT_LIMIT})")
     return Fraction(value)
 
 

@@ -18,7 +18,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 
 from domain.errors import InvalidDocument
-from domain.numbers import NUMBER_FORMAT, RECORDED, Count, DecimalNumber, decimal_text
+from domain.numbers import (
+    NUMBER_FORMAT,
+    RECORDED,
+    Count,
+    DecimalNumber,
+    decimal_fraction,
+    decimal_text,
+)
 
 DecimalText = Annotated[DecimalNumber, PlainSerializer(decimal_text, return_type=str, when_used="json")]
 
@@ -411,7 +418,7 @@ def builtin_document(name: str) -> dict[str, Any]:
 
 
 def fraction(value: Decimal) -> Fraction:
-    return Fraction(value)
+    return decimal_fraction(value)
 
 
 Node.model_rebuild()

@@ -17,7 +17,7 @@ from operator import attrgetter
 from typing import Any
 
 from domain import facts as f
-from domain.numbers import ZERO, exact, exact_text
+from domain.numbers import ZERO, decimal_fraction, exact, exact_text
 from domain.scheme import (
     ExcessOverAllowanceRule,
     FullBase,
@@ -455,7 +455,8 @@ def _score(score: Decimal) -> tuple[tuple[int, int], Fraction]:
     """One rating's score as a mean of one. A year holds about a thousand distinct scores
     (0.0 to 100.0) among its hundreds of thousands of ratings: each exact value is made once, and
     shared (a Fraction never changes)."""
-    return score.as_integer_ratio(), Fraction(score)
+    exact_score = decimal_fraction(score)
+    return exact_score.as_integer_ratio(), exact_score
 
 
 def _sum_exactly(values: list[Fraction]) -> tuple[int, int]:

@@ -274,3 +274,12 @@ def test_a_store_written_before_the_grammar_still_renders(monkeypatch: pytest.Mo
         assert "1E-4999" in str(ledger.explain(APPEAL["appraisal"]))
     finally:
         ledger.close()
+
+
+def test_a_recorded_number_too_far_out_to_score_is_refused_at_once_not_computed() -> None:
+    """1E+999999999 (an earlier version accepted it) would take minutes and gigabytes as a fraction:
+    it raises, so the read side sets its event aside instead of stalling on it."""
+    for text in ("1E+999999999", "1E-999999999", "-5E+100001"):
+        with pytest.raises(ValueError, match="beyond what can be scored"):
+            numbers.exact(Decimal(text))
+    assert numbers.exact(Decimal("1E+5000")) == Fraction(10) ** 5000
