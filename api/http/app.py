@@ -20,8 +20,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import pages
-from api.http import commands, errors, logs, reads
-from api.http.auth import Credentials
+from api.http import commands, docs, errors, logs, reads
+from api.http.auth import Credentials, Throttle
+from api.http.guard import Guard
 from api.http.queries import LedgerQueries, Queries, ReadModelQueries
 from api.http.settings import Settings
 from api.ledger import AppraisalLedger
@@ -128,8 +129,9 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
                 store.close()
 
     app = FastAPI(title="Appraisal Ledger 绩效考核台账", version="1", description=DESCRIPTION,
-                  openapi_tags=TAGS, lifespan=lifespan)
+                  openapi_tags=TAGS, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.throttle = Throttle(settings.auth_failures_max, settings.auth_failures_window_seconds)
     errors.install(app)
     # Routes are tried in order. The commands (POST and PUT only, none on a page's path and method)
     # come first: a rating no longer walks past every page route. The pages come before the reads:
@@ -142,7 +144,9 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
     app.include_router(commands.router)
     app.include_router(pages.router)
     app.include_router(reads.router)
-    app.add_middleware(logs.RequestLog)
+    app.include_router(docs.router)  # /docs and /redoc, every asset from this server
+    app.add_middleware(Guard, max_bytes=settings.body_max_bytes, max_depth=settings.body_max_depth)
+    app.add_middleware(logs.RequestLog)  # the outermost: it logs what the guard refuses too
     if ledger is not None:
         open_state(app, ledger)
     return app

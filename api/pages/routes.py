@@ -4,7 +4,7 @@ filed on a page goes through the same command path as `POST /appraisals/{key}/ap
 
 | page | who |
 |---|---|
-| `/` sign in, `/logout` | anyone |
+| `/` sign in, `POST /logout` | anyone |
 | `/home` | anyone signed in: their appraisals, years and appeals |
 | `/years/{year}` | admin, inspector: everything; others: the publication, before it their own entry |
 | `/appraisals/{key}` | admin, inspector: full trace and events; the subject: their breakdown; others: the breakdown once published |
@@ -23,7 +23,15 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from api.http.auth import Principal, forbidden, require_reader
 from api.http.commands import authorize, check_text, submit
-from api.http.deps import CredentialsDep, LedgerDep, QueriesDep, SettingsDep, log_entry
+from api.http.deps import (
+    CredentialsDep,
+    LedgerDep,
+    QueriesDep,
+    SettingsDep,
+    client_address,
+    log_entry,
+    throttled,
+)
 from api.http.errors import Problem, from_domain
 from api.http.queries import Queries, SubjectInfo, wait_for
 from api.http.visibility import own_results, own_view, public_history, staff_view
@@ -37,6 +45,7 @@ from api.pages.session import (
     ViewerDep,
     clear_session,
     safe_next,
+    same_origin,
     set_session,
 )
 from api.pages.views import Explained, appeal_rows, audit_rows, year_view
@@ -173,23 +182,32 @@ def sign_in_form(request: Request, credentials: CredentialsDep,
 
 @router.post("/")
 def sign_in(request: Request, credentials: CredentialsDep, form: FormDep) -> Response:
+    """The token entered opens a session: a token of its own in the cookie (api/http/auth.py)."""
     token = form.get("token", "").strip()
     next_path = safe_next(form.get("next"), "")
+    throttle = throttled(request)
     try:
         if not token:
             raise Problem(401, "token-missing", "enter a token (from `appraisal token create`)")
         principal = credentials.verify(token)
     except Problem as problem:
+        if token:
+            throttle.failed(client_address(request))
         log_entry(request).update(outcome="refused", rule=problem.rule)
         return sign_in_page(request, status=401, reason=problem.detail, rule=problem.rule, next_path=next_path)
     log_entry(request)["actor"] = principal.person
     response = RedirectResponse(next_path or "/home", status_code=303)
-    set_session(response, request, token)
+    set_session(response, request, credentials.open_session(principal))
     return response
 
 
-@router.api_route("/logout", methods=["GET", "POST"])
-def sign_out() -> Response:
+@router.post("/logout")
+def sign_out(request: Request, credentials: CredentialsDep) -> Response:
+    """The session's token is revoked (the old cookie no longer works anywhere), the cookie cleared."""
+    same_origin(request)
+    token = request.cookies.get(COOKIE)
+    if token:
+        credentials.end_session(token, by="sign-out")
     response = RedirectResponse("/", status_code=303)
     clear_session(response)
     return response
