@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from api.http.auth import Principal, forbidden, require_reader
+from api.http.auth import Principal, require_reader
 from api.http.commands import authorize, check_text, submit
 from api.http.deps import (
     CredentialsDep,
@@ -34,6 +34,7 @@ from api.http.deps import (
 )
 from api.http.errors import Problem, from_domain
 from api.http.queries import Queries, SubjectInfo, wait_for
+from api.http.reads import before_publication, visible_subject
 from api.http.visibility import own_results, own_view, public_history, staff_view
 from api.ledger import AppraisalLedger
 from api.pages.labels import POSITIONS, RULES_ZH, STATUS, Labels, label
@@ -85,14 +86,13 @@ def appraisal_document(queries: Queries, viewer: Principal, key: str) -> tuple[d
     """What the API answers this viewer for an appraisal: the explanation (admin, inspector), the
     current breakdown with their own ratings (the subject), the latest publication's breakdown
     (anyone, once the year is published)."""
-    subject = queries.subject(key)
+    subject = visible_subject(queries, viewer, key)
     if viewer.sees_everything:
         return {**queries.explanation(key), "view": "full"}, subject
     if speaks_for(viewer, subject):
         return own_view(queries.explanation(key), viewer.person), subject
     if not is_published(queries, subject.year):
-        raise forbidden("breakdown-before-publication", f"{key} is someone else's and year {subject.year} "
-                        "is not published yet")
+        raise before_publication(key, subject.year)
     version = len(queries.publications(subject.year))
     shown = staff_view(queries.breakdown(key, version), queries.explanation(key), viewer.person)
     return {**shown, "version": version}, subject

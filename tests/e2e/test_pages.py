@@ -295,7 +295,7 @@ def test_errors_are_pages_with_their_status_never_a_200(w: World, client: TestCl
     for path, status, words in [
         (f"/appraisals/{H1}", 403, ("无权查看", "Forbidden", "尚未公示")),
         ("/audit", 403, ("无权查看", "纪检")),
-        ("/appraisals/2025:p-nobody", 404, ("未找到", "Not found")),
+        ("/appraisals/2025:p-nobody", 403, ("无权查看", "Forbidden")),  # as another's: no existence oracle
         ("/years/2031", 404, ("未找到",)),
         ("/years/1234", 404, ("未找到",)),
     ]:
