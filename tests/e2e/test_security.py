@@ -19,12 +19,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, Route, expect, sync_playwright
 
 from api.http.auth import SESSION_NOTE, Throttle
 from api.http.errors import Problem
 from api.http.guard import too_deep
 from api.pages.session import COOKIE
-from tests.e2e.http_world import World, world
+from tests.e2e.http_world import World, served, world
+from tests.e2e.test_pages import CHROMIUM, CHROMIUM_ARGS, ensure_chromium
 
 A, H1 = "2025:p-A", "2025:p-H1"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -293,3 +295,38 @@ def test_failed_sign_ins_count_and_the_window_passes() -> None:
     for address in ("c", "d", "e", "f"):
         throttle.failed(address)
     assert len(throttle._failures) == 3  # bounded: the stalest forgotten first
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    ensure_chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.mark.parametrize("path, title", [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
+def test_the_docs_render_in_a_browser_under_their_policy(browser: Browser, tmp_path: Path, path: str,
+                                                          title: str) -> None:
+    with world(f"sqlite:///{tmp_path}/docs.db") as w, served(w.app) as base:
+        page = browser.new_context(base_url=base).new_page()
+        refused: list[str] = []
+        elsewhere: list[str] = []
+        page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+
+        def outside(route: Route) -> None:  # what reached the network for another host
+            elsewhere.append(route.request.url)
+            route.abort()
+
+        page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), outside)
+        page.goto(path)
+        expect(page.locator(title).first).to_contain_text("Appraisal Ledger", timeout=20_000)
+        page.wait_for_load_state("networkidle")
+        page.close()
+    # Nothing went to another host, and the policy blocked nothing of this server's (ReDoc's logo
+    # from its maker's CDN is what the policy is for: blocked, never requested).
+    assert elsewhere == []
+    assert not [m for m in refused if base in m or "inline" in m or "'self'" not in m], refused
