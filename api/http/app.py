@@ -37,7 +37,9 @@ the audit trail.
 command is the token's person (a body's `actor` is ignored).
 
 **错误 Errors**: `application/problem+json` (RFC 9457) with `field` and `rule`: 401 no valid
-token, 403 not allowed, 404 unknown, 409 conflict, 422 invalid input, 503 store unavailable.
+token, 403 not allowed, 404 unknown, 409 conflict, 413 body over 2 MiB, 422 invalid input (JSON nested
+over 32 deep: `body-depth`), 429 too many failed tokens from one address (Retry-After), 503 store
+unavailable.
 
 **读己所写 Read your writes**: a command's answer carries its log `position`; pass it as
 `?position=` to any query, which waits (bounded) until the read side has caught up, or answers 503
