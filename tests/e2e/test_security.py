@@ -189,6 +189,15 @@ def test_staff_cannot_tell_an_unknown_appeal_or_appraisal_from_anothers(w: World
     unknown = client.post("/appeals/no-such-appeal/decision", json={**decide, "id": "d1"}, headers=head)
     problem(known, 403, "role-required")
     assert (unknown.status_code, unknown.json()) == (known.status_code, known.json())
+    # an appeal filed on another's appraisal and on one that does not exist
+    appeal_on = {"target": "sec-occ", "grounds": "g", "id": "a1"}
+    known = client.post(f"/appraisals/{H1}/appeals", json=appeal_on, headers=w.auth("staff"))
+    problem(known, 403, "appeal-by-subject", "actor")
+    for key in ("2025:p-nobody", "2031:p-A"):
+        unknown = client.post(f"/appraisals/{key}/appeals", json=appeal_on, headers=w.auth("staff"))
+        assert unknown.json() == {**known.json(), "detail": known.json()["detail"].replace(H1, key)}
+        also = client.post("/commands", json={**appeal_on, "type": "appeal.file", "appraisal": key}, headers=w.auth("staff"))
+        assert also.json() == unknown.json()
     # an appraisal: another's and an unknown one, before publication
     for read in ("explanation", "breakdown", "history"):
         known = client.get(f"/appraisals/{H1}/{read}", headers=w.auth("staff"))
