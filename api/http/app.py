@@ -20,8 +20,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import pages
-from api.http import commands, errors, logs, reads
-from api.http.auth import Credentials
+from api.http import commands, docs, errors, logs, reads
+from api.http.auth import Credentials, Throttle
+from api.http.guard import Guard
 from api.http.queries import LedgerQueries, Queries, ReadModelQueries, ReadProgress
 from api.http.settings import Settings
 from api.ledger import AppraisalLedger
@@ -36,7 +37,9 @@ the audit trail.
 command is the token's person (a body's `actor` is ignored).
 
 **错误 Errors**: `application/problem+json` (RFC 9457) with `field` and `rule`: 401 no valid
-token, 403 not allowed, 404 unknown, 409 conflict, 422 invalid input, 503 store unavailable.
+token, 403 not allowed, 404 unknown, 409 conflict, 413 body over 2 MiB, 422 invalid input (JSON nested
+over 32 deep: `body-depth`), 429 too many failed tokens from one address (Retry-After), 503 store
+unavailable.
 
 **读己所写 Read your writes**: a command's answer carries its log `position`; pass it as
 `?position=` to any query, which waits (bounded) until the read side has caught up, or answers 503
@@ -131,8 +134,9 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
                 store.close()
 
     app = FastAPI(title="Appraisal Ledger 绩效考核台账", version="1", description=DESCRIPTION,
-                  openapi_tags=TAGS, lifespan=lifespan)
+                  openapi_tags=TAGS, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.throttle = Throttle(settings.auth_failures_max, settings.auth_failures_window_seconds)
     errors.install(app)
     # Routes are tried in order. The commands (POST and PUT only, none on a page's path and method)
     # come first: a rating no longer walks past every page route. The pages come before the reads:
@@ -145,7 +149,9 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
     app.include_router(commands.router)
     app.include_router(pages.router)
     app.include_router(reads.router)
-    app.add_middleware(logs.RequestLog)
+    app.include_router(docs.router)  # /docs and /redoc, every asset from this server
+    app.add_middleware(Guard, max_bytes=settings.body_max_bytes, max_depth=settings.body_max_depth)
+    app.add_middleware(logs.RequestLog)  # the outermost: it logs what the guard refuses too
     if ledger is not None:
         open_state(app, ledger)
     return app

@@ -11,14 +11,22 @@ Roles: `admin`, `recorder` and `inspector` are grants on a token; every authenti
 also a rater (the domain decides in which roles, SCORING.md §5) and a member of staff (their own
 breakdown and appeals). An inspector reads everything and writes nothing, so a token never holds
 `inspector` together with a grant that writes.
+
+A page session is a token of its own (its note `SESSION_NOTE`, created by the token signed in
+with, the same person and grants), kept in the session cookie: signing out revokes it, and it stops
+working when the token it was opened with is revoked. The API's token is never in a cookie.
+
+`Throttle` counts failed sign-ins and bad tokens per client address, in this process's memory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +41,7 @@ from api.storage import serialize_ddl
 TOKEN_PREFIX = "al_"
 GRANTS = ("admin", "recorder", "inspector")
 SHOWN_PREFIX = 10  # characters of a token kept to recognise it in `token list` (al_ + 7)
+SESSION_NOTE = "page session 页面会话"
 
 
 def hash_token(token: str) -> str:
@@ -46,6 +55,7 @@ class Principal:
     person: str
     grants: frozenset[str] = field(default_factory=frozenset)
     token_id: str = ""
+    session: bool = False  # a page session's token (never handed to anyone but a cookie)
 
     @property
     def is_inspector(self) -> bool:
@@ -77,8 +87,12 @@ class TokenRecord:
     def active(self) -> bool:
         return self.revoked_at is None
 
+    @property
+    def session(self) -> bool:
+        return self.note == SESSION_NOTE and self.created_by.startswith("tk-")
+
     def principal(self) -> Principal:
-        return Principal(self.person, frozenset(self.grants), self.token_id)
+        return Principal(self.person, frozenset(self.grants), self.token_id, self.session)
 
 
 COLUMNS = ("token_id", "token_hash", "prefix", "person", "grants", "created_at", "created_by", "note",
@@ -94,6 +108,7 @@ def _record(row: Any) -> TokenRecord:
 class TokenTable(Protocol):
     def insert(self, record: TokenRecord, token_hash: str) -> None: ...
     def by_hash(self, token_hash: str) -> TokenRecord | None: ...
+    def by_id(self, token_id: str) -> TokenRecord | None: ...
     def all(self) -> list[TokenRecord]: ...
     def revoke(self, token_id: str, by: str, at: str) -> None: ...
 
@@ -117,6 +132,12 @@ class SQLiteTokens:
     def by_hash(self, token_hash: str) -> TokenRecord | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT * FROM {self.table} WHERE token_hash = ?", (token_hash,))
+            row = c.fetchone()
+        return _record(row) if row else None
+
+    def by_id(self, token_id: str) -> TokenRecord | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT * FROM {self.table} WHERE token_id = ?", (token_id,))
             row = c.fetchone()
         return _record(row) if row else None
 
@@ -156,6 +177,12 @@ class PostgresTokens:
             row = c.fetchone()
         return _record(row) if row else None
 
+    def by_id(self, token_id: str) -> TokenRecord | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(SQL("SELECT * FROM {} WHERE token_id = %s").format(self.table), (token_id,))
+            row = c.fetchone()
+        return _record(row) if row else None
+
     def all(self) -> list[TokenRecord]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(SQL("SELECT * FROM {} ORDER BY created_at, token_id").format(self.table))
@@ -186,6 +213,11 @@ class MemoryTokens:
     def by_hash(self, token_hash: str) -> TokenRecord | None:
         with self.lock:
             row = next((row for row in self.rows.values() if row["token_hash"] == token_hash), None)
+        return _record(row) if row else None
+
+    def by_id(self, token_id: str) -> TokenRecord | None:
+        with self.lock:
+            row = self.rows.get(token_id)
         return _record(row) if row else None
 
     def all(self) -> list[TokenRecord]:
@@ -317,6 +349,11 @@ class Credentials:
         if not record.active:
             raise unauthenticated("token-revoked", f"token {record.token_id} was revoked on "
                                   f"{record.revoked_at} by {record.revoked_by}")
+        if record.session:
+            opened_with = self.table.by_id(record.created_by)
+            if opened_with is None or not opened_with.active:
+                raise unauthenticated("token-revoked", f"this session was opened with token {record.created_by}, "
+                                      "since revoked")
         principal = record.principal()
         if self.cache_seconds > 0:
             with self._lock:
@@ -324,6 +361,66 @@ class Credentials:
                     self._cache.clear()
                 self._cache[digest] = (principal, now + self.cache_seconds)
         return principal
+
+
+    def open_session(self, principal: Principal) -> str:
+        """A page session for the caller of a token just verified: a token of its own for the
+        cookie, recorded in the table (who signed in when)."""
+        token, _ = self.create(principal.person, tuple(principal.grants), created_by=principal.token_id,
+                               note=SESSION_NOTE, require_person=False)
+        return token
+
+    def end_session(self, token: str, *, by: str) -> None:
+        """Sign-out: the session's token is revoked (a token that is not a session's is left alone)."""
+        if not _well_formed(token):
+            return
+        record = self.table.by_hash(hash_token(token))
+        if record is not None and record.session and record.active:
+            self.revoke(record.token_id, by=by)
+
+
+class Throttle:
+    """Failed sign-ins and bad tokens, per client address: `limit` failures within `window`
+    seconds and the address is refused (429, Retry-After) until the oldest leaves the window.
+    Kept in this process's memory, for at most `addresses` addresses (the stalest forgotten
+    first); several server processes each count their own."""
+
+    def __init__(self, limit: int, window: float, *, addresses: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.addresses, self.clock = limit, window, addresses, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, address: str) -> None:
+        """Raises the 429 Problem while `address` has had `limit` failures within the window."""
+        if len(self._failures.get(address, ())) < self.limit:  # most callers: no lock taken
+            return
+        now = self.clock()
+        with self._lock:
+            failures = self._failures.get(address)
+            if failures is None:
+                return
+            self._expire(failures, now)
+            if len(failures) < self.limit:
+                return
+            wait = max(1, math.ceil(failures[0] + self.window - now))
+        raise Problem(429, "too-many-failures", f"{self.limit} failed sign-ins or bad tokens from this address "
+                      f"within {self.window:g} s: try again in {wait} s 失败次数过多,请稍后再试",
+                      field="authorization", headers={"Retry-After": str(wait)})
+
+    def failed(self, address: str) -> None:
+        now = self.clock()
+        with self._lock:
+            failures = self._failures.pop(address, None) or deque(maxlen=self.limit)
+            self._expire(failures, now)
+            failures.append(now)
+            self._failures[address] = failures  # the most recent last: the stalest are first
+            while len(self._failures) > self.addresses:
+                del self._failures[next(iter(self._failures))]
+
+    def _expire(self, failures: deque[float], now: float) -> None:
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
 
 
 def _well_formed(token: str) -> bool:

@@ -118,6 +118,15 @@ def check_text(value: Any, path: str = "") -> None:
             check_text(item, f"{path}[{index}]")
 
 
+def hidden_existence(body: dict[str, Any], problem: Problem) -> Problem:
+    """No existence oracle: an appeal on an appraisal that does not exist is refused as one on
+    another's is, with the same words (the domain's would name the other's appellant)."""
+    if body["type"] == "appeal.file" and problem.rule in ("appeal-by-subject", "appraisal-open"):
+        return forbidden("appeal-by-subject", f"only the subject may appeal an item of {body.get('appraisal')}",
+                         field="actor")
+    return problem
+
+
 def submit(ledger: AppraisalLedger, settings: Settings, body: dict[str, Any], actor: str) -> Outcome:
     """One command through the ledger. The ledger re-decides a conflicting write a few times at
     once; when many writers keep colliding on one appraisal, try again after a short random pause
@@ -178,7 +187,10 @@ class CommandRunner:
 
     def submit(self, data: dict[str, Any]) -> JSONResponse:
         """On a worker thread: through the ledger (with the retries of `submit`), and answered."""
-        return self.answer(submit(self.ledger, self.settings, data, self.principal.person))
+        try:
+            return self.answer(submit(self.ledger, self.settings, data, self.principal.person))
+        except Problem as problem:
+            raise hidden_existence(data, problem) from None
 
     def answer(self, outcome: Outcome) -> JSONResponse:
         answer = dict(outcome.answer)

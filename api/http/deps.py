@@ -13,7 +13,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from api.http.auth import Credentials, Principal, unauthenticated
+from api.http.auth import Credentials, Principal, Throttle, unauthenticated
 from api.http.errors import Problem
 from api.http.queries import Queries, ReadProgress
 from api.http.settings import Settings
@@ -57,20 +57,38 @@ def log_entry(request: Request) -> dict[str, Any]:
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
+def client_address(request: Request) -> str:
+    """The address failures are counted by: the peer's (behind a proxy, uvicorn's
+    `--forwarded-allow-ips` makes it the client's)."""
+    return request.client.host if request.client else "unknown"
+
+
+def throttled(request: Request) -> Throttle:
+    """The app's throttle of failed sign-ins and bad tokens, the caller's address checked first."""
+    throttle: Throttle = request.app.state.throttle
+    throttle.check(client_address(request))
+    return throttle
+
+
 async def caller(request: Request, sent: HTTPAuthorizationCredentials | None) -> Principal:
     """The caller. A token seen in the last few seconds is answered from memory on the event loop;
     any other is looked up in the store on a worker thread. (The credentials come straight from the
     application's state: every dependency FastAPI resolves costs each request its turn.)"""
     credentials: Credentials = request.app.state.credentials
-    if sent is None:
-        header = request.headers.get("authorization")
-        if not header:
-            raise unauthenticated("token-missing", "send `Authorization: Bearer <token>`; create a token "
-                                  "with `appraisal token create --person ID`")
-        raise unauthenticated("token-malformed", "the Authorization header must be `Bearer <token>`")
-    principal = credentials.cached(sent.credentials)
-    if principal is None:
-        principal = await run_in_threadpool(credentials.verify, sent.credentials)
+    header = request.headers.get("authorization")
+    if not header:
+        raise unauthenticated("token-missing", "send `Authorization: Bearer <token>`; create a token "
+                              "with `appraisal token create --person ID`")
+    throttle = throttled(request)
+    try:
+        if sent is None:
+            raise unauthenticated("token-malformed", "the Authorization header must be `Bearer <token>`")
+        principal = credentials.cached(sent.credentials)
+        if principal is None:
+            principal = await run_in_threadpool(credentials.verify, sent.credentials)
+    except Problem:
+        throttle.failed(client_address(request))
+        raise
     log_entry(request)["actor"] = principal.person
     return principal
 

@@ -9,6 +9,8 @@ the rule. Never a 200 with an error inside.
 | something named does not exist (not_found)                 | 404    |
 | clash with the record (conflict), a reused command id      | 409    |
 | a write conflict that survived the bounded retries         | 409    |
+| a body too large (413), nested too deep (422): api/http/guard.py | 413, 422 |
+| too many failed sign-ins or bad tokens from one address    | 429 (Retry-After) |
 | the store is unavailable; a position not reached in time   | 503 (Retry-After) |
 """
 
@@ -42,6 +44,9 @@ except ImportError:  # pragma: no cover
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://appraisal-ledger/problems/"
+# Every problem answer: never cached, never sniffed as anything but JSON (the 500s of the server's
+# last handler too, which no middleware sees).
+PROBLEM_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 STORE_UNAVAILABLE: tuple[type[Exception], ...] = (StoreOperationalError, StoreInterfaceError, sqlite3.OperationalError, *_PG_UNAVAILABLE)
 WRITE_CONFLICTS: tuple[type[Exception], ...] = (StoreIntegrityError, sqlite3.IntegrityError, *_PG_CONFLICT)
 DOMAIN_STATUS = {"invalid": 422, "not_found": 404, "conflict": 409}
@@ -51,7 +56,7 @@ TITLES = {
     400: "Bad request 请求有误", 401: "Not authenticated 未认证", 403: "Forbidden 无权操作",
     404: "Not found 未找到", 405: "Method not allowed 方法不允许", 409: "Conflict 冲突",
     413: "Too large 请求过大", 415: "Unsupported media type 不支持的媒体类型",
-    422: "Refused 拒绝: invalid input 输入无效", 500: "Internal error 内部错误",
+    422: "Refused 拒绝: invalid input 输入无效", 429: "Too many attempts 尝试过多", 500: "Internal error 内部错误",
     501: "Not implemented 未实现", 503: "Unavailable 暂不可用",
 }
 
@@ -101,7 +106,7 @@ def respond(problem: Problem, request: Request | None = None) -> JSONResponse:
         if isinstance(entry, dict):
             entry.update(outcome="refused" if problem.status < 500 else "failed",
                          rule=problem.rule, field=problem.field)
-    return JSONResponse(problem.body(), status_code=problem.status, headers=problem.headers,
+    return JSONResponse(problem.body(), status_code=problem.status, headers={**PROBLEM_HEADERS, **problem.headers},
                         media_type=PROBLEM_JSON)
 
 

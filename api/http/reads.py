@@ -17,6 +17,11 @@ A breakdown is `projections.readmodels.public_breakdown` (the one anonymity poli
 no individual score, group means of 3 raters or more) plus the caller's own ratings.
 
 Every query takes `position` (read-your-writes) and answers with `X-Log-Position`.
+
+No existence oracle: to a caller who sees not everything, what does not exist is answered as what
+exists but is not theirs to see. An unknown appeal is 403 `appeal-access` like another's; an unknown
+appraisal of a year not yet published is the 403 of another's appraisal (explanation, breakdown,
+history); an unknown person or department has no published year, like one they may not see.
 """
 
 from __future__ import annotations
@@ -66,6 +71,31 @@ def _speaks_for(principal: Principal, subject: SubjectInfo) -> bool:
 
 def _published(queries: Queries, year: int) -> bool:
     return queries.year(year).status in PUBLISHED
+
+
+def explanation_refused() -> Problem:
+    return forbidden("explanation-access", "an explanation is for admins, inspectors and the subject; "
+                     "others read the breakdown once the year is published")
+
+
+def before_publication(appraisal: str, year: int) -> Problem:
+    return forbidden("breakdown-before-publication", f"{appraisal} is not the caller's and year {year} "
+                     "is not published yet")
+
+
+def visible_subject(queries: Queries, principal: Principal, appraisal: str, refusal: Problem | None = None) -> SubjectInfo:
+    """The appraisal's subject. To a caller who sees not everything, an unknown appraisal is refused
+    as another's is (`refusal`, or that of a year not yet published); once its year is published,
+    every appraisal of it is public, and an unknown one is 404."""
+    try:
+        return queries.subject(appraisal)
+    except NotFound:
+        if principal.sees_everything:
+            raise
+        year = int(appraisal.partition(":")[0])
+        if refusal is None and _published(queries, year):
+            raise
+        raise (refusal or before_publication(appraisal, year)) from None
 
 
 @router.get("/me", response_model=m.Me, responses=RESPONSES, summary="当前调用者 — who am I")
@@ -118,10 +148,9 @@ def explanation(appraisal: AppraisalKey, principal: PrincipalDep, queries: Queri
         if value is not None and value.utcoffset() is None:
             raise Problem(422, "request-parameters", "a time needs an offset (e.g. 2025-06-30T10:00:00+08:00)",
                           field=name)
-    subject = queries.subject(appraisal)
+    subject = visible_subject(queries, principal, appraisal, explanation_refused())
     if not (principal.sees_everything or _speaks_for(principal, subject)):
-        raise forbidden("explanation-access", "an explanation is for admins, inspectors and the subject; "
-                        "others read the breakdown once the year is published")
+        raise explanation_refused()
     if as_of is None and known_at is None:
         document = queries.explanation(appraisal)
     else:
@@ -148,12 +177,11 @@ def breakdown(appraisal: AppraisalKey, principal: PrincipalDep, queries: Queries
                   "第几次公示(0 当前) — as in the k-th publication (0: the current figures, for the "
                   "subject, admins and inspectors); default: current for them, the latest "
                   "publication for others"))] = None) -> JSONResponse:
-    subject = queries.subject(appraisal)
+    subject = visible_subject(queries, principal, appraisal)
     current = principal.sees_everything or _speaks_for(principal, subject)
     if not current:
         if not _published(queries, subject.year):
-            raise forbidden("breakdown-before-publication", f"{appraisal} is someone else's and year "
-                            f"{subject.year} is not published yet")
+            raise before_publication(appraisal, subject.year)
         if version == 0:
             raise forbidden("breakdown-published-only", f"{appraisal} is someone else's: its breakdown "
                             "is seen as published (leave `version` out, or give a publication)",
@@ -172,13 +200,12 @@ def breakdown(appraisal: AppraisalKey, principal: PrincipalDep, queries: Queries
                         "others (the subject, anyone once published): without other raters' ratings.")
 def history(appraisal: AppraisalKey, principal: PrincipalDep, queries: QueriesDep,
             position: PositionDep) -> JSONResponse:
-    subject = queries.subject(appraisal)
+    subject = visible_subject(queries, principal, appraisal)
     events = queries.history(appraisal)
     if principal.sees_everything:
         return answer({"appraisal": appraisal, "events": events, "view": "full"}, position)
     if not (_speaks_for(principal, subject) or _published(queries, subject.year)):
-        raise forbidden("breakdown-before-publication", f"{appraisal} is someone else's and year "
-                        f"{subject.year} is not published yet")
+        raise before_publication(appraisal, subject.year)
     return answer({"appraisal": appraisal, "events": public_history(events, principal.person),
                    "view": "breakdown"}, position)
 
@@ -201,8 +228,13 @@ def appeals(principal: PrincipalDep, queries: QueriesDep, position: PositionDep,
             summary="一项申诉 — one appeal")
 def appeal(appeal: Annotated[str, Path(pattern=r"^[^\x00]+$", max_length=200)], principal: PrincipalDep,
            queries: QueriesDep, position: PositionDep) -> JSONResponse:
-    found = queries.appeal(appeal)
-    if not (principal.sees_everything or found["appellant"] == principal.person):
+    try:
+        found = queries.appeal(appeal)
+    except NotFound:
+        if principal.sees_everything:
+            raise
+        found = None  # refused as another's is: no existence oracle
+    if found is None or not (principal.sees_everything or found["appellant"] == principal.person):
         raise forbidden("appeal-access", "an appeal is seen by its appellant, admins and inspectors")
     return answer(found, position)
 
@@ -236,6 +268,8 @@ def audit(principal: PrincipalDep, queries: QueriesDep, position: PositionDep,
 def person_history(person: PersonId, principal: PrincipalDep, queries: QueriesDep,
                    position: PositionDep) -> JSONResponse:
     if queries.person(person) is None:
+        if not principal.sees_everything:  # as one with no published year: no existence oracle
+            return answer({"person": person, "years": [], "view": "published"}, position)
         raise NotFound("person", f"no person {person}", rule="person-known")
     years = queries.person_history(person)
     if principal.sees_everything or principal.person == person:
@@ -252,6 +286,8 @@ def person_history(person: PersonId, principal: PrincipalDep, queries: QueriesDe
 def department_history(department: DepartmentId, principal: PrincipalDep, queries: QueriesDep,
                        position: PositionDep) -> JSONResponse:
     if queries.department(department) is None:
+        if not principal.sees_everything:  # as one with no published year: no existence oracle
+            return answer({"department": department, "years": [], "view": "published"}, position)
         raise NotFound("department", f"no department {department}", rule="department-known")
     years = queries.department_history(department)
     if principal.sees_everything or _member_of(queries, principal, department):

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     # How long a verified token is trusted before it is looked up again (0: every request);
     # a revocation takes effect within this time.
     token_cache_seconds: float = Field(default=2.0, ge=0, le=300)
+    # Limits no office reaches (api/http/guard.py): a request body of at most this many bytes
+    # (413), a JSON body nested at most this deep (422 `body-depth`).
+    body_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    body_max_depth: int = Field(default=32, ge=4, le=200)
+    # Failed sign-ins and bad tokens, counted per client address in this process's memory (each
+    # server process counts its own): this many within the window and that address is answered
+    # 429 with Retry-After until the oldest of them leaves the window.
+    auth_failures_max: int = Field(default=10, ge=1, le=10_000)
+    auth_failures_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
     # Commands on one appraisal are decided (and, on PostgreSQL, written) on the event loop, with no
     # worker thread per request (`AppraisalLedger.submit_on_loop`); off, every command goes to a
     # worker thread as a plain `def` route's would (scripts/bench_http.py --thread-path compares).

@@ -51,11 +51,13 @@ RULES_ZH = {
     "token-revoked": "令牌已被吊销。",
     "token-malformed": "这不是本系统的令牌（以 al_ 开头，用 appraisal token create 创建）。",
     "token-missing": "请输入令牌。",
+    "session-required": "请重新登录。",
+    "too-many-failures": "登录失败次数过多，请稍后再试。",
 }
 STATUS_ZH = {400: "请求有误", 401: "未登录", 403: "无权查看", 404: "未找到", 409: "冲突", 413: "内容过大",
-             415: "格式不支持", 422: "未被接受", 500: "内部错误", 503: "暂不可用"}
+             415: "格式不支持", 422: "未被接受", 429: "尝试过多", 500: "内部错误", 503: "暂不可用"}
 STATUS_EN = {400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 409: "Conflict",
-             413: "Too large", 415: "Unsupported form", 422: "Refused", 500: "Internal error",
+             413: "Too large", 415: "Unsupported form", 422: "Refused", 429: "Too many attempts", 500: "Internal error",
              503: "Unavailable"}
 
 

@@ -4,7 +4,7 @@ filed on a page goes through the same command path as `POST /appraisals/{key}/ap
 
 | page | who |
 |---|---|
-| `/` sign in, `/logout` | anyone |
+| `/` sign in, `POST /logout` | anyone |
 | `/home` | anyone signed in: their appraisals, years and appeals |
 | `/years/{year}` | admin, inspector: everything; others: the publication, before it their own entry |
 | `/appraisals/{key}` | admin, inspector: full trace and events; the subject: their breakdown; others: the breakdown once published |
@@ -21,11 +21,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from api.http.auth import Principal, forbidden, require_reader
+from api.http.auth import Principal, require_reader
 from api.http.commands import authorize, business_time, check_text, submit
-from api.http.deps import CredentialsDep, LedgerDep, PositionDep, QueriesDep, SettingsDep, log_entry
+from api.http.deps import (
+    CredentialsDep,
+    LedgerDep,
+    PositionDep,
+    QueriesDep,
+    SettingsDep,
+    client_address,
+    log_entry,
+    throttled,
+)
 from api.http.errors import Problem, from_domain
 from api.http.queries import Queries, SubjectInfo
+from api.http.reads import before_publication, visible_subject
 from api.http.visibility import own_results, own_view, public_history, staff_view
 from api.ledger import AppraisalLedger
 from api.pages.labels import POSITIONS, RULES_ZH, STATUS, Labels, label
@@ -37,6 +47,7 @@ from api.pages.session import (
     ViewerDep,
     clear_session,
     safe_next,
+    same_origin,
     set_session,
 )
 from api.pages.views import Explained, appeal_rows, audit_rows, year_view
@@ -76,14 +87,13 @@ def appraisal_document(queries: Queries, viewer: Principal, key: str) -> tuple[d
     """What the API answers this viewer for an appraisal: the explanation (admin, inspector), the
     current breakdown with their own ratings (the subject), the latest publication's breakdown
     (anyone, once the year is published)."""
-    subject = queries.subject(key)
+    subject = visible_subject(queries, viewer, key)
     if viewer.sees_everything:
         return {**queries.explanation(key), "view": "full"}, subject
     if speaks_for(viewer, subject):
         return own_view(queries.explanation(key), viewer.person), subject
     if not is_published(queries, subject.year):
-        raise forbidden("breakdown-before-publication", f"{key} is someone else's and year {subject.year} "
-                        "is not published yet")
+        raise before_publication(key, subject.year)
     version = len(queries.publications(subject.year))
     shown = staff_view(queries.breakdown(key, version), queries.explanation(key), viewer.person)
     return {**shown, "version": version}, subject
@@ -173,23 +183,32 @@ def sign_in_form(request: Request, credentials: CredentialsDep,
 
 @router.post("/")
 def sign_in(request: Request, credentials: CredentialsDep, form: FormDep) -> Response:
+    """The token entered opens a session: a token of its own in the cookie (api/http/auth.py)."""
     token = form.get("token", "").strip()
     next_path = safe_next(form.get("next"), "")
+    throttle = throttled(request)
     try:
         if not token:
             raise Problem(401, "token-missing", "enter a token (from `appraisal token create`)")
         principal = credentials.verify(token)
     except Problem as problem:
+        if token:
+            throttle.failed(client_address(request))
         log_entry(request).update(outcome="refused", rule=problem.rule)
         return sign_in_page(request, status=401, reason=problem.detail, rule=problem.rule, next_path=next_path)
     log_entry(request)["actor"] = principal.person
     response = RedirectResponse(next_path or "/home", status_code=303)
-    set_session(response, request, token)
+    set_session(response, request, credentials.open_session(principal))
     return response
 
 
-@router.api_route("/logout", methods=["GET", "POST"])
-def sign_out() -> Response:
+@router.post("/logout")
+def sign_out(request: Request, credentials: CredentialsDep) -> Response:
+    """The session's token is revoked (the old cookie no longer works anywhere), the cookie cleared."""
+    same_origin(request)
+    token = request.cookies.get(COOKIE)
+    if token:
+        credentials.end_session(token, by="sign-out")
     response = RedirectResponse("/", status_code=303)
     clear_session(response)
     return response

@@ -1,16 +1,22 @@
-"""Who is looking at a page: the token kept in an HttpOnly, SameSite=Strict cookie, checked by the
-same `Credentials` as the API's bearer tokens; and `PageRoute`, which turns every failure of a page
-into a friendly HTML page with the right status (never a 200 with an error).
+"""Who is looking at a page: a session's token (api/http/auth.py `open_session`) kept in an
+HttpOnly, SameSite=Strict cookie, checked by the same `Credentials` as the API's bearer tokens;
+and `PageRoute`, which turns every failure of a page into a friendly HTML page with the right
+status (never a 200 with an error).
 
-The token is only ever in the sign-in form's body and in the cookie: never in a URL (the request
-log writes paths) and never in a page.
+The token signed in with is only ever in the sign-in form's body: never in the cookie, a URL (the
+request log writes paths) or a page. Signing out (POST) revokes the session's token.
+
+Forgery (CSRF): every form post (sign-in, appeal, sign-out) must come from this site's own pages:
+its `Origin` is this site's, or, when a browser sends no Origin, its `Referer` is a page of this
+site; `Origin: null`, another site, or neither header is refused (403 `cross-site-form`) before
+anything else. The SameSite=Strict cookie is a second guard, not the only one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import structlog
 from fastapi import Depends, Request, Response
@@ -22,7 +28,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from api.http.auth import Principal
-from api.http.deps import CredentialsDep, log_entry
+from api.http.deps import CredentialsDep, client_address, log_entry, throttled
 from api.http.errors import (
     STORE_UNAVAILABLE,
     WRITE_CONFLICTS,
@@ -54,9 +60,13 @@ def session_principal(request: Request, credentials: CredentialsDep) -> Principa
     token = request.cookies.get(COOKIE)
     if not token:
         raise SignInNeeded()
+    throttle = throttled(request)
     try:
         principal = credentials.verify(token)
+        if not principal.session:  # a cookie from before sessions were tokens of their own
+            raise Problem(401, "session-required", "sign in again 请重新登录")
     except Problem as problem:
+        throttle.failed(client_address(request))
         raise SignInNeeded(problem.detail, problem.rule) from None
     log_entry(request)["actor"] = principal.person
     request.state.viewer = principal  # for the error page's header
@@ -75,11 +85,23 @@ def clear_session(response: Response) -> None:
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
 
 
+def same_origin(request: Request) -> None:
+    """A form post from this site's own pages (see the module's doc), or 403 `cross-site-form`."""
+    here = f"{request.url.scheme}://{request.url.netloc}"
+    origin = request.headers.get("origin")
+    if origin is None:
+        referer = urlsplit(request.headers.get("referer", ""))
+        origin = f"{referer.scheme}://{referer.netloc}" if referer.scheme and referer.netloc else None
+        if origin is None:
+            raise Problem(403, "cross-site-form", "a form posts here only from this site's pages: the "
+                          "browser sent neither Origin nor Referer", field="origin")
+    if origin != here:
+        raise Problem(403, "cross-site-form", f"a form from {origin[:100]} may not post here", field="origin")
+
+
 async def form_fields(request: Request) -> dict[str, str]:
     """A url-encoded form body (what an HTML form sends), checked to come from our own pages."""
-    origin = request.headers.get("origin")
-    if origin and origin != "null" and origin != f"{request.url.scheme}://{request.url.netloc}":
-        raise Problem(403, "cross-site-form", f"a form from {origin} may not post here", field="origin")
+    same_origin(request)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise Problem(415, "form-encoding", "send the page's form (application/x-www-form-urlencoded)")

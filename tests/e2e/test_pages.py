@@ -36,6 +36,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
+ORIGIN = "http://testserver"  # the TestClient's site: what a browser sends with our pages' forms
 A, H1, D01 = "2025:p-A", "2025:p-H1", "2025:d-01"
 OTHER_RATERS = ("p-L1", "p-H1", "李一", "何科长")  # who rated p-A besides p-A
 
@@ -232,12 +233,13 @@ def w(request: pytest.FixtureRequest, db_url: str) -> Iterator[World]:
 
 @pytest.fixture
 def client(w: World) -> Iterator[TestClient]:
-    with TestClient(w.app) as made:
+    # What a browser sends with a form from these pages: their own origin (api/pages/session.py).
+    with TestClient(w.app, headers={"Origin": ORIGIN}) as made:
         yield made
 
 
 def sign_in(client: TestClient, token: str) -> None:
-    response = client.post("/", data={"token": token}, headers=HTML, follow_redirects=False)
+    response = client.post("/", data={"token": token}, headers={**HTML, "Origin": ORIGIN}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/home", response.text
 
 
@@ -264,7 +266,7 @@ def test_sign_in_keeps_the_token_in_a_strict_http_only_cookie_and_out_of_urls_an
     assert [r["actor"] for r in requests] == ["p-A", "p-A"]
     assert token not in json.dumps(lines) and token[3:12] not in json.dumps(lines)
     assert client.get("/", headers=HTML, follow_redirects=False).headers["location"] == "/home"
-    out = client.get("/logout", headers=HTML, follow_redirects=False)
+    out = client.post("/logout", headers=HTML, follow_redirects=False)
     assert out.status_code == 303 and 'appraisal_session=""' in out.headers["set-cookie"]
 
 
@@ -293,7 +295,7 @@ def test_errors_are_pages_with_their_status_never_a_200(w: World, client: TestCl
     for path, status, words in [
         (f"/appraisals/{H1}", 403, ("无权查看", "Forbidden", "尚未公示")),
         ("/audit", 403, ("无权查看", "纪检")),
-        ("/appraisals/2025:p-nobody", 404, ("未找到", "Not found")),
+        ("/appraisals/2025:p-nobody", 403, ("无权查看", "Forbidden")),  # as another's: no existence oracle
         ("/years/2031", 404, ("未找到",)),
         ("/years/1234", 404, ("未找到",)),
     ]:
