@@ -232,10 +232,43 @@ COMMAND_TYPES = (
 _ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
 
 
+def storable(text: str) -> bool:
+    """Text the stores can keep (and a UUID can be named by): no NUL character, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(body: Any) -> None:
+    """Refuse a body holding text the stores cannot keep, naming where it is (a loop, not a
+    recursion: a body may be nested as deep as its JSON parser allows)."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if not storable(value):
+                message = ("contains a NUL character" if "\x00" in value
+                           else "not valid Unicode text (a lone surrogate)")
+                raise DomainError(path or "(command)", message, rule="text")
+        elif isinstance(value, dict):
+            for key, item in value.items():  # the key first (a stack): a path never holds a bad key
+                pending.append((f"{path}.{key}" if path else str(key), item))
+                pending.append((path, key))
+        elif isinstance(value, list | tuple):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+
+
 def parse_command(body: Any) -> Command:
     """Parse one command body; refuse it naming the field and the rule it broke."""
     if not isinstance(body, dict):
         raise DomainError("(command)", "a command is a JSON object", rule="envelope")
+    check_text(body)
     kind = body.get("type")
     if kind not in COMMAND_TYPES:
         raise DomainError("type", f"unknown command type {kind!r} (known: {', '.join(COMMAND_TYPES)})",

@@ -30,6 +30,7 @@ from api.http.deps import BearerDep, caller, log_entry
 from api.http.errors import WRITE_CONFLICTS, Problem, conflict_problem, from_domain
 from api.http.settings import Settings
 from api.ledger import AppraisalLedger, Outcome, Refused
+from domain.commands import check_text
 
 router = APIRouter(tags=["commands 命令"])
 
@@ -73,24 +74,6 @@ def authorize(principal: Principal, body: dict[str, Any]) -> None:
     if kind == "rating.record" and body.get("rater") not in (None, principal.person):
         raise forbidden("rater-is-caller", f"{principal.person} may record only their own ratings "
                         f"(rater {body['rater']!r})", field="rater")
-
-
-def check_text(value: Any, path: str = "") -> None:
-    """Text the stores can keep: no NUL character, no lone surrogate."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise Problem(422, "text", "not valid Unicode text", path or "(body)") from None
-        if "\x00" in value:
-            raise Problem(422, "text", "contains a NUL character", path or "(body)")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_text(key, path)
-            check_text(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            check_text(item, f"{path}[{index}]")
 
 
 def submit(ledger: AppraisalLedger, settings: Settings, body: dict[str, Any], actor: str) -> Outcome:
