@@ -40,12 +40,25 @@ class Command(BaseModel):
     actor: str | None = Field(default=None, min_length=1, max_length=200)
     at: datetime | None = None
 
+    @field_validator("at", mode="before")
+    @classmethod
+    def _text_required(cls, value: Any) -> Any:
+        return business_time_text(value)
+
     @field_validator("at")
     @classmethod
     def _offset_required(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.utcoffset() is None:
             raise ValueError("a business time needs an offset (e.g. 2025-06-30T10:00:00+08:00)")
         return value
+
+
+def business_time_text(value: Any) -> Any:
+    """A business time is ISO 8601 text (or a datetime already read): pydantic would read a
+    number as seconds since 1970."""
+    if isinstance(value, bool | int | float | Decimal):
+        raise ValueError("a business time is ISO 8601 text with an offset (e.g. 2025-06-30T10:00:00+08:00)")
+    return value
 
 
 class SchemeRef(BaseModel):

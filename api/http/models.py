@@ -13,7 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from domain.commands import business_time_text
 
 
 def d(zh: str, en: str) -> str:
@@ -32,6 +34,11 @@ class Body(BaseModel):
     at: datetime | None = Field(None, description=d(
         "业务时间(ISO 8601,须带时区;缺省为当前时间)",
         "business time, ISO 8601 with an offset; default now"), examples=["2025-06-30T10:00:00+08:00"])
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _text_required(cls, value: Any) -> Any:
+        return business_time_text(value)
 
 
 Decimalish = Annotated[str | float | int, Field(description=d(
