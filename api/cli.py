@@ -95,6 +95,9 @@ def import_(
                     bad_line.append((number, DomainError("(line)", f"not valid JSON: {exc.msg} "
                                                                    f"(column {exc.colno})", rule="jsonl")))
                     return
+                except (ValueError, RecursionError) as exc:  # a number of over 4,300 digits; deep nesting
+                    bad_line.append((number, DomainError("(line)", f"not readable JSON: {exc}", rule="jsonl")))
+                    return
                 line_numbers.append(number)
                 yield body
 
@@ -117,7 +120,7 @@ def import_(
     if bad_line:
         number, error = bad_line[0]
         err.print(f"recorded 已记录 {len(line_numbers)} command(s) before line {number}", highlight=False)
-        raise _fail(f"line {number}: refused 拒绝 — {error}")
+        raise _fail(f"line {number}: refused 拒绝 — {error} [rule: {error.rule}]")
     skipped = sum(1 for o in outcomes if o.duplicate)
     err.print(f"imported 已导入 {len(outcomes) - skipped} command(s); {skipped} already recorded (skipped 跳过)",
               highlight=False)
