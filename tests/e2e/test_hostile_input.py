@@ -20,6 +20,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -358,3 +359,58 @@ def test_what_the_generated_runs_found_in_imports_stops_the_import_at_its_line(
     assert w.ledger.event_count() == before + (refused - 1)
     health = client.get("/health").json()
     assert health["position"] == health["log"], health
+
+
+# --- the contract's number grammar and business time, case by case (COMMANDS.md § Numbers, § Envelope) --------
+
+def _in(seconds: int) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+NUMBER_FORMS = ['"1e2"', '"1E-5000"', '"NaN"', '"Infinity"', '"８７"', '" 85"', '"8,5"', '"0x55"', '"85.1234567"',
+                "true", "1e-300", "1E400", '"1234567890"']
+
+
+@pytest.mark.parametrize("form", NUMBER_FORMS)
+def test_a_number_outside_the_grammar_is_refused_naming_the_field(
+        w: World, client: TestClient, form: str) -> None:
+    before = w.ledger.event_count()
+    text = ('{"type": "rating.record", "appraisal": "2025:p-A", "leaf": "business", "period": "2025-11", '
+            f'"rater_role": "in_charge", "score": {form}}}')
+    response = client.post("/commands", content=text.encode(), headers={**w.auth("leader"),
+                                                                         "Content-Type": "application/json"})
+    problem = assert_problem(response)
+    assert (response.status_code, problem["field"], problem["rule"]) == (422, "score", "number-format"), problem
+    assert w.ledger.event_count() == before
+
+
+@pytest.mark.parametrize(("role", "path", "body", "seconds"), [
+    ("leader", f"/appraisals/{A}/ratings", {"leaf": "business", "period": "2025-11", "rater_role": "in_charge",
+                                             "score": "80"}, -86400),
+    ("staff", f"/appraisals/{A}/ratings", {"leaf": "business", "period": "2025-11", "rater_role": "self",
+                                            "score": "80"}, -600),
+    ("staff", f"/appraisals/{A}/ratings", {"leaf": "business", "period": "2025-11", "rater_role": "self",
+                                            "score": "80"}, 600),
+    ("recorder", f"/appraisals/{A}/occurrences", {"item": "absence"}, 3600),
+    ("admin", "/people/p-future", {"name": "未来", "position": "staff", "department": "d-01"}, 86400 * 365),
+])
+def test_a_business_time_nobody_may_give_is_refused_naming_at(
+        w: World, client: TestClient, role: str, path: str, body: dict[str, Any], seconds: int) -> None:
+    before = w.ledger.event_count()
+    method = "PUT" if path.startswith("/people/") else "POST"
+    response = client.request(method, path, json={**body, "at": _in(seconds)}, headers=w.auth(role))
+    problem = assert_problem(response)
+    assert (response.status_code, problem["field"], problem["rule"]) == (422, "at", "business-time"), problem
+    assert w.ledger.event_count() == before
+
+
+def test_an_import_line_from_the_future_stops_the_import_naming_at(
+        w: World, client: TestClient, tmp_path: Path) -> None:
+    path = tmp_path / "future.jsonl"
+    future = '{"type": "occurrence.record", "id": "future-1", "actor": "hr-office", "appraisal": "2025:p-A", ' \
+             f'"item": "absence", "at": "{_in(3600)}"}}'
+    path.write_text(GOOD_LINE + "\n" + future + "\n", "utf-8")
+    code, said = import_file(w, path)
+    flat = re.sub(r"\s+", "", said)
+    assert code == 1 and "line 2: refused" in said and "—at:" in flat and "[rule:business-time]" in flat, said
+    assert w.ledger.commands(["found-1"]) and not w.ledger.commands(["future-1"])
