@@ -103,6 +103,8 @@ def import_(
                 except ValueError:  # an integer beyond Python's 4300 digits: never a number of ours
                     bad_line.append((number, DomainError("(line)", number_format_message(TOO_MANY_DIGITS),
                                                          rule="number-format")))
+                except RecursionError as exc:  # nesting deeper than Python's JSON reader goes
+                    bad_line.append((number, DomainError("(line)", f"not readable JSON: {exc}", rule="jsonl")))
                     return
                 line_numbers.append(number)
                 yield body

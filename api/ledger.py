@@ -595,7 +595,8 @@ class UnitOfWork:
     # running ----------------------------------------------------------------------------------------
 
     def run(self, batch: list[tuple[int, dict[str, Any]]], actor: str | None) -> list[Outcome]:
-        ids = [str(body["id"]) for _, body in batch if isinstance(body, dict) and isinstance(body.get("id"), str)]
+        ids = [body["id"] for _, body in batch
+               if isinstance(body, dict) and isinstance(body.get("id"), str) and c.storable(body["id"])]
         # (Without `look_up`: the cached copies as they are; the write checks what they were.)
         if self.look_up and len(batch) == 1 and isinstance(batch[0][1], dict):
             self.current, self.known = self.ledger.refresh(_needs(batch[0][1]), ids)
@@ -742,7 +743,7 @@ def _needs(body: dict[str, Any]) -> list[UUID]:
     and its appraisal and year when it names them."""
     needs = [Organisation.create_id()]
     key, year = body.get("appraisal"), body.get("year")
-    if isinstance(key, str) and _appraisal_year(key) is not None:
+    if isinstance(key, str) and _appraisal_year(key) is not None and c.storable(key):  # else refused as text
         needs.append(ledger_id("appraisal", key))
         year = _appraisal_year(key)
     if isinstance(year, int) and not isinstance(year, bool):
@@ -753,7 +754,7 @@ def _needs(body: dict[str, Any]) -> list[UUID]:
 def _appraisal_year(target: str) -> int | None:
     """The year of an appraisal key ("2025:p-017"); None for other targets ("org", "year:2025")."""
     head, _, rest = target.partition(":")
-    return int(head) if rest and head.isdigit() else None
+    return int(head) if rest and head.isascii() and head.isdigit() else None  # "²⁰²⁵".isdigit(), int() refuses it
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:

@@ -40,12 +40,25 @@ class Command(BaseModel):
     actor: str | None = Field(default=None, min_length=1, max_length=200)
     at: datetime | None = None
 
+    @field_validator("at", mode="before")
+    @classmethod
+    def _text_required(cls, value: Any) -> Any:
+        return business_time_text(value)
+
     @field_validator("at")
     @classmethod
     def _offset_required(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.utcoffset() is None:
             raise ValueError("a business time needs an offset (e.g. 2025-06-30T10:00:00+08:00)")
         return value
+
+
+def business_time_text(value: Any) -> Any:
+    """A business time is ISO 8601 text (or a datetime already read): pydantic would read a
+    number as seconds since 1970."""
+    if isinstance(value, bool | int | float | Decimal):
+        raise ValueError("a business time is ISO 8601 text with an offset (e.g. 2025-06-30T10:00:00+08:00)")
+    return value
 
 
 class SchemeRef(BaseModel):
@@ -232,10 +245,43 @@ COMMAND_TYPES = (
 _ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
 
 
+def storable(text: str) -> bool:
+    """Text the stores can keep (and a UUID can be named by): no NUL character, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(body: Any) -> None:
+    """Refuse a body holding text the stores cannot keep, naming where it is (a loop, not a
+    recursion: a body may be nested as deep as its JSON parser allows)."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if not storable(value):
+                message = ("contains a NUL character" if "\x00" in value
+                           else "not valid Unicode text (a lone surrogate)")
+                raise DomainError(path or "(command)", message, rule="text")
+        elif isinstance(value, dict):
+            for key, item in value.items():  # the key first (a stack): a path never holds a bad key
+                pending.append((f"{path}.{key}" if path else str(key), item))
+                pending.append((path, key))
+        elif isinstance(value, list | tuple):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+
+
 def parse_command(body: Any) -> Command:
     """Parse one command body; refuse it naming the field and the rule it broke."""
     if not isinstance(body, dict):
         raise DomainError("(command)", "a command is a JSON object", rule="envelope")
+    check_text(body)
     kind = body.get("type")
     if kind not in COMMAND_TYPES:
         raise DomainError("type", f"unknown command type {kind!r} (known: {', '.join(COMMAND_TYPES)})",

@@ -33,6 +33,7 @@ from api.http.deps import BearerDep, caller, log_entry
 from api.http.errors import WRITE_CONFLICTS, Problem, conflict_problem, from_domain
 from api.http.settings import Settings
 from api.ledger import AppraisalLedger, Outcome, Refused
+from domain.commands import check_text
 from domain.errors import DomainError
 from domain.times import caller_time
 
@@ -98,24 +99,6 @@ def business_time(principal: Principal, body: dict[str, Any], now: datetime) -> 
     except DomainError as error:
         raise from_domain(error) from None
     return body if kept is not None else {k: v for k, v in body.items() if k != "at"}
-
-
-def check_text(value: Any, path: str = "") -> None:
-    """Text the stores can keep: no NUL character, no lone surrogate."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise Problem(422, "text", "not valid Unicode text", path or "(body)") from None
-        if "\x00" in value:
-            raise Problem(422, "text", "contains a NUL character", path or "(body)")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_text(key, path)
-            check_text(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            check_text(item, f"{path}[{index}]")
 
 
 def hidden_existence(body: dict[str, Any], problem: Problem) -> Problem:

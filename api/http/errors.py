@@ -124,6 +124,8 @@ def _validation_problem(error: RequestValidationError) -> Problem:
         message = "unknown field"
     elif kind == "json_invalid":
         field, message = "(body)", "not valid JSON"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):  # POST /commands: no command of that type
+        field = "type"
     rule = "command-fields" if source == "body" else "request-parameters"
     if kind == NUMBER_FORMAT:
         rule = "number-format"

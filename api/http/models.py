@@ -13,8 +13,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+)
 
+from domain.commands import business_time_text
 from domain.numbers import NUMBER_PATTERN, NUMBER_SCHEMA, Count, parse_decimal
 
 
@@ -34,6 +43,11 @@ class Body(BaseModel):
     at: datetime | None = Field(None, description=d(
         "业务时间(ISO 8601,须带时区;缺省为当前时间)",
         "business time, ISO 8601 with an offset; default now"), examples=["2025-06-30T10:00:00+08:00"])
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _text_required(cls, value: Any) -> Any:
+        return business_time_text(value)
 
 
 def _number(value: Any) -> Any:
