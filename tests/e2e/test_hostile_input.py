@@ -339,7 +339,7 @@ FOUND_IN_IMPORTS = [
     ([GOOD_LINE, '{"type": "year.tie_break", "id": "found-4", "actor": "admin", "year": 2025, "order": ["p-A", '
                  '"p-H1"], "reason": "\\u0000"}'], 2, "reason", "text"),
     ([GOOD_LINE, "[" * 100_000 + "]" * 100_000], 2, "(line)", "jsonl"),
-    ([GOOD_LINE, '{"type": "occurrence.record", "count": ' + "9" * 5000 + "}"], 2, "(line)", "jsonl"),
+    ([GOOD_LINE, '{"type": "occurrence.record", "count": ' + "9" * 5000 + "}"], 2, "(line)", "number-format"),
     ([GOOD_LINE, '{"type": "year.publish", "id": "found-5", "actor": "admin", "year": 2025, "at": 0}'], 2, "at",
      "command-fields"),
 ]
