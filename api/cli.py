@@ -75,8 +75,6 @@ def import_(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="commands, one JSON object per line")],
     db: DbOption = None,
     batch_size: Annotated[int, typer.Option(min=1, max=5000, help="commands per transaction")] = 500,
-    processes: Annotated[int, typer.Option(min=0, max=4, help="processes deciding the commands (0: one per "
-                                                              "core, up to 4, from 30,000 commands on)")] = 0,
 ) -> None:
     """Apply the commands of a JSON Lines file in order (导入命令)."""
     ledger = open_ledger(db)
@@ -103,7 +101,7 @@ def import_(
     try:
         with progress:
             task = progress.add_task("import", total=total_lines)
-            outcomes = ledger.submit(bodies(), batch_size=batch_size, processes=processes or None,
+            outcomes = ledger.submit(bodies(), batch_size=batch_size,
                                      on_progress=lambda n: progress.advance(task, n))
         checkpoint_after_publication(ledger)  # tamper evidence: a signed tree head at each publication
     except Refused as refused:

@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager, contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain, islice
 from typing import Any
 from uuid import UUID
 
@@ -104,51 +103,17 @@ class AppraisalLedger(Application):
     # --- commands -------------------------------------------------------------------------------
 
     def submit(self, bodies: Iterable[dict[str, Any]], *, actor: str | None = None,
-               batch_size: int = 500, on_progress: Callable[[int], None] | None = None,
-               processes: int | None = None) -> list[Outcome]:
+               batch_size: int = 500, on_progress: Callable[[int], None] | None = None) -> list[Outcome]:
         """Apply commands in order; stop at the first refused one (raising `Refused` after
-        recording every accepted command before it). `actor` overrides the bodies' actors.
-        `processes`: how many processes decide (api/parallel.py); None: one per core, up to
-        four, for an import of PARALLEL_FROM commands or more; 1: this one only (always, for a
-        store in this process's memory, which no other process reaches)."""
-        from api.parallel import PARALLEL_FROM, decider_count, shareable
-        from api.processes import cpus
-
+        recording every accepted command before it). `actor` overrides the bodies' actors."""
         outcomes: list[Outcome] = []
         unit = UnitOfWork(self)  # aggregates stay loaded from one batch to the next
-        pending: Iterator[tuple[int, dict[str, Any]]] = enumerate(bodies)
         with paused_gc():
-            count, reachable = 1, shareable(self.db_url)
-            if reachable and processes is None:
-                head = list(islice(pending, PARALLEL_FROM))
-                count = decider_count(None, cpus(), len(head))
-                pending = chain(head, pending)
-            elif reachable and processes is not None and processes > 1:
-                count = decider_count(processes, cpus(), 0)
-            rest: Iterator[tuple[int, dict[str, Any]]] | None = pending
-            if count > 1:
-                rest = self._submit_shared(unit, pending, actor, batch_size, on_progress, outcomes, count)
-                now, unit = unit.now, UnitOfWork(self)  # what the deciders wrote, read afresh
-                unit.now = now
-            if rest is not None:
-                self._submit_all(unit, rest, actor, batch_size, on_progress, outcomes)
+            self._submit_all(unit, enumerate(bodies), actor, batch_size, on_progress, outcomes)
         refused = next((o for o in outcomes if not o.accepted), None)
         if refused is not None:
             raise Refused(refused)
         return outcomes
-
-    def _submit_shared(self, unit: UnitOfWork, pending: Iterator[tuple[int, dict[str, Any]]], actor: str | None,
-                       batch_size: int, on_progress: Callable[[int], None] | None, outcomes: list[Outcome],
-                       count: int) -> Iterator[tuple[int, dict[str, Any]]] | None:
-        """An import decided by `count` processes (api/parallel.py); returns the commands left to
-        decide in this one (after a decider's failure or another writer's change), or None."""
-        from api.parallel import Deciders, SharedImport
-
-        deciders = Deciders(self.db_url, count - 1, unit.now, actor)  # and this process
-        try:
-            return SharedImport(self, unit, deciders, actor, on_progress, outcomes).run(_batches(pending, batch_size))
-        finally:
-            deciders.stop()
 
     def _submit_all(self, unit: UnitOfWork, pending: Iterable[tuple[int, dict[str, Any]]], actor: str | None,
                     batch_size: int, on_progress: Callable[[int], None] | None,
@@ -476,8 +441,7 @@ def _answer_positions(rows: list[CommandRow], positions: Any) -> None:
 
 
 def _batches(pending: Iterable[tuple[int, dict[str, Any]]], size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    """Batches of `size` commands by their index (0 … size−1, size … 2·size−1, …): an import that
-    goes on from the middle of a batch (api/parallel.py) ends that batch where it would have ended."""
+    """Batches of `size` commands by their index (0 … size−1, size … 2·size−1, …)."""
     batch: list[tuple[int, dict[str, Any]]] = []
     for item in pending:
         batch.append(item)
@@ -713,15 +677,6 @@ class UnitOfWork:
         events, rows = self.events, self.rows
         self.events, self.rows = [], []
         return events, rows
-
-    def drop(self, aggregate_ids: set[UUID]) -> None:
-        """Read these aggregates again when next needed (another process changed them)."""
-        for aggregate_id in aggregate_ids:
-            key = aggregate_id.int
-            self.loaded.pop(key, None)
-            self.touched.pop(key, None)
-            self.read.pop(aggregate_id, None)
-            self.current.discard(aggregate_id)
 
     def forget(self) -> None:
         """Drop everything read or decided (private copies): the next attempt starts from the store."""
