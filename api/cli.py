@@ -238,13 +238,9 @@ def project(
     once: Annotated[bool, typer.Option("--once", help="catch up and exit")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="rebuild every read model from zero, then swap")] = False,
     interval: Annotated[float, typer.Option(help="polling interval in seconds (SQLite)")] = 0.5,
-    processes: Annotated[int, typer.Option(
-        help="processes sharing a rebuild (0: one per core, up to 4, from 50,000 events)")] = 0,
     db: DbOption = None,
 ) -> None:
     """Keep the read models up to date (读模型): follow the log, restart after failures."""
-    from api.processes import cpus
-    from projections.partition import share_count
     from projections.readmodels import ReadModelProjection
     from projections.worker import run
 
@@ -252,11 +248,7 @@ def project(
         ledger = open_ledger(db)
         projection = ReadModelProjection(ledger, resume=not rebuild)  # a rebuild folds from zero itself
         started = time.perf_counter()
-        if rebuild:
-            events = ledger.recorder.max_notification_id() or 0
-            count = projection.rebuild(processes=share_count(processes, cpus(), events))
-        else:
-            count = projection.catch_up()
+        count = projection.rebuild() if rebuild else projection.catch_up()
         err.print(f"{'rebuilt from' if rebuild else 'processed'} {count} event(s) in "
                   f"{time.perf_counter() - started:.2f}s; position {projection.state.position}", highlight=False)
         projection.close()
