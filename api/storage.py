@@ -9,9 +9,7 @@ command's events: it makes re-sent commands no-ops and lets later commands find 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any, NamedTuple, cast
@@ -241,9 +239,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self.commands_table = events_table_name.replace("_events", "_commands")
-        # event loop -> its connection (`insert_events_on_loop`)
-        self._loop_connections: weakref.WeakKeyDictionary[Any, psycopg.AsyncConnection[Any]] = (
-            weakref.WeakKeyDictionary())
         schema = Identifier(self.datastore.schema)
         # The library's insert and the COPY path take the log's lock as the write function does
         # (`_log_lock`), after the library's lock timeout.
@@ -395,44 +390,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             result = curs.fetchone()
         assert result is not None
         return list(result["positions"])
-
-    async def insert_events_on_loop(self, stored_events: Sequence[StoredEvent], commands: Sequence[CommandRow],
-                                    read: dict[UUID, int]) -> list[int]:
-        """The write function called on the running event loop, over that loop's own connection
-        (`submit_on_loop`): while the store works, the loop serves other requests, and the answer
-        is taken up by the loop itself, with no thread waiting for its turn at the GIL. Any failure
-        leaves the caller to write again on a worker thread (a broken connection is opened again
-        next time)."""
-        statement, params = self._write_call(stored_events, commands, read)
-        conn = await self._loop_connection()
-        try:
-            cursor = await conn.execute(statement, params, prepare=True)
-            result = await cursor.fetchone()
-        except psycopg.errors.RaiseException as error:
-            _check_refusal(error)
-            raise
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            self._loop_connections.pop(asyncio.get_running_loop(), None)
-            conn.pgconn.finish()
-            raise
-        assert result is not None
-        return list(result[0])
-
-    async def _loop_connection(self) -> psycopg.AsyncConnection[Any]:
-        loop = asyncio.get_running_loop()
-        conn = self._loop_connections.get(loop)
-        if conn is None or conn.closed:
-            pool: Any = self.datastore.pool
-            kwargs = {key: value for key, value in pool.kwargs.items() if key != "row_factory"}
-            conn = await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True, **kwargs)
-            self._loop_connections[loop] = conn
-        return conn
-
-    def close_loop_connections(self) -> None:
-        """Close the event loops' connections (from any thread: libpq's own close)."""
-        for conn in list(self._loop_connections.values()):
-            conn.pgconn.finish()
-        self._loop_connections.clear()
 
     def _write_call(self, stored_events: Sequence[StoredEvent], commands: Sequence[CommandRow],
                     read: dict[UUID, int]) -> tuple[bytes, tuple[Any, ...]]:

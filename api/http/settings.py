@@ -39,10 +39,6 @@ class Settings(BaseSettings):
     # How long a verified token is trusted before it is looked up again (0: every request);
     # a revocation takes effect within this time.
     token_cache_seconds: float = Field(default=2.0, ge=0, le=300)
-    # Commands on one appraisal are decided (and, on PostgreSQL, written) on the event loop, with no
-    # worker thread per request (`AppraisalLedger.submit_on_loop`); off, every command goes to a
-    # worker thread as a plain `def` route's would (scripts/bench_http.py --thread-path compares).
-    commands_on_loop: bool = True
     # The raw-insert baseline of scripts/bench_http.py: never on in production.
     bench_raw_endpoint: bool = False
     host: str = "127.0.0.1"

@@ -335,35 +335,34 @@ def test_a_command_id_is_recorded_once(w: World, client: TestClient) -> None:
     assert w.ledger.event_count() == before + 2
 
 
-@pytest.mark.parametrize("on_loop", [True, False])
-def test_commands_are_decided_on_the_event_loop_unless_set_off(db_url: str, on_loop: bool) -> None:
-    """`APPRAISAL_COMMANDS_ON_LOOP` (on by default): a rating is decided and written on the event
-    loop; off, on a worker thread, as a plain `def` route would run it. The same answer either way."""
-    import threading
+def test_command_routes_are_plain_def_routes_run_on_worker_threads(w: World, client: TestClient) -> None:
+    """The ledger is synchronous: every command route is a plain `def` (FastAPI runs it on its
+    thread pool), never a coroutine that would block the event loop."""
+    import asyncio
+    import inspect
 
-    with world(db_url, commands_on_loop=on_loop) as w, TestClient(w.app) as client:
-        ledger, seen = w.ledger, []
-        decide, submit_one = ledger.submit_on_loop, ledger.submit_one
+    from fastapi.routing import APIRoute
 
-        async def on_the_loop(body: dict[str, Any], *, actor: str) -> Any:
-            outcome = await decide(body, actor=actor)
-            seen.append(("loop", outcome is not None))
-            return outcome
+    from api.http.commands import router
 
-        def on_a_thread(body: dict[str, Any], **kwargs: Any) -> Any:
-            seen.append(("thread", threading.current_thread() is not threading.main_thread()))
-            return submit_one(body, **kwargs)
+    commands = [route for route in router.routes if isinstance(route, APIRoute)]
+    assert len(commands) >= 15
+    assert not [route.path for route in commands if inspect.iscoroutinefunction(route.endpoint)]
+    seen, submit_one = [], w.ledger.submit_one
 
-        ledger.submit_on_loop, ledger.submit_one = on_the_loop, on_a_thread  # type: ignore[method-assign]
-        # (The first command after the import finds its appraisal not cached: a worker thread's.)
-        assert client.post(f"/appraisals/{A}/ratings", json=rating("loop-0", "self", "87", period="2025-11"),
-                           headers=w.auth("staff")).status_code == 201
-        seen.clear()
-        before = ledger.event_count()
-        answer = client.post(f"/appraisals/{A}/ratings", json=rating("loop-1", "self", "88"), headers=w.auth("staff"))
-        assert answer.status_code == 201, answer.text
-        assert answer.json()["position"] == before + 1 == ledger.event_count()
-        assert seen == ([("loop", True)] if on_loop else [("thread", True)])
+    def on_a_thread(body: dict[str, Any], **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop runs in this thread: a worker thread's
+            seen.append(True)
+        else:
+            seen.append(False)
+        return submit_one(body, **kwargs)
+
+    w.ledger.submit_one = on_a_thread  # type: ignore[method-assign]
+    answer = client.post(f"/appraisals/{A}/ratings", json=rating("thread-1", "self", "88"), headers=w.auth("staff"))
+    assert answer.status_code == 201, answer.text
+    assert seen == [True]
 
 
 def test_read_your_writes(w: World, client: TestClient) -> None:
