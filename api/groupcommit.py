@@ -1,8 +1,8 @@
 """Group commit: the writes of concurrent threads (HTTP requests) go to the store together.
 
 Every write of the ledger takes the log's write lock (PostgreSQL: the events table's lock; SQLite:
-the database's) and pays a transaction: a round trip (PostgreSQL's write function) or several
-(COPY of a bulk batch; SQLite's statements), a commit, and a turn at the GIL for each step. Under
+the database's) and pays a transaction: several round trips (PostgreSQL: the lock and checks,
+the positions, the COPYs; SQLite's statements), a commit, and a turn at the GIL for each step. Under
 concurrent requests those writes queue up one behind another. A group commit lets the first
 waiting writer (the leader) write every batch queued at that moment in one transaction, while the
 others (followers) wait for their answer; what queued while it wrote goes next, led by the
