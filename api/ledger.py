@@ -8,7 +8,9 @@ command records nothing and never takes an accepted one with it.
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 from api.gcpause import paused_gc
 from api.groupcommit import GroupCommit
@@ -44,7 +46,16 @@ except ImportError:  # pragma: no cover
     PgIntegrityError = IntegrityError  # type: ignore[misc,assignment]
 
 CONFLICTS = (IntegrityError, PgIntegrityError)
-MAX_ATTEMPTS = 5
+UNAVAILABLE = (OperationalError, InterfaceError)  # the store could not take the write (a lost connection)
+# The one retry layer (the HTTP layer answers 409 or 503 with what is raised after the last attempt):
+# a batch whose write another writer's got in before is decided again from the store, at once and
+# then after a short random pause that grows (many writers on one appraisal would only collide
+# again); a write the store could not take is tried once more after a pause (a pool replaces a
+# lost connection; a store that stays down is the caller's to wait for).
+MAX_ATTEMPTS = 8
+STORE_ATTEMPTS = 2
+CONFLICT_PAUSE = 0.005  # seconds, doubled at each attempt up to 16 times this
+STORE_PAUSE = 0.2
 
 
 @dataclass
@@ -169,15 +180,24 @@ class AppraisalLedger(Application):
 
     def _submit_batch(self, unit: UnitOfWork, batch: list[tuple[int, dict[str, Any]]],
                       actor: str | None) -> list[Outcome]:
+        store_attempts = 0
         for attempt in range(MAX_ATTEMPTS):
             outcomes = unit.run(batch, actor)
             try:
                 unit.flush()
             except Exception as error:
                 # Nothing of the batch was recorded: forget what we read and decided, and
-                # decide again from the store when another writer got there first.
+                # decide again from the store (see MAX_ATTEMPTS).
                 unit.forget()
-                if isinstance(error, CONFLICTS) and attempt < MAX_ATTEMPTS - 1:
+                store_attempts += isinstance(error, UNAVAILABLE)
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                if isinstance(error, CONFLICTS):
+                    if attempt:
+                        time.sleep(random.uniform(0.5, 1.5) * CONFLICT_PAUSE * 2 ** min(attempt - 1, 4))
+                    continue
+                if isinstance(error, UNAVAILABLE) and store_attempts < STORE_ATTEMPTS:
+                    time.sleep(STORE_PAUSE)
                     continue
                 raise
             return outcomes

@@ -21,14 +21,11 @@ import psycopg
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
-    InterfaceError,
-    OperationalError,
     StoredEvent,
 )
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteCursor
-from eventsourcing.utils import retry
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from api.chain import MemoryChain, PostgresChain, SQLiteChain
@@ -306,7 +303,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._create_table(curs)
         self.datastore.register_type_adapters()
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return super().insert_events(stored_events, **kwargs)

@@ -15,8 +15,6 @@ with the first answer; a refusal problem+json (see api/http/errors.py).
 
 from __future__ import annotations
 
-import random
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
@@ -92,22 +90,17 @@ def check_text(value: Any, path: str = "") -> None:
             check_text(item, f"{path}[{index}]")
 
 
-def submit(ledger: AppraisalLedger, settings: Settings, body: dict[str, Any], actor: str) -> Outcome:
-    """One command through the ledger. The ledger re-decides a conflicting write a few times at
-    once; when many writers keep colliding on one appraisal, try again after a short random pause
-    (the command id makes every attempt safe), then give up with 409."""
-    for attempt in range(settings.conflict_retries + 1):
-        try:
-            return ledger.submit_one(body, actor=actor)
-        except Refused as refused:
-            assert refused.outcome.error is not None
-            raise from_domain(refused.outcome.error) from None
-        except WRITE_CONFLICTS:
-            if attempt == settings.conflict_retries:
-                raise conflict_problem() from None
-            pause = settings.conflict_backoff_seconds * (2 ** min(attempt, 4))
-            time.sleep(random.uniform(0.5, 1.5) * pause)
-    raise AssertionError("unreachable")
+def submit(ledger: AppraisalLedger, body: dict[str, Any], actor: str) -> Outcome:
+    """One command through the ledger, which retries a conflicting write (api/ledger.py: the one
+    retry layer); a conflict that outlasted its attempts is a 409, a store that stayed unavailable a
+    503 (api/http/errors.py)."""
+    try:
+        return ledger.submit_one(body, actor=actor)
+    except Refused as refused:
+        assert refused.outcome.error is not None
+        raise from_domain(refused.outcome.error) from None
+    except WRITE_CONFLICTS:
+        raise conflict_problem() from None
 
 
 class CommandRunner:
@@ -145,8 +138,8 @@ class CommandRunner:
         return data
 
     def submit(self, data: dict[str, Any]) -> JSONResponse:
-        """Through the ledger (with the retries of `submit`), and answered."""
-        return self.answer(submit(self.ledger, self.settings, data, self.principal.person))
+        """Through the ledger, and answered."""
+        return self.answer(submit(self.ledger, data, self.principal.person))
 
     def answer(self, outcome: Outcome) -> JSONResponse:
         answer = dict(outcome.answer)

@@ -32,10 +32,6 @@ class Settings(BaseSettings):
     # Read-your-writes: how long a query waits for the read side to reach a requested position.
     wait_seconds: float = Field(default=5.0, ge=0, le=60)
     wait_poll_seconds: float = Field(default=0.02, gt=0, le=1)
-    # A conflict that survived the ledger's own retries is tried again this many times, after a
-    # short random pause (the ledger retries at once, which many writers on one appraisal defeat).
-    conflict_retries: int = Field(default=6, ge=0, le=20)
-    conflict_backoff_seconds: float = Field(default=0.01, ge=0, le=1)
     # How long a verified token is trusted before it is looked up again (0: every request);
     # a revocation takes effect within this time.
     token_cache_seconds: float = Field(default=2.0, ge=0, le=300)

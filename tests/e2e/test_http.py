@@ -290,27 +290,40 @@ def test_refusals_name_the_field_and_the_rule(w: World, client: TestClient) -> N
 
 def test_the_store_unavailable_is_503_and_a_lasting_conflict_409(w: World, client: TestClient,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger is the one retry layer: a write the store cannot take is tried `STORE_ATTEMPTS`
+    times, a conflicting one decided again `MAX_ATTEMPTS` times; HTTP answers with what is left."""
+    from api import ledger as ledger_module
+
     calls = []
 
     def unavailable(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
         raise OperationalError("connection refused")
 
     def conflicting(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         raise IntegrityError("duplicate key value violates unique constraint")
 
-    monkeypatch.setattr(w.ledger, "submit_one", unavailable)
+    monkeypatch.setattr(ledger_module, "STORE_PAUSE", 0)
+    monkeypatch.setattr(ledger_module, "CONFLICT_PAUSE", 0)
+    before = w.ledger.event_count()
+    monkeypatch.setattr(w.ledger.recorder, "insert_events", unavailable)
     response = client.post(f"/appraisals/{A}/ratings", json=rating("u1", "self"), headers=w.auth("staff"))
     assert_problem(response, 503, "store-unavailable")
     assert response.headers["retry-after"]
+    assert len(calls) == ledger_module.STORE_ATTEMPTS
     monkeypatch.setattr(w.ledger, "event_count", unavailable)
     assert_problem(client.get("/health"), 503, "store-unavailable")
     monkeypatch.undo()
 
-    monkeypatch.setattr(w.ledger, "submit_one", conflicting)
+    calls.clear()
+    monkeypatch.setattr(ledger_module, "CONFLICT_PAUSE", 0)
+    monkeypatch.setattr(w.ledger.recorder, "insert_events", conflicting)
     response = client.post(f"/appraisals/{A}/ratings", json=rating("c1", "self"), headers=w.auth("staff"))
     assert_problem(response, 409, "concurrency-conflict")
-    assert len(calls) == w.app.state.settings.conflict_retries + 1
+    assert len(calls) == ledger_module.MAX_ATTEMPTS
+    monkeypatch.undo()
+    assert w.ledger.event_count() == before  # nothing recorded
 
 
 # --- idempotency and read-your-writes --------------------------------------------------------------
