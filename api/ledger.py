@@ -363,6 +363,7 @@ class AppraisalLedger(Application):
     def event_count(self) -> int:
         return self.recorder.max_notification_id() or 0
 
+
 def _use_lock(locks: dict[str, tuple[Any, int]], key: str, make: Callable[[], Any]) -> Any:
     """The lock of `key` in a table of locks in use, counted once more (made when nobody uses it)."""
     lock, users = locks.get(key, (None, 0))

@@ -286,6 +286,7 @@ def main() -> None:
     try:
         server, base, raters = start("server")
         ledger_path, raw_path = "/appraisals/{appraisal}/ratings", "/bench/raw/appraisals/{appraisal}/ratings"
+
         def one_round(path: str, tag: str, warm: bool = False, rate: float | None = None) -> dict[str, float]:
             process, url, people = server, base, raters
             cpu = server_cpu_seconds(process.pid)
