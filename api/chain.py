@@ -130,9 +130,7 @@ class SQLiteChain:
 class PostgresChain:
     """The chain table of a PostgreSQL store, written inside `PostgresLedgerRecorder.insert_events`:
     the events' table lock is held and their positions are final; the head is read in the same
-    transaction, by the statement that draws the positions (`head_query`). Small batches (single
-    commands) are chained instead by the store's write function, in SQL over the same bytes
-    (`_write_function` in api/storage.py)."""
+    transaction, by the statement that draws the positions (`head_query`)."""
 
     def __init__(self, schema: str, events_table: str) -> None:
         self.table = events_table.replace("_events", "_chain")

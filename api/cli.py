@@ -78,8 +78,6 @@ def import_(
     actor: Annotated[str | None, typer.Option(help="the actor of a workbook's rows that name none")] = None,
     db: DbOption = None,
     batch_size: Annotated[int, typer.Option(min=1, max=5000, help="commands per transaction")] = 500,
-    processes: Annotated[int, typer.Option(min=0, max=4, help="processes deciding the commands (0: one per "
-                                                              "core, up to 4, from 30,000 commands on)")] = 0,
 ) -> None:
     """Apply the commands of a JSON Lines file or an Excel ledger in order (导入命令)."""
     ledger = open_ledger(db)
@@ -114,7 +112,7 @@ def import_(
     try:
         with progress:
             task = progress.add_task("import", total=total_lines)
-            outcomes = ledger.submit(bodies(), batch_size=batch_size, processes=processes or None,
+            outcomes = ledger.submit(bodies(), batch_size=batch_size,
                                      on_progress=lambda n: progress.advance(task, n))
         checkpoint_after_publication(ledger)  # tamper evidence: a signed tree head at each publication
     except Refused as refused:
@@ -286,13 +284,9 @@ def project(
     once: Annotated[bool, typer.Option("--once", help="catch up and exit")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="rebuild every read model from zero, then swap")] = False,
     interval: Annotated[float, typer.Option(help="polling interval in seconds (SQLite)")] = 0.5,
-    processes: Annotated[int, typer.Option(
-        help="processes sharing a rebuild (0: one per core, up to 4, from 50,000 events)")] = 0,
     db: DbOption = None,
 ) -> None:
     """Keep the read models up to date (读模型): follow the log, restart after failures."""
-    from api.processes import cpus
-    from projections.partition import share_count
     from projections.readmodels import ReadModelProjection
     from projections.worker import run
 
@@ -300,11 +294,7 @@ def project(
         ledger = open_ledger(db)
         projection = ReadModelProjection(ledger, resume=not rebuild)  # a rebuild folds from zero itself
         started = time.perf_counter()
-        if rebuild:
-            events = ledger.recorder.max_notification_id() or 0
-            count = projection.rebuild(processes=share_count(processes, cpus(), events))
-        else:
-            count = projection.catch_up()
+        count = projection.rebuild() if rebuild else projection.catch_up()
         err.print(f"{'rebuilt from' if rebuild else 'processed'} {count} event(s) in "
                   f"{time.perf_counter() - started:.2f}s; position {projection.state.position}", highlight=False)
         projection.close()

@@ -1,8 +1,8 @@
 """Group commit: the writes of concurrent threads (HTTP requests) go to the store together.
 
 Every write of the ledger takes the log's write lock (PostgreSQL: the events table's lock; SQLite:
-the database's) and pays a transaction: a round trip (PostgreSQL's write function) or several
-(COPY of a bulk batch; SQLite's statements), a commit, and a turn at the GIL for each step. Under
+the database's) and pays a transaction: several round trips (PostgreSQL: the lock and checks,
+the positions, the COPYs; SQLite's statements), a commit, and a turn at the GIL for each step. Under
 concurrent requests those writes queue up one behind another. A group commit lets the first
 waiting writer (the leader) write every batch queued at that moment in one transaction, while the
 others (followers) wait for their answer; what queued while it wrote goes next, led by the
@@ -17,22 +17,13 @@ decisions read or changed, at the versions they started from) are checked by the
 When the group's transaction fails anyway (a clash with what another process wrote), each batch is
 written again on its own, so one batch's conflict never refuses another. A single writer (an
 import) writes its batches directly, as before.
-
-A batch decided on the event loop (`write_on_loop`, the HTTP path of `submit_on_loop`) has no
-thread of its own to lead: the writer thread leads for it, and the batch's future is settled on
-its loop once written. Threads and loops share one queue: a thread that finds nobody writing
-leads; whoever leads writes everything queued, and when more has queued meanwhile, hands the lead
-to the writer thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
-import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,16 +42,6 @@ class _Batch:
     done: threading.Event = field(default_factory=threading.Event)
     positions: Sequence[int] = ()
     error: BaseException | None = None
-    settle: Callable[[_Batch], None] | None = None  # a loop's batch: hands the outcome to its future
-
-
-def _settle(future: asyncio.Future[Sequence[int]], batch: _Batch) -> None:
-    if future.cancelled():
-        return
-    if batch.error is not None:
-        future.set_exception(batch.error)
-    else:
-        future.set_result(batch.positions)
 
 
 class GroupCommit:
@@ -76,7 +57,7 @@ class GroupCommit:
         self._queue: list[_Batch] = []
         self._writing = False  # a leader is writing, or a writer thread is about to
         self.groups = 0  # transactions of more than one batch (for tests and the bench)
-        self._writer: threading.Thread | None = None  # leads for loops' batches, and after a leader
+        self._writer: threading.Thread | None = None  # leads after a leader, for what queued meanwhile
         self._leads: queue.SimpleQueue[None] = queue.SimpleQueue()
 
     def write(self, events: list[Any], rows: list[CommandRow], read: dict[Any, int] | None = None
@@ -93,33 +74,14 @@ class GroupCommit:
             raise batch.error
         return batch.positions
 
-    def write_on_loop(self, events: list[Any], rows: list[CommandRow], read: dict[Any, int] | None = None
-                      ) -> asyncio.Future[Sequence[int]]:
-        """`write` for a coroutine: a future of the positions, settled on the running loop once
-        the writer thread (or a thread leading meanwhile) has written the batch."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Sequence[int]] = loop.create_future()
-
-        def settle(written: _Batch) -> None:
-            with suppress(RuntimeError):  # the loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, written)
-
-        batch = _Batch(events, rows, read or {}, settle=settle)
-        with self._lock:
-            self._queue.append(batch)
-            if not self._writing:
-                self._writing = True
-                self._wake_writer()
-        return future
-
     def _wake_writer(self) -> None:
         """(Under the lock.) The writer thread leads next."""
         if self._writer is None:
-            self._writer = threading.Thread(target=self._write_for_loops, name="group-commit-writer", daemon=True)
+            self._writer = threading.Thread(target=self._write_next, name="group-commit-writer", daemon=True)
             self._writer.start()
         self._leads.put(None)
 
-    def _write_for_loops(self) -> None:
+    def _write_next(self) -> None:
         while True:
             self._leads.get()
             self._lead()
@@ -137,8 +99,6 @@ class GroupCommit:
                     self._writing = False
             for batch in group:
                 batch.done.set()
-                if batch.settle is not None:
-                    batch.settle(batch)
 
     def _write_group(self, group: list[_Batch]) -> None:
         if len(group) == 1:
@@ -162,70 +122,6 @@ class GroupCommit:
             batch.positions = self._put(batch.events, batch.rows, batch.read)
         except BaseException as error:  # noqa: BLE001 - handed to the batch's own thread
             batch.error = error
-
-
-class LoopGroupCommit:
-    """The group commit of an event loop's batches, written on the loop itself over an asynchronous
-    connection (PostgreSQL: `insert_events_on_loop`): the batches decided while a write is on its
-    way go together in the next one, as with `GroupCommit`, and no thread is involved. The
-    store's lock orders these writes with any thread's."""
-
-    def __init__(self, put: Callable[[list[Any], list[CommandRow], dict[Any, int]], Awaitable[Sequence[int]]],
-                 max_group: int = 64) -> None:
-        self._put = put
-        self._max_group = max_group
-        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = weakref.WeakKeyDictionary()
-        self.groups = 0  # transactions of more than one batch (for tests and the bench)
-
-    async def write(self, events: list[Any], rows: list[CommandRow], read: dict[Any, int] | None = None
-                    ) -> Sequence[int]:
-        loop = asyncio.get_running_loop()
-        waiting = self._queues.get(loop)
-        if waiting is None:
-            waiting = self._queues[loop] = _LoopQueue()
-        future: asyncio.Future[Sequence[int]] = loop.create_future()
-        waiting.batches.append((_Batch(events, rows, read or {}), future))
-        if waiting.writer is None:
-            waiting.writer = loop.create_task(self._lead(waiting))
-        return await future
-
-    async def _lead(self, waiting: _LoopQueue) -> None:
-        try:
-            while waiting.batches:
-                group = waiting.batches[:self._max_group]
-                del waiting.batches[:self._max_group]
-                try:
-                    await self._write_group([batch for batch, _ in group])
-                finally:
-                    for batch, future in group:
-                        if not batch.positions and batch.error is None:
-                            batch.error = RuntimeError("the write was cancelled")
-                        _settle(future, batch)
-        finally:
-            waiting.writer = None
-
-    async def _write_group(self, group: list[_Batch]) -> None:
-        sendable = _without_clashes(group)
-        if len(sendable) > 1:
-            try:
-                positions = await self._put(*_merged(sendable))
-            except Exception:  # noqa: BLE001 - each batch on its own, each with its own outcome
-                pass
-            else:
-                self.groups += 1
-                _share_out(sendable, positions)
-                return
-        for batch in sendable:
-            try:
-                batch.positions = await self._put(batch.events, batch.rows, batch.read)
-            except Exception as error:  # noqa: BLE001 - handed to the batch's own coroutine
-                batch.error = error
-
-
-@dataclass(eq=False)
-class _LoopQueue:
-    batches: list[tuple[_Batch, asyncio.Future[Sequence[int]]]] = field(default_factory=list)
-    writer: asyncio.Task[None] | None = None
 
 
 def _merged(sendable: list[_Batch]) -> tuple[list[Any], list[CommandRow], dict[Any, int]]:

@@ -8,23 +8,23 @@ command records nothing and never takes an accepted one with it.
 
 from __future__ import annotations
 
-import asyncio
+import random
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain, islice
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 from api.gcpause import paused_gc
-from api.groupcommit import GroupCommit, LoopGroupCommit
+from api.groupcommit import GroupCommit
 from api.storage import DEFAULT_DB, CommandRow, ensure_schema, store_env
 from domain import commands as c
 from domain.aggregates import (
@@ -48,7 +48,16 @@ except ImportError:  # pragma: no cover
     PgIntegrityError = IntegrityError  # type: ignore[misc,assignment]
 
 CONFLICTS = (IntegrityError, PgIntegrityError)
-MAX_ATTEMPTS = 5
+UNAVAILABLE = (OperationalError, InterfaceError)  # the store could not take the write (a lost connection)
+# The one retry layer (the HTTP layer answers 409 or 503 with what is raised after the last attempt):
+# a batch whose write another writer's got in before is decided again from the store, at once and
+# then after a short random pause that grows (many writers on one appraisal would only collide
+# again); a write the store could not take is tried once more after a pause (a pool replaces a
+# lost connection; a store that stays down is the caller's to wait for).
+MAX_ATTEMPTS = 8
+STORE_ATTEMPTS = 2
+CONFLICT_PAUSE = 0.005  # seconds, doubled at each attempt up to 16 times this
+STORE_PAUSE = 0.2
 
 
 @dataclass
@@ -61,16 +70,6 @@ class Outcome:
     answer: dict[str, Any] = field(default_factory=dict)
     error: DomainError | None = None
     duplicate: bool = False
-
-
-class _NotOnTheLoop(Exception):
-    """A decision that needs the store (an aggregate not cached, a command id to look up) or much
-    work (a published year's revision): not one for the event loop (`submit_on_loop`)."""
-
-
-# Commands on one appraisal, cheap to decide on its cached copy (`submit_on_loop`).
-LOOP_KINDS = frozenset({"rating.record", "measurement.record", "occurrence.record", "adjustment.apply",
-                        "veto.impose", "appeal.file"})
 
 
 class Refused(Exception):
@@ -94,63 +93,23 @@ class AppraisalLedger(Application):
         self.clock = clock or (lambda: datetime.now(UTC))
         self._schemes: dict[tuple[str, int], Scheme] = {}
         self._group = GroupCommit(self._put)  # concurrent writers share transactions (api/groupcommit.py)
-        # How the event loop's commands are written (`submit_on_loop`): on PostgreSQL on the loop
-        # itself, elsewhere by the group commit's writer thread.
-        on_loop = getattr(self.recorder, "insert_events_on_loop", None)
-        self._loop_group = LoopGroupCommit(on_loop) if on_loop is not None else None
-        self._write_on_loop = self._loop_group.write if self._loop_group is not None else self._group.write_on_loop
         self._serial: dict[str, tuple[threading.Lock, int]] = {}  # appraisal -> (its lock, threads using it)
         self._serial_lock = threading.Lock()
-        self._serial_on_loop: dict[str, tuple[asyncio.Lock, int]] = {}  # the same, for `submit_on_loop`
 
     # --- commands -------------------------------------------------------------------------------
 
     def submit(self, bodies: Iterable[dict[str, Any]], *, actor: str | None = None,
-               batch_size: int = 500, on_progress: Callable[[int], None] | None = None,
-               processes: int | None = None) -> list[Outcome]:
+               batch_size: int = 500, on_progress: Callable[[int], None] | None = None) -> list[Outcome]:
         """Apply commands in order; stop at the first refused one (raising `Refused` after
-        recording every accepted command before it). `actor` overrides the bodies' actors.
-        `processes`: how many processes decide (api/parallel.py); None: one per core, up to
-        four, for an import of PARALLEL_FROM commands or more; 1: this one only (always, for a
-        store in this process's memory, which no other process reaches)."""
-        from api.parallel import PARALLEL_FROM, decider_count, shareable
-        from api.processes import cpus
-
+        recording every accepted command before it). `actor` overrides the bodies' actors."""
         outcomes: list[Outcome] = []
         unit = UnitOfWork(self)  # aggregates stay loaded from one batch to the next
-        pending: Iterator[tuple[int, dict[str, Any]]] = enumerate(bodies)
         with paused_gc():
-            count, reachable = 1, shareable(self.db_url)
-            if reachable and processes is None:
-                head = list(islice(pending, PARALLEL_FROM))
-                count = decider_count(None, cpus(), len(head))
-                pending = chain(head, pending)
-            elif reachable and processes is not None and processes > 1:
-                count = decider_count(processes, cpus(), 0)
-            rest: Iterator[tuple[int, dict[str, Any]]] | None = pending
-            if count > 1:
-                rest = self._submit_shared(unit, pending, actor, batch_size, on_progress, outcomes, count)
-                now, unit = unit.now, UnitOfWork(self)  # what the deciders wrote, read afresh
-                unit.now = now
-            if rest is not None:
-                self._submit_all(unit, rest, actor, batch_size, on_progress, outcomes)
+            self._submit_all(unit, enumerate(bodies), actor, batch_size, on_progress, outcomes)
         refused = next((o for o in outcomes if not o.accepted), None)
         if refused is not None:
             raise Refused(refused)
         return outcomes
-
-    def _submit_shared(self, unit: UnitOfWork, pending: Iterator[tuple[int, dict[str, Any]]], actor: str | None,
-                       batch_size: int, on_progress: Callable[[int], None] | None, outcomes: list[Outcome],
-                       count: int) -> Iterator[tuple[int, dict[str, Any]]] | None:
-        """An import decided by `count` processes (api/parallel.py); returns the commands left to
-        decide in this one (after a decider's failure or another writer's change), or None."""
-        from api.parallel import Deciders, SharedImport
-
-        deciders = Deciders(self.db_url, count - 1, unit.now, actor)  # and this process
-        try:
-            return SharedImport(self, unit, deciders, actor, on_progress, outcomes).run(_batches(pending, batch_size))
-        finally:
-            deciders.stop()
 
     def _submit_all(self, unit: UnitOfWork, pending: Iterable[tuple[int, dict[str, Any]]], actor: str | None,
                     batch_size: int, on_progress: Callable[[int], None] | None,
@@ -176,16 +135,6 @@ class AppraisalLedger(Application):
         finally:
             with self._serial_lock:
                 _disuse_lock(self._serial, key)
-
-    @asynccontextmanager
-    async def _one_at_a_time_on_loop(self, key: str) -> AsyncIterator[None]:
-        """`_one_at_a_time` for the event loop's commands (one thread: no lock around the table)."""
-        lock = _use_lock(self._serial_on_loop, key, asyncio.Lock)
-        try:
-            async with lock:
-                yield
-        finally:
-            _disuse_lock(self._serial_on_loop, key)
 
     def _write(self, events: list[Any], rows: list[CommandRow], read: dict[UUID, int]) -> None:
         """One transaction: the events, their command rows (and the chain); answers get positions.
@@ -231,48 +180,26 @@ class AppraisalLedger(Application):
             raise Refused(outcome)
         return outcome
 
-    async def submit_on_loop(self, body: dict[str, Any], *, actor: str) -> Outcome | None:
-        """One command on one appraisal (`LOOP_KINDS`), decided on the event loop's thread on the
-        cached copies, and written by the group commit's writer thread while the loop serves other
-        requests: no worker thread per request, whose wakeups and turns at the GIL cost more than
-        the decision. Returns the accepted and recorded outcome, or None when nothing was recorded:
-        the decision needed the store or much work, the command was refused or re-sent (its answer
-        must rest on the log, not on a cached copy), or the write was refused; the caller then
-        submits it with `submit_one` on a worker thread, which decides again after a refresh.
-        (PostgreSQL: the write too is made on the loop, over the loop's own connection.)"""
-        key = body.get("appraisal")
-        if body.get("type") not in LOOP_KINDS or not isinstance(key, str):
-            return None
-        async with self._one_at_a_time_on_loop(key):
-            unit = UnitOfWork(self)
-            unit.look_up, unit.on_loop = False, True
-            try:
-                outcome = unit.run([(0, body)], actor)[0]
-            except _NotOnTheLoop:
-                return None
-            if not outcome.accepted or not outcome.answer.get("events"):
-                return None
-            events, rows, read = unit.write_set()
-            try:
-                positions = await self._write_on_loop(self._stored(events), rows, read)
-            except Exception:  # noqa: BLE001 - nothing recorded: the worker thread's path decides again
-                return None
-            _answer_positions(rows, positions)
-            unit.wrote(events)
-            self._adopt(unit)
-        return outcome
-
     def _submit_batch(self, unit: UnitOfWork, batch: list[tuple[int, dict[str, Any]]],
                       actor: str | None) -> list[Outcome]:
+        store_attempts = 0
         for attempt in range(MAX_ATTEMPTS):
             outcomes = unit.run(batch, actor)
             try:
                 unit.flush()
             except Exception as error:
                 # Nothing of the batch was recorded: forget what we read and decided, and
-                # decide again from the store when another writer got there first.
+                # decide again from the store (see MAX_ATTEMPTS).
                 unit.forget()
-                if isinstance(error, CONFLICTS) and attempt < MAX_ATTEMPTS - 1:
+                store_attempts += isinstance(error, UNAVAILABLE)
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                if isinstance(error, CONFLICTS):
+                    if attempt:
+                        time.sleep(random.uniform(0.5, 1.5) * CONFLICT_PAUSE * 2 ** min(attempt - 1, 4))
+                    continue
+                if isinstance(error, UNAVAILABLE) and store_attempts < STORE_ATTEMPTS:
+                    time.sleep(STORE_PAUSE)
                     continue
                 raise
             return outcomes
@@ -295,16 +222,6 @@ class AppraisalLedger(Application):
         except AggregateNotFoundError:
             return None
         return self._private_copy(aggregate_id, aggregate) if private else aggregate
-
-    def cached_copy(self, aggregate_id: UUID) -> Any:
-        """A private copy of a cached aggregate as it is, with no round trip (`submit_on_loop`);
-        `_NotOnTheLoop` when it is not cached."""
-        assert self.repository.cache is not None
-        try:
-            aggregate = self.repository.cache.get(aggregate_id)
-        except KeyError:
-            raise _NotOnTheLoop("an aggregate not cached") from None
-        return self._private_copy(aggregate_id, aggregate)
 
     def _private_copy(self, aggregate_id: UUID, aggregate: Any) -> Any:
         """A copy to decide on. The library deep-copies outside the lock under which another thread
@@ -448,12 +365,6 @@ class AppraisalLedger(Application):
     def event_count(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    def close(self) -> None:
-        close_loops = getattr(self.recorder, "close_loop_connections", None)
-        if close_loops is not None:
-            close_loops()
-        super().close()
-
 
 def _use_lock(locks: dict[str, tuple[Any, int]], key: str, make: Callable[[], Any]) -> Any:
     """The lock of `key` in a table of locks in use, counted once more (made when nobody uses it)."""
@@ -478,8 +389,7 @@ def _answer_positions(rows: list[CommandRow], positions: Any) -> None:
 
 
 def _batches(pending: Iterable[tuple[int, dict[str, Any]]], size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    """Batches of `size` commands by their index (0 … size−1, size … 2·size−1, …): an import that
-    goes on from the middle of a batch (api/parallel.py) ends that batch where it would have ended."""
+    """Batches of `size` commands by their index (0 … size−1, size … 2·size−1, …)."""
     batch: list[tuple[int, dict[str, Any]]] = []
     for item in pending:
         batch.append(item)
@@ -506,9 +416,6 @@ class UnitOfWork:
         # Look up the commands' ids before deciding, and (a single command) refresh what it reads;
         # off: decide on the cached copies as they are (see `submit_one`).
         self.look_up = True
-        # Deciding on the event loop (`AppraisalLedger.submit_on_loop`): whatever would need the
-        # store or much work raises `_NotOnTheLoop` instead.
-        self.on_loop = False
         self.read: dict[UUID, int] = {}  # every aggregate read: its version then (0: none)
         self.used: set[int] = set()  # the aggregates the batch being decided has read (by the id's integer)
         # What the last flush wrote: each aggregate and its version before (`AppraisalLedger._adopt`)
@@ -525,10 +432,8 @@ class UnitOfWork:
         try:
             return self.loaded[key]
         except KeyError:
-            aggregate = self.loaded[key] = (
-                self.ledger.cached_copy(aggregate_id) if self.on_loop else
-                self.ledger.get(aggregate_id, private=True,
-                                fastforward=self.look_up and aggregate_id not in self.current))
+            aggregate = self.loaded[key] = self.ledger.get(
+                aggregate_id, private=True, fastforward=self.look_up and aggregate_id not in self.current)
             self.read[aggregate_id] = aggregate.version if aggregate is not None else 0
             return aggregate
 
@@ -562,21 +467,15 @@ class UnitOfWork:
         if command_id in self.accepted:
             kind, target, _, _ = self.accepted[command_id]
             return kind, target
-        if self.on_loop:
-            raise _NotOnTheLoop("a command id to look up")
         found = self.known.get(command_id) or self.ledger.commands([command_id]).get(command_id)
         return (found["type"], found["target"]) if found else None
 
     def year_results(self, year: int) -> dict[str, Any]:
-        if self.on_loop:
-            raise _NotOnTheLoop("a year's results")
         record = self.year(year)
         assert record is not None
         return export(compute_year(self.ledger._year_facts(record, None, self.appraisal)))
 
     def open_appeals(self, year: int) -> list[str]:
-        if self.on_loop:
-            raise _NotOnTheLoop("every appraisal of a year")
         record = self.year(year)
         assert record is not None
         open_ones = []
@@ -613,8 +512,6 @@ class UnitOfWork:
 
     def _revise_publications(self) -> None:
         """Years changed after their publication get one revised publication per batch."""
-        if self.published_changes and self.on_loop:
-            raise _NotOnTheLoop("a published year's revision")
         for year_number, (envelope, command_id) in sorted(self.published_changes.items()):
             revision = Envelope(envelope.actor, envelope.at, f"{command_id}/revision")
             if revise_publication(year_number, revision, self, f"changed by command {command_id}"):
@@ -716,15 +613,6 @@ class UnitOfWork:
         events, rows = self.events, self.rows
         self.events, self.rows = [], []
         return events, rows
-
-    def drop(self, aggregate_ids: set[UUID]) -> None:
-        """Read these aggregates again when next needed (another process changed them)."""
-        for aggregate_id in aggregate_ids:
-            key = aggregate_id.int
-            self.loaded.pop(key, None)
-            self.touched.pop(key, None)
-            self.read.pop(aggregate_id, None)
-            self.current.discard(aggregate_id)
 
     def forget(self) -> None:
         """Drop everything read or decided (private copies): the next attempt starts from the store."""

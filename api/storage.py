@@ -9,9 +9,7 @@ command's events: it makes re-sent commands no-ops and lets later commands find 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any, NamedTuple, cast
@@ -23,20 +21,16 @@ import psycopg
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
-    InterfaceError,
-    OperationalError,
     StoredEvent,
 )
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteCursor
-from eventsourcing.utils import retry
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
-from api.chain import MemoryChain, PostgresChain, SQLiteChain, _check_head
+from api.chain import MemoryChain, PostgresChain, SQLiteChain
 
 DEFAULT_DB = "sqlite:///./appraisal.db"
-SMALL_BATCH = 16  # events: up to this many go by the PostgreSQL write function, more by COPY
 
 
 class CommandRow(NamedTuple):
@@ -235,18 +229,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     the events' sequence under the table lock, so in commit order as with the library's insert),
     their chain rows and their command rows. (The library's composite-type insert escapes every
     row as text, and arrays of parameters are built in Python: both slow for big batches; COPY
-    rows are formatted in C.) A small batch (up to `SMALL_BATCH` events: single commands over
-    HTTP) is written instead by one call of the store's write function: one round trip."""
+    rows are formatted in C.) Every write goes this way, a single command's as an import's batch.
+    (Stores made before issue 16 also hold a PL/pgSQL write function, `<events>_write_vN`, that
+    chained single commands in SQL over the same bytes; nothing calls it any more, and it is left
+    in place: a server of an earlier version still running beside this one may call it.)"""
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self.commands_table = events_table_name.replace("_events", "_commands")
-        # event loop -> its connection (`insert_events_on_loop`)
-        self._loop_connections: weakref.WeakKeyDictionary[Any, psycopg.AsyncConnection[Any]] = (
-            weakref.WeakKeyDictionary())
         schema = Identifier(self.datastore.schema)
-        # The library's insert and the COPY path take the log's lock as the write function does
-        # (`_log_lock`), after the library's lock timeout.
+        # The COPY path (and the library's insert) take the log's lock (`_log_lock_statements`),
+        # after the library's lock timeout.
         self.lock_table_statements = [self.lock_table_statements[0], *_log_lock_statements(
             schema=schema, events=Identifier(self.events_table_name))]
         names = {"schema": schema, "events": Identifier(self.events_table_name),
@@ -290,31 +283,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "SELECT * FROM {schema}.{events} AS e WHERE e.originator_id = k.id AND e.originator_version > k.after "
             "OFFSET 0) AS e ORDER BY e.originator_id, e.originator_version"
         ).format(**names)
-        # Small batches (single commands over HTTP) are written by one call of a function of the
-        # store (`_write_function`): one round trip instead of a COPY's several. (v3: planned
-        # without sequential scans; v4: checks the read set; v5: checks it by one index probe per
-        # aggregate; v6: takes the log's lock as `_log_lock` says. A store made by an earlier
-        # version gets v6 beside the old function on its next start.)
-        self.write_function = Identifier(f"{events_table_name}_write_v6")
-        self.sql_create_statements.append(_write_function(
-            schema=schema, function=self.write_function, events=Identifier(self.events_table_name),
-            chain=Identifier(self.chain.table), commands=Identifier(self.commands_table),
-            channel=Identifier(self.channel_name), lock_timeout=int(self.datastore.lock_timeout)))
-        self.write_statement = SQL(
-            "SELECT {schema}.{function}(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], "
-            "%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::text[], "
-            "%b::text::uuid[], %b::text::bigint[]) AS positions"
-        ).format(schema=schema, function=self.write_function).as_bytes(None)
-        # One event and its command (most HTTP commands): the same function, called with scalars,
-        # which the driver sends much more cheaply than one-element arrays.
-        self.write_one_statement = SQL(
-            "SELECT {schema}.{function}(ARRAY[%b::uuid], ARRAY[%b::bigint], ARRAY[%b::text], ARRAY[%b::bytea], "
-            "ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[0], ARRAY[%b::text], "
-            "%b::text::uuid[], %b::text::bigint[]) AS positions"
-        ).format(schema=schema, function=self.write_function).as_bytes(None)
-        # The read set's check in the COPY path (the write function makes the same one).
-        self.stale_read_statement = SQL("SELECT EXISTS ({moved}) AS stale").format(
-            moved=_moved_on(SQL("%b::text::uuid[]"), SQL("%b::text::bigint[]"), **names))
+        # Before any position is drawn (a refused write leaves no gap in the log): the read set's
+        # check, and whether a command id is already recorded (a re-sent command).
+        self.stale_read_statement = SQL(
+            "SELECT EXISTS ({moved}) AS stale, "
+            "EXISTS (SELECT 1 FROM {schema}.{commands} WHERE command_id = ANY(%s::text[])) AS resent"
+        ).format(moved=_moved_on(SQL("%b::text::uuid[]"), SQL("%b::text::bigint[]"), **names), **names)
 
     def create_table(self) -> None:
         """The library's `create_table` (types, then tables, functions and indexes), in one
@@ -329,35 +303,29 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._create_table(curs)
         self.datastore.register_type_adapters()
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return super().insert_events(stored_events, **kwargs)
         commands = kwargs.get("commands") or ()
-        if len(stored_events) <= SMALL_BATCH:
-            return self._call_write_function(stored_events, commands, _read_set(kwargs))
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             try:
-                # One round trip opens the transaction, takes the lock and draws the positions
-                # (then one per COPY and the commit): on a busy machine each costs a wakeup.
-                # (With a read set, it is checked before any position is drawn: a refused write
-                # leaves no gap in the log.)
+                # One round trip opens the transaction, takes the lock and checks the read set and
+                # the command ids; one more draws the positions (then one per COPY and the commit).
+                # A refused write has drawn no position: it leaves no gap in the log.
                 read = _read_set(kwargs)
                 with conn.pipeline():
                     curs.execute("BEGIN")
                     self._lock_table(curs)
                     self._notify_channel(curs)
-                    if read:
-                        curs.execute(self.stale_read_statement, _array_literals(read))
-                    else:
-                        curs.execute(self.reserve_positions_statement,
-                                     (self.events_name, len(stored_events)), prepare=True)
-                if read:
-                    stale = curs.fetchone()
-                    if stale is None or stale["stale"]:
-                        raise IntegrityError(STALE_READ)
-                    curs.execute(self.reserve_positions_statement,
-                                 (self.events_name, len(stored_events)), prepare=True)
+                    curs.execute(self.stale_read_statement,
+                                 (*_array_literals(read), [row.command_id for row in commands]))
+                check = curs.fetchone()
+                if check is None or check["stale"]:
+                    raise IntegrityError(STALE_READ)
+                if check["resent"]:
+                    raise IntegrityError("command id already recorded")
+                curs.execute(self.reserve_positions_statement,
+                             (self.events_name, len(stored_events)), prepare=True)
                 head = curs.fetchone()
                 assert head is not None
                 ids = sorted(head["ids"])
@@ -379,81 +347,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     conn.rollback()
                 raise
         return ids
-
-    def _call_write_function(self, stored_events: Sequence[StoredEvent], commands: Sequence[CommandRow],
-                             read: dict[UUID, int]) -> list[int]:
-        """One statement, one round trip, one transaction: the write function locks the log,
-        checks the chain's head and the read set, inserts the events, chains them and records the
-        commands."""
-        statement, params = self._write_call(stored_events, commands, read)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            try:
-                curs.execute(statement, params, prepare=True)
-            except psycopg.errors.RaiseException as error:
-                _check_refusal(error)
-                raise
-            result = curs.fetchone()
-        assert result is not None
-        return list(result["positions"])
-
-    async def insert_events_on_loop(self, stored_events: Sequence[StoredEvent], commands: Sequence[CommandRow],
-                                    read: dict[UUID, int]) -> list[int]:
-        """The write function called on the running event loop, over that loop's own connection
-        (`submit_on_loop`): while the store works, the loop serves other requests, and the answer
-        is taken up by the loop itself, with no thread waiting for its turn at the GIL. Any failure
-        leaves the caller to write again on a worker thread (a broken connection is opened again
-        next time)."""
-        statement, params = self._write_call(stored_events, commands, read)
-        conn = await self._loop_connection()
-        try:
-            cursor = await conn.execute(statement, params, prepare=True)
-            result = await cursor.fetchone()
-        except psycopg.errors.RaiseException as error:
-            _check_refusal(error)
-            raise
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            self._loop_connections.pop(asyncio.get_running_loop(), None)
-            conn.pgconn.finish()
-            raise
-        assert result is not None
-        return list(result[0])
-
-    async def _loop_connection(self) -> psycopg.AsyncConnection[Any]:
-        loop = asyncio.get_running_loop()
-        conn = self._loop_connections.get(loop)
-        if conn is None or conn.closed:
-            pool: Any = self.datastore.pool
-            kwargs = {key: value for key, value in pool.kwargs.items() if key != "row_factory"}
-            conn = await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True, **kwargs)
-            self._loop_connections[loop] = conn
-        return conn
-
-    def close_loop_connections(self) -> None:
-        """Close the event loops' connections (from any thread: libpq's own close)."""
-        for conn in list(self._loop_connections.values()):
-            conn.pgconn.finish()
-        self._loop_connections.clear()
-
-    def _write_call(self, stored_events: Sequence[StoredEvent], commands: Sequence[CommandRow],
-                    read: dict[UUID, int]) -> tuple[bytes, tuple[Any, ...]]:
-        """The write function's statement and parameters for a batch."""
-        if len(stored_events) == 1 and len(commands) == 1:
-            (event,), (row,) = stored_events, commands
-            statement = self.write_one_statement
-            params: tuple[Any, ...] = (
-                event.originator_id, event.originator_version, event.topic, event.state, row.command_id,
-                row.type, row.fingerprint, row.target, _answer_prefix(row.answer), *_array_literals(read))
-        else:
-            statement = self.write_statement
-            params = (
-                [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events], [e.state for e in stored_events],
-                [row.command_id for row in commands], [row.type for row in commands],
-                [row.fingerprint for row in commands], [row.target for row in commands],
-                [row.event_index for row in commands], [_answer_prefix(row.answer) for row in commands],
-                *_array_literals(read),
-            )
-        return statement, params
 
     def select_newer(self, after: dict[UUID, int], command_ids: Sequence[str]
                      ) -> tuple[dict[UUID, list[StoredEvent]], dict[str, dict[str, Any]]]:
@@ -486,7 +379,7 @@ _EVENT_TYPES = ["int8", "uuid", "int8", "text", "bytea"]
 _COMMAND_TYPES = ["text", "text", "text", "text", "int8", "text"]
 
 
-def _log_lock(*, schema: Composable, events: Composable) -> Composed:
+def _log_lock_statements(*, schema: Composable, events: Composable) -> list[Composed]:
     """The log's write lock: every writer of the events takes it, and holds it until it commits,
     so that positions are given in commit order (a reader never passes a position that a later
     commit fills in).
@@ -497,14 +390,9 @@ def _log_lock(*, schema: Composable, events: Composable) -> Composed:
     table's EXCLUSIVE lock itself: autovacuum's SHARE UPDATE EXCLUSIVE lock conflicts with it, and
     every vacuum of the growing events table (about every minute under a steady load) held every
     write back for as long as it ran (tens of milliseconds each time)."""
-    return SQL("; ").join(_log_lock_statements(schema=schema, events=events, call="PERFORM"))
-
-
-def _log_lock_statements(*, schema: Composable, events: Composable, call: str = "SELECT") -> list[Composed]:
-    """`_log_lock` as two statements (`call`: SELECT, or PL/pgSQL's PERFORM)."""
     return [SQL("LOCK TABLE {schema}.{events} IN ROW EXCLUSIVE MODE").format(schema=schema, events=events),
-            SQL("{call} pg_advisory_xact_lock({space}, '{schema}.{events}'::regclass::oid::int)").format(
-                schema=schema, events=events, call=SQL(call), space=LOG_LOCK_SPACE)]
+            SQL("SELECT pg_advisory_xact_lock({space}, '{schema}.{events}'::regclass::oid::int)").format(
+                schema=schema, events=events, space=LOG_LOCK_SPACE)]
 
 
 # The first key of the log's advisory lock (the second is the events table's oid); two-key advisory
@@ -512,23 +400,14 @@ def _log_lock_statements(*, schema: Composable, events: Composable, call: str = 
 LOG_LOCK_SPACE = Literal(0x4C4F47)
 
 
-def _check_refusal(error: psycopg.errors.RaiseException) -> None:
-    """The write function refused a write because the chain's head is not the last event: say
-    which (`_check_head` raises); any other refusal is the caller's to raise."""
-    if error.diag.message_primary == "chain-broken":
-        chain_position, last_event = (int(x) or None for x in (error.diag.message_detail or "0 0").split())
-        _check_head(chain_position, last_event, (last_event or 0) + 1)
-
-
 def _moved_on(ids: Composable, versions: Composable, **names: Any) -> Composed:
     """An event of a read set's aggregates (`ids`, `versions`: SQL arrays) after the version read,
-    for each aggregate that has one: the write is refused when there is any (the write function
-    and the COPY path).
+    for each aggregate that has one: the write is refused when there is any.
 
     One index probe per aggregate, under the log's lock: `LATERAL … LIMIT 1` is never flattened
-    into a join. (As a plain join, the generic plan PostgreSQL keeps for a prepared statement or a
-    function's statement was a merge join reading the events' whole primary-key index: every write
-    cost time in proportion to the size of the log.)"""
+    into a join. (As a plain join, the generic plan PostgreSQL keeps for a prepared statement was
+    a merge join reading the events' whole primary-key index: every write cost time in proportion
+    to the size of the log.)"""
     return SQL("SELECT 1 FROM unnest({ids}, {versions}) AS r(id, seen) CROSS JOIN LATERAL ("
                "SELECT 1 FROM {schema}.{events} AS e WHERE e.originator_id = r.id AND e.originator_version > r.seen "
                "LIMIT 1) AS later").format(
@@ -539,85 +418,6 @@ def _array_literals(read: dict[UUID, int]) -> tuple[str, str]:
     """A read set as two array literals (`{id,...}`, `{version,...}`): uuids and integers need no
     quoting, and a string is sent far more cheaply than a list the driver dumps element by element."""
     return "{" + ",".join(map(str, read)) + "}", "{" + ",".join(map(str, read.values())) + "}"
-
-
-def _answer_prefix(answer: dict[str, Any]) -> str:
-    """A command's answer as JSON, open at its end for the log position the write function adds:
-    `_command_params`' text exactly, once the position and "}" are appended."""
-    text = _answer_json({key: value for key, value in answer.items() if key != "position"})
-    return text[:-1] + ("," if text != "{}" else "") + '"position":'
-
-
-def _write_function(**names: Any) -> Composed:
-    """The PostgreSQL write function: one call per batch, in one transaction. Under the log's lock
-    (`_log_lock`, so that positions are given in commit order) it checks that the chain's head is
-    the last event, inserts the events, extends the hash chain exactly as `api.chain.extend` does
-    (leaf = SHA-256(0x00 || canonical(e)), hash_n = SHA-256(hash_{n-1} || leaf_n)), and records the
-    command rows with their log positions.
-    Created once per schema (concurrent starts race harmlessly).
-
-    It is planned with `enable_seqscan = off`. Its statements are planned once per session and
-    kept: planned while a new store's tables are small, the command-id check became a sequential
-    scan of the commands table and stayed one as the table grew (about 1 ms per call after a few
-    thousand commands, with the log locked meanwhile). Every statement here has an index to use."""
-    body = SQL("""
-DECLARE
-    last_event bigint;
-    head_position bigint;
-    head bytea;
-    positions bigint[];
-    hashes bytea[];
-    topic bytea;
-BEGIN
-    SET LOCAL lock_timeout = '{lock_timeout}s';
-    {log_lock};
-    NOTIFY {channel};
-    SELECT max(notification_id) INTO last_event FROM {schema}.{events};
-    SELECT position, hash INTO head_position, head FROM {schema}.{chain} ORDER BY position DESC LIMIT 1;
-    IF head_position IS DISTINCT FROM last_event THEN
-        RAISE EXCEPTION 'chain-broken' USING DETAIL =
-            coalesce(head_position, 0)::text || ' ' || coalesce(last_event, 0)::text;
-    END IF;
-    -- The decisions' read set: refused when an aggregate they read has moved on since.
-    IF EXISTS ({moved}) THEN
-        RAISE EXCEPTION '{stale}' USING ERRCODE = 'unique_violation';
-    END IF;
-    -- A re-sent command id is refused before the insert takes positions (no gap in the log).
-    IF EXISTS (SELECT 1 FROM {schema}.{commands} WHERE command_id = ANY(c_ids)) THEN
-        RAISE EXCEPTION 'command id already recorded' USING ERRCODE = 'unique_violation';
-    END IF;
-    WITH inserted AS (
-        INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)
-        SELECT * FROM unnest(e_ids, e_versions, e_topics, e_states)
-        RETURNING notification_id)
-    SELECT array_agg(notification_id ORDER BY notification_id) INTO positions FROM inserted;
-    head := coalesce(head, decode(repeat('00', 32), 'hex'));
-    hashes := array_fill(NULL::bytea, ARRAY[array_length(positions, 1)]);
-    FOR i IN 1 .. array_length(positions, 1) LOOP
-        topic := convert_to(e_topics[i], 'UTF8');
-        head := sha256(head || sha256(
-            decode('00', 'hex') || int8send(positions[i]) || int4send(16) || uuid_send(e_ids[i])
-            || int8send(e_versions[i]) || int4send(length(topic)) || topic
-            || int4send(length(e_states[i])) || e_states[i]));
-        hashes[i] := head;
-    END LOOP;
-    INSERT INTO {schema}.{chain} (position, hash) SELECT * FROM unnest(positions, hashes);
-    INSERT INTO {schema}.{commands} (command_id, type, fingerprint, target, position, answer)
-    SELECT c.id, c.kind, c.print, c.target, positions[c.first + 1],
-           c.answer || positions[c.first + 1]::text || chr(125)
-    FROM unnest(c_ids, c_types, c_prints, c_targets, c_firsts, c_answers)
-         AS c(id, kind, print, target, first, answer);
-    RETURN positions;
-END""").format(stale=SQL(STALE_READ), moved=_moved_on(SQL("r_ids"), SQL("r_versions"), **names),
-                log_lock=_log_lock(schema=names["schema"], events=names["events"]), **names)
-    return SQL(
-        "DO $do$ BEGIN "
-        "CREATE FUNCTION {schema}.{function}(e_ids uuid[], e_versions bigint[], e_topics text[], "
-        "e_states bytea[], c_ids text[], c_types text[], c_prints text[], c_targets text[], c_firsts int[], "
-        "c_answers text[], r_ids uuid[], r_versions bigint[]) RETURNS bigint[] LANGUAGE plpgsql "
-        "SET enable_seqscan = off AS $fn${body}$fn$; "
-        "EXCEPTION WHEN duplicate_function OR unique_violation THEN NULL; END $do$"
-    ).format(schema=names["schema"], function=names["function"], body=body)
 
 
 def _row(row: Any) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class DomainError(Exception):
     """A command or document broke a rule. `field` is the path of the offending value."""
@@ -15,9 +13,6 @@ class DomainError(Exception):
         self.message = message
         self.rule = rule
         super().__init__(f"{field}: {message}" if field else message)
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled by an import's deciders (api/parallel.py)
-        return type(self), (self.field, self.message, self.rule)
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "rule": self.rule, "message": self.message}
@@ -42,9 +37,6 @@ class InvalidDocument(DomainError):
         self.problems = problems
         field, message = problems[0]
         super().__init__(field, message, rule=rule)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.problems, self.rule)
 
     def __str__(self) -> str:
         return "; ".join(f"{path}: {message}" for path, message in self.problems)

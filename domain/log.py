@@ -131,11 +131,9 @@ class LedgerState:
         return catalogue.versions if isinstance(catalogue, SchemeCatalogue) else {}
 
     def year_facts(self, year_number: int, *, scheme: tuple[str, int] | None = None,
-                   known_at: datetime | None = None, partial: bool = False) -> YearFacts:
+                   known_at: datetime | None = None) -> YearFacts:
         """What the engine needs to score a year, optionally under another scheme version and
-        optionally as known at a business time. `partial`: only the appraisals folded here (a
-        state folded from part of the log holds some of them; each one's score before grading is
-        what the whole would give it, its grading is not)."""
+        optionally as known at a business time."""
         year = self.years.get(year_number)
         if year is None:
             raise NotFound("year", f"no appraisal is open for {year_number}", rule="year-open")
@@ -149,9 +147,7 @@ class LedgerState:
         appraisals = []
         for subject in year.subjects:
             key = f"{year_number}:{subject}"
-            appraisal = self.appraisals.get(key) if partial else self.appraisals[key]
-            if appraisal is None:
-                continue
+            appraisal = self.appraisals[key]
             if known_at is None:
                 appraisals.append(appraisal.facts)
             elif appraisal.opened_at <= known_at:

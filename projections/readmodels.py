@@ -49,8 +49,7 @@ decode, fold or render, the error, when first seen, the code's version), a warni
 met, and a notice on `/health` and on the admin and inspector pages. The log keeps every event: a
 projection that starts (a restart, `appraisal project`, `serve`) and finds set-aside rows rebuilds
 the read models from zero, so that a fixed version takes the events up (the same version sets
-them aside again, deterministically, with their first-seen time kept). A rebuild shared among
-processes that meets one is done again in one process, which sets it aside.
+them aside again, deterministically, with their first-seen time kept).
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from importlib import metadata
@@ -93,7 +92,6 @@ from domain.times import backdated
 from domain.trace import Figure
 from projections.db import ViewDB, open_view_db
 from projections.log import Undecodable, read_events
-from projections.partition import PartitionFailed, ShareReader, Shares, owns
 
 log = structlog.get_logger("projections")
 
@@ -481,8 +479,6 @@ class Renderer:
         # A rebuild's final render hands its documents to its writer every `SPILL_EVERY` of them
         # as it goes, rather than holding every explanation of the year until the end.
         self.spill: Callable[[Rows], None] | None = None
-        # A rebuild shared among processes (projections/partition.py): this process's share.
-        self.partition: tuple[int, int] | None = None
         # Appraisals set aside at an event they cannot be scored or rendered with: their facts
         # before it, scored in place of their folded facts (see the module's docstring).
         self.frozen: dict[str, f.AppraisalFacts] = {}
@@ -669,65 +665,8 @@ class Renderer:
                                        + len(rows.placements)) >= SPILL_EVERY:
             self.spill(rows.take_documents())
 
-    # A rebuild shared among processes (projections/partition.py) -------------------------------
-
-    def share_year(self, state: LedgerState, year_number: int, rows: Rows | None) -> dict[str, Shared]:
-        """This share's subjects of a year, scored from the part of the year folded here: what
-        grading needs of each, by subject (share 0 keeps its scores whole; the others send them
-        without their trace). With `rows`, their explanations, breakdowns (version 0) and appeals
-        are written there; without (at a publication), each one's breakdown body comes along."""
-        assert self.partition is not None
-        part, parts = self.partition
-        departments, people = score_year(state.year_facts(year_number, partial=True))
-        shared: dict[str, Shared] = {}
-        for score in (*departments.values(), *people.values()):
-            appraisal = state.appraisals[score.key]
-            if not owns(part, parts, appraisal):
-                continue
-            texts = _make_texts(score, appraisal.facts, None)
-            subject_id = score.subject.id
-            body = texts.breakdown()
-            if rows is not None:
-                self._document_rows(score.key, year_number, subject_id, texts.explanation(), body, rows)
-                rows.appeals += appeal_rows(appraisal.facts)
-                self._spill_documents(rows)
-            if part != 0:
-                score = replace(score, trace=[], struck=[], not_applicable=[], individual_part=None)
-            shared[subject_id] = Shared(score, texts.rating_refs, body if rows is None else None)
-        return shared
-
-    def grade_shared(self, state: LedgerState, year_number: int, shared: dict[str, Shared], rows: Rows,
-                     publication: int | None = None) -> None:
-        """Grade a year from every share's subjects. At the end of the log, write what grading
-        decides: the year's results, each subject's placement, the histories (as `year` does from
-        the whole); at `publication` (its number), each subject's breakdown as published."""
-        facts = state.year_facts(year_number, partial=True)
-        subjects = state.years[year_number].subjects  # in the order `score_year` gives them
-        scores = [shared[s].score for s in subjects if s in shared]
-        results = grade_year(facts, {score.subject.id: score for score in scores if score.subject.kind == "department"},
-                             {score.subject.id: score for score in scores if score.subject.kind == "person"})
-        document = None if publication else self._results_row(results, rows)
-        status = _json(results.status)
-        adoptions = _json(adoption_lines(results.adoptions)) if results.adoptions else None
-        for subject_id in [*results.departments, *results.people]:
-            graded, share = results.subject(subject_id), shared[subject_id]
-            assert graded is not None
-            placed = self._placement(results, subject_id, graded, len(share.score.trace), share.rating_refs, status,
-                                     adoptions)
-            key = f"{year_number}:{subject_id}"
-            if publication:
-                assert share.body is not None
-                self._published_row(key, publication, year_number, subject_id, share.body, placed, rows)
-            else:
-                self._placement_row(key, year_number, placed, rows)
-            self._spill_documents(rows)
-        if document is not None:
-            self._history(results, document, rows)
-
     def audit(self, position: int, event: LedgerEvent, state: LedgerState, change: Change, rows: Rows) -> None:
         appraisal = state.appraisals.get(change.appraisal) if change.appraisal else None
-        if self.partition is not None and not owns(*self.partition, appraisal):
-            return  # another share of the rebuild writes this row
         if appraisal is not None:
             name = appraisal.key
         else:
@@ -755,17 +694,6 @@ class Renderer:
         if text is None:
             text = self._rating_figures[key] = _json(figures_fed(event, state, appraisal))
         return text
-
-
-@dataclass(slots=True)
-class Shared:
-    """What grading needs of one subject of a shared rebuild's share: its score (another share's
-    without its trace: grading adds its figures after the score's own) and which references are
-    ratings' (what a public figure hides)."""
-
-    score: SubjectScore
-    rating_refs: set[str]
-    body: str | None = None  # at a publication: its breakdown without what grading decides
 
 
 def _make_texts(score: SubjectScore, facts: f.AppraisalFacts, before: _Texts | None) -> _Texts:
@@ -977,7 +905,6 @@ class ReadModelProjection:
             create_tables(tx)
         self.state = LedgerState()
         self.renderer = Renderer()
-        self._partial = False  # after a shared rebuild: this process holds its share only
         self._set_aside_nothing()
         if resume:
             self._resume()
@@ -1020,10 +947,6 @@ class ReadModelProjection:
     def catch_up(self, page: int = 2000) -> int:
         """Process every event after the tracking position; returns how many were processed."""
         processed = 0
-        if self._partial:  # a shared rebuild left this process its share only: fold the whole first
-            self.state, self.renderer, self._partial = LedgerState(), Renderer(), False
-            self._set_aside_nothing()
-            self._resume()
         while True:
             with paused_gc():  # see `rebuild`
                 batch = list(_take(read_events(self.ledger, start=self.state.position, page=page, tolerant=True),
@@ -1267,24 +1190,14 @@ class ReadModelProjection:
             years.update(y for y in (change.year + 1, change.year + 2) if y in self.state.years)
         return years
 
-    def rebuild(self, page: int = 20000, processes: int = 1) -> int:
+    def rebuild(self, page: int = 20000) -> int:
         """Rebuild every read model from zero into fresh tables, then swap them in at once; the
         number of events in the log. The cyclic garbage collector is paused meanwhile
         (api/gcpause.py): the fold and the rendering allocate millions of objects that form no
         cycles, and the collector would scan the growing folded state again and again to find
-        none (two thirds of the time). With `processes` > 1, shared among that many processes
-        (projections/partition.py); a share that fails makes it start again in this process alone."""
+        none (two thirds of the time)."""
         kept = {(row["position"], row["aggregate"]): row["first_seen"] for row in set_aside(self.db)}
         with paused_gc():
-            if processes > 1:
-                try:
-                    self._set_aside_nothing()
-                    return self._rebuild_shared(page, processes)
-                except PartitionFailed as error:
-                    log.warning("rebuild share failed; rebuilding in one process", error=str(error))
-                except Exception as error:  # an event a share could not process: set aside in one process
-                    log.warning("rebuild share stopped on an event; rebuilding in one process",
-                                error=type(error).__name__)
             self._set_aside_nothing()
             self._first_seen = kept
             return self._rebuild(page)
@@ -1299,91 +1212,6 @@ class ReadModelProjection:
             create_tables(tx, suffix, indexes=False)
             generation = free_index_generation(tx.index_names("rm_audit"))
         return lambda tx: create_audit_indexes(tx, f"rm_audit{suffix}", generation)
-
-    def _rebuild_shared(self, page: int, processes: int) -> int:
-        suffix = "_next"
-        index = self._fresh_tables(suffix)
-        stop = self.ledger.recorder.max_notification_id() or 0  # every share reads the log up to here
-        shares = Shares(self.ledger.db_url, suffix, processes, page, stop)
-        writer = _PageWriter(self.db, suffix)
-        final = Rows()
-
-        def published(year_number: int, rows: Rows) -> None:
-            """A publication: graded at its place from every share's subjects (they send theirs
-            as they reach it), its breakdowns written as published."""
-            year = self.state.years[year_number]
-            rows.publications.append(publication_row(year))
-            subjects = self.renderer.share_year(self.state, year_number, None)
-            for theirs in shares.publication(year_number, len(year.publications)):
-                subjects.update(theirs)
-            self.renderer.grade_shared(self.state, year_number, subjects, rows, publication=len(year.publications))
-
-        try:
-            reader = self.fold_share(0, processes, page, stop, writer, published)
-            self.state.position = reader.last
-            shared: dict[int, dict[str, Shared]] = {}
-            self.renderer.spill = writer.put
-            for year_number in sorted(self.state.years):
-                shared[year_number] = self.renderer.share_year(self.state, year_number, final)
-            # By the writer, while the other shares finish their texts (their audit rows, written
-            # as they folded, are in by now: any still to come are indexed as they go in).
-            writer.put(index)
-            for share in shares.scores(reader.last):
-                for year_number, subjects in share.items():
-                    shared.setdefault(year_number, {}).update(subjects)
-            for year_number in sorted(self.state.years):
-                self.renderer.grade_shared(self.state, year_number, shared[year_number], final)
-            writer.put(final)
-        finally:
-            self.renderer.spill = None
-            writer.close()
-            shares.stop()
-        self._swap(suffix, reader.last)
-        self._partial = True
-        return reader.seen
-
-    def fold_share(self, part: int, parts: int, page: int, stop: int, writer: _PageWriter,
-                   published: Callable[[int, Rows], None]) -> ShareReader:
-        """Fold share `part` of `parts` of the log and write its audit rows into the fresh tables
-        (projections/partition.py), calling `published` at each publication (its year, the rows of
-        its page); the reader, which counted the log."""
-        self.state, self.renderer = LedgerState(), Renderer()
-        self.renderer.partition = (part, parts)
-        reader = ShareReader(self.ledger, part, parts, page, stop)
-        state, audit = self.state, self.renderer.audit
-        for batch in _pages(reader, page):
-            rows = Rows()
-            for position, event in batch:
-                change = state.apply(event, position)
-                audit(position, event, state, change, rows)
-                if isinstance(event, Year.Published):
-                    assert change.year is not None
-                    published(change.year, rows)
-            writer.put(rows)
-        return reader
-
-    def share(self, suffix: str, part: int, parts: int, page: int, stop: int,
-              send: Callable[[Any], None]) -> tuple[int, dict[int, dict[str, Shared]]]:
-        """Another share's whole work (a spawned process's): fold the log up to `stop`, audit,
-        render its subjects into the fresh tables; the position read up to, and what grading needs
-        of them, by year and subject. At each publication what it needs of them then goes to
-        `send`, as ("publication", (year, number), subjects)."""
-
-        def published(year_number: int, rows: Rows) -> None:
-            number = len(self.state.years[year_number].publications)
-            send(("publication", (year_number, number), self.renderer.share_year(self.state, year_number, None)))
-
-        writer = _PageWriter(self.db, suffix)
-        rows = Rows()
-        try:
-            reader = self.fold_share(part, parts, page, stop, writer, published)
-            self.renderer.spill = writer.put
-            shared = {year_number: self.renderer.share_year(self.state, year_number, rows)
-                      for year_number in sorted(self.state.years)}
-            writer.put(rows)
-        finally:
-            writer.close()
-        return reader.last, shared
 
     def _rebuild(self, page: int) -> int:
         suffix = "_next"

@@ -10,8 +10,8 @@ each with its own command id, by the raters SCORING.md §5 allows (the leader in
 department head, the staff member themself), over weekly periods:
 
 - `POST /appraisals/{id}/ratings`: authentication, validation, the domain's rules, events, the
-  command-id table, the hash chain, one transaction (decided on the event loop and written by the
-  write function over the loop's own connection: `AppraisalLedger.submit_on_loop`);
+  command-id table, the hash chain, one transaction (a plain `def` route on a worker thread:
+  `AppraisalLedger.submit_one`);
 - `POST /bench/raw/appraisals/{id}/ratings`: the same middleware, authentication and body
   validation, then one INSERT of the body as JSON into a plain table on the same connection pool
   (a plain `def` endpoint on a worker thread, as one would write it by hand).
@@ -245,9 +245,6 @@ def main() -> None:
         "then offer both endpoints this fraction of the raw endpoint's best rate (wrk only; 0: skip) and "
         "measure latency at that load"))
     parser.add_argument("--offered", type=float, help="offer this many requests/s instead (to compare runs)")
-    parser.add_argument("--thread-path", action="store_true", help=(
-        "also measure, in the paced rounds, a second server whose commands all go to worker threads "
-        "(APPRAISAL_COMMANDS_ON_LOOP=0: as plain `def` routes would run them)"))
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
@@ -286,14 +283,10 @@ def main() -> None:
 
     try:
         server, base, raters = start("server")
-        # `--thread-path`: a second server whose commands all go to worker threads
-        # (APPRAISAL_COMMANDS_ON_LOOP=0, as plain `def` routes run), measured in the paced rounds.
-        threaded = start("server-thread-path", APPRAISAL_COMMANDS_ON_LOOP="0") if args.thread_path else None
         ledger_path, raw_path = "/appraisals/{appraisal}/ratings", "/bench/raw/appraisals/{appraisal}/ratings"
-        def one_round(path: str, tag: str, warm: bool = False, rate: float | None = None,
-                      on: tuple[subprocess.Popen[bytes], str, list[tuple[str, str, str]]] | None = None
-                      ) -> dict[str, float]:
-            process, url, people = on or (server, base, raters)
+
+        def one_round(path: str, tag: str, warm: bool = False, rate: float | None = None) -> dict[str, float]:
+            process, url, people = server, base, raters
             cpu = server_cpu_seconds(process.pid)
             if args.client == "wrk":
                 figures = measure_wrk(url, path, people, 3 if warm else args.seconds, args.connections, tag, rate)
@@ -305,21 +298,16 @@ def main() -> None:
 
         one_round(raw_path, "warm-raw", warm=True)
         one_round(ledger_path, "warm-ledger", warm=True)
-        if threaded:
-            one_round(ledger_path, "warm-thread", warm=True, on=threaded)
         rounds: dict[str, list[dict[str, float]]] = {"raw": [], "ledger": []}
         for number in range(args.rounds):
             rounds["raw"].append(one_round(raw_path, f"raw{number}"))
             rounds["ledger"].append(one_round(ledger_path, f"ledger{number}"))
         paced: dict[str, list[dict[str, float]]] = {"raw": [], "ledger": []}
-        thread_paced: list[dict[str, float]] = []
         offered = args.offered or round(args.paced * max(r["rps"] for r in rounds["raw"]), 1)
         if args.paced and args.client == "wrk":
             for number in range(args.rounds):
                 paced["raw"].append(one_round(raw_path, f"raw-paced{number}", rate=offered))
                 paced["ledger"].append(one_round(ledger_path, f"ledger-paced{number}", rate=offered))
-                if threaded:
-                    thread_paced.append(one_round(ledger_path, f"thread-paced{number}", rate=offered, on=threaded))
     finally:
         import psycopg
 
@@ -351,18 +339,11 @@ def main() -> None:
     if at_load:
         print(f"ledger at {args.paced:.2f}x raw's rate: {'sustained' if sustained else 'NOT sustained'}, "
               f"p99 {at_load['ledger']['p99_ms']:.2f} ms (target < 50 ms); target {'met' if met else 'NOT met'}")
-    if thread_paced:
-        print(f"ledger, commands on worker threads (APPRAISAL_COMMANDS_ON_LOOP=0), offered {offered:6.1f}/s: " +
-              ", ".join(f"{r['rps']:.1f}/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms "
-                        f"CPU {r['server_cpu_ms']:.2f} ms/request" for r in thread_paced))
-        print("(on the event loop, same rounds: " +
-              ", ".join(f"p99 {r['p99_ms']:.2f} ms CPU {r['server_cpu_ms']:.2f} ms/request" for r in paced["ledger"]) + ")")
     figures: dict[str, Any] = {"client": args.client, "connections": args.connections, "workers": args.workers,
                                "raters": len(raters), **best,
                                "ratio": round(ratio, 3), "rounds": rounds,
                                "paced": {"fraction": args.paced, "offered_rps": offered, "rounds": paced,
                                          "worst": at_load},
-                               "thread_path_paced": thread_paced,
                                "target": {"ratio": 0.5, "p99_ms": 50, "p99_at": f"{args.paced}x raw's rate"},
                                "met": met}
     if args.json:

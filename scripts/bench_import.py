@@ -3,8 +3,7 @@ number of rows into a plain table, measured in the same run on the same store (i
 
     .venv/bin/python scripts/bench_import.py --pg postgresql://… [--departments 10 --staff 29]
 
-The import runs as `appraisal import` runs it: decided by one process per core (up to 4: see
-api/parallel.py), and, beside it in the same run, in one process (`--processes 1`).
+The import runs as `appraisal import` runs it, in one process.
 
 The raw baseline inserts one row per command — (uuid, integer, text, the command's JSON as bytes)
 — with executemany in batches of the import's batch size, one transaction per batch: what a
@@ -18,7 +17,6 @@ import argparse
 import gc
 import json
 import os
-import resource
 import secrets
 import sqlite3
 import statistics
@@ -36,8 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 from api.demo import demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
-from api.parallel import decider_count  # noqa: E402
-from api.processes import cpus  # noqa: E402
 
 
 def raw_rows(commands: list[dict[str, Any]]) -> list[tuple[str, int, str, bytes]]:
@@ -79,29 +75,23 @@ def raw_postgres(url: str, schema: str, rows: list[tuple[str, int, str, bytes]],
     return elapsed
 
 
-CPU: dict[str, list[tuple[float, float, float | None]]] = {}  # label -> (this process, its children, the server) a run
+CPU: dict[str, list[tuple[float, float | None]]] = {}  # label -> (this process, the server) a run
 
 
-def ledger_import(url: str, commands: list[dict[str, Any]], batch: int, processes: int | None = None,
+def ledger_import(url: str, commands: list[dict[str, Any]], batch: int,
                   label: str = "", server: Callable[[], float | None] = lambda: None) -> float:
-    """One import's wall time; its CPU (this process, the processes it started, the server's when
-    readable) is kept in CPU[label]."""
+    """One import's wall time; its CPU (this process, the server's when readable) is kept in CPU[label]."""
     ledger = AppraisalLedger(url)
-    cpu, children, served = time.process_time(), _children_cpu(), server()
+    cpu, served = time.process_time(), server()
     started = time.perf_counter()
-    ledger.submit(commands, batch_size=batch, processes=processes)
+    ledger.submit(commands, batch_size=batch)
     elapsed = time.perf_counter() - started
     served_after = server()
-    CPU.setdefault(label, []).append((time.process_time() - cpu, _children_cpu() - children,
+    CPU.setdefault(label, []).append((time.process_time() - cpu,
                                       None if served is None or served_after is None else served_after - served))
     assert ledger.event_count() >= len(commands)
     ledger.close()
     return elapsed
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def server_cpu(url: str) -> Callable[[], float | None]:
@@ -162,63 +152,55 @@ def main() -> None:
     n = len(commands)
     print(f"import benchmark: {n:,} commands (demo year, weekly ratings, "
           f"{args.departments} departments x {args.staff + 1} people), batches of {args.batch}, "
-          f"best of {args.repeat}; deciding processes: {decider_count(None, cpus(), n)}")
+          f"best of {args.repeat}")
     figures: dict[str, Any] = {"commands": n, "batch": args.batch}
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(1000))
-        raw, ours, alone = best_each(args.repeat, [
+        raw, ours = best_each(args.repeat, [
             lambda: raw_sqlite(f"{tmp}/raw{next(counter)}.db", rows, args.batch),
             lambda: ledger_import(f"sqlite:///{tmp}/ledger{next(counter)}.db", commands, args.batch,
-                                  label="sqlite shared"),
-            lambda: ledger_import(f"sqlite:///{tmp}/ledger{next(counter)}.db", commands, args.batch, 1,
-                                  label="sqlite alone")])
-        figures["sqlite"] = _report("SQLite", n, raw, ours, alone, target=0.2)
+                                  label="sqlite")])
+        figures["sqlite"] = _report("SQLite", n, raw, ours, target=0.2)
     if args.pg:
         server = server_cpu(args.pg)
-        raw, ours, alone = best_each(args.repeat, [
+        raw, ours = best_each(args.repeat, [
             lambda: raw_postgres(args.pg, f"raw_{secrets.token_hex(4)}", rows, args.batch),
-            lambda: _pg_import(args.pg, commands, args.batch, label="postgresql shared", server=server),
-            lambda: _pg_import(args.pg, commands, args.batch, 1, label="postgresql alone", server=server)])
-        figures["postgresql"] = _report("PostgreSQL", n, raw, ours, alone, target=0.35)
-    print("  CPU per command (median of the runs): this process + the others it started + the server")
+            lambda: _pg_import(args.pg, commands, args.batch, label="postgresql", server=server)])
+        figures["postgresql"] = _report("PostgreSQL", n, raw, ours, target=0.35)
+    print("  CPU per command (median of the runs): this process + the server")
     for label, runs in CPU.items():
         mine = statistics.median(run[0] for run in runs) / n * 1e6
-        theirs = statistics.median(run[1] for run in runs) / n * 1e6
-        served_runs = [run[2] for run in runs if run[2] is not None]
+        served_runs = [run[1] for run in runs if run[1] is not None]
         served = statistics.median(served_runs) / n * 1e6 if len(served_runs) == len(runs) else None
-        total = mine + theirs + (served or 0.0)
-        print(f"  {label:<18} {mine:.0f} + {theirs:.0f} + {'n/a' if served is None else f'{served:.0f}'} "
-              f"= {total:.0f} µs")
+        total = mine + (served or 0.0)
+        print(f"  {label:<18} {mine:.0f} + {'n/a' if served is None else f'{served:.0f}'} = {total:.0f} µs")
         figures.setdefault("cpu_us_per_command", {})[label] = {
-            "importing": round(mine), "started": round(theirs),
-            "server": None if served is None else round(served), "total": round(total)}
+            "importing": round(mine), "server": None if served is None else round(served), "total": round(total)}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2))
 
 
-def _pg_import(base: str, commands: list[dict[str, Any]], batch: int, processes: int | None = None,
+def _pg_import(base: str, commands: list[dict[str, Any]], batch: int,
                label: str = "", server: Callable[[], float | None] = lambda: None) -> float:
     import psycopg
 
     schema = f"bench_{secrets.token_hex(4)}"
     url = f"{base}?schema={schema}"
     try:
-        return ledger_import(url, commands, batch, processes, label, server)
+        return ledger_import(url, commands, batch, label, server)
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-def _report(store: str, n: int, raw: float, ours: float, alone: float, target: float) -> dict[str, float]:
-    raw_rate, our_rate, alone_rate = n / raw, n / ours, n / alone
+def _report(store: str, n: int, raw: float, ours: float, target: float) -> dict[str, float]:
+    raw_rate, our_rate = n / raw, n / ours
     ratio = our_rate / raw_rate
     verdict = "meets" if ratio >= target else "below"
     print(f"  {store:<10} raw inserts {raw_rate:>10,.0f} rows/s   ledger import {our_rate:>8,.0f} commands/s   "
-          f"ratio {ratio:.3f} ({verdict} the {target}x target)\n"
-          f"  {'':<10} {'':<33} in one process {alone_rate:>8,.0f} commands/s   ratio {alone_rate / raw_rate:.3f}")
+          f"ratio {ratio:.3f} ({verdict} the {target}x target)")
     return {"raw_rows_per_s": round(raw_rate), "commands_per_s": round(our_rate), "ratio": round(ratio, 4),
-            "one_process_commands_per_s": round(alone_rate), "one_process_ratio": round(alone_rate / raw_rate, 4),
             "target": target}
 
 

@@ -17,11 +17,8 @@ reused by the next run with the same parameters (`--fresh` imports it again). Th
 ratings to it (replacements of existing ones), so a reused store grows a little each run.
 
 (a) and (b) each run in a fresh process (nothing cached), alternating, best of `--repeat`. The
-rebuild figure is the `rebuild()` call as `appraisal project --rebuild` makes it: shared among one
-process per core (`--rebuild-processes`; projections/partition.py), and without folding the log up
-to the tracking row first (the construction is reported beside it). When it is shared, the same
-rebuild in one process is measured too, in the same rounds, and the CPU of all the processes is
-reported. With `--profile` (or when the rebuild misses its target) the rebuild runs once more, in
+rebuild figure is the `rebuild()` call as `appraisal project --rebuild` makes it: in one process,
+without folding the log up to the tracking row first (the construction is reported beside it). With `--profile` (or when the rebuild misses its target) the rebuild runs once more, in
 one process, under cProfile and the top costs are printed.
 """
 
@@ -48,8 +45,6 @@ sys.path.insert(0, str(ROOT))
 
 from api.demo import demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
-from api.processes import cpus  # noqa: E402
-from projections.partition import share_count  # noqa: E402
 from scripts.benchlib import build_store, pg_store_url, safe_url  # noqa: E402
 
 YEAR = 2025
@@ -67,12 +62,12 @@ def year_commands(args: argparse.Namespace) -> list[dict[str, Any]]:
 # --- (a) and (b): one measurement, in its own process ---------------------------------------------
 
 
-def measure(kind: str, url: str, processes: int = 1) -> dict[str, Any]:
+def measure(kind: str, url: str) -> dict[str, Any]:
     from projections.log import read_events
     from projections.readmodels import ReadModelProjection
 
     ledger = AppraisalLedger(url)
-    figures: dict[str, Any] = {"processes": processes}
+    figures: dict[str, Any] = {}
     cpu = time.process_time()
     if kind == "raw":
         started = time.perf_counter()
@@ -84,7 +79,7 @@ def measure(kind: str, url: str, processes: int = 1) -> dict[str, Any]:
         projection = ReadModelProjection(ledger, resume=False)
         figures["construct_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        figures["events"] = projection.rebuild(processes=processes)
+        figures["events"] = projection.rebuild()
         figures["seconds"] = time.perf_counter() - started
         projection.close()
     else:  # profile
@@ -105,16 +100,13 @@ def measure(kind: str, url: str, processes: int = 1) -> dict[str, Any]:
             pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(18)
             figures[f"top_{order}"] = out.getvalue()
     figures["cpu_s"] = time.process_time() - cpu
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # a shared rebuild's other processes
-    figures["children_cpu_s"] = round(children.ru_utime + children.ru_stime, 2)
-    figures["children_peak_rss_mib"] = round(children.ru_maxrss / 1024)
     figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     ledger.close()
     return figures
 
 
-def run_measure(kind: str, url: str, processes: int = 1) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, "--measure", kind, "--db", url, "--processes", str(processes)],
+def run_measure(kind: str, url: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "--measure", kind, "--db", url],
                           capture_output=True, text=True, timeout=3600, env={**os.environ, "PYTHONHASHSEED": "0"})
     if done.returncode != 0:
         raise SystemExit(f"{kind} measurement failed:\n{done.stderr}")
@@ -286,14 +278,10 @@ def bench_store(name: str, url: str, args: argparse.Namespace, commands: list[di
 
 def rebuild_figures(url: str, args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    raws, rebuilds, singles = [], [], []
+    raws, rebuilds = [], []
     for _ in range(args.repeat):
         raws.append(run_measure("raw", url))
-        # as `appraisal project --rebuild` decides
-        processes = share_count(args.rebuild_processes, cpus(), raws[0]["events"])
-        rebuilds.append(run_measure("rebuild", url, processes))
-        if processes > 1:  # the same rebuild in one process, for comparison
-            singles.append(run_measure("rebuild", url, 1))
+        rebuilds.append(run_measure("rebuild", url))
     raw = min(raws, key=lambda r: r["seconds"])
     rebuild = min(rebuilds, key=lambda r: r["seconds"])
     raw_rate, rebuild_rate = raw["events"] / raw["seconds"], rebuild["events"] / rebuild["seconds"]
@@ -304,28 +292,16 @@ def rebuild_figures(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 "peak_rss_mib": raw["peak_rss_mib"]},
         "rebuild": {"seconds": round(rebuild["seconds"], 2), "events_per_s": round(rebuild_rate),
                     "construct_s": round(rebuild["construct_s"], 2), "peak_rss_mib": rebuild["peak_rss_mib"],
-                    "children_peak_rss_mib": rebuild["children_peak_rss_mib"],
-                    "ratio_to_raw": round(ratio, 3), "target": TARGET, "processes": processes,
-                    "cpu_s": round(rebuild["cpu_s"] + rebuild["children_cpu_s"], 2)},
-        "runs": {"raw": raws, "rebuild": rebuilds, "rebuild_one_process": singles},
+                    "ratio_to_raw": round(ratio, 3), "target": TARGET, "cpu_s": round(rebuild["cpu_s"], 2)},
+        "runs": {"raw": raws, "rebuild": rebuilds},
     })
     verdict = "meets" if ratio >= TARGET else "misses"
     print(f"  {raw['events']:,} events; best of {args.repeat}")
     print(f"  (a) raw read+decode   {raw['seconds']:7.2f}s  {raw_rate:>9,.0f} events/s")
     print(f"  (b) rebuild           {rebuild['seconds']:7.2f}s  {rebuild_rate:>9,.0f} events/s  "
-          f"ratio {ratio:.3f} ({verdict} the {TARGET}× target); {processes} process(es), "
-          f"CPU {rebuild['cpu_s'] + rebuild['children_cpu_s']:.1f}s in all")
-    if singles:
-        single = min(singles, key=lambda r: r["seconds"])
-        single_rate = single["events"] / single["seconds"]
-        figures["rebuild_one_process"] = {"seconds": round(single["seconds"], 2), "events_per_s": round(single_rate),
-                                          "ratio_to_raw": round(single_rate / raw_rate, 3),
-                                          "cpu_s": round(single["cpu_s"], 2), "peak_rss_mib": single["peak_rss_mib"]}
-        print(f"      the same in one process {single['seconds']:7.2f}s  {single_rate:>9,.0f} events/s  "
-              f"ratio {single_rate / raw_rate:.3f}; CPU {single['cpu_s']:.1f}s")
+          f"ratio {ratio:.3f} ({verdict} the {TARGET}× target); CPU {rebuild['cpu_s']:.1f}s")
     print(f"      + constructing the projection first (no fold: the rebuild folds from zero): {rebuild['construct_s']:.2f}s; "
-          f"peak memory {rebuild['peak_rss_mib']:,} MiB"
-          + (f" (each other process: up to {rebuild['children_peak_rss_mib']:,} MiB)" if processes > 1 else ""))
+          f"peak memory {rebuild['peak_rss_mib']:,} MiB")
     if args.profile or ratio < TARGET:
         profile = run_measure("profile", url)
         figures["profile"] = {k: v for k, v in profile.items() if k.startswith("top_")}
@@ -373,14 +349,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile the rebuild even when it meets its target")
     parser.add_argument("--fresh", action="store_true", help="import the stores again")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "readmodels.json")
-    parser.add_argument("--rebuild-processes", type=int, default=0,
-                        help="processes sharing the rebuild (0: one per core, as `appraisal project --rebuild`)")
     parser.add_argument("--measure", choices=["raw", "rebuild", "profile"], help=argparse.SUPPRESS)
-    parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.db, args.processes)))
+        print(json.dumps(measure(args.measure, args.db)))
         return
 
     stores = args.stores.split(",")

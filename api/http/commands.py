@@ -17,15 +17,12 @@ with the first answer; a refusal problem+json (see api/http/errors.py).
 
 from __future__ import annotations
 
-import random
-import time
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from api.http import models as m
 from api.http.auth import Principal, forbidden, require_grant, require_writer
@@ -110,22 +107,17 @@ def hidden_existence(body: dict[str, Any], problem: Problem) -> Problem:
     return problem
 
 
-def submit(ledger: AppraisalLedger, settings: Settings, body: dict[str, Any], actor: str) -> Outcome:
-    """One command through the ledger. The ledger re-decides a conflicting write a few times at
-    once; when many writers keep colliding on one appraisal, try again after a short random pause
-    (the command id makes every attempt safe), then give up with 409."""
-    for attempt in range(settings.conflict_retries + 1):
-        try:
-            return ledger.submit_one(body, actor=actor)
-        except Refused as refused:
-            assert refused.outcome.error is not None
-            raise from_domain(refused.outcome.error) from None
-        except WRITE_CONFLICTS:
-            if attempt == settings.conflict_retries:
-                raise conflict_problem() from None
-            pause = settings.conflict_backoff_seconds * (2 ** min(attempt, 4))
-            time.sleep(random.uniform(0.5, 1.5) * pause)
-    raise AssertionError("unreachable")
+def submit(ledger: AppraisalLedger, body: dict[str, Any], actor: str) -> Outcome:
+    """One command through the ledger, which retries a conflicting write (api/ledger.py: the one
+    retry layer); a conflict that outlasted its attempts is a 409, a store that stayed unavailable a
+    503 (api/http/errors.py)."""
+    try:
+        return ledger.submit_one(body, actor=actor)
+    except Refused as refused:
+        assert refused.outcome.error is not None
+        raise from_domain(refused.outcome.error) from None
+    except WRITE_CONFLICTS:
+        raise conflict_problem() from None
 
 
 class CommandRunner:
@@ -137,19 +129,14 @@ class CommandRunner:
         self.request, self.ledger, self.settings = request, ledger, settings
         self.principal, self.idempotency_key = principal, idempotency_key
 
-    async def run(self, kind: str, body: BaseModel | dict[str, Any], **path: Any) -> JSONResponse:
-        """A command on one appraisal is first tried on the event loop (`submit_on_loop`: no
-        worker thread); anything else, and whatever that did not record, goes to a worker thread."""
+    def run(self, kind: str, body: BaseModel | dict[str, Any], **path: Any) -> JSONResponse:
+        """On the route's worker thread (plain `def` routes): checked, submitted, answered."""
         data = self.command(kind, body, path)
         entry = log_entry(self.request)
         entry["command"] = kind
         authorize(self.principal, data)
         data = business_time(self.principal, data, self.ledger.clock())
-        outcome = (await self.ledger.submit_on_loop(data, actor=self.principal.person)
-                   if self.settings.commands_on_loop else None)
-        if outcome is None:
-            return await run_in_threadpool(self.submit, data)
-        return self.answer(outcome)
+        return self.submit(data)
 
     def command(self, kind: str, body: BaseModel | dict[str, Any], path: dict[str, Any]) -> dict[str, Any]:
         """The command's body: the path merged in, the Idempotency-Key as its id, text checked."""
@@ -169,9 +156,9 @@ class CommandRunner:
         return data
 
     def submit(self, data: dict[str, Any]) -> JSONResponse:
-        """On a worker thread: through the ledger (with the retries of `submit`), and answered."""
+        """Through the ledger, and answered."""
         try:
-            return self.answer(submit(self.ledger, self.settings, data, self.principal.person))
+            return self.answer(submit(self.ledger, data, self.principal.person))
         except Problem as problem:
             raise hidden_existence(data, problem) from None
 
@@ -207,84 +194,84 @@ ADMIN, RECORDER = "admin grant", "recorder grant"
 
 
 @router.post("/schemes", **_doc("scheme.publish", "发布考核方案", ADMIN))
-async def publish_scheme(body: m.PublishSchemeBody, run: Runner) -> JSONResponse:
-    return await run.run("scheme.publish", body)
+def publish_scheme(body: m.PublishSchemeBody, run: Runner) -> JSONResponse:
+    return run.run("scheme.publish", body)
 
 
 @router.put("/departments/{department}", **_doc("org.department", "登记科室", ADMIN))
-async def record_department(department: Ident, body: m.DepartmentBody, run: Runner) -> JSONResponse:
-    return await run.run("org.department", body, department=department)
+def record_department(department: Ident, body: m.DepartmentBody, run: Runner) -> JSONResponse:
+    return run.run("org.department", body, department=department)
 
 
 @router.put("/people/{person}", **_doc("org.person", "登记人员", ADMIN))
-async def record_person(person: Ident, body: m.PersonBody, run: Runner) -> JSONResponse:
-    return await run.run("org.person", body, person=person)
+def record_person(person: Ident, body: m.PersonBody, run: Runner) -> JSONResponse:
+    return run.run("org.person", body, person=person)
 
 
 @router.post("/appraisals", **_doc("appraisal.open", "开启考核", ADMIN))
-async def open_appraisal(body: m.OpenAppraisalBody, run: Runner) -> JSONResponse:
-    return await run.run("appraisal.open", body)
+def open_appraisal(body: m.OpenAppraisalBody, run: Runner) -> JSONResponse:
+    return run.run("appraisal.open", body)
 
 
 @router.post("/appraisals/{appraisal}/ratings", **_doc(
     "rating.record", "记录评分", "anyone, as themself, in a role SCORING.md §5 allows them"))
-async def record_rating(appraisal: AppraisalKey, body: m.RatingBody, run: Runner) -> JSONResponse:
-    return await run.run("rating.record", body, appraisal=appraisal)
+def record_rating(appraisal: AppraisalKey, body: m.RatingBody, run: Runner) -> JSONResponse:
+    return run.run("rating.record", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/measurements", **_doc("measurement.record", "记录测量值", RECORDER))
-async def record_measurement(appraisal: AppraisalKey, body: m.MeasurementBody, run: Runner) -> JSONResponse:
-    return await run.run("measurement.record", body, appraisal=appraisal)
+def record_measurement(appraisal: AppraisalKey, body: m.MeasurementBody, run: Runner) -> JSONResponse:
+    return run.run("measurement.record", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/occurrences", **_doc("occurrence.record", "记录计数事项", RECORDER))
-async def record_occurrence(appraisal: AppraisalKey, body: m.OccurrenceBody, run: Runner) -> JSONResponse:
-    return await run.run("occurrence.record", body, appraisal=appraisal)
+def record_occurrence(appraisal: AppraisalKey, body: m.OccurrenceBody, run: Runner) -> JSONResponse:
+    return run.run("occurrence.record", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/adjustments", **_doc("adjustment.apply", "直接加减分", RECORDER))
-async def apply_adjustment(appraisal: AppraisalKey, body: m.AdjustmentBody, run: Runner) -> JSONResponse:
-    return await run.run("adjustment.apply", body, appraisal=appraisal)
+def apply_adjustment(appraisal: AppraisalKey, body: m.AdjustmentBody, run: Runner) -> JSONResponse:
+    return run.run("adjustment.apply", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/vetoes", **_doc("veto.impose", "一票否决", RECORDER))
-async def impose_veto(appraisal: AppraisalKey, body: m.VetoBody, run: Runner) -> JSONResponse:
-    return await run.run("veto.impose", body, appraisal=appraisal)
+def impose_veto(appraisal: AppraisalKey, body: m.VetoBody, run: Runner) -> JSONResponse:
+    return run.run("veto.impose", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/appeals", **_doc(
     "appeal.file", "提出申诉", "the subject (a department's head for a department), within the window"))
-async def file_appeal(appraisal: AppraisalKey, body: m.AppealBody, run: Runner) -> JSONResponse:
-    return await run.run("appeal.file", body, appraisal=appraisal)
+def file_appeal(appraisal: AppraisalKey, body: m.AppealBody, run: Runner) -> JSONResponse:
+    return run.run("appeal.file", body, appraisal=appraisal)
 
 
 @router.post("/appeals/{appeal}/decision", **_doc(
     "appeal.decide", "申诉裁决", "admin grant, not the item's recorder nor the appellant"))
-async def decide_appeal(appeal: Annotated[str, Path(pattern=r"^[^\x00]+$", max_length=200)],
-                        body: m.DecisionBody, run: Runner) -> JSONResponse:
-    return await run.run("appeal.decide", body, appeal=appeal)
+def decide_appeal(appeal: Annotated[str, Path(pattern=r"^[^\x00]+$", max_length=200)],
+                  body: m.DecisionBody, run: Runner) -> JSONResponse:
+    return run.run("appeal.decide", body, appeal=appeal)
 
 
 @router.post("/years/{year}/tie-breaks", **_doc("year.tie_break", "并列排序", ADMIN))
-async def break_tie(year: YearNumber, body: m.TieBreakBody, run: Runner) -> JSONResponse:
-    return await run.run("year.tie_break", body, year=year)
+def break_tie(year: YearNumber, body: m.TieBreakBody, run: Runner) -> JSONResponse:
+    return run.run("year.tie_break", body, year=year)
 
 
 @router.post("/years/{year}/publication", **_doc("year.publish", "公示年度结果", ADMIN))
-async def publish_year(year: YearNumber, run: Runner, body: m.YearBody | None = None) -> JSONResponse:
-    return await run.run("year.publish", body or {}, year=year)
+def publish_year(year: YearNumber, run: Runner, body: m.YearBody | None = None) -> JSONResponse:
+    return run.run("year.publish", body or {}, year=year)
 
 
 @router.post("/years/{year}/finalization", **_doc("year.finalize", "年度结果定稿", ADMIN))
-async def finalize_year(year: YearNumber, run: Runner, body: m.YearBody | None = None) -> JSONResponse:
-    return await run.run("year.finalize", body or {}, year=year)
+def finalize_year(year: YearNumber, run: Runner, body: m.YearBody | None = None) -> JSONResponse:
+    return run.run("year.finalize", body or {}, year=year)
 
 
 @router.post("/years/{year}/adoption", **_doc("year.adopt", "改用方案版本", ADMIN))
-async def adopt_scheme(year: YearNumber, body: m.AdoptBody, run: Runner) -> JSONResponse:
-    return await run.run("year.adopt", body, year=year)
+def adopt_scheme(year: YearNumber, body: m.AdoptBody, run: Runner) -> JSONResponse:
+    return run.run("year.adopt", body, year=year)
 
 
 @router.post("/commands", **_doc("any command", "任一命令", "as for the command's own path"))
-async def any_command(body: m.AnyCommandBody, run: Runner) -> JSONResponse:  # type: ignore[valid-type]
-    return await run.run(body.type, body)  # type: ignore[attr-defined]
+def any_command(body: m.AnyCommandBody, run: Runner) -> JSONResponse:  # type: ignore[valid-type]
+    return run.run(body.type, body)  # type: ignore[attr-defined]

@@ -35,10 +35,6 @@ class Settings(BaseSettings):
     # How many such requests may wait at once (on the event loop: they hold no thread); one more
     # is answered 503 with Retry-After at once.
     wait_limit: int = Field(default=50, ge=0, le=100_000)
-    # A conflict that survived the ledger's own retries is tried again this many times, after a
-    # short random pause (the ledger retries at once, which many writers on one appraisal defeat).
-    conflict_retries: int = Field(default=6, ge=0, le=20)
-    conflict_backoff_seconds: float = Field(default=0.01, ge=0, le=1)
     # How long a verified token is trusted before it is looked up again (0: every request);
     # a revocation takes effect within this time.
     token_cache_seconds: float = Field(default=2.0, ge=0, le=300)
@@ -51,10 +47,6 @@ class Settings(BaseSettings):
     # 429 with Retry-After until the oldest of them leaves the window.
     auth_failures_max: int = Field(default=10, ge=1, le=10_000)
     auth_failures_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
-    # Commands on one appraisal are decided (and, on PostgreSQL, written) on the event loop, with no
-    # worker thread per request (`AppraisalLedger.submit_on_loop`); off, every command goes to a
-    # worker thread as a plain `def` route's would (scripts/bench_http.py --thread-path compares).
-    commands_on_loop: bool = True
     # The raw-insert baseline of scripts/bench_http.py: never on in production.
     bench_raw_endpoint: bool = False
     host: str = "127.0.0.1"

@@ -310,7 +310,7 @@ def file_appeal(request: Request, key: AppraisalKey, viewer: ViewerDep, form: Fo
         check_text(body)
         authorize(viewer, body)
         body = business_time(viewer, body, ledger.clock())  # no `at` from a page: the server's clock
-        outcome = submit(ledger, settings, body, viewer.person)
+        outcome = submit(ledger, body, viewer.person)
     except (Problem, DomainError) as error:
         problem = error if isinstance(error, Problem) else from_domain(error)
         entry.update(outcome="refused", rule=problem.rule, field=problem.field)

@@ -42,8 +42,7 @@ class World:
 
 
 def settings(db_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"db": db_url, "token_cache_seconds": 0, "wait_seconds": 0.2,
-                              "conflict_backoff_seconds": 0.005, **overrides}
+    values: dict[str, Any] = {"db": db_url, "token_cache_seconds": 0, "wait_seconds": 0.2, **overrides}
     return Settings(**values)
 
 

@@ -337,27 +337,40 @@ def test_the_schema_shows_the_number_grammar(client: TestClient) -> None:
 
 def test_the_store_unavailable_is_503_and_a_lasting_conflict_409(w: World, client: TestClient,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger is the one retry layer: a write the store cannot take is tried `STORE_ATTEMPTS`
+    times, a conflicting one decided again `MAX_ATTEMPTS` times; HTTP answers with what is left."""
+    from api import ledger as ledger_module
+
     calls = []
 
     def unavailable(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
         raise OperationalError("connection refused")
 
     def conflicting(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         raise IntegrityError("duplicate key value violates unique constraint")
 
-    monkeypatch.setattr(w.ledger, "submit_one", unavailable)
+    monkeypatch.setattr(ledger_module, "STORE_PAUSE", 0)
+    monkeypatch.setattr(ledger_module, "CONFLICT_PAUSE", 0)
+    before = w.ledger.event_count()
+    monkeypatch.setattr(w.ledger.recorder, "insert_events", unavailable)
     response = client.post(f"/appraisals/{A}/ratings", json=rating("u1", "self"), headers=w.auth("staff"))
     assert_problem(response, 503, "store-unavailable")
     assert response.headers["retry-after"]
+    assert len(calls) == ledger_module.STORE_ATTEMPTS
     monkeypatch.setattr(w.ledger, "event_count", unavailable)
     assert_problem(client.get("/health"), 503, "store-unavailable")
     monkeypatch.undo()
 
-    monkeypatch.setattr(w.ledger, "submit_one", conflicting)
+    calls.clear()
+    monkeypatch.setattr(ledger_module, "CONFLICT_PAUSE", 0)
+    monkeypatch.setattr(w.ledger.recorder, "insert_events", conflicting)
     response = client.post(f"/appraisals/{A}/ratings", json=rating("c1", "self"), headers=w.auth("staff"))
     assert_problem(response, 409, "concurrency-conflict")
-    assert len(calls) == w.app.state.settings.conflict_retries + 1
+    assert len(calls) == ledger_module.MAX_ATTEMPTS
+    monkeypatch.undo()
+    assert w.ledger.event_count() == before  # nothing recorded
 
 
 # --- idempotency and read-your-writes --------------------------------------------------------------
@@ -522,35 +535,34 @@ def test_back_dated_events_are_marked_in_the_audit_trail_and_the_explanation(w: 
     assert {e["data"]["command_id"]: e["backdated"] for e in history}["bt-old"] is True
 
 
-@pytest.mark.parametrize("on_loop", [True, False])
-def test_commands_are_decided_on_the_event_loop_unless_set_off(db_url: str, on_loop: bool) -> None:
-    """`APPRAISAL_COMMANDS_ON_LOOP` (on by default): a rating is decided and written on the event
-    loop; off, on a worker thread, as a plain `def` route would run it. The same answer either way."""
-    import threading
+def test_command_routes_are_plain_def_routes_run_on_worker_threads(w: World, client: TestClient) -> None:
+    """The ledger is synchronous: every command route is a plain `def` (FastAPI runs it on its
+    thread pool), never a coroutine that would block the event loop."""
+    import asyncio
+    import inspect
 
-    with world(db_url, commands_on_loop=on_loop) as w, TestClient(w.app) as client:
-        ledger, seen = w.ledger, []
-        decide, submit_one = ledger.submit_on_loop, ledger.submit_one
+    from fastapi.routing import APIRoute
 
-        async def on_the_loop(body: dict[str, Any], *, actor: str) -> Any:
-            outcome = await decide(body, actor=actor)
-            seen.append(("loop", outcome is not None))
-            return outcome
+    from api.http.commands import router
 
-        def on_a_thread(body: dict[str, Any], **kwargs: Any) -> Any:
-            seen.append(("thread", threading.current_thread() is not threading.main_thread()))
-            return submit_one(body, **kwargs)
+    commands = [route for route in router.routes if isinstance(route, APIRoute)]
+    assert len(commands) >= 15
+    assert not [route.path for route in commands if inspect.iscoroutinefunction(route.endpoint)]
+    seen, submit_one = [], w.ledger.submit_one
 
-        ledger.submit_on_loop, ledger.submit_one = on_the_loop, on_a_thread  # type: ignore[method-assign]
-        # (The first command after the import finds its appraisal not cached: a worker thread's.)
-        assert client.post(f"/appraisals/{A}/ratings", json=rating("loop-0", "self", "87", period="2025-11"),
-                           headers=w.auth("staff")).status_code == 201
-        seen.clear()
-        before = ledger.event_count()
-        answer = client.post(f"/appraisals/{A}/ratings", json=rating("loop-1", "self", "88"), headers=w.auth("staff"))
-        assert answer.status_code == 201, answer.text
-        assert answer.json()["position"] == before + 1 == ledger.event_count()
-        assert seen == ([("loop", True)] if on_loop else [("thread", True)])
+    def on_a_thread(body: dict[str, Any], **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop runs in this thread: a worker thread's
+            seen.append(True)
+        else:
+            seen.append(False)
+        return submit_one(body, **kwargs)
+
+    w.ledger.submit_one = on_a_thread  # type: ignore[method-assign]
+    answer = client.post(f"/appraisals/{A}/ratings", json=rating("thread-1", "self", "88"), headers=w.auth("staff"))
+    assert answer.status_code == 201, answer.text
+    assert seen == [True]
 
 
 def test_read_your_writes(w: World, client: TestClient) -> None:

@@ -141,7 +141,7 @@ def decider(run: Run, base: str, token: str, rng: random.Random) -> None:
 
 @pytest.mark.slow
 def test_concurrent_clients_record_every_accepted_command_exactly_once(db_url: str) -> None:
-    with world(db_url, conflict_retries=8) as w:
+    with world(db_url) as w:
         credentials = w.app.state.credentials
         people = {p: credentials.create(p, (), created_by="tests")[0]
                   for p in ("p-L1", "p-L2", "p-L3", "p-S1", "p-H1", "p-A")}

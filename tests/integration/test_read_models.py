@@ -7,7 +7,6 @@ restart from the tracking row gives the very same tables."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -502,9 +501,8 @@ def test_a_rebuild_whose_writes_fail_raises_and_leaves_the_live_tables_as_they_w
         assert snapshot(db_url) == live
 
 
-def test_commands_recorded_during_a_shared_rebuild_are_processed_once_after_it(db_url: str) -> None:
-    """Every share reads the log up to the position the rebuild started at; what comes after is
-    for the projection to follow: none lost, none applied twice."""
+def test_commands_recorded_during_a_rebuild_are_processed_once_after_it(db_url: str) -> None:
+    """What the rebuild did not read is for the projection to follow: none lost, none applied twice."""
     commands = demo_commands(YEAR, departments=2, staff_per_department=3)
     late = commands[-30:]
     with opened(db_url) as store:
@@ -520,75 +518,16 @@ def test_commands_recorded_during_a_shared_rebuild_are_processed_once_after_it(d
         writing = threading.Thread(target=trickle)
         writing.start()
         try:
-            store.projection.rebuild(processes=2)
+            store.projection.rebuild()
         finally:
             stop.set()
             writing.join()
-        assert store.projection._partial
         submitted = store.ledger.event_count()
-        assert store.projection.tracking() < submitted  # some came during the rebuild
+        assert store.projection.tracking() <= submitted
         store.projection.catch_up()
         assert store.projection.tracking() == submitted
         live = snapshot(db_url)
         assert store.projection.rebuild() == submitted
-        assert snapshot(db_url) == live
-
-
-def _dying_share(*_: Any) -> None:
-    """A share's process that dies without a word (as one killed would)."""
-    os._exit(3)
-
-
-def test_a_rebuild_shared_among_processes_gives_identical_tables_and_follows_the_log_after(db_url: str) -> None:
-    """Two and three processes (projections/partition.py): every table the same, row for row,
-    as the live projection's; the projection then follows the log from the whole log again."""
-    commands = demo_commands(YEAR, departments=3, staff_per_department=4)
-    with opened(db_url) as store:
-        for chunk in chunks(commands[:-5], 3):
-            store.submit(chunk)
-        live = snapshot(db_url)
-        for processes in (2, 3):
-            assert store.projection.rebuild(processes=processes) == store.ledger.event_count()
-            assert store.projection._partial  # shared: not done again in one process
-            assert snapshot(db_url) == live, processes
-        store.submit(commands[-5:])  # the projection folds the whole log again before going on
-        assert_equal_to_direct(store)
-        after = snapshot(db_url)
-        assert store.projection.rebuild() == store.ledger.event_count()
-        assert snapshot(db_url) == after
-
-
-def test_a_shared_rebuild_renders_each_publication_at_its_place_from_every_share(db_url: str) -> None:
-    """Two years, each published, the first revised after a later change, the second's
-    consequences reading the first's publication: every breakdown as published, row for row."""
-    publish = [{"type": "year.publish", "id": f"pub-{year}", "actor": "admin",
-                "at": f"{year + 1}-01-10T09:00:00+08:00", "year": year} for year in (2024, 2025)]
-    with opened(db_url) as store:
-        store.submit(demo_commands(2024, departments=2, staff_per_department=3))
-        store.submit([publish[0]])
-        store.submit(demo_commands(2025, departments=2, staff_per_department=3)[:-3])
-        store.submit([{"type": "adjustment.apply", "id": "late-2024", "actor": "hr-office",
-                       "at": "2025-01-20T09:00:00+08:00", "appraisal": "2024:p-002",
-                       "item": "over_quota_hiring", "evidence": "超编进人 1 名 (found late)"}])
-        store.submit([publish[1]])
-        assert [len(store.ledger.year(y).publications) for y in (2024, 2025)] == [2, 1]  # type: ignore[union-attr]
-        live = snapshot(db_url)
-        for processes in (2, 3):
-            assert store.projection.rebuild(processes=processes) == store.ledger.event_count()
-            assert store.projection._partial
-            assert snapshot(db_url) == live, processes
-
-
-def test_a_rebuild_whose_share_dies_is_done_again_in_one_process(
-        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from projections import partition
-
-    with opened(db_url) as store:
-        store.submit(demo_commands(YEAR, departments=2, staff_per_department=3))
-        live = snapshot(db_url)
-        monkeypatch.setattr(partition, "run_share", _dying_share)
-        assert store.projection.rebuild(processes=2) == store.ledger.event_count()
-        assert not store.projection._partial
         assert snapshot(db_url) == live
 
 
@@ -600,8 +539,8 @@ def test_rebuilds_leave_the_audit_table_two_indexes_and_no_replaced_table(db_url
     with opened(db_url) as store:
         store.submit(build())
         seen = []
-        for processes in (1, 2, 1):
-            store.projection.rebuild(processes=processes)
+        for _ in range(3):
+            store.projection.rebuild()
             ReadModelProjection(store.ledger).close()  # a restart: its tables exist
             with store.projection.db.transaction() as tx:
                 names = tx.index_names("rm_audit")

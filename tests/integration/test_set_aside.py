@@ -158,13 +158,13 @@ def test_events_that_cannot_be_processed_are_set_aside_and_everything_else_goes_
     finally:
         views.close()
 
-    # Restarts, a rebuild, a shared rebuild: they finish, and the tables are the same.
+    # Restarts and a rebuild: they finish, and the tables are the same.
     tables = snapshot(db_url)
     with opened(db_url) as store:  # a restart: finds set-aside events, rebuilds to try them again
         assert store.projection.catch_up() == 0
     assert snapshot(db_url) == tables
     with opened(db_url) as store:
-        store.projection.rebuild(processes=2)  # a share stops on them: done again in one process
+        store.projection.rebuild()
     assert snapshot(db_url) == tables  # first seen kept
     # Each is a warning in the log, naming the position and the error's type (not its message).
     warnings = [line for line in capsys.readouterr().out.splitlines() if "event set aside" in line]

@@ -204,18 +204,6 @@ def test_a_command_sees_what_another_process_wrote_since_it_last_looked(db_url: 
         second.close()
 
 
-@pytest.mark.parametrize("answer", [{"status": "accepted", "command": "c-1", "note": "引号 \" and ünïcode"}, {}])
-def test_the_write_function_records_the_same_command_row_as_the_other_stores(answer: dict[str, Any]) -> None:
-    import json
-
-    from api.storage import _answer_prefix, _command_params
-
-    row = CommandRow("c-1", "rating.record", "f", "t", 0, answer)
-    [(*_, expected)] = _command_params([42], [row])
-    assert _answer_prefix(answer) + "42" + "}" == expected
-    assert json.loads(expected)["position"] == 42
-
-
 def test_postgres_urls_keep_libpq_parameters_and_drop_ours() -> None:
     from api.storage import pg_conninfo, store_env
 
@@ -260,22 +248,20 @@ def test_a_server_process_freezes_its_startup_objects_and_collects_rarely() -> N
     assert done.stdout.split() == ["50000", "True"]
 
 
-def test_the_chain_runs_on_across_both_postgresql_write_paths(db_url: str) -> None:
-    """Bulk batches (COPY on PostgreSQL), single commands (the write function), a group of many
-    single commands (COPY again when over SMALL_BATCH events), interleaved: the whole log verifies."""
+def test_the_chain_runs_on_across_bulk_batches_and_single_commands(db_url: str) -> None:
+    """Bulk batches (an import's), single commands, a batch of many ratings, interleaved: one write
+    path, and the whole log verifies."""
     from api.integrity import verify
     from api.logstore import log_store
-    from api.storage import SMALL_BATCH
 
     ledger = AppraisalLedger(db_url)
     try:
-        ledger.submit(build())  # the worked example: one batch well over SMALL_BATCH events
+        ledger.submit(build())  # the worked example: one batch of many events
         rating = {"type": "rating.record", "appraisal": "2025:p-A", "leaf": "business", "rater_role": "in_charge",
                   "score": "81", "at": "2025-12-20T10:00:00+08:00"}
         for month in range(1, 4):
             ledger.submit_one({**rating, "id": f"one-{month}", "period": f"2025-{month:02d}"}, actor="p-L1")
-        many = [{**rating, "id": f"many-{n}", "period": f"2025-{n % 12 + 1:02d}", "actor": "p-L1"}
-                for n in range(SMALL_BATCH + 5)]
+        many = [{**rating, "id": f"many-{n}", "period": f"2025-{n % 12 + 1:02d}", "actor": "p-L1"} for n in range(21)]
         ledger.submit(many)
         ledger.submit_one({**rating, "id": "one-last", "period": "2025-11"}, actor="p-L1")
         verdict = verify(log_store(ledger.recorder))
@@ -285,38 +271,68 @@ def test_the_chain_runs_on_across_both_postgresql_write_paths(db_url: str) -> No
         ledger.close()
 
 
-def test_the_write_function_never_scans_the_commands_table(pg_url: str) -> None:
-    """The write function's plans are made once per session and kept. Made while a new store's
-    tables were small, its command-id check was a sequential scan of the whole commands table on
-    every write from then on (about 1 ms, with the log locked, after a few thousand commands). Called
-    first on a tiny table and then on a larger one, in one transaction, it reads by index only."""
+def test_a_re_sent_command_id_refused_by_the_store_leaves_no_gap_in_the_log(db_url: str) -> None:
+    """A command id already recorded is refused before any position is drawn (PostgreSQL draws
+    positions from a sequence that a rollback does not give back): the next write goes on at the
+    next position."""
+    from eventsourcing.persistence import StoredEvent
+
+    ledger = AppraisalLedger(db_url)
+    try:
+        recorder = ledger.recorder
+        row = CommandRow("resent-1", "rating.record", "f", "t", 0, {"status": "accepted"})
+        first = recorder.insert_events([StoredEvent(uuid.uuid4(), 1, "t", b"{}")], commands=[row])
+        with pytest.raises(Exception) as refused:  # noqa: PT011 - the store's own IntegrityError
+            recorder.insert_events([StoredEvent(uuid.uuid4(), 1, "t", b"{}")], commands=[row])
+        assert "already" in str(refused.value) or "duplicate" in str(refused.value) or "UNIQUE" in str(refused.value)
+        after = recorder.insert_events([StoredEvent(uuid.uuid4(), 1, "t", b"{}")],
+                                       commands=[row._replace(command_id="resent-2")])
+        assert list(after) == [first[0] + 1]
+    finally:
+        ledger.close()
+
+
+def test_a_store_chained_in_sql_by_an_earlier_version_is_written_on_and_verifies(pg_url: str) -> None:
+    """Before issue 16 single commands on PostgreSQL were written by a PL/pgSQL function that
+    chained them in SQL (`sha256()` over the same bytes as api/chain.py). A store it wrote, the
+    function still installed, opens; the next writes chain on from its rows; the log verifies."""
     import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    from api.integrity import verify
+    from api.logstore import log_store
 
     ledger = AppraisalLedger(pg_url)
     try:
         ledger.submit(build()[:3])
         recorder = ledger.recorder
         schema = pg_url.rsplit("schema=", 1)[1]
-        ledger_id = uuid.uuid4()  # a read set of one aggregate that does not exist
+        names = {"schema": Identifier(schema), "events": Identifier(recorder.events_table_name),
+                 "chain": Identifier(recorder.chain.table),
+                 "function": Identifier(f"{recorder.events_table_name}_write_v6")}
         with psycopg.connect(pg_url.split("?", 1)[0]) as conn:
-
-            def write(n: int) -> None:
-                conn.execute(recorder.write_one_statement, (
-                    uuid.uuid4(), 1, "test.Event", b"{}", f"scan-{n}", "rating.record", "f", "t", '{"position": ',
-                    [ledger_id], [0]),
-                    prepare=True)
-
-            for n in range(8):  # planned (and kept) while the table is tiny
-                write(n)
-            conn.execute(psycopg.sql.SQL(
-                "INSERT INTO {}.{} SELECT 'bulk-' || g, 't', 'f', 't', NULL, '{{}}' FROM generate_series(1, 5000) g"
-            ).format(psycopg.sql.Identifier(schema), psycopg.sql.Identifier(recorder.commands_table)))
-            for n in range(8, 16):
-                write(n)
-            scans = conn.execute("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE schemaname = %s AND relname = %s",
-                                 (schema, recorder.commands_table)).fetchone()
-            conn.rollback()
-        assert scans == (0,)
+            conn.execute(SQL("CREATE FUNCTION {schema}.{function}() RETURNS bigint[] LANGUAGE sql "
+                             "AS 'SELECT ARRAY[]::bigint[]'").format(**names))  # left over, never called
+            for version in (1, 2):  # what the function wrote: each event chained by the server's sha256()
+                conn.execute(SQL(
+                    "WITH e AS (INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+                    "VALUES (%s, %s, 'test.Old', convert_to('{{\"old\": \"事件\"}}', 'UTF8')) RETURNING *) "
+                    "INSERT INTO {schema}.{chain} (position, hash) SELECT e.notification_id, sha256("
+                    "(SELECT hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1) || sha256("
+                    "decode('00', 'hex') || int8send(e.notification_id) || int4send(16) || uuid_send(e.originator_id)"
+                    " || int8send(e.originator_version) || int4send(length(convert_to(e.topic, 'UTF8')))"
+                    " || convert_to(e.topic, 'UTF8') || int4send(length(e.state)) || e.state)) FROM e"
+                ).format(**names), (uuid.UUID(int=7), version))
+        reopened = AppraisalLedger(pg_url)
+        try:
+            reopened.submit(build()[3:6])
+            reopened.submit_one({"type": "org.person", "id": "old-store-1", "person": "p-X", "name": "新人",
+                                 "position": "leader"}, actor="admin")
+            verdict = verify(log_store(reopened.recorder))
+            assert verdict.ok, verdict.message
+            assert verdict.walked.size == reopened.event_count()
+        finally:
+            reopened.close()
     finally:
         ledger.close()
 
@@ -331,15 +347,14 @@ def _rows_read(plan: dict[str, Any], table: str) -> int:
 
 
 def test_the_read_set_is_checked_by_index_probes_not_by_walking_the_log(pg_url: str) -> None:
-    """The read-set check in the write function (and the refresh's "events after these versions")
-    run with the generic plans PostgreSQL keeps for a function's statements and prepared ones.
-    Written as a plain join, that plan was a merge join reading the events' whole primary-key index:
-    every write cost time in proportion to the log (0.6 ms of the function's 1.2 ms on a bench store
-    of a thousand events). Here an aggregate has 300 events and 300 others 3 each; a write that
-    read it at its last version reads none of them, and a refresh of its last ten reads those ten. (The plans of the
-    function's statements are seen through auto_explain. Which join the planner picks depends on
-    the table's statistics; with nested loops discouraged, a join can only be a merge or a hash
-    join, while the probes stay what they are.)"""
+    """The read-set check of a write (and the refresh's "events after these versions") run with
+    generic plans (PostgreSQL keeps them for prepared statements). Written as a plain join, that
+    plan was a merge join reading the events' whole primary-key index: every write cost time in
+    proportion to the log. Here an aggregate has 300 events and 300 others 3 each; a check of a
+    read at its last version reads none of them, and a refresh of its last ten reads those ten. (The
+    plans are seen through auto_explain. Which join the planner picks depends on the table's
+    statistics; with nested loops discouraged, a join can only be a merge or a hash join, while the
+    probes stay what they are.)"""
     import json
 
     import psycopg
@@ -372,13 +387,12 @@ def test_the_read_set_is_checked_by_index_probes_not_by_walking_the_log(pg_url: 
                             "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_analyze = on",
                             "SET auto_explain.log_format = 'json'", "SET client_min_messages = log"):
                 conn.execute(setting)
-            written = conn.execute(recorder.write_one_statement, (
-                uuid.uuid4(), 1, "test.Event", b"{}", "probe-1", "rating.record", "f", "t", '{"position": ',
-                f"{{{busy},{uuid.uuid4()}}}", "{300,0}")).fetchone()
+            checked = conn.execute(recorder.stale_read_statement, (
+                f"{{{busy},{uuid.uuid4()}}}", "{300,0}", ["probe-1"])).fetchone()
             newer = conn.execute(recorder.select_newer_statement, ([busy], [290])).fetchall()
-        checks = [p for p in plans if "r_ids" in p["Query Text"]]
+        checks = [p for p in plans if "r(id, seen)" in p["Query Text"]]
         refreshes = [p for p in plans if "k(id, after)" in p["Query Text"]]
-        assert written is not None and len(written[0]) == 1  # nothing moved on: written
+        assert checked == (False, False)  # nothing moved on, the command id is new
         assert len(checks) == 1
         assert _rows_read(checks[0], table) == 0, json.dumps(checks[0])
         assert [row[1] for row in newer] == list(range(291, 301))
@@ -431,12 +445,10 @@ def test_sqlite_checks_the_read_set_with_work_that_does_not_grow_with_an_aggrega
         ledger.close()
 
 
-@pytest.mark.parametrize("path", ["function", "copy"])
-def test_a_vacuum_of_the_log_holds_no_write_back_and_an_exclusive_lock_still_does(pg_url: str, path: str) -> None:
+def test_a_vacuum_of_the_log_holds_no_write_back_and_an_exclusive_lock_still_does(pg_url: str) -> None:
     """Autovacuum takes the events table in SHARE UPDATE EXCLUSIVE mode, about every minute under a
     steady load. The log's lock used to be the table's EXCLUSIVE lock, which that conflicts with:
-    each vacuum held every write back while it ran. Now a write (the write function, and a bulk
-    batch's COPY) goes through beside it; and a holder of the table's EXCLUSIVE lock (a server of
+    each vacuum held every write back while it ran. Now a write goes through beside it; and a holder of the table's EXCLUSIVE lock (a server of
     an earlier version, a backup being loaded) still holds writes back, so that positions stay in
     commit order whoever writes."""
     import psycopg
@@ -448,7 +460,7 @@ def test_a_vacuum_of_the_log_holds_no_write_back_and_an_exclusive_lock_still_doe
         before = ledger.event_count()
         schema = pg_url.rsplit("schema=", 1)[1]
         table = SQL("{}.{}").format(Identifier(schema), Identifier(ledger.recorder.events_table_name))
-        count = 1 if path == "function" else 80  # more than SMALL_BATCH events: the COPY path
+        count = 3
 
         def ratings(tag: str) -> list[dict[str, Any]]:
             return [{"type": "rating.record", "id": f"{tag}-{n}", "actor": "p-A", "appraisal": "2025:p-A",
