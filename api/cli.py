@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from api.cli_replay import replay_command, scheme_app
 from api.http.cli import serve, token_app
 from api.ledger import AppraisalLedger, Refused
 from api.render import explanation_text
-from api.storage import DEFAULT_DB
+from api.settings import Settings, SettingsError, load
 from domain.errors import DomainError
 from domain.numbers import TOO_MANY_DIGITS, number_format_message
 from projections.queries import explain_at, results_at
@@ -54,7 +53,7 @@ def _time(text: str | None, option: str) -> datetime | None:
 
 
 def open_ledger(db: str | None) -> AppraisalLedger:
-    return AppraisalLedger(db or os.environ.get("APPRAISAL_DB") or DEFAULT_DB)
+    return AppraisalLedger(load(db=db).db)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -80,9 +79,10 @@ def import_(
     batch_size: Annotated[int, typer.Option(min=1, max=5000, help="commands per transaction")] = 500,
 ) -> None:
     """Apply the commands of a JSON Lines file or an Excel ledger in order (导入命令)."""
-    ledger = open_ledger(db)
+    settings = load(db=db)
+    ledger = AppraisalLedger(settings.db)
     if file.suffix.lower() == ".xlsx":
-        return _import_workbook(ledger, file, actor, batch_size)
+        return _import_workbook(ledger, settings, file, actor, batch_size)
     line_numbers: list[int] = []
     bad_line: list[tuple[int, DomainError]] = []
     total_lines = sum(1 for line in file.open(encoding="utf-8") if line.strip())
@@ -114,13 +114,13 @@ def import_(
             task = progress.add_task("import", total=total_lines)
             outcomes = ledger.submit(bodies(), batch_size=batch_size,
                                      on_progress=lambda n: progress.advance(task, n))
-        checkpoint_after_publication(ledger)  # tamper evidence: a signed tree head at each publication
+        checkpoint_after_publication(ledger, settings)  # tamper evidence: a signed tree head at each publication
     except Refused as refused:
         outcome = refused.outcome
         line = line_numbers[outcome.index]
         done = outcome.index
         err.print(f"recorded 已记录 {done} command(s) before line {line}", highlight=False)
-        checkpoint_after_publication(ledger)  # a year published before the refused line
+        checkpoint_after_publication(ledger, settings)  # a year published before the refused line
         assert outcome.error is not None
         raise _fail(f"line {line}: refused 拒绝 — {outcome.error} [rule: {outcome.error.rule}]") from None
     if bad_line:
@@ -132,7 +132,8 @@ def import_(
               highlight=False)
 
 
-def _import_workbook(ledger: AppraisalLedger, file: Path, actor: str | None, batch_size: int) -> None:
+def _import_workbook(ledger: AppraisalLedger, settings: Settings, file: Path, actor: str | None,
+                     batch_size: int) -> None:
     """An Excel ledger (api/ledger_xlsx.py): its rows as the commands, refusals naming sheet, row, column."""
     from api.ledger_xlsx import WorkbookError, import_workbook
 
@@ -140,7 +141,7 @@ def _import_workbook(ledger: AppraisalLedger, file: Path, actor: str | None, bat
         done = import_workbook(ledger, file.read_bytes(), actor=actor, batch_size=batch_size)
     except WorkbookError as error:  # not a ledger workbook: nothing imported
         raise _fail(f"refused 拒绝 — {error.describe()}") from None
-    checkpoint_after_publication(ledger)
+    checkpoint_after_publication(ledger, settings)
     if done.refusal is not None:
         err.print(f"recorded 已记录 {done.accepted} row(s) before the refused one", highlight=False)
         raise _fail(f"refused 拒绝 — {done.refusal.describe()}")
@@ -290,8 +291,9 @@ def project(
     from projections.readmodels import ReadModelProjection
     from projections.worker import run
 
+    settings = load(db=db)
     if once or rebuild:
-        ledger = open_ledger(db)
+        ledger = AppraisalLedger(settings.db)
         projection = ReadModelProjection(ledger, resume=not rebuild)  # a rebuild folds from zero itself
         started = time.perf_counter()
         count = projection.rebuild() if rebuild else projection.catch_up()
@@ -301,7 +303,7 @@ def project(
         return
     err.print("following the log (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
-        run(lambda: open_ledger(db), interval=interval,
+        run(lambda: AppraisalLedger(settings.db), interval=interval,
             on_batch=lambda n, position: err.print(f"processed {n} event(s); position {position}", highlight=False))
 
 
@@ -317,7 +319,11 @@ app.add_typer(token_app, name="token")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SettingsError as error:  # an APPRAISAL_* variable (or an option) out of bounds, in any command
+        err.print(f"[red]error 错误:[/red] settings 设置: {escape(str(error))}", highlight=False)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

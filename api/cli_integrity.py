@@ -9,7 +9,7 @@
     appraisal key [--out FILE]                                  the public key an inspector trusts
 
 The signing key is read from `$APPRAISAL_SIGNING_KEY` or ~/.config/appraisal-ledger/signing.key
-(api/keys.py). `appraisal import` takes a checkpoint when the log holds a year publication newer
+(api/settings.py, api/keys.py). `appraisal import` takes a checkpoint when the log holds a year publication newer
 than the latest checkpoint (`checkpoint_after_publication`), written to `$APPRAISAL_CHECKPOINT_DIR`
 (default ./checkpoints/).
 """
@@ -17,7 +17,6 @@ than the latest checkpoint (`checkpoint_after_publication`), written to `$APPRAI
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,13 +28,12 @@ from rich.markup import escape
 
 from api import integrity
 from api.backup import export_log, import_log
-from api.keys import Signer, SigningKeyError, key_path, load_or_create, load_public, public_pem
+from api.keys import Signer, SigningKeyError, load_or_create, load_public, public_pem
 from api.ledger import AppraisalLedger
 from api.logstore import log_store
-from api.storage import DEFAULT_DB
+from api.settings import Settings, load
 from domain.aggregates import Year
 
-CHECKPOINT_DIR_ENV = "APPRAISAL_CHECKPOINT_DIR"
 PUBLISHED_TOPIC = get_topic(Year.Published)
 
 err = Console(stderr=True, soft_wrap=True)
@@ -50,19 +48,15 @@ PublicKeyOption = Annotated[Path | None, typer.Option(
     help="the public key (PEM) to trust; default: the local signing key's")]
 
 
-def _ledger(db: str | None) -> AppraisalLedger:
-    return AppraisalLedger(db or os.environ.get("APPRAISAL_DB") or DEFAULT_DB)
-
-
-def _signer() -> Signer:
+def _signer(settings: Settings) -> Signer:
     try:
-        return load_or_create(key_path(os.environ))
+        return load_or_create(settings.signing_key_path)
     except SigningKeyError as error:
         raise _fail(f"signing key: {error}") from None
 
 
-def _public(path: Path | None) -> Any:
-    return load_public(path.read_bytes()) if path is not None else _signer().public
+def _public(path: Path | None, settings: Settings) -> Any:
+    return load_public(path.read_bytes()) if path is not None else _signer(settings).public
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -98,7 +92,8 @@ def verify(
     db: DbOption = None,
 ) -> None:
     """Verify the hash chain of the whole log (校验); exit 1 naming the first bad event."""
-    ledger = _ledger(db)
+    settings = load(db=db)
+    ledger = AppraisalLedger(settings.db)
     try:
         if adopt:
             count, first = integrity.adopt_unchained(log_store(ledger.recorder))
@@ -107,7 +102,7 @@ def verify(
                           highlight=False)
         document = _read_json(checkpoint) if checkpoint else None
         verdict = integrity.verify(log_store(ledger.recorder), document,
-                                   _public(public_key) if document else None)
+                                   _public(public_key, settings) if document else None)
     except integrity.IntegrityFailure as error:
         raise _fail(str(error)) from None
     finally:
@@ -123,7 +118,8 @@ def checkpoint(
     db: DbOption = None,
 ) -> None:
     """Sign the tree head of the whole log (检查点): a small file for the inspector to keep."""
-    ledger = _ledger(db)
+    settings = load(db=db)
+    ledger = AppraisalLedger(settings.db)
     try:
         store = log_store(ledger.recorder)
         if list_:
@@ -132,7 +128,7 @@ def checkpoint(
                                  f"root {document['root']}  key {document['key_id']}\n")
             return
         try:
-            document = integrity.make_checkpoint(store, _signer(), ledger.clock)
+            document = integrity.make_checkpoint(store, _signer(settings), ledger.clock)
         except integrity.IntegrityFailure as error:
             raise _fail(str(error)) from None
     finally:
@@ -151,10 +147,11 @@ def prove_inclusion(
     db: DbOption = None,
 ) -> None:
     """Prove that one event is in the log a checkpoint signed."""
-    ledger = _ledger(db)
+    settings = load(db=db)
+    ledger = AppraisalLedger(settings.db)
     try:
         proof = integrity.prove_inclusion(log_store(ledger.recorder), position, _read_json(checkpoint),
-                                          _public(public_key))
+                                          _public(public_key, settings))
     except integrity.IntegrityFailure as error:
         raise _fail(str(error)) from None
     finally:
@@ -173,10 +170,11 @@ def prove_consistency(
     db: DbOption = None,
 ) -> None:
     """Prove that the log an older checkpoint signed is a prefix of a newer one's."""
-    ledger = _ledger(db)
+    settings = load(db=db)
+    ledger = AppraisalLedger(settings.db)
     try:
         proof = integrity.prove_consistency(log_store(ledger.recorder), _read_json(old), _read_json(new),
-                                            _public(public_key))
+                                            _public(public_key, settings))
     except integrity.IntegrityFailure as error:
         raise _fail(str(error)) from None
     finally:
@@ -192,7 +190,8 @@ def backup_export(
     db: DbOption = None,
 ) -> None:
     """Write the whole event log, verified, to a file."""
-    ledger = _ledger(db)
+    settings = load(db=db)
+    ledger = AppraisalLedger(settings.db)
     try:
         trailer = export_log(log_store(ledger.recorder), file)
     except integrity.IntegrityFailure as error:
@@ -212,12 +211,13 @@ def backup_import(
     db: DbOption = None,
 ) -> None:
     """Load a backup into an empty store, then verify it."""
-    ledger = _ledger(db)
+    settings = load(db=db)
+    ledger = AppraisalLedger(settings.db)
     try:
         store = log_store(ledger.recorder)
         import_log(store, file)
         document = _read_json(checkpoint) if checkpoint else None
-        verdict = integrity.verify(store, document, _public(public_key) if document else None)
+        verdict = integrity.verify(store, document, _public(public_key, settings) if document else None)
     except integrity.IntegrityFailure as error:
         raise _fail(str(error)) from None
     finally:
@@ -231,7 +231,7 @@ def key(
     out: Annotated[Path | None, typer.Option("--out", help="write the public key (PEM) here")] = None,
 ) -> None:
     """Show the public key that checks this installation's checkpoints (公钥); creates the key on first use."""
-    signer = _signer()
+    signer = _signer(load())
     pem = public_pem(signer.public)
     if out is not None:
         out.write_text(pem, encoding="utf-8")
@@ -240,17 +240,17 @@ def key(
     err.print(f"key id {signer.key_id} (private key: {signer.path})", highlight=False)
 
 
-def checkpoint_after_publication(ledger: AppraisalLedger) -> Path | None:
+def checkpoint_after_publication(ledger: AppraisalLedger, settings: Settings) -> Path | None:
     """After an import: a checkpoint when a year was published since the latest checkpoint."""
     store = log_store(ledger.recorder)
     since = max((c["head_position"] for c in store.checkpoints()), default=0)
     if not ledger.recorder.select_notifications(since + 1, 1, topics=[PUBLISHED_TOPIC]):
         return None
     try:
-        document = integrity.make_checkpoint(store, _signer(), ledger.clock)
+        document = integrity.make_checkpoint(store, _signer(settings), ledger.clock)
     except integrity.IntegrityFailure as error:
         raise _fail(f"a year was published but no checkpoint could be taken: {error}") from None
-    folder = Path(os.environ.get(CHECKPOINT_DIR_ENV) or "checkpoints")
+    folder = settings.checkpoint_dir
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"checkpoint-{document['size']}-{document['timestamp'].replace(':', '')}.json"
     _write_json(document, path)

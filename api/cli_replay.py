@@ -11,7 +11,6 @@ All of them only read: a replay folds the log once and records nothing.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.ledger import AppraisalLedger
-from api.storage import DEFAULT_DB
+from api.settings import load
 from domain.aggregates import SchemeCatalogue
 from domain.errors import DomainError, InvalidDocument
 from domain.replay import parse_scheme_ref
@@ -39,7 +38,7 @@ DbOption = Annotated[str | None, typer.Option("--db", help="sqlite:///path.db or
 
 
 def _ledger(db: str | None) -> AppraisalLedger:
-    return AppraisalLedger(db or os.environ.get("APPRAISAL_DB") or DEFAULT_DB)
+    return AppraisalLedger(load(db=db).db)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

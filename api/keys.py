@@ -1,7 +1,7 @@
 """The Ed25519 key that signs checkpoints, kept in a file outside the database.
 
 Where: `$APPRAISAL_SIGNING_KEY` if set, else `$XDG_CONFIG_HOME/appraisal-ledger/signing.key`
-(`~/.config/appraisal-ledger/signing.key`). The file is an unencrypted PKCS#8 PEM, created on first
+(`~/.config/appraisal-ledger/signing.key`): `Settings.signing_key_path` (api/settings.py). The file is an unencrypted PKCS#8 PEM, created on first
 use with mode 0600 in a directory of mode 0700; a key file that group or others may read is
 refused, as ssh refuses one. Whoever can write the database cannot sign: keep the file (and a
 backup of it) away from the database's host where that matters. The public key is what an
@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import os
 import stat
-from collections.abc import Mapping
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -23,18 +22,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-KEY_ENV = "APPRAISAL_SIGNING_KEY"
-
 
 class SigningKeyError(Exception):
     """The signing key cannot be used (unreadable, too open, not an Ed25519 key)."""
-
-
-def key_path(env: Mapping[str, str]) -> Path:
-    if env.get(KEY_ENV):
-        return Path(env[KEY_ENV]).expanduser()
-    config = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else Path.home() / ".config"
-    return config / "appraisal-ledger" / "signing.key"
 
 
 def key_id(public: Ed25519PublicKey) -> str:

@@ -24,8 +24,8 @@ from api.http import commands, docs, errors, logs, reads
 from api.http.auth import Credentials, Throttle
 from api.http.guard import Guard
 from api.http.queries import LedgerQueries, Queries, ReadModelQueries, ReadProgress
-from api.http.settings import Settings
 from api.ledger import AppraisalLedger
+from api.settings import Settings
 
 DESCRIPTION = """\
 绩效考核台账 — the appraisal ledger over HTTP: every command of COMMANDS.md at a resource-style

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import sys
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from api.storage import DEFAULT_DB
+from api.settings import load
 
 err = Console(stderr=True)
 out = Console(soft_wrap=True)
@@ -24,15 +23,11 @@ token_app = typer.Typer(help="Bearer tokens of the HTTP API (令牌): only their
                         no_args_is_help=True)
 
 
-def _db(db: str | None) -> str:
-    return db or os.environ.get("APPRAISAL_DB") or DEFAULT_DB
-
-
 def _credentials(db: str | None):  # type: ignore[no-untyped-def]
     from api.http.auth import Credentials
     from api.ledger import AppraisalLedger
 
-    ledger = AppraisalLedger(_db(db))
+    ledger = AppraisalLedger(load(db=db).db)
     return ledger, Credentials(ledger)
 
 
@@ -118,8 +113,8 @@ def token_list(
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8000,
+    host: Annotated[str | None, typer.Option(help="address to listen on (default: $APPRAISAL_HOST or 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: $APPRAISAL_PORT or 8000)")] = None,
     db: DbOption = None,
     log_format: Annotated[str | None, typer.Option("--log-format", help="json (production) | console "
                                                    "(default: $APPRAISAL_LOG_FORMAT or console)")] = None,
@@ -134,29 +129,20 @@ def serve(
     answered from the read models, kept by a projection thread of the server (`--projection none`
     when an `appraisal project` worker keeps them: production)."""
     import uvicorn
-    from pydantic import ValidationError
 
     from api.http import logs
     from api.http.app import create_app
-    from api.http.settings import Settings
 
-    overrides = ({"db": _db(db)} | ({"log_format": log_format} if log_format else {})
-                 | ({"read_side": read_side} if read_side else {}) | ({"projection": projection} if projection else {}))
-    try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as error:
-        err.print(f"[red]error 错误:[/red] {escape(str(error))}", highlight=False)
-        raise typer.Exit(2) from None
+    settings = load(db=db, log_format=log_format, read_side=read_side, projection=projection, host=host, port=port)
     logs.configure(settings.log_format, settings.log_level)
     if workers > 1:
         if settings.read_side == "readmodels" and settings.projection != "none":
             err.print("[red]error 错误:[/red] with --workers > 1 every process would run its own projection: "
                       "run `appraisal project` beside `appraisal serve --projection none`", highlight=False)
             raise typer.Exit(2)
-        # Worker processes build their own settings from the environment.
-        os.environ.update(APPRAISAL_DB=settings.db, APPRAISAL_LOG_FORMAT=settings.log_format,
-                          APPRAISAL_READ_SIDE=settings.read_side, APPRAISAL_PROJECTION=settings.projection)
-        uvicorn.run("api.http.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    access_log=False, log_config=None)
+        # uvicorn's worker processes make their own app (`app_from_env`), from the environment only.
+        settings.hand_down()
+        uvicorn.run("api.http.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+                    workers=workers, access_log=False, log_config=None)
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, access_log=False, log_config=None)
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None)

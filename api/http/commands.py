@@ -28,8 +28,8 @@ from api.http import models as m
 from api.http.auth import Principal, forbidden, require_grant, require_writer
 from api.http.deps import BearerDep, caller, log_entry
 from api.http.errors import WRITE_CONFLICTS, Problem, conflict_problem, from_domain
-from api.http.settings import Settings
 from api.ledger import AppraisalLedger, Outcome, Refused
+from api.settings import Settings
 from domain.commands import check_text
 from domain.errors import DomainError
 from domain.times import caller_time

@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from api.http.auth import Credentials, Principal, Throttle, unauthenticated
 from api.http.errors import Problem
 from api.http.queries import Queries, ReadProgress
-from api.http.settings import Settings
 from api.ledger import AppraisalLedger
+from api.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, scheme_name="token", description=(
     "令牌 — a bearer token from `appraisal token create --person ID [--grant admin|recorder|inspector]`"))

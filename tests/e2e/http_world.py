@@ -15,8 +15,8 @@ from fastapi import FastAPI
 
 from api.http.app import create_app
 from api.http.auth import Credentials
-from api.http.settings import Settings
 from api.ledger import AppraisalLedger
+from api.settings import Settings
 from tests.worked_example import build
 
 # Who holds which token in these tests (the worked example's people, and two offices).

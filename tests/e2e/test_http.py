@@ -690,3 +690,38 @@ def test_tokens_from_the_command_line_and_serve(db_url: str) -> None:
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(line.get("event") == "request" and line.get("status") == 401 for line in lines)
     assert token not in err and admin not in err
+
+
+def test_serve_with_workers_hands_its_settings_to_every_process(db_url: str, tmp_path: Path) -> None:
+    """`appraisal serve --workers 2 --db URL`: uvicorn's processes make their own app, from the
+    settings the command handed down (api/settings.py `hand_down`), not from the defaults (which
+    would be ./appraisal.db, where no token is)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("APPRAISAL_")}
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    created = subprocess.run([str(APPRAISAL), "token", "create", "--person", "p-L1", "--grant", "admin",
+                              "--db", db_url], capture_output=True, text=True, timeout=120, env=env, cwd=here)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    port = free_port()
+    server = subprocess.Popen([str(APPRAISAL), "serve", "--workers", "2", "--projection", "none", "--db", db_url,
+                               "--port", str(port), "--log-format", "json"], env=env, cwd=here,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "appraisal serve did not start"
+            time.sleep(0.2)
+        answers = [httpx.get(f"{base}/me", headers={"Authorization": f"Bearer {token}"}) for _ in range(8)]
+        assert {(answer.status_code, answer.json().get("person")) for answer in answers} == {(200, "p-L1")}
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=60)
+    assert any(json.loads(line).get("event") == "request" for line in err.splitlines() if line.startswith("{"))
+    assert not (here / "appraisal.db").exists()

@@ -298,7 +298,7 @@ def test_with_a_separate_worker_the_server_answers_what_it_has_processed(db_url:
 
 
 def test_serve_defaults_to_the_read_models_kept_in_the_background(db_url: str) -> None:
-    from api.http.settings import Settings
+    from api.settings import Settings
 
     chosen = Settings(db=db_url)
     assert (chosen.read_side, chosen.projection) == ("readmodels", "background")

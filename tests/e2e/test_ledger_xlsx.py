@@ -207,7 +207,7 @@ def test_a_re_upload_skips_the_accepted_rows(db_url: str, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(("cell", "message"), [
-    ("abc", "'abc' is not a decimal number"),
+    ("abc", 'number format: got "abc"'),
     (101, "out of range"),
 ])
 def test_a_broken_cell_is_refused_naming_sheet_row_and_column(db_url: str, tmp_path: Path, cell: Any,
