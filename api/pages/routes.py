@@ -8,7 +8,7 @@ filed on a page goes through the same command path as `POST /appraisals/{key}/ap
 | `/home` | anyone signed in: their appraisals, years and appeals |
 | `/years/{year}` | admin, inspector: everything; others: the publication, before it their own entry |
 | `/appraisals/{key}` | admin, inspector: full trace and events; the subject: their breakdown; others: the breakdown once published |
-| `/audit` | admin, inspector |
+| `/audit`, `/audit.csv` (api/pages/inspector.py) | admin, inspector |
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from api.http.auth import Principal, require_reader
+from api.http.auth import Principal
 from api.http.commands import authorize, business_time, check_text, submit
 from api.http.deps import (
     CredentialsDep,
@@ -38,6 +38,7 @@ from api.http.queries import Queries, SubjectInfo
 from api.http.reads import before_publication, visible_subject
 from api.http.visibility import own_results, own_view, public_history, staff_view
 from api.ledger import AppraisalLedger
+from api.pages.inspector import trace_rows
 from api.pages.labels import POSITIONS, RULES_ZH, STATUS, Labels, label
 from api.pages.render import page, sign_in_page
 from api.pages.session import (
@@ -50,7 +51,7 @@ from api.pages.session import (
     same_origin,
     set_session,
 )
-from api.pages.views import Explained, appeal_rows, audit_rows, year_view
+from api.pages.views import Explained, appeal_rows, year_view
 from domain.aggregates import Organisation
 from domain.errors import DomainError, NotFound
 
@@ -279,7 +280,7 @@ def appraisal_context(queries: Queries, ledger: AppraisalLedger, viewer: Princip
         "summary": explained.summary(), "formula": explained.formula(), "tree": explained.tree(),
         "itemised": explained.itemised(), "struck": explained.struck_items(),
         "not_applicable": explained.not_applicable(), "events": explained.event_rows(),
-        "trace": explained.trace() if viewer.sees_everything else None,
+        "trace": trace_rows(document, labels) if viewer.sees_everything else None,
         "appeals": appeal_rows(visible_appeals(queries, viewer, subject.year, key), labels),
         "may_appeal": may_appeal, "full": viewer.sees_everything,
         "hidden": (document.get("hidden") or {}).get("ratings_by_others", 0),
@@ -325,22 +326,3 @@ def file_appeal(request: Request, key: AppraisalKey, viewer: ViewerDep, form: Fo
     entry.update(outcome="duplicate" if outcome.duplicate else "accepted", position=position)
     # Read your write: the page it goes to waits (on the event loop) for the read side to reach it.
     return RedirectResponse(f"/appraisals/{key}?filed={body['id']}&position={position}#appeals", status_code=303)
-
-
-# --- the audit trail -----------------------------------------------------------------------------------
-
-@router.get("/audit")
-def audit_page(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
-               appraisal: Annotated[str | None, Query(max_length=200)] = None,
-               actor: Annotated[str | None, Query(max_length=200)] = None,
-               backdated: Annotated[bool, Query()] = False,
-               after: Annotated[int, Query(ge=0, le=2**62)] = 0,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
-    require_reader(viewer, "the audit trail")
-    appraisal, actor = (appraisal or "").strip() or None, (actor or "").strip() or None
-    events = queries.audit(after, limit, appraisal=appraisal, actor=actor, backdated=True if backdated else None)
-    following = events[-1]["position"] if len(events) == limit else None
-    labels = labels_for(ledger)
-    return page(request, "audit.html", {"rows": audit_rows(events, labels), "appraisal": appraisal or "",
-                                        "actor": actor or "", "backdated": backdated, "after": after, "limit": limit,
-                                        "next": following, "position": queries.position()}, viewer=viewer)

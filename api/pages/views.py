@@ -7,7 +7,6 @@ both read from the trace), which is how the trace's own figure is made.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -413,13 +412,6 @@ class Explained:
             return f"{event.get('appeal')}: {label(OUTCOMES, event.get('outcome'))}{points} — {event.get('reason', '')}"
         return ""
 
-    def trace(self) -> list[dict[str, Any]]:
-        return [{"key": f["key"], "label": bilingual(f.get("label")), "value": f.get("value"),
-                 "exact": f.get("exact"), "rule": rule_text(f), "params": f.get("params") or {},
-                 "inputs": f.get("inputs") or {}, "terms": f.get("terms") or [], "events": f.get("events") or [],
-                 "notes": f.get("notes") or [], "struck": f.get("struck") or [], "bounds": f.get("bounds")}
-                for f in self.doc.get("figures", [])]
-
 
 def appeal_rows(appeals: list[dict[str, Any]], labels: Labels) -> list[dict[str, Any]]:
     rows = []
@@ -431,28 +423,3 @@ def appeal_rows(appeals: list[dict[str, Any]], labels: Labels) -> list[dict[str,
                      "decision_label": label(OUTCOMES, decision.get("outcome")) if decision else "",
                      "decider_name": labels.person(decision.get("actor")) if decision else ""})
     return rows
-
-
-# --- the audit trail ---------------------------------------------------------------------------------
-
-ENVELOPE = ("actor", "at", "command_id")
-
-
-def audit_rows(events: list[dict[str, Any]], labels: Labels) -> list[dict[str, Any]]:
-    rows = []
-    for event in events:
-        data = event.get("data") or {}
-        rest = {k: v for k, v in data.items() if k not in ENVELOPE}
-        summary = ", ".join(f"{k}={_short(v)}" for k, v in rest.items() if v is not None)
-        rows.append({"position": event.get("position"), "type": event.get("type", ""),
-                     "actor": data.get("actor", ""), "actor_name": labels.person(data.get("actor")),
-                     "at": data.get("at", ""), "recorded_at": event.get("recorded_at", ""),
-                     "backdated": bool(event.get("backdated")),
-                     "target": event.get("target") or "", "command_id": event.get("command_id", ""),
-                     "summary": summary, "data": json.dumps(rest, ensure_ascii=False, indent=1)})
-    return rows
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "…"

@@ -1,0 +1,237 @@
+"""The inspector's jobs (纪检) in the pages, end to end in a browser (Playwright driving Debian's
+chromium, as in tests/e2e/test_pages.py), with the refusals for staff:
+
+7. an appraisal's trace that a person can read (rules by name, not wrapped into fragments; values
+   as decimals with the exact value on demand);
+9. the audit trail with its filters (event type, time range, actor, appraisal, back-dated) and its
+   export as CSV, the data column by name;
+8. looking back: an appraisal as of a recording time and as known at a business time, and every
+   publication of a year as it was published.
+
+Screenshots go to var/screenshots/inspector/ (ignored by git).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.http_world import World, served, world
+from tests.e2e.test_pages import CHROMIUM, CHROMIUM_ARGS, HTML, ORIGIN, ensure_chromium, sign_in
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "inspector"
+A = "2025:p-A"
+NARROW = {"width": 390, "height": 844}
+INTERNAL = ("rule:review_errors", "individual[0]", "node:business", "base:business", "reform_tasks")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    ensure_chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[World, str]]:
+    with world(f"sqlite:///{tmp_path}/appraisal.db", read_side="readmodels", projection="inline") as made, \
+            served(made.app) as base:
+        yield made, base
+
+
+def signed_in(browser: Browser, base: str, token: str, viewport: dict[str, int] | None = None) -> Page:
+    context = browser.new_context(base_url=base, locale="zh-CN", accept_downloads=True,
+                                  viewport=viewport or {"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto("/")
+    page.fill("#token", token)
+    page.click("form[action='/'] button[type=submit]")
+    page.wait_for_url("**/home")
+    return page
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def no_sideways_scroll(page: Page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"the page scrolls sideways: {width} px wide"  # type: ignore[index]
+
+
+# --- 7. the trace ----------------------------------------------------------------------------------
+
+def test_7_the_inspector_reads_a_trace(browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    page = signed_in(browser, base, w.tokens["inspector"])
+    page.goto(f"/appraisals/{A}")
+    trace = page.get_by_test_id("trace")
+    total = trace.locator("tr[data-figure='total']")
+    expect(total.locator("abbr.value")).to_have_text("79.16")
+    expect(total.locator("abbr.value")).to_have_attribute("title", re.compile("79.155"))
+    exact = total.locator("details.exact")
+    expect(exact.get_by_test_id("exact")).not_to_be_visible()
+    exact.locator("summary").click()  # the exact value, on demand
+    expect(exact.get_by_test_id("exact")).to_have_text("79.155")
+    expect(total).to_contain_text("0.5 × 所在部门得分")  # terms by name
+    errors = trace.locator("tr[data-figure='rule:review_errors']")
+    expect(errors).to_contain_text("超出容错扣分 excess over allowance")
+    rule_cell = errors.locator("td").nth(1)
+    box = rule_cell.bounding_box()
+    assert box is not None and box["width"] >= 150, box  # the rule column is no longer 44 px wide
+    name = rule_cell.locator(".rule-name").bounding_box()
+    assert name is not None and name["height"] < 3 * 24, name  # a name on a line or two, not in fragments
+    refs = errors.locator("a.ref")
+    expect(refs).to_have_count(2)
+    heights = {round(r["height"]) for r in (refs.nth(i).bounding_box() for i in range(2)) if r}
+    assert max(heights) < 30, heights  # an event reference on one line
+    table = trace.bounding_box()
+    assert table is not None and table["height"] < 4500, table["height"]  # was 7,900 px
+    text = trace.inner_text()
+    assert not [word for word in INTERNAL if word in text], "an internal id is shown as a word"
+    screenshot(page, "7-trace-inspector.png")
+
+    narrow = signed_in(browser, base, w.tokens["inspector"], NARROW)
+    narrow.goto(f"/appraisals/{A}#trace")
+    expect(narrow.get_by_test_id("trace").locator("tr[data-figure='total']")).to_contain_text("79.16")
+    no_sideways_scroll(narrow)
+    screenshot(narrow, "7-trace-inspector-390.png")
+
+
+def test_7_staff_get_no_trace_and_no_one_elses_appraisal(browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    page = signed_in(browser, base, w.tokens["staff"])
+    page.goto(f"/appraisals/{A}")
+    expect(page.get_by_test_id("total")).to_have_text("79.16")
+    assert page.locator("[data-testid=trace]").count() == 0
+    response = page.goto("/appraisals/2025:p-H1")
+    assert response is not None and response.status == 403
+    screenshot(page, "7-trace-staff-refused.png")
+
+
+# --- 9. the audit trail ----------------------------------------------------------------------------
+
+def test_9_the_inspector_filters_and_exports_the_audit_trail(browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    page = signed_in(browser, base, w.tokens["inspector"])
+    page.click("header nav a[href='/audit']")
+    trail = page.get_by_test_id("audit")
+    expect(trail).to_contain_text("记录评分 rating recorded")
+    assert "Appraisal.RatingRecorded" not in trail.inner_text()  # event types by name
+
+    page.select_option("#f-type", "Appraisal.RatingRecorded")
+    page.fill("#f-appraisal", A)
+    page.click("form.filters button[type=submit]")
+    rows = trail.locator("tbody tr")
+    expect(rows).to_have_count(9)  # the nine ratings of p-A
+    first = rows.first
+    expect(first).to_contain_text("评分人 rater")  # the data column by name, people by name
+    expect(first).to_contain_text("评分 score")
+    assert "rater=" not in trail.inner_text() and "leaf=" not in trail.inner_text()
+    expect(page.locator("#f-type")).to_have_value("Appraisal.RatingRecorded")
+    screenshot(page, "9-audit-filtered.png")
+
+    # the time range (recording time): everything was recorded today
+    today = datetime.now(UTC).date()
+    page.fill("#f-since", (today + timedelta(days=2)).isoformat())
+    page.click("form.filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("没有符合条件的事件")
+    page.fill("#f-since", (today - timedelta(days=2)).isoformat())
+    page.fill("#f-until", (today + timedelta(days=2)).isoformat())
+    page.click("form.filters button[type=submit]")
+    expect(rows).to_have_count(9)
+
+    # the export: the same events, in Chinese and English, as CSV for Excel
+    with page.expect_download() as waited:
+        page.get_by_test_id("export").click()
+    download = waited.value
+    text = Path(download.path()).read_text(encoding="utf-8-sig")
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0][0] == "位置 position" and len(table) == 1 + 9
+    shown = [rows.nth(i).get_attribute("data-position") for i in range(9)]
+    assert [row[0] for row in table[1:]] == shown
+    assert {row[1] for row in table[1:]} == {"记录评分 rating recorded"}
+
+    # back-dated, by actor
+    page.goto("/audit?actor=hr-office&backdated=true")
+    expect(page.locator("#f-backdated")).to_be_checked()
+    assert rows.count() > 0
+    for index in range(rows.count()):
+        expect(rows.nth(index).get_by_test_id("backdated")).to_be_visible()
+
+    narrow = signed_in(browser, base, w.tokens["inspector"], NARROW)
+    narrow.goto(f"/audit?appraisal={A}")
+    expect(narrow.get_by_test_id("audit").locator("tbody tr").first).to_be_visible()
+    no_sideways_scroll(narrow)
+    screenshot(narrow, "9-audit-390.png")
+
+
+def test_9_staff_are_refused_the_audit_trail_and_its_export(browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    page = signed_in(browser, base, w.tokens["staff"])
+    assert page.locator("header nav a[href='/audit']").count() == 0
+    for path in ("/audit", "/audit.csv"):
+        response = page.goto(path)
+        assert response is not None and response.status == 403, path
+    expect(page.locator("main")).to_contain_text("无权查看")
+    screenshot(page, "9-audit-staff-refused.png")
+
+
+# --- over HTTP ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def w(db_url: str) -> Iterator[World]:
+    with world(db_url, read_side="readmodels", projection="inline") as made:
+        yield made
+
+
+@pytest.fixture
+def client(w: World) -> Iterator[TestClient]:
+    with TestClient(w.app, headers={"Origin": ORIGIN}) as made:
+        yield made
+
+
+def test_the_audit_export_is_what_the_page_shows_and_safe_in_a_spreadsheet(w: World, client: TestClient) -> None:
+    w.ledger.submit([{"type": "occurrence.record", "id": "=cmd", "actor": "hr-office",
+                      "at": (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0).isoformat(),
+                      "appraisal": A, "item": "absence", "count": 1, "evidence": "=HYPERLINK(\"x\")"}])
+    sign_in(client, w.tokens["inspector"])
+    page = client.get(f"/audit?appraisal={A}&type=Appraisal.OccurrenceRecorded&limit=1000", headers=HTML)
+    shown = re.findall(r'<tr data-position="(\d+)">', page.text)
+    exported = client.get(f"/audit.csv?appraisal={A}&type=Appraisal.OccurrenceRecorded", headers=HTML)
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))[1:]
+    assert [r[0] for r in rows] == shown and len(shown) == 4
+    assert not [cell for r in rows for cell in r if cell[:1] in "=+-@" and cell], "a cell a spreadsheet would run"
+    assert client.get("/audit?type=Nope", headers=HTML).status_code == 422
+    assert client.get("/audit?since=yesterday", headers=HTML).status_code == 422
+
+
+def test_the_audit_pages_by_the_filters_it_applies_itself(w: World, client: TestClient) -> None:
+    sign_in(client, w.tokens["inspector"])
+    kind = "Appraisal.RatingRecorded"
+    everything = client.get(f"/audit?type={kind}&limit=1000", headers=HTML)
+    all_shown = re.findall(r'<tr data-position="(\d+)">', everything.text)
+    first = client.get(f"/audit?type={kind}&limit=5", headers=HTML)
+    page_one = re.findall(r'<tr data-position="(\d+)">', first.text)
+    following = re.search(r'href="(/audit\?[^"]*after=\d+[^"]*)" data-testid="next"', first.text)
+    assert following is not None
+    page_two = re.findall(r'<tr data-position="(\d+)">', client.get(following.group(1).replace("&amp;", "&"),
+                                                                         headers=HTML).text)
+    assert page_one + page_two == all_shown[:10] and len(all_shown) > 10
