@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -21,10 +21,12 @@ from fastapi.responses import Response
 from api.http.auth import require_reader
 from api.http.deps import LedgerDep, QueriesDep
 from api.http.errors import Problem
-from api.http.queries import Queries
-from api.pages.labels import KINDS, ROLES, RULE_TYPES, Labels, bilingual, label
+from api.http.queries import AsOfUnsupported, Queries
+from api.pages.labels import KINDS, ROLES, RULE_TYPES, STATUS, Labels, bilingual, label
 from api.pages.render import page
 from api.pages.session import PageRoute, ViewerDep
+from api.pages.views import consequences_text, year_view
+from projections.queries import results_at
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -194,8 +196,11 @@ def audit_view(events: list[dict[str, Any]], labels: Labels) -> list[dict[str, A
     return rows
 
 
+BEIJING = timezone(timedelta(hours=8))
+
+
 def _time(text: str | None, field: str) -> datetime | None:
-    """A date (`2025-06-30`, the whole day) or a time from a form; no offset: UTC."""
+    """A date (`2025-06-30`) or a time from a form; without an offset, Beijing time (UTC+8)."""
     text = (text or "").strip()
     if not text:
         return None
@@ -204,7 +209,7 @@ def _time(text: str | None, field: str) -> datetime | None:
     except ValueError:
         raise Problem(422, "request-parameters", f"{field}: a date (2025-06-30) or a time "
                       "(2025-06-30T10:00:00+08:00)", field=field) from None
-    return value if value.utcoffset() is not None else value.replace(tzinfo=datetime.now().astimezone().tzinfo)
+    return value if value.utcoffset() is not None else value.replace(tzinfo=BEIJING)
 
 
 def _when(text: str) -> datetime | None:
@@ -273,9 +278,9 @@ class AuditFilter:
         return bool(self.appraisal or self.actor or self.backdated or self.event_type or self.since or self.until)
 
 
-def _labels(ledger: Any) -> Labels:
-    from api.pages.routes import labels_for  # the routes import this module's router
-    return labels_for(ledger)
+def _labels(ledger: Any, scheme: str | None = None) -> Labels:
+    from api.pages.routes import labels_for  # the routes import this module
+    return labels_for(ledger, scheme)
 
 
 @router.get("/audit")
@@ -339,3 +344,82 @@ def _safe_cell(text: str) -> str:
     """A cell a spreadsheet will not run as a formula."""
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
+
+
+# --- job 8: looking back -------------------------------------------------------------------------------
+
+class LookBack:
+    """The look-back controls: `as_of`, as the system showed it at that recording time; `known_at`,
+    with the facts that had happened by that business time (either, both or neither)."""
+
+    def __init__(self, as_of: str | None = None, known_at: str | None = None) -> None:
+        self.as_of_text, self.known_at_text = (as_of or "").strip(), (known_at or "").strip()
+        self.as_of = _end_of_day(_time(as_of, "as_of"), self.as_of_text)
+        self.known_at = _end_of_day(_time(known_at, "known_at"), self.known_at_text)
+
+    @property
+    def active(self) -> bool:
+        return self.as_of is not None or self.known_at is not None
+
+    def explanation(self, queries: Queries, key: str) -> dict[str, Any]:
+        try:
+            return queries.explanation_at(key, self.as_of, self.known_at)
+        except AsOfUnsupported:
+            raise Problem(422, "as-of-unsupported", "explanations as of a time are not supported by this "
+                          "read side yet", field="as_of" if self.as_of else "known_at") from None
+
+    def results(self, ledger: Any, year: int) -> dict[str, Any]:
+        """The year's results at these times, from the log (as `appraisal results --as-of` does)."""
+        return results_at(ledger, year, as_of=self.as_of, known_at=self.known_at)
+
+
+def _end_of_day(value: datetime | None, text: str) -> datetime | None:
+    """A date alone means the end of that day."""
+    if value is not None and len(text) == 10:
+        return value.replace(hour=23, minute=59, second=59, microsecond=999999)
+    return value
+
+
+def results_table(document: dict[str, Any], labels: Labels) -> dict[str, Any]:
+    """A results document (the year's as of a time, or a publication) shaped for the look-back pages."""
+    ranking = [{"department": d["id"], **d} for d in document.get("departments", [])]
+    shaped = year_view(document, labels, ranking)
+    for row in shaped["departments"]:
+        row["consequence_labels"] = consequences_text(next(
+            (d.get("consequences", []) for d in document.get("departments", []) if d["id"] == row["id"]), []))
+    return shaped
+
+
+def publication_rows(queries: Queries, year: int) -> list[dict[str, Any]]:
+    return [{**p, "href": f"/years/{year}/published/{p['version']}"} for p in queries.publications(year)]
+
+
+@router.get("/years/{year}/lookback")
+def year_lookback(request: Request, year: YearNumber, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
+                  as_of: Annotated[str | None, Query(max_length=40)] = None,
+                  known_at: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    """The year as the system showed it at a recording time and/or as known at a business time, and
+    every publication of the year (admin, inspector)."""
+    require_reader(viewer, "looking back")
+    back = LookBack(as_of, known_at)
+    info = queries.year(year)
+    document = back.results(ledger, year) if back.active else None
+    scheme = (document or {}).get("scheme") or {}
+    labels = _labels(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
+    return page(request, "lookback.html", {
+        "year": year, "status_label": label(STATUS, info.status), "back": back,
+        "y": results_table(document, labels) if document is not None else None,
+        "publications": publication_rows(queries, year)}, viewer=viewer)
+
+
+@router.get("/years/{year}/published/{version}")
+def published(request: Request, year: YearNumber, version: Annotated[int, Path(ge=1, le=100_000)],
+              viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep) -> Response:
+    """One publication exactly as published (a publication is public: anyone signed in)."""
+    found = queries.publication(year, version)
+    document = found["document"]
+    scheme = document.get("scheme") or {}
+    labels = _labels(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
+    return page(request, "publication.html", {
+        "year": year, "p": found, "y": results_table(document, labels),
+        "publications": publication_rows(queries, year)}, viewer=viewer)

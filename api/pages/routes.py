@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from api.http.auth import Principal
+from api.http.auth import Principal, require_reader
 from api.http.commands import authorize, business_time, check_text, submit
 from api.http.deps import (
     CredentialsDep,
@@ -38,7 +38,7 @@ from api.http.queries import Queries, SubjectInfo
 from api.http.reads import before_publication, visible_subject
 from api.http.visibility import own_results, own_view, public_history, staff_view
 from api.ledger import AppraisalLedger
-from api.pages.inspector import trace_rows
+from api.pages.inspector import LookBack, trace_rows
 from api.pages.labels import POSITIONS, RULES_ZH, STATUS, Labels, label
 from api.pages.render import page, sign_in_page
 from api.pages.session import (
@@ -84,11 +84,15 @@ def year_document(queries: Queries, viewer: Principal, year: int) -> dict[str, A
     return own_results(queries.results(year), viewer.person, person.get("department"))
 
 
-def appraisal_document(queries: Queries, viewer: Principal, key: str) -> tuple[dict[str, Any], SubjectInfo]:
-    """What the API answers this viewer for an appraisal: the explanation (admin, inspector), the
-    current breakdown with their own ratings (the subject), the latest publication's breakdown
-    (anyone, once the year is published)."""
+def appraisal_document(queries: Queries, viewer: Principal, key: str,
+                       back: LookBack | None = None) -> tuple[dict[str, Any], SubjectInfo]:
+    """What the API answers this viewer for an appraisal: the explanation (admin, inspector; as of
+    `back`'s times when given), the current breakdown with their own ratings (the subject), the
+    latest publication's breakdown (anyone, once the year is published)."""
     subject = visible_subject(queries, viewer, key)
+    if back is not None and back.active:
+        require_reader(viewer, "looking back")
+        return {**back.explanation(queries, key), "view": "full"}, subject
     if viewer.sees_everything:
         return {**queries.explanation(key), "view": "full"}, subject
     if speaks_for(viewer, subject):
@@ -270,10 +274,11 @@ def year_page(request: Request, year: YearNumber, viewer: ViewerDep, queries: Qu
 
 # --- an appraisal --------------------------------------------------------------------------------------
 
-def appraisal_context(queries: Queries, ledger: AppraisalLedger, viewer: Principal, key: str) -> dict[str, Any]:
-    document, subject = appraisal_document(queries, viewer, key)
+def appraisal_context(queries: Queries, ledger: AppraisalLedger, viewer: Principal, key: str,
+                      back: LookBack | None = None) -> dict[str, Any]:
+    document, subject = appraisal_document(queries, viewer, key, back)
     labels = labels_for(ledger, document.get("scheme"))
-    may_appeal = speaks_for(viewer, subject) and not viewer.is_inspector
+    may_appeal = speaks_for(viewer, subject) and not viewer.is_inspector and not (back and back.active)
     explained = Explained(document, labels, item_commands(queries, viewer, key) if may_appeal else None)
     return {
         "key": key, "doc": document, "x": explained, "subject": explained.subject(),
@@ -285,16 +290,20 @@ def appraisal_context(queries: Queries, ledger: AppraisalLedger, viewer: Princip
         "may_appeal": may_appeal, "full": viewer.sees_everything,
         "hidden": (document.get("hidden") or {}).get("ratings_by_others", 0),
         "form_id": "page-appeal-" + secrets.token_hex(8), "appeal_window_days": labels.appeal_window_days,
+        "back": back or LookBack(), "may_look_back": viewer.sees_everything,
     }
 
 
 @router.get("/appraisals/{key}")
 def appraisal_page(request: Request, key: AppraisalKey, viewer: ViewerDep, queries: QueriesDep,
                    ledger: LedgerDep, position: PositionDep,
-                   filed: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+                   filed: Annotated[str | None, Query(max_length=200)] = None,
+                   as_of: Annotated[str | None, Query(max_length=40)] = None,
+                   known_at: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     """`position`: right after the viewer's own appeal (the form's redirect names its position),
-    the page waits for the read side to hold it."""
-    context = appraisal_context(queries, ledger, viewer, key)
+    the page waits for the read side to hold it. `as_of`, `known_at`: looking back (admin,
+    inspector; api/pages/inspector.py)."""
+    context = appraisal_context(queries, ledger, viewer, key, LookBack(as_of, known_at))
     context["filed"] = filed if filed and any(a["appeal"] == filed for a in context["appeals"]) else None
     return page(request, "appraisal.html", context, viewer=viewer)
 

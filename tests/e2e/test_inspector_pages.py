@@ -193,6 +193,86 @@ def test_9_staff_are_refused_the_audit_trail_and_its_export(browser: Browser, si
     screenshot(page, "9-audit-staff-refused.png")
 
 
+# --- 8. looking back -------------------------------------------------------------------------------
+
+def publish_then_revise(w: World) -> str:
+    """The year published (79.16 for p-A), then an absence recorded (a revision: 78.66); the
+    recording time between the two."""
+    w.ledger.submit([{"type": "year.publish", "id": "lb-publish", "actor": "admin-2", "year": 2025}])
+    between = datetime.now(UTC).isoformat()
+    recent = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0).isoformat()
+    w.ledger.submit([{"type": "occurrence.record", "id": "lb-absence", "actor": "hr-office", "at": recent,
+                      "appraisal": A, "item": "absence", "count": 1, "evidence": "考勤记录"}])
+    return between
+
+
+def test_8_the_inspector_looks_back_at_the_year_and_an_appraisal(browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    between = publish_then_revise(w)
+    page = signed_in(browser, base, w.tokens["inspector"])
+    page.goto("/years/2025")
+    page.get_by_test_id("lookback-link").click()
+    publications = page.get_by_test_id("publications")
+    expect(publications.locator("tbody tr")).to_have_count(2)
+
+    # every publication, readable as published
+    publications.locator("tr[data-version='1'] a").click()
+    expect(page.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("79.16")
+    expect(page.get_by_test_id("publication-meta")).not_to_contain_text("lb-absence")
+    screenshot(page, "8-publication-1.png")
+    page.get_by_test_id("publications").locator("tr[data-version='2'] a").click()
+    expect(page.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("78.66")
+    expect(page.get_by_test_id("revision-reason")).to_contain_text("lb-absence")
+
+    # the year as the system showed it between the two (recording time), and as known mid-year
+    page.goto("/years/2025/lookback")
+    page.fill("#lb-as-of", between)
+    page.click("[data-testid=lookback] button[type=submit]")
+    expect(page.get_by_test_id("as-of")).to_have_text(between)
+    expect(page.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("79.16")
+    page.fill("#lb-as-of", "")
+    page.fill("#lb-known-at", "2025-06-30")
+    page.click("[data-testid=lookback] button[type=submit]")
+    expect(page.get_by_test_id("known-at")).to_have_text("2025-06-30")
+    expect(page.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("63.06")
+    screenshot(page, "8-year-known-at.png")
+
+    # an appraisal, the same way
+    page.goto(f"/appraisals/{A}")
+    expect(page.get_by_test_id("total")).to_have_text("78.66")
+    page.locator("details.lookback summary").click()
+    page.fill("#lb-as-of", between)
+    page.click("[data-testid=lookback] button[type=submit]")
+    expect(page.get_by_test_id("total")).to_have_text("79.16")
+    expect(page.get_by_test_id("as-of-banner")).to_contain_text("记录时间")
+    page.fill("#lb-as-of", "")
+    page.fill("#lb-known-at", "2025-06-30")
+    page.click("[data-testid=lookback] button[type=submit]")
+    expect(page.get_by_test_id("total")).to_have_text("63.06")
+    screenshot(page, "8-appraisal-known-at.png")
+
+    narrow = signed_in(browser, base, w.tokens["inspector"], NARROW)
+    narrow.goto("/years/2025/lookback?known_at=2025-06-30")
+    expect(narrow.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("63.06")
+    no_sideways_scroll(narrow)
+    screenshot(narrow, "8-year-known-at-390.png")
+
+
+def test_8_staff_may_not_look_back_but_read_the_publications(browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    publish_then_revise(w)
+    page = signed_in(browser, base, w.tokens["staff"])
+    for path in ("/years/2025/lookback", f"/appraisals/{A}?known_at=2025-06-30", f"/appraisals/{A}?as_of=2025-12-31"):
+        response = page.goto(path)
+        assert response is not None and response.status == 403, path
+    page.goto(f"/appraisals/{A}")
+    assert page.locator("[data-testid=lookback]").count() == 0
+    response = page.goto("/years/2025/published/1")  # a publication is public
+    assert response is not None and response.status == 200
+    expect(page.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("79.16")
+    screenshot(page, "8-staff-publication.png")
+
+
 # --- over HTTP ------------------------------------------------------------------------------------
 
 @pytest.fixture
