@@ -18,11 +18,24 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from api import integrity
 from api.http.auth import require_reader
 from api.http.deps import LedgerDep, QueriesDep
 from api.http.errors import Problem
 from api.http.queries import AsOfUnsupported, Queries
-from api.pages.labels import KINDS, ROLES, RULE_TYPES, STATUS, Labels, bilingual, label
+from api.keys import SigningKeyError, load_public
+from api.logstore import log_store
+from api.pages.labels import (
+    KINDS,
+    POSITIONS,
+    ROLES,
+    RULES_ZH,
+    STATUS,
+    TRACE_RULES,
+    Labels,
+    bilingual,
+    label,
+)
 from api.pages.render import page
 from api.pages.session import PageRoute, ViewerDep
 from api.pages.views import consequences_text, year_view
@@ -34,16 +47,6 @@ YearNumber = Annotated[int, Path(ge=1900, le=2999)]
 
 # --- words ---------------------------------------------------------------------------------------------
 
-# How each figure of a trace is made (the rule types of the explanation), in Chinese and English.
-TRACE_RULES = {
-    **RULE_TYPES,
-    "rating.composite": "评分期间综合分 rating composite of a period",
-    "base.rating": "评分基础分 base from ratings", "base.full": "满分基础分 full base",
-    "base.proportional": "按比例基础分 proportional base", "leaf": "指标小计 indicator subtotal",
-    "sum": "合计 sum", "department_score": "科室得分 department score", "composition": "总分构成 composition",
-    "grading.order": "排序 ordering", "grading.tier": "档次 tier", "grading.grade": "等次 grade",
-    "grading.department_rank": "科室排名 department rank",
-}
 # Parameters and inputs of the figures (names of a scheme's inputs come from the scheme).
 TRACE_NAMES = {
     "minimum": "最低数量 minimum", "points_per_unit": "每单位分值 points per unit", "vetoed": "否决 vetoed",
@@ -71,6 +74,13 @@ EVENT_TYPES = {
     "Appraisal.VetoImposed": "一票否决 veto imposed", "Appraisal.AppealFiled": "提出申诉 appeal filed",
     "Appraisal.AppealDecided": "申诉裁决 appeal decided",
 }
+# The refusals of these pages, in Chinese (beside the English detail on the error page).
+RULES_ZH.update({
+    "checkpoint-known": "尚无签名检查点：由运维人员用 appraisal checkpoint 生成（每次公示后自动生成）。",
+    "proof-position": "无法为该位置出具证明：该位置没有事件，或事件在最新检查点之后。",
+    "as-of-unsupported": "当前读取方式不支持回溯查询。",
+    "request-parameters": "参数格式不正确（时间如 2025-06-30 或 2025-06-30T10:00:00+08:00）。",
+})
 # The fields of an event's data, shown by name (anything else: its field name).
 DATA_FIELDS = {
     "actor": "操作人 actor", "at": "业务时间 business time", "command_id": "命令 command",
@@ -148,6 +158,7 @@ def trace_rows(doc: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
 # --- job 9: the audit trail ----------------------------------------------------------------------------
 
 ENVELOPE = ("actor", "at", "command_id")
+SUBJECT_KINDS = {"person": "个人 person", "department": "科室 department"}
 SCAN_PAGE = 1000
 SCAN_LIMIT = 200_000  # events looked at for one page at most: the log of an office's years
 
@@ -170,7 +181,11 @@ def data_fields(data: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
         elif isinstance(value, str) and key == "department":
             shown = labels.department(value)
         elif key == "kind" and isinstance(value, str):
-            shown = label(KINDS, value)
+            shown = label({**KINDS, **SUBJECT_KINDS}, value)
+        elif key == "position" and isinstance(value, str):
+            shown = label(POSITIONS, value)
+        elif key == "subject" and isinstance(value, str):
+            shown = labels.person(value) if value in labels.people else labels.department(value)
         elif key == "rater_role" and isinstance(value, str):
             shown = label(ROLES, value)
         elif isinstance(value, dict) and set(value) <= {"zh", "en"}:
@@ -423,3 +438,74 @@ def published(request: Request, year: YearNumber, version: Annotated[int, Path(g
     return page(request, "publication.html", {
         "year": year, "p": found, "y": results_table(document, labels),
         "publications": publication_rows(queries, year)}, viewer=viewer)
+
+
+# --- job 10: integrity ---------------------------------------------------------------------------------
+
+def latest_checkpoint(store: Any) -> dict[str, Any] | None:
+    """The newest recorded checkpoint whose signature holds with the key it names (the inspector
+    checks it against the operator's key, not this one: scripts/verify_proof.py)."""
+    for document in reversed(store.checkpoints()):
+        try:
+            integrity.check_checkpoint(document, load_public(document.get("public_key", "")))
+        except (integrity.IntegrityFailure, SigningKeyError, ValueError, TypeError):
+            continue
+        return document
+    return None
+
+
+def _store(ledger: Any) -> Any:
+    return log_store(ledger.recorder)
+
+
+@router.get("/integrity")
+def integrity_page(request: Request, viewer: ViewerDep, ledger: LedgerDep,
+                   position: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> Response:
+    """The state of the chain (verified now, up to which position), the latest signed checkpoint
+    with its download, a proof for any event, and how to check them without trusting the server."""
+    require_reader(viewer, "the integrity of the log")
+    store = _store(ledger)
+    verdict = integrity.verify(store)
+    checkpoint = latest_checkpoint(store)
+    return page(request, "integrity.html", {
+        "ok": verdict.ok, "message": verdict.message, "size": verdict.walked.size,
+        "verified_to": verdict.walked.position, "head": verdict.walked.chain.hex(),
+        "problem": verdict.walked.problem, "checked_at": ledger.clock().astimezone(BEIJING).isoformat(timespec="seconds"),
+        "checkpoint": checkpoint, "position": position or (checkpoint or {}).get("head_position", 1),
+    }, viewer=viewer)
+
+
+def _json_download(document: dict[str, Any], name: str) -> Response:
+    return Response(json.dumps(document, ensure_ascii=False, indent=2) + "\n", media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
+                             "X-Content-Type-Options": "nosniff"})
+
+
+def _no_checkpoint() -> Problem:
+    return Problem(404, "checkpoint-known", "no signed checkpoint yet: the operator takes one with "
+                   "`appraisal checkpoint` (one is taken after each publication)", field="checkpoint")
+
+
+@router.get("/integrity/checkpoint.json")
+def checkpoint_download(viewer: ViewerDep, ledger: LedgerDep) -> Response:
+    require_reader(viewer, "the integrity of the log")
+    checkpoint = latest_checkpoint(_store(ledger))
+    if checkpoint is None:
+        raise _no_checkpoint()
+    return _json_download(checkpoint, f"checkpoint-{checkpoint['size']}.json")
+
+
+@router.get("/integrity/proof.json")
+def proof_download(viewer: ViewerDep, ledger: LedgerDep,
+                   position: Annotated[int, Query(ge=1, le=2**62)]) -> Response:
+    """The inclusion proof of the event at `position` in the latest checkpoint's tree."""
+    require_reader(viewer, "the integrity of the log")
+    store = _store(ledger)
+    checkpoint = latest_checkpoint(store)
+    if checkpoint is None:
+        raise _no_checkpoint()
+    try:
+        proof = integrity.prove_inclusion(store, position, checkpoint, load_public(checkpoint["public_key"]))
+    except integrity.IntegrityFailure as failure:
+        raise Problem(422, "proof-position", str(failure), field="position") from None
+    return _json_download(proof, f"proof-{position}.json")

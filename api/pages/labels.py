@@ -139,3 +139,15 @@ def zh(text: str) -> str:
 
 def label(mapping: dict[str, str], key: Any) -> str:
     return mapping.get(str(key), str(key)) if key is not None else ""
+
+
+# How each figure of a trace is made (the rule types of the explanation), in Chinese and English.
+TRACE_RULES = {
+    **RULE_TYPES,
+    "rating.composite": "评分期间综合分 rating composite of a period",
+    "base.rating": "评分基础分 base from ratings", "base.full": "满分基础分 full base",
+    "base.proportional": "按比例基础分 proportional base", "leaf": "指标小计 indicator subtotal",
+    "sum": "合计 sum", "department_score": "科室得分 department score", "composition": "总分构成 composition",
+    "grading.order": "排序 ordering", "grading.tier": "档次 tier", "grading.grade": "等次 grade",
+    "grading.department_rank": "科室排名 department rank",
+}

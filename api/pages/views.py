@@ -19,6 +19,7 @@ from api.pages.labels import (
     ROLES,
     RULE_TYPES,
     STATUS,
+    TRACE_RULES,
     Labels,
     bilingual,
     label,
@@ -50,11 +51,9 @@ def signed(value: Any) -> str:
 
 
 def rule_text(figure: dict[str, Any]) -> str:
-    rule = figure.get("rule") or {}
-    if not rule:
-        return ""
-    where = f" {rule['path']}" if rule.get("path") else ""
-    return f"{rule.get('type', '')} {rule.get('id', '')} @ {rule.get('scheme', '')}{where}"
+    """How a figure is made, by name (the rule's type; its id and place in the scheme are not words)."""
+    rule_type = (figure.get("rule") or {}).get("type")
+    return label(TRACE_RULES, rule_type) if rule_type else ""
 
 
 def consequences_text(consequences: list[dict[str, Any]]) -> list[str]:

@@ -16,6 +16,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -271,6 +274,91 @@ def test_8_staff_may_not_look_back_but_read_the_publications(browser: Browser, s
     assert response is not None and response.status == 200
     expect(page.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("79.16")
     screenshot(page, "8-staff-publication.png")
+
+
+# --- 10. integrity ---------------------------------------------------------------------------------
+
+VERIFIER = Path(__file__).resolve().parents[2] / "scripts" / "verify_proof.py"
+
+
+def take_checkpoint(w: World, folder: Path) -> Path:
+    """What the operator does (`appraisal checkpoint`, `appraisal key --out PUBLIC.pem`): a signed
+    checkpoint recorded in the store, and the public key handed to the inspector."""
+    from api import integrity
+    from api.keys import load_or_create, public_pem
+    from api.logstore import log_store
+
+    signer = load_or_create(folder / "signing.key")
+    integrity.make_checkpoint(log_store(w.ledger.recorder), signer, w.ledger.clock)
+    public = folder / "PUBLIC.pem"
+    public.write_text(public_pem(signer.public))
+    return public
+
+
+def verifier(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(VERIFIER), *map(str, args)], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_10_the_inspector_checks_the_log_without_trusting_the_server(
+        browser: Browser, site: tuple[World, str], tmp_path: Path) -> None:
+    w, base = site
+    page = signed_in(browser, base, w.tokens["inspector"])
+    page.click("header nav a[href='/integrity']")
+    expect(page.get_by_test_id("chain-ok")).to_be_visible()
+    expect(page.get_by_test_id("no-checkpoint")).to_be_visible()
+    last = w.ledger.event_count()
+    expect(page.get_by_test_id("verified-to")).to_have_text(str(last))
+
+    public = take_checkpoint(w, tmp_path)
+    page.reload()
+    expect(page.get_by_test_id("checkpoint-size")).to_have_text(str(last))
+    with page.expect_download() as waited:
+        page.get_by_test_id("checkpoint-download").click()
+    checkpoint = tmp_path / waited.value.suggested_filename
+    waited.value.save_as(checkpoint)
+    page.fill("#proof-position", "5")
+    with page.expect_download() as waited:
+        page.click("[data-testid=proof-form] button[type=submit]")
+    proof = tmp_path / waited.value.suggested_filename
+    waited.value.save_as(proof)
+    assert proof.name == "proof-5.json"
+    screenshot(page, "10-integrity.png")
+
+    checked = verifier("checkpoint", checkpoint, "--public-key", public)
+    assert checked.returncode == 0 and checked.stdout.startswith("ok"), checked
+    included = verifier("inclusion", proof, "--public-key", public, "--checkpoint", checkpoint, "--show-event")
+    assert included.returncode == 0 and "ok" in included.stdout, included
+    # a key other than the operator's: the files prove nothing
+    from api.keys import load_or_create, public_pem
+    stranger = tmp_path / "STRANGER.pem"
+    stranger.write_text(public_pem(load_or_create(tmp_path / "other.key").public))
+    assert verifier("checkpoint", checkpoint, "--public-key", stranger).returncode == 1
+
+    # an event altered behind the ledger's back: the page says where
+    with sqlite3.connect(tmp_path / "appraisal.db") as conn:
+        state = conn.execute("SELECT state FROM stored_events WHERE rowid = 7").fetchone()[0]
+        conn.execute("UPDATE stored_events SET state = ? WHERE rowid = 7", (bytes(state) + b" ",))
+    page.reload()
+    expect(page.get_by_test_id("chain-broken")).to_contain_text("7")
+    screenshot(page, "10-integrity-broken.png")
+
+    narrow = signed_in(browser, base, w.tokens["inspector"], NARROW)
+    narrow.goto("/integrity")
+    expect(narrow.get_by_test_id("checkpoint")).to_be_visible()
+    no_sideways_scroll(narrow)
+    screenshot(narrow, "10-integrity-390.png")
+
+
+def test_10_staff_are_refused_the_integrity_pages(browser: Browser, site: tuple[World, str], tmp_path: Path) -> None:
+    w, base = site
+    take_checkpoint(w, tmp_path)
+    page = signed_in(browser, base, w.tokens["staff"])
+    assert page.locator("header nav a[href='/integrity']").count() == 0
+    for path in ("/integrity", "/integrity/checkpoint.json", "/integrity/proof.json?position=1"):
+        response = page.goto(path)
+        assert response is not None and response.status == 403, path
+    screenshot(page, "10-integrity-staff-refused.png")
 
 
 # --- over HTTP ------------------------------------------------------------------------------------
