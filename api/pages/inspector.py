@@ -35,6 +35,7 @@ from api.pages.labels import (
     Labels,
     bilingual,
     label,
+    struck_reason,
 )
 from api.pages.render import page
 from api.pages.session import PageRoute, ViewerDep
@@ -148,8 +149,8 @@ def trace_rows(doc: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
             "rule": TRACE_RULES.get(rule_type, rule_type), "rule_source": f"{rule.get('scheme', '')} {rule.get('path', '')}".strip(),
             "params": pairs, "inputs": inputs, "terms": terms, "events": events,
             "notes": figure.get("notes") or [],
-            "struck": [{"ref": s.get("ref", ""), "short": short_ref(s.get("ref", "")), "why": s.get("why", "")}
-                       for s in figure.get("struck") or []],
+            "struck": [{"ref": s.get("ref", ""), "short": short_ref(s.get("ref", "")),
+                        "why": struck_reason(s.get("why"))} for s in figure.get("struck") or []],
             "bounds": figure.get("bounds"),
         })
     return rows

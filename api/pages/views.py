@@ -23,6 +23,7 @@ from api.pages.labels import (
     Labels,
     bilingual,
     label,
+    struck_reason,
     zh,
 )
 
@@ -133,10 +134,19 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
     return fact
 
 
+def with_struck_reasons(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with every struck item's reason in Chinese and English (labels.struck_reason)."""
+    def shown(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**entry, "why": struck_reason(entry.get("why"))} for entry in entries]
+    return {**doc, "struck": shown(doc.get("struck", [])), "not_applicable": shown(doc.get("not_applicable", [])),
+            "figures": [{**f, "struck": shown(f["struck"])} if f.get("struck") else f for f in doc.get("figures", [])]}
+
+
 class Explained:
     """One explanation (full or breakdown) shaped for the appraisal page."""
 
     def __init__(self, doc: dict[str, Any], labels: Labels, commands: dict[str, str] | None = None) -> None:
+        doc = with_struck_reasons(doc)
         self.doc = doc
         self.labels = labels
         self.commands = commands or {}  # ref -> command id, for a breakdown (which has no command ids)

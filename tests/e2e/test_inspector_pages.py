@@ -403,3 +403,22 @@ def test_the_audit_pages_by_the_filters_it_applies_itself(w: World, client: Test
     page_two = re.findall(r'<tr data-position="(\d+)">', client.get(following.group(1).replace("&amp;", "&"),
                                                                          headers=HTML).text)
     assert page_one + page_two == all_shown[:10] and len(all_shown) > 10
+
+
+@pytest.mark.parametrize(("why", "shown"), [
+    ("overturned on appeal ap-1: 当日因公外出", "经申诉撤销 overturned on appeal（ap-1）：当日因公外出"),
+    ("replaced by a later measurement", "已被后来的测量值取代 replaced by a later measurement"),
+    ("replaced by a later rating of the same rater and period", "已被同一评分人同一期间的后续评分取代"),
+    ("rater role superior has no weight in bianban@1", "该评分身份（上级领导 superior）在本方案中没有权重"),
+    ("no rating leaf business in bianban@1", "本方案没有该评分指标"),
+    ("input review_errors is not read in bianban@1", "本方案不计此项"),
+    ("item absence is not read in bianban@1", "本方案不计此项"),
+    ("item over_quota_hiring is not in bianban@1's catalogue", "不在本方案的目录中"),
+    ("reason corruption is not in bianban@1's catalogue", "不在本方案的目录中"),
+])
+def test_struck_reasons_are_in_chinese_with_english_beside_and_no_ids(why: str, shown: str) -> None:
+    from api.pages.labels import struck_reason
+
+    text = struck_reason(why)
+    assert text.startswith(shown)
+    assert not [word for word in ("bianban@1", "review_errors", "over_quota_hiring", "corruption") if word in text]
