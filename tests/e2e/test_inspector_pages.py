@@ -185,6 +185,28 @@ def test_9_the_inspector_filters_and_exports_the_audit_trail(browser: Browser, s
     screenshot(narrow, "9-audit-390.png")
 
 
+def test_9_the_audit_trail_works_from_the_keyboard_with_labelled_controls(
+        browser: Browser, site: tuple[World, str]) -> None:
+    w, base = site
+    page = signed_in(browser, base, w.tokens["inspector"])
+    page.goto("/audit")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"  # first stop: skip to the content
+    for name in ("事件类型", "考核", "操作人", "记录时间自", "记录时间至", "仅补录", "每页条数"):
+        expect(page.get_by_label(name, exact=False).first).to_be_visible()
+    assert page.locator("main").get_by_role("search").count() == 1
+    assert page.locator("table[data-testid=audit] thead th:not([scope=col])").count() == 0
+    page.focus("#f-actor")
+    page.keyboard.type("p-L1")
+    page.keyboard.press("Tab")  # on to the appraisal's recording range, then submit with Enter
+    page.keyboard.press("Enter")
+    page.wait_for_url("**actor=p-L1**")
+    rows = page.get_by_test_id("audit").locator("tbody tr")
+    assert rows.count() > 0
+    for index in range(rows.count()):
+        expect(rows.nth(index)).to_contain_text("p-L1")
+
+
 def test_9_staff_are_refused_the_audit_trail_and_its_export(browser: Browser, site: tuple[World, str]) -> None:
     w, base = site
     page = signed_in(browser, base, w.tokens["staff"])
