@@ -3,6 +3,7 @@ and a scheme's inputs and items (labels only: every figure on a page comes from 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,3 +140,42 @@ def zh(text: str) -> str:
 
 def label(mapping: dict[str, str], key: Any) -> str:
     return mapping.get(str(key), str(key)) if key is not None else ""
+
+
+# How each figure of a trace is made (the rule types of the explanation), in Chinese and English.
+TRACE_RULES = {
+    **RULE_TYPES,
+    "rating.composite": "评分期间综合分 rating composite of a period",
+    "base.rating": "评分基础分 base from ratings", "base.full": "满分基础分 full base",
+    "base.proportional": "按比例基础分 proportional base", "leaf": "指标小计 indicator subtotal",
+    "sum": "合计 sum", "department_score": "科室得分 department score", "composition": "总分构成 composition",
+    "grading.order": "排序 ordering", "grading.tier": "档次 tier", "grading.grade": "等次 grade",
+    "grading.department_rank": "科室排名 department rank",
+}
+
+
+# Why a recorded fact does not count (domain/scoring.py's reasons), in Chinese with English beside;
+# names of inputs, items and schemes are left out (they are ids), an appeal's decision reason kept.
+STRUCK_REASONS = (
+    (re.compile(r"^overturned on appeal (?P<appeal>.+?): (?P<reason>.*)$", re.S),
+     "经申诉撤销 overturned on appeal（{appeal}）：{reason}"),
+    (re.compile(r"^replaced by a later measurement$"), "已被后来的测量值取代 replaced by a later measurement"),
+    (re.compile(r"^replaced by a later rating of the same rater and period$"),
+     "已被同一评分人同一期间的后续评分取代 replaced by a later rating of the same rater and period"),
+    (re.compile(r"^rater role (?P<role>\S+) has no weight in .*$"),
+     "该评分身份（{role_label}）在本方案中没有权重 this rater role has no weight in the scheme"),
+    (re.compile(r"^no rating leaf .* in .*$"), "本方案没有该评分指标 the scheme has no such rated indicator"),
+    (re.compile(r"^(input|item) .* is not read in .*$"), "本方案不计此项 the scheme does not count this"),
+    (re.compile(r"^(item|reason) .* is not in .*'s catalogue$"),
+     "不在本方案的目录中 not in the scheme's catalogue"),
+)
+
+
+def struck_reason(why: str | None) -> str:
+    """A struck item's reason as shown (a reason not known here: as the service gives it)."""
+    for pattern, text in STRUCK_REASONS:
+        found = pattern.match(why or "")
+        if found:
+            values = found.groupdict()
+            return text.format(**values, role_label=label(ROLES, values.get("role")))
+    return why or ""

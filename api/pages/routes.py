@@ -8,7 +8,7 @@ filed on a page goes through the same command path as `POST /appraisals/{key}/ap
 | `/home` | anyone signed in: their appraisals, years and appeals |
 | `/years/{year}` | admin, inspector: everything; others: the publication, before it their own entry |
 | `/appraisals/{key}` | admin, inspector: full trace and events; the subject: their breakdown; others: the breakdown once published |
-| `/audit` | admin, inspector |
+| `/audit`, `/audit.csv` (api/pages/inspector.py) | admin, inspector |
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from api.http.queries import Queries, SubjectInfo
 from api.http.reads import before_publication, visible_subject
 from api.http.visibility import own_results, own_view, public_history, staff_view
 from api.ledger import AppraisalLedger
+from api.pages.inspector import LookBack, trace_rows
 from api.pages.labels import POSITIONS, RULES_ZH, STATUS, Labels, label
 from api.pages.render import page, sign_in_page
 from api.pages.session import (
@@ -50,7 +51,7 @@ from api.pages.session import (
     same_origin,
     set_session,
 )
-from api.pages.views import Explained, appeal_rows, audit_rows, year_view
+from api.pages.views import Explained, appeal_rows, year_view
 from domain.aggregates import Organisation
 from domain.errors import DomainError, NotFound
 
@@ -83,11 +84,15 @@ def year_document(queries: Queries, viewer: Principal, year: int) -> dict[str, A
     return own_results(queries.results(year), viewer.person, person.get("department"))
 
 
-def appraisal_document(queries: Queries, viewer: Principal, key: str) -> tuple[dict[str, Any], SubjectInfo]:
-    """What the API answers this viewer for an appraisal: the explanation (admin, inspector), the
-    current breakdown with their own ratings (the subject), the latest publication's breakdown
-    (anyone, once the year is published)."""
+def appraisal_document(queries: Queries, viewer: Principal, key: str,
+                       back: LookBack | None = None) -> tuple[dict[str, Any], SubjectInfo]:
+    """What the API answers this viewer for an appraisal: the explanation (admin, inspector; as of
+    `back`'s times when given), the current breakdown with their own ratings (the subject), the
+    latest publication's breakdown (anyone, once the year is published)."""
     subject = visible_subject(queries, viewer, key)
+    if back is not None and back.active:
+        require_reader(viewer, "looking back")
+        return {**back.explanation(queries, key), "view": "full"}, subject
     if viewer.sees_everything:
         return {**queries.explanation(key), "view": "full"}, subject
     if speaks_for(viewer, subject):
@@ -269,31 +274,36 @@ def year_page(request: Request, year: YearNumber, viewer: ViewerDep, queries: Qu
 
 # --- an appraisal --------------------------------------------------------------------------------------
 
-def appraisal_context(queries: Queries, ledger: AppraisalLedger, viewer: Principal, key: str) -> dict[str, Any]:
-    document, subject = appraisal_document(queries, viewer, key)
+def appraisal_context(queries: Queries, ledger: AppraisalLedger, viewer: Principal, key: str,
+                      back: LookBack | None = None) -> dict[str, Any]:
+    document, subject = appraisal_document(queries, viewer, key, back)
     labels = labels_for(ledger, document.get("scheme"))
-    may_appeal = speaks_for(viewer, subject) and not viewer.is_inspector
+    may_appeal = speaks_for(viewer, subject) and not viewer.is_inspector and not (back and back.active)
     explained = Explained(document, labels, item_commands(queries, viewer, key) if may_appeal else None)
     return {
         "key": key, "doc": document, "x": explained, "subject": explained.subject(),
         "summary": explained.summary(), "formula": explained.formula(), "tree": explained.tree(),
         "itemised": explained.itemised(), "struck": explained.struck_items(),
         "not_applicable": explained.not_applicable(), "events": explained.event_rows(),
-        "trace": explained.trace() if viewer.sees_everything else None,
+        "trace": trace_rows(document, labels) if viewer.sees_everything else None,
         "appeals": appeal_rows(visible_appeals(queries, viewer, subject.year, key), labels),
         "may_appeal": may_appeal, "full": viewer.sees_everything,
         "hidden": (document.get("hidden") or {}).get("ratings_by_others", 0),
         "form_id": "page-appeal-" + secrets.token_hex(8), "appeal_window_days": labels.appeal_window_days,
+        "back": back or LookBack(), "may_look_back": viewer.sees_everything,
     }
 
 
 @router.get("/appraisals/{key}")
 def appraisal_page(request: Request, key: AppraisalKey, viewer: ViewerDep, queries: QueriesDep,
                    ledger: LedgerDep, position: PositionDep,
-                   filed: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+                   filed: Annotated[str | None, Query(max_length=200)] = None,
+                   as_of: Annotated[str | None, Query(max_length=40)] = None,
+                   known_at: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     """`position`: right after the viewer's own appeal (the form's redirect names its position),
-    the page waits for the read side to hold it."""
-    context = appraisal_context(queries, ledger, viewer, key)
+    the page waits for the read side to hold it. `as_of`, `known_at`: looking back (admin,
+    inspector; api/pages/inspector.py)."""
+    context = appraisal_context(queries, ledger, viewer, key, LookBack(as_of, known_at))
     context["filed"] = filed if filed and any(a["appeal"] == filed for a in context["appeals"]) else None
     return page(request, "appraisal.html", context, viewer=viewer)
 
@@ -325,22 +335,3 @@ def file_appeal(request: Request, key: AppraisalKey, viewer: ViewerDep, form: Fo
     entry.update(outcome="duplicate" if outcome.duplicate else "accepted", position=position)
     # Read your write: the page it goes to waits (on the event loop) for the read side to reach it.
     return RedirectResponse(f"/appraisals/{key}?filed={body['id']}&position={position}#appeals", status_code=303)
-
-
-# --- the audit trail -----------------------------------------------------------------------------------
-
-@router.get("/audit")
-def audit_page(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
-               appraisal: Annotated[str | None, Query(max_length=200)] = None,
-               actor: Annotated[str | None, Query(max_length=200)] = None,
-               backdated: Annotated[bool, Query()] = False,
-               after: Annotated[int, Query(ge=0, le=2**62)] = 0,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
-    require_reader(viewer, "the audit trail")
-    appraisal, actor = (appraisal or "").strip() or None, (actor or "").strip() or None
-    events = queries.audit(after, limit, appraisal=appraisal, actor=actor, backdated=True if backdated else None)
-    following = events[-1]["position"] if len(events) == limit else None
-    labels = labels_for(ledger)
-    return page(request, "audit.html", {"rows": audit_rows(events, labels), "appraisal": appraisal or "",
-                                        "actor": actor or "", "backdated": backdated, "after": after, "limit": limit,
-                                        "next": following, "position": queries.position()}, viewer=viewer)

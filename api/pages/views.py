@@ -7,7 +7,6 @@ both read from the trace), which is how the trace's own figure is made.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -20,9 +19,11 @@ from api.pages.labels import (
     ROLES,
     RULE_TYPES,
     STATUS,
+    TRACE_RULES,
     Labels,
     bilingual,
     label,
+    struck_reason,
     zh,
 )
 
@@ -51,11 +52,9 @@ def signed(value: Any) -> str:
 
 
 def rule_text(figure: dict[str, Any]) -> str:
-    rule = figure.get("rule") or {}
-    if not rule:
-        return ""
-    where = f" {rule['path']}" if rule.get("path") else ""
-    return f"{rule.get('type', '')} {rule.get('id', '')} @ {rule.get('scheme', '')}{where}"
+    """How a figure is made, by name (the rule's type; its id and place in the scheme are not words)."""
+    rule_type = (figure.get("rule") or {}).get("type")
+    return label(TRACE_RULES, rule_type) if rule_type else ""
 
 
 def consequences_text(consequences: list[dict[str, Any]]) -> list[str]:
@@ -135,10 +134,19 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
     return fact
 
 
+def with_struck_reasons(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with every struck item's reason in Chinese and English (labels.struck_reason)."""
+    def shown(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**entry, "why": struck_reason(entry.get("why"))} for entry in entries]
+    return {**doc, "struck": shown(doc.get("struck", [])), "not_applicable": shown(doc.get("not_applicable", [])),
+            "figures": [{**f, "struck": shown(f["struck"])} if f.get("struck") else f for f in doc.get("figures", [])]}
+
+
 class Explained:
     """One explanation (full or breakdown) shaped for the appraisal page."""
 
     def __init__(self, doc: dict[str, Any], labels: Labels, commands: dict[str, str] | None = None) -> None:
+        doc = with_struck_reasons(doc)
         self.doc = doc
         self.labels = labels
         self.commands = commands or {}  # ref -> command id, for a breakdown (which has no command ids)
@@ -413,13 +421,6 @@ class Explained:
             return f"{event.get('appeal')}: {label(OUTCOMES, event.get('outcome'))}{points} — {event.get('reason', '')}"
         return ""
 
-    def trace(self) -> list[dict[str, Any]]:
-        return [{"key": f["key"], "label": bilingual(f.get("label")), "value": f.get("value"),
-                 "exact": f.get("exact"), "rule": rule_text(f), "params": f.get("params") or {},
-                 "inputs": f.get("inputs") or {}, "terms": f.get("terms") or [], "events": f.get("events") or [],
-                 "notes": f.get("notes") or [], "struck": f.get("struck") or [], "bounds": f.get("bounds")}
-                for f in self.doc.get("figures", [])]
-
 
 def appeal_rows(appeals: list[dict[str, Any]], labels: Labels) -> list[dict[str, Any]]:
     rows = []
@@ -431,28 +432,3 @@ def appeal_rows(appeals: list[dict[str, Any]], labels: Labels) -> list[dict[str,
                      "decision_label": label(OUTCOMES, decision.get("outcome")) if decision else "",
                      "decider_name": labels.person(decision.get("actor")) if decision else ""})
     return rows
-
-
-# --- the audit trail ---------------------------------------------------------------------------------
-
-ENVELOPE = ("actor", "at", "command_id")
-
-
-def audit_rows(events: list[dict[str, Any]], labels: Labels) -> list[dict[str, Any]]:
-    rows = []
-    for event in events:
-        data = event.get("data") or {}
-        rest = {k: v for k, v in data.items() if k not in ENVELOPE}
-        summary = ", ".join(f"{k}={_short(v)}" for k, v in rest.items() if v is not None)
-        rows.append({"position": event.get("position"), "type": event.get("type", ""),
-                     "actor": data.get("actor", ""), "actor_name": labels.person(data.get("actor")),
-                     "at": data.get("at", ""), "recorded_at": event.get("recorded_at", ""),
-                     "backdated": bool(event.get("backdated")),
-                     "target": event.get("target") or "", "command_id": event.get("command_id", ""),
-                     "summary": summary, "data": json.dumps(rest, ensure_ascii=False, indent=1)})
-    return rows
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "…"

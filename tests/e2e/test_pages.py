@@ -167,7 +167,7 @@ def test_the_inspector_reads_the_audit_trail_and_the_full_trace(browser: Browser
     logged = w.app.state.queries.audit(0, 100)
     assert 40 < len(logged) < 100  # the worked example's events: one page
     expect(trail.locator("tbody tr")).to_have_count(len(logged))
-    expect(trail).to_contain_text("Appraisal.RatingRecorded")
+    expect(trail).to_contain_text("记录评分 rating recorded")
 
     page.fill("input[name=appraisal]", A)
     page.fill("input[name=actor]", "p-L1")

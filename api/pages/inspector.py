@@ -1,0 +1,512 @@
+"""The inspector's pages (纪检): an appraisal's trace that a person can read, the audit trail with
+its filters and export, looking back (as of a recording time, as known at a business time, and
+every publication of a year as published). Admins see them too; staff are refused (403).
+
+Nothing here computes a figure: the trace, the events and the publications are what `Queries`
+answers (api/http/queries.py), the same as the JSON API (api/http/reads.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from api import integrity
+from api.http.auth import require_reader
+from api.http.deps import LedgerDep, QueriesDep
+from api.http.errors import Problem
+from api.http.queries import AsOfUnsupported, Queries
+from api.keys import SigningKeyError, load_public
+from api.logstore import log_store
+from api.pages.labels import (
+    KINDS,
+    POSITIONS,
+    ROLES,
+    RULES_ZH,
+    STATUS,
+    TRACE_RULES,
+    Labels,
+    bilingual,
+    label,
+    struck_reason,
+)
+from api.pages.render import page
+from api.pages.session import PageRoute, ViewerDep
+from api.pages.views import consequences_text, year_view
+from projections.queries import results_at
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+YearNumber = Annotated[int, Path(ge=1900, le=2999)]
+
+# --- words ---------------------------------------------------------------------------------------------
+
+# Parameters and inputs of the figures (names of a scheme's inputs come from the scheme).
+TRACE_NAMES = {
+    "minimum": "最低数量 minimum", "points_per_unit": "每单位分值 points per unit", "vetoed": "否决 vetoed",
+    "individual": "个人得分 individual", "allowance_rate": "容错率 allowance rate", "points": "分值 points",
+    "target": "目标 target", "input": "输入 input", "self": "自评权重 self share", "department": "科室 department",
+    "cohort": "同组 cohort", "total": "总分 total", "points_each": "每次分值 points each", "penalty": "扣分 penalty",
+    "score": "得分 score", "coefficient": "系数 coefficient", "tier": "档次 tier", "rank": "名次 rank",
+    "others": "他评 others", "allowance": "容错数 allowance", "R": "比率 R",
+}
+# The events of the log, by type.
+EVENT_TYPES = {
+    "Organisation.Started": "组织建立 organisation started",
+    "Organisation.DepartmentRecorded": "登记科室 department recorded",
+    "Organisation.PersonRecorded": "登记人员 person recorded",
+    "SchemeVersion.Published": "发布方案版本 scheme version published",
+    "SchemeCatalogue.Started": "方案目录建立 scheme catalogue started",
+    "SchemeCatalogue.VersionListed": "方案版本入目录 scheme version listed",
+    "Year.Opened": "开启年度 year opened", "Year.SubjectEnrolled": "纳入考核对象 subject enrolled",
+    "Year.TieBroken": "并列裁定 tie broken", "Year.Published": "公示 published",
+    "Year.Finalized": "定稿 finalised", "Year.SchemeAdopted": "采用方案版本 scheme adopted",
+    "Appraisal.Opened": "开启考核 appraisal opened", "Appraisal.RatingRecorded": "记录评分 rating recorded",
+    "Appraisal.MeasurementRecorded": "记录测量值 measurement recorded",
+    "Appraisal.OccurrenceRecorded": "记录计数事项 counted item recorded",
+    "Appraisal.AdjustmentApplied": "直接加减分 adjustment applied",
+    "Appraisal.VetoImposed": "一票否决 veto imposed", "Appraisal.AppealFiled": "提出申诉 appeal filed",
+    "Appraisal.AppealDecided": "申诉裁决 appeal decided",
+}
+# The refusals of these pages, in Chinese (beside the English detail on the error page).
+RULES_ZH.update({
+    "checkpoint-known": "尚无签名检查点：由运维人员用 appraisal checkpoint 生成（每次公示后自动生成）。",
+    "proof-position": "无法为该位置出具证明：该位置没有事件，或事件在最新检查点之后。",
+    "as-of-unsupported": "当前读取方式不支持回溯查询。",
+    "request-parameters": "参数格式不正确（时间如 2025-06-30 或 2025-06-30T10:00:00+08:00）。",
+})
+# The fields of an event's data, shown by name (anything else: its field name).
+DATA_FIELDS = {
+    "actor": "操作人 actor", "at": "业务时间 business time", "command_id": "命令 command",
+    "appraisal": "考核 appraisal", "year": "年度 year", "subject": "对象 subject", "kind": "类别 kind",
+    "leaf": "指标 indicator", "period": "期间 period", "rater": "评分人 rater", "rater_role": "评分身份 rater role",
+    "score": "评分 score", "input": "输入 input", "value": "数值 value", "item": "事项 item", "count": "次数 count",
+    "reason": "理由 reason", "evidence": "依据 evidence", "points": "分值 points", "target": "对象 target",
+    "grounds": "申诉理由 grounds", "appeal": "申诉 appeal", "outcome": "裁决 outcome", "name": "名称 name",
+    "department": "科室 department", "position": "职务 position", "person": "人员 person",
+    "scheme_id": "方案 scheme", "version": "版本 version", "digest": "摘要 digest", "document": "文件 document",
+    "scheme": "方案 scheme", "people": "人员 people", "order": "顺序 order", "head": "负责人 head",
+    "revision_reason": "修订原因 revision reason", "in_charge": "分管 in charge",
+}
+
+
+def event_type_label(event_type: str) -> str:
+    return EVENT_TYPES.get(event_type, event_type)
+
+
+def exact_differs(value: Any, exact: Any) -> bool:
+    return exact is not None and str(exact) != str(value)
+
+
+# --- job 7: the trace, readable ----------------------------------------------------------------------
+
+def short_ref(ref: str) -> str:
+    """`2025:p-A#8` as `#8` (the page is that appraisal's); another appraisal's ref as it is."""
+    return "#" + ref.rsplit("#", 1)[1] if "#" in ref else ref
+
+
+def trace_rows(doc: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
+    """Every figure of an explanation with its rule, parameters, inputs, terms and events by name:
+    the value as a decimal, the exact value beside it on demand."""
+    figures = {f["key"]: f for f in doc.get("figures", [])}
+
+    def name(key: str, value: Any = None) -> tuple[str, Any]:
+        if key in labels.inputs:
+            return labels.input(key), value
+        if key.startswith("others."):
+            return "他评权重 others: " + label(ROLES, key.split(".", 1)[1]), value
+        role, dot, what = key.partition(".")
+        if dot and what in ("mean", "raters") and role in ROLES:
+            return label(ROLES, role) + (" 平均分 mean" if what == "mean" else " 人数 raters"), value
+        if key.startswith(("grade.", "tier.")) and key.endswith(".share"):
+            kind, middle, _ = key.split(".", 2)
+            return ("等次" if kind == "grade" else "档次") + f" {middle} 比例 share", value
+        if key in ("input", "total") and isinstance(value, str) and value in labels.inputs:
+            value = labels.input(value)
+        return TRACE_NAMES.get(key, key), value
+
+    rows = []
+    for figure in doc.get("figures", []):
+        rule = figure.get("rule") or {}
+        rule_type = rule.get("type", "")
+        pairs = [name(k, v) for k, v in (figure.get("params") or {}).items()]
+        inputs = [name(k, v) for k, v in (figure.get("inputs") or {}).items()]
+        terms = [{"weight": t.get("weight"), "label": bilingual((figures.get(t["of"]) or {}).get("label"), t["of"]),
+                  "value": (figures.get(t["of"]) or {}).get("value")} for t in figure.get("terms") or []]
+        events = [{"ref": r, "short": short_ref(r), "anchor": "ev-" + r.replace("#", "-").replace(":", "-")}
+                  for r in figure.get("events") or []]
+        rows.append({
+            "key": figure["key"], "label": bilingual(figure.get("label"), figure["key"]),
+            "value": figure.get("value"), "exact": figure.get("exact"),
+            "exact_differs": exact_differs(figure.get("value"), figure.get("exact")),
+            "rule": TRACE_RULES.get(rule_type, rule_type), "rule_source": f"{rule.get('scheme', '')} {rule.get('path', '')}".strip(),
+            "params": pairs, "inputs": inputs, "terms": terms, "events": events,
+            "notes": figure.get("notes") or [],
+            "struck": [{"ref": s.get("ref", ""), "short": short_ref(s.get("ref", "")),
+                        "why": struck_reason(s.get("why"))} for s in figure.get("struck") or []],
+            "bounds": figure.get("bounds"),
+        })
+    return rows
+
+
+# --- job 9: the audit trail ----------------------------------------------------------------------------
+
+ENVELOPE = ("actor", "at", "command_id")
+SUBJECT_KINDS = {"person": "个人 person", "department": "科室 department"}
+SCAN_PAGE = 1000
+SCAN_LIMIT = 200_000  # events looked at for one page at most: the log of an office's years
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def data_fields(data: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
+    """An event's fields by name, people and departments by name; a long value (a scheme's document)
+    is folded away with its full text on demand."""
+    fields = []
+    for key, value in data.items():
+        if key in ENVELOPE or value is None:
+            continue
+        shown = value
+        if isinstance(value, str) and key in ("rater", "person", "head", "appellant"):
+            shown = labels.person(value)
+        elif isinstance(value, str) and key == "department":
+            shown = labels.department(value)
+        elif key == "kind" and isinstance(value, str):
+            shown = label({**KINDS, **SUBJECT_KINDS}, value)
+        elif key == "position" and isinstance(value, str):
+            shown = label(POSITIONS, value)
+        elif key == "subject" and isinstance(value, str):
+            shown = labels.person(value) if value in labels.people else labels.department(value)
+        elif key == "rater_role" and isinstance(value, str):
+            shown = label(ROLES, value)
+        elif isinstance(value, dict) and set(value) <= {"zh", "en"}:
+            shown = bilingual(value)
+        text = shown if isinstance(shown, str) else json.dumps(shown, ensure_ascii=False)
+        long = len(text) > 80
+        fields.append({"key": key, "name": DATA_FIELDS.get(key, key), "text": _short(text),
+                       "full": json.dumps(value, ensure_ascii=False, indent=1) if long else None})
+    return fields
+
+
+def audit_view(events: list[dict[str, Any]], labels: Labels) -> list[dict[str, Any]]:
+    rows = []
+    for event in events:
+        data = event.get("data") or {}
+        actor = data.get("actor") or event.get("actor") or ""
+        rows.append({"position": event.get("position"), "type": event.get("type", ""),
+                     "type_label": event_type_label(event.get("type", "")),
+                     "actor": actor, "actor_name": labels.person(actor),
+                     "at": data.get("at") or event.get("at") or "", "recorded_at": event.get("recorded_at", ""),
+                     "backdated": bool(event.get("backdated")), "target": event.get("target") or "",
+                     "command_id": event.get("command_id", ""), "fields": data_fields(data, labels)})
+    return rows
+
+
+BEIJING = timezone(timedelta(hours=8))
+
+
+def _time(text: str | None, field: str) -> datetime | None:
+    """A date (`2025-06-30`) or a time from a form; without an offset, Beijing time (UTC+8)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise Problem(422, "request-parameters", f"{field}: a date (2025-06-30) or a time "
+                      "(2025-06-30T10:00:00+08:00)", field=field) from None
+    return value if value.utcoffset() is not None else value.replace(tzinfo=BEIJING)
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value.utcoffset() is not None else None
+
+
+class AuditFilter:
+    """The audit page's filters: those the queries take (appraisal, actor, back-dated), and the event
+    type and the recording-time range, applied while paging through what the queries answer."""
+
+    def __init__(self, *, appraisal: str | None, actor: str | None, backdated: bool, event_type: str | None,
+                 since: str | None, until: str | None) -> None:
+        self.appraisal = (appraisal or "").strip() or None
+        self.actor = (actor or "").strip() or None
+        self.backdated = backdated
+        self.event_type = (event_type or "").strip() or None
+        if self.event_type is not None and self.event_type not in EVENT_TYPES:
+            raise Problem(422, "request-parameters", f"unknown event type {self.event_type!r}", field="type")
+        self.since_text, self.until_text = (since or "").strip(), (until or "").strip()
+        self.since = _time(since, "since")
+        until_time = _time(until, "until")
+        if until_time is not None and len(self.until_text) == 10:  # a date: up to the end of that day
+            until_time = until_time.replace(hour=23, minute=59, second=59, microsecond=999999)
+        self.until = until_time
+
+    def local(self, event: dict[str, Any]) -> bool:
+        if self.event_type is not None and event.get("type") != self.event_type:
+            return False
+        if self.since is None and self.until is None:
+            return True
+        recorded = _when(event.get("recorded_at", ""))
+        if recorded is None:
+            return False
+        return (self.since is None or recorded >= self.since) and (self.until is None or recorded <= self.until)
+
+    def scan(self, queries: Queries, after: int, limit: int | None) -> tuple[list[dict[str, Any]], int | None]:
+        """Up to `limit` matching events after `after` (None: all), and the position to go on from."""
+        found: list[dict[str, Any]] = []
+        position, looked = after, 0
+        while looked < SCAN_LIMIT:
+            batch = queries.audit(position, SCAN_PAGE, appraisal=self.appraisal, actor=self.actor,
+                                  backdated=True if self.backdated else None)
+            looked += len(batch)
+            for event in batch:
+                if self.local(event):
+                    found.append(event)
+                    if limit is not None and len(found) == limit:
+                        return found, event["position"]
+            if len(batch) < SCAN_PAGE:
+                return found, None
+            position = batch[-1]["position"]
+        return found, position
+
+    def query(self, **changes: Any) -> str:
+        values = {"appraisal": self.appraisal or "", "actor": self.actor or "", "type": self.event_type or "",
+                  "since": self.since_text, "until": self.until_text,
+                  "backdated": "true" if self.backdated else "", **changes}
+        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+
+    @property
+    def active(self) -> bool:
+        return bool(self.appraisal or self.actor or self.backdated or self.event_type or self.since or self.until)
+
+
+def _labels(ledger: Any, scheme: str | None = None) -> Labels:
+    from api.pages.routes import labels_for  # the routes import this module
+    return labels_for(ledger, scheme)
+
+
+@router.get("/audit")
+def audit_page(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
+               appraisal: Annotated[str | None, Query(max_length=200)] = None,
+               actor: Annotated[str | None, Query(max_length=200)] = None,
+               backdated: Annotated[bool, Query()] = False,
+               type: Annotated[str | None, Query(max_length=100)] = None,
+               since: Annotated[str | None, Query(max_length=40)] = None,
+               until: Annotated[str | None, Query(max_length=40)] = None,
+               after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+    require_reader(viewer, "the audit trail")
+    wanted = AuditFilter(appraisal=appraisal, actor=actor, backdated=backdated, event_type=type,
+                         since=since, until=until)
+    events, following = wanted.scan(queries, after, limit)
+    rows = audit_view(events, _labels(ledger))
+    return page(request, "audit.html", {
+        "rows": rows, "f": wanted, "appraisal": wanted.appraisal or "", "actor": wanted.actor or "",
+        "backdated": backdated, "event_type": wanted.event_type or "", "since": wanted.since_text,
+        "until": wanted.until_text, "after": after, "limit": limit, "next": following,
+        "event_types": list(EVENT_TYPES.items()), "position": queries.position(),
+        "first_href": "/audit?" + wanted.query(limit=limit),
+        "next_href": "/audit?" + wanted.query(after=following, limit=limit) if following else None,
+        "csv_href": "/audit.csv?" + wanted.query(),
+    }, viewer=viewer)
+
+
+CSV_COLUMNS = ("位置 position", "事件 event", "事件类型 event type", "操作人 actor", "操作人姓名 actor name",
+               "业务时间 business time", "记录时间 recorded", "补录 back-dated", "对象 target", "命令 command",
+               "内容 data")
+
+
+@router.get("/audit.csv")
+def audit_export(viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
+                 appraisal: Annotated[str | None, Query(max_length=200)] = None,
+                 actor: Annotated[str | None, Query(max_length=200)] = None,
+                 backdated: Annotated[bool, Query()] = False,
+                 type: Annotated[str | None, Query(max_length=100)] = None,
+                 since: Annotated[str | None, Query(max_length=40)] = None,
+                 until: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    """The filtered audit trail as CSV (UTF-8 with a BOM, so that Excel reads the Chinese)."""
+    require_reader(viewer, "the audit trail")
+    wanted = AuditFilter(appraisal=appraisal, actor=actor, backdated=backdated, event_type=type,
+                         since=since, until=until)
+    events, _ = wanted.scan(queries, 0, None)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in audit_view(events, _labels(ledger)):
+        data = "; ".join(f"{f['name']}: {f['full'] or f['text']}" for f in row["fields"])
+        writer.writerow([row["position"], *map(_safe_cell, (
+            row["type_label"], row["type"], row["actor"], row["actor_name"], row["at"], row["recorded_at"],
+            "是 yes" if row["backdated"] else "", row["target"], row["command_id"], data))])
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": 'attachment; filename="audit.csv"', "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff"})
+
+
+def _safe_cell(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+
+# --- job 8: looking back -------------------------------------------------------------------------------
+
+class LookBack:
+    """The look-back controls: `as_of`, as the system showed it at that recording time; `known_at`,
+    with the facts that had happened by that business time (either, both or neither)."""
+
+    def __init__(self, as_of: str | None = None, known_at: str | None = None) -> None:
+        self.as_of_text, self.known_at_text = (as_of or "").strip(), (known_at or "").strip()
+        self.as_of = _end_of_day(_time(as_of, "as_of"), self.as_of_text)
+        self.known_at = _end_of_day(_time(known_at, "known_at"), self.known_at_text)
+
+    @property
+    def active(self) -> bool:
+        return self.as_of is not None or self.known_at is not None
+
+    def explanation(self, queries: Queries, key: str) -> dict[str, Any]:
+        try:
+            return queries.explanation_at(key, self.as_of, self.known_at)
+        except AsOfUnsupported:
+            raise Problem(422, "as-of-unsupported", "explanations as of a time are not supported by this "
+                          "read side yet", field="as_of" if self.as_of else "known_at") from None
+
+    def results(self, ledger: Any, year: int) -> dict[str, Any]:
+        """The year's results at these times, from the log (as `appraisal results --as-of` does)."""
+        return results_at(ledger, year, as_of=self.as_of, known_at=self.known_at)
+
+
+def _end_of_day(value: datetime | None, text: str) -> datetime | None:
+    """A date alone means the end of that day."""
+    if value is not None and len(text) == 10:
+        return value.replace(hour=23, minute=59, second=59, microsecond=999999)
+    return value
+
+
+def results_table(document: dict[str, Any], labels: Labels) -> dict[str, Any]:
+    """A results document (the year's as of a time, or a publication) shaped for the look-back pages."""
+    ranking = [{"department": d["id"], **d} for d in document.get("departments", [])]
+    shaped = year_view(document, labels, ranking)
+    for row in shaped["departments"]:
+        row["consequence_labels"] = consequences_text(next(
+            (d.get("consequences", []) for d in document.get("departments", []) if d["id"] == row["id"]), []))
+    return shaped
+
+
+def publication_rows(queries: Queries, year: int) -> list[dict[str, Any]]:
+    return [{**p, "href": f"/years/{year}/published/{p['version']}"} for p in queries.publications(year)]
+
+
+@router.get("/years/{year}/lookback")
+def year_lookback(request: Request, year: YearNumber, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
+                  as_of: Annotated[str | None, Query(max_length=40)] = None,
+                  known_at: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    """The year as the system showed it at a recording time and/or as known at a business time, and
+    every publication of the year (admin, inspector)."""
+    require_reader(viewer, "looking back")
+    back = LookBack(as_of, known_at)
+    info = queries.year(year)
+    document = back.results(ledger, year) if back.active else None
+    scheme = (document or {}).get("scheme") or {}
+    labels = _labels(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
+    return page(request, "lookback.html", {
+        "year": year, "status_label": label(STATUS, info.status), "back": back,
+        "y": results_table(document, labels) if document is not None else None,
+        "publications": publication_rows(queries, year)}, viewer=viewer)
+
+
+@router.get("/years/{year}/published/{version}")
+def published(request: Request, year: YearNumber, version: Annotated[int, Path(ge=1, le=100_000)],
+              viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep) -> Response:
+    """One publication exactly as published (a publication is public: anyone signed in)."""
+    found = queries.publication(year, version)
+    document = found["document"]
+    scheme = document.get("scheme") or {}
+    labels = _labels(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
+    return page(request, "publication.html", {
+        "year": year, "p": found, "y": results_table(document, labels),
+        "publications": publication_rows(queries, year)}, viewer=viewer)
+
+
+# --- job 10: integrity ---------------------------------------------------------------------------------
+
+def latest_checkpoint(store: Any) -> dict[str, Any] | None:
+    """The newest recorded checkpoint whose signature holds with the key it names (the inspector
+    checks it against the operator's key, not this one: scripts/verify_proof.py)."""
+    for document in reversed(store.checkpoints()):
+        try:
+            integrity.check_checkpoint(document, load_public(document.get("public_key", "")))
+        except (integrity.IntegrityFailure, SigningKeyError, ValueError, TypeError):
+            continue
+        return document
+    return None
+
+
+def _store(ledger: Any) -> Any:
+    return log_store(ledger.recorder)
+
+
+@router.get("/integrity")
+def integrity_page(request: Request, viewer: ViewerDep, ledger: LedgerDep,
+                   position: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> Response:
+    """The state of the chain (verified now, up to which position), the latest signed checkpoint
+    with its download, a proof for any event, and how to check them without trusting the server."""
+    require_reader(viewer, "the integrity of the log")
+    store = _store(ledger)
+    verdict = integrity.verify(store)
+    checkpoint = latest_checkpoint(store)
+    return page(request, "integrity.html", {
+        "ok": verdict.ok, "message": verdict.message, "size": verdict.walked.size,
+        "verified_to": verdict.walked.position, "head": verdict.walked.chain.hex(),
+        "problem": verdict.walked.problem, "checked_at": ledger.clock().astimezone(BEIJING).isoformat(timespec="seconds"),
+        "checkpoint": checkpoint, "position": position or (checkpoint or {}).get("head_position", 1),
+    }, viewer=viewer)
+
+
+def _json_download(document: dict[str, Any], name: str) -> Response:
+    return Response(json.dumps(document, ensure_ascii=False, indent=2) + "\n", media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
+                             "X-Content-Type-Options": "nosniff"})
+
+
+def _no_checkpoint() -> Problem:
+    return Problem(404, "checkpoint-known", "no signed checkpoint yet: the operator takes one with "
+                   "`appraisal checkpoint` (one is taken after each publication)", field="checkpoint")
+
+
+@router.get("/integrity/checkpoint.json")
+def checkpoint_download(viewer: ViewerDep, ledger: LedgerDep) -> Response:
+    require_reader(viewer, "the integrity of the log")
+    checkpoint = latest_checkpoint(_store(ledger))
+    if checkpoint is None:
+        raise _no_checkpoint()
+    return _json_download(checkpoint, f"checkpoint-{checkpoint['size']}.json")
+
+
+@router.get("/integrity/proof.json")
+def proof_download(viewer: ViewerDep, ledger: LedgerDep,
+                   position: Annotated[int, Query(ge=1, le=2**62)]) -> Response:
+    """The inclusion proof of the event at `position` in the latest checkpoint's tree."""
+    require_reader(viewer, "the integrity of the log")
+    store = _store(ledger)
+    checkpoint = latest_checkpoint(store)
+    if checkpoint is None:
+        raise _no_checkpoint()
+    try:
+        proof = integrity.prove_inclusion(store, position, checkpoint, load_public(checkpoint["public_key"]))
+    except integrity.IntegrityFailure as failure:
+        raise Problem(422, "proof-position", str(failure), field="position") from None
+    return _json_download(proof, f"proof-{position}.json")
