@@ -54,6 +54,27 @@ RULES_ZH = {
     "session-required": "请重新登录。",
     "too-many-failures": "登录失败次数过多，请稍后再试。",
 }
+# Refusals of the admin's jobs (api/pages/admin.py), in Chinese.
+RULES_ZH.update({
+    "independent-decision": "职责分离：申诉须由未记录该事项、也不是申诉人的另一位管理员裁决。",
+    "one-decision": "该申诉已经裁决过，每个申诉只裁决一次。",
+    "appeal-known": "没有这项申诉。",
+    "decision-time": "裁决时间不能早于申诉时间。",
+    "amend-deductions": "只有直接扣分可以变更分值；变更须填写分值，且正负号与原分值一致。",
+    "never-harsher": "申诉裁决不能加重原处理：变更后的分值不能比原分值更重。",
+    "decision-reason": "请填写裁决理由。",
+    "decision-outcome": "请选择裁决结果：维持、撤销或变更。",
+    "tie-break": "并列排序有误：每人只能出现一次，且须是本年度的被考核人。",
+    "year-final": "该年度已定稿，不能再更改。",
+    "publish-once": "该年度已经公示过；之后的更改会自动生成修订版公示。",
+    "publish-ready": "尚不能公示：还有未打破的并列，或有考核尚未完成。",
+    "finalize-after-publicity": "尚不能定稿：年度尚未公示，或公示期尚未结束。",
+    "finalize-after-appeals": "尚不能定稿：还有待裁决的申诉。",
+    "confirm": "请勾选确认框，确认已了解此操作的后果。",
+    "admin-required": "此页面和操作只供管理员使用。",
+    "token-create": "无法创建令牌。",
+    "business-time": "业务时间有误。",
+})
 STATUS_ZH = {400: "请求有误", 401: "未登录", 403: "无权查看", 404: "未找到", 409: "冲突", 413: "内容过大",
              415: "格式不支持", 422: "未被接受", 429: "尝试过多", 500: "内部错误", 503: "暂不可用"}
 STATUS_EN = {400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 409: "Conflict",
