@@ -355,3 +355,123 @@ def revoke_token(request: Request, token_id: TokenId, viewer: ViewerDep, form: F
         raise Problem(404, "token-unknown", str(error), "token") from None
     entry.update(outcome="accepted")
     return RedirectResponse(f"/admin/tokens?revoked={token_id}#tokens", status_code=303)
+
+
+# --- job 1: loading ledgers ------------------------------------------------------------------------------
+
+IMPORT_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; "
+              "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+UPLOAD_KINDS = {".jsonl": "jsonl", ".xlsx": "xlsx"}
+
+
+def import_page(request: Request, viewer: Principal, queries: Queries, *, result: dict[str, Any] | None = None,
+                status: int = 200) -> Response:
+    return page(request, "admin_import.html", {"years": known_years(queries, viewer), "result": result},
+                viewer=viewer, status=status, headers={"Content-Security-Policy": IMPORT_CSP})
+
+
+@router.get("/assets/admin-import.js")
+def import_script() -> Response:
+    return FileResponse(STATIC / "admin-import.js", media_type="text/javascript",
+                        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/admin/import")
+def import_form(request: Request, viewer: ViewerDep, queries: QueriesDep) -> Response:
+    require_admin(viewer, "loading ledgers")
+    return import_page(request, viewer, queries)
+
+
+@router.get("/admin/import/template")
+def import_template(request: Request, viewer: ViewerDep, ledger: LedgerDep,
+                    year: Annotated[int, Query(ge=1900, le=2999)]) -> Response:
+    """The ledger workbook for a year (api/ledger_xlsx.py `template`)."""
+    require_admin(viewer, "the ledger template")
+    from api.ledger_xlsx import template
+
+    data = template(ledger, year)
+    return Response(data, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="ledger-{year}.xlsx"',
+                             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+def jsonl_import(ledger: AppraisalLedger, data: bytes, actor: str) -> dict[str, Any]:
+    """A JSON Lines file as `appraisal import` takes it: in order, stopping at the first refused line;
+    every line before it is kept. Lines naming no actor are the uploader's."""
+    import json
+
+    from api.ledger import Refused
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"accepted": 0, "skipped": 0, "refused": {"where": "文件 file", "field": "(file)", "rule": "jsonl",
+                                                         "message": "not UTF-8 text"}}
+    numbers, bodies, bad = [], [], None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            body = json.loads(line)
+        except ValueError as error:
+            bad = {"where": f"第{number}行 line {number}", "field": "(line)", "rule": "jsonl",
+                   "message": f"not valid JSON: {error}"}
+            break
+        if not isinstance(body, dict):
+            bad = {"where": f"第{number}行 line {number}", "field": "(line)", "rule": "jsonl",
+                   "message": "each line is one JSON object"}
+            break
+        numbers.append(number)
+        bodies.append(body)
+    try:
+        outcomes = ledger.submit(bodies, actor=actor) if bodies else []
+    except Refused as refused:
+        error = refused.outcome.error
+        assert error is not None
+        line = numbers[refused.outcome.index]
+        return {"accepted": refused.outcome.index, "skipped": 0,
+                "refused": {"where": f"第{line}行 line {line}", "field": error.field, "rule": error.rule,
+                            "message": error.message}}
+    return {"accepted": len(outcomes), "skipped": sum(1 for o in outcomes if o.duplicate), "refused": bad}
+
+
+@router.post("/admin/import")
+async def upload(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
+                 name: Annotated[str, Query(max_length=200)]) -> Response:
+    """The file's bytes as the body (the page's script sends them, with the upload's progress)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from api.pages.session import same_origin
+
+    same_origin(request)
+    require_admin(viewer, "loading ledgers")
+    kind = UPLOAD_KINDS.get(FilePath(name).suffix.lower())
+    if kind is None:
+        raise Problem(415, "upload-kind", "upload a JSON Lines file (.jsonl) or an Excel workbook (.xlsx)", "file")
+    data = await request.body()
+    entry = log_entry(request)
+    entry["command"] = f"import.{kind}"
+
+    def run() -> dict[str, Any]:
+        if kind == "jsonl":
+            return jsonl_import(ledger, data, viewer.person)
+        from api.ledger_xlsx import WorkbookError, import_workbook
+
+        try:
+            done = import_workbook(ledger, data, actor=viewer.person)
+        except WorkbookError as error:
+            return {"accepted": 0, "skipped": 0, "refused": {
+                "where": error.place.describe(error.field) if error.place else "文件 file", "field": error.field,
+                "rule": error.rule, "message": error.message}}
+        refusal = done.refusal
+        return {"accepted": done.accepted, "skipped": done.skipped, "refused": None if refusal is None else {
+            "where": refusal.place.describe(refusal.field) if refusal.place else "", "field": refusal.field,
+            "rule": refusal.rule, "message": refusal.message}}
+
+    result = await run_in_threadpool(run)
+    result["name"] = name
+    if result["refused"]:
+        result["refused"]["zh"] = RULES_ZH.get(result["refused"]["rule"], "此行未被接受。")
+    entry.update(outcome="refused" if result["refused"] else "accepted")
+    return await run_in_threadpool(lambda: import_page(request, viewer, queries, result=result,
+                                                       status=422 if result["refused"] else 200))

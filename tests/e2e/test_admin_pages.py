@@ -13,9 +13,11 @@ recording nothing.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -240,6 +242,50 @@ def test_job5_the_admin_gives_and_takes_back_a_persons_access(
     assert SCREENSHOTS.exists()
 
 
+def test_job1_the_admin_loads_a_ledger_and_a_refused_line_keeps_what_came_before(
+        browser: Browser, appealed: tuple[World, str], tmp_path: Path) -> None:
+    w, base = appealed
+    page = signed_in(browser, base, w.tokens["admin"])
+    page.goto("/admin")
+    page.click("a[href='/admin/import']")
+    with page.expect_download() as download:
+        page.click("form[action='/admin/import/template'] button[type=submit]")
+    template = tmp_path / "ledger-2025.xlsx"
+    download.value.save_as(template)
+    assert template.read_bytes()[:2] == b"PK"  # an xlsx
+
+    at = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0).isoformat()
+    lines = [{"type": "occurrence.record", "id": "upload-1", "at": at, "appraisal": "2025:p-A", "item": "absence",
+              "count": 1, "evidence": "考勤记录"},
+             {"type": "measurement.record", "id": "upload-2", "at": at, "appraisal": "2025:p-A",
+              "input": "no_such_input", "value": "1"},
+             {"type": "occurrence.record", "id": "upload-3", "at": at, "appraisal": "2025:p-A", "item": "absence",
+              "count": 1, "evidence": "考勤记录"}]
+    upload = tmp_path / "march.jsonl"
+    upload.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), "utf-8")
+    page.set_input_files("#file", str(upload))
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.click("form#upload button[type=submit]")
+    assert answer.value.status == 422
+    refused = page.get_by_test_id("import-refused")
+    expect(refused).to_contain_text("第2行 line 2")
+    expect(refused).to_contain_text("no_such_input")
+    expect(page.get_by_test_id("import-kept")).to_contain_text("此前的 1 条已记录")
+    expect(page.locator("#upload-progress")).to_have_attribute("value", "100")
+    screenshot(page, "admin-import-refused.png")
+    commands = {e["command_id"] for e in w.app.state.queries.history("2025:p-A")}
+    assert "upload-1" in commands and not {"upload-2", "upload-3"} & commands
+
+    # the template as it came: a workbook, nothing to import
+    page.set_input_files("#file", str(template))
+    page.click("form#upload button[type=submit]")
+    expect(page.get_by_test_id("import-done")).to_contain_text("已导入 0 条")
+    no_sideways_scroll(page, "admin-import-390.png")
+
+    for role in ("staff", "inspector"):
+        refused_page(signed_in(browser, base, w.tokens[role]), "/admin/import")
+
+
 # --- over HTTP -------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -261,7 +307,8 @@ def decisions(w: World) -> int:
 @pytest.mark.parametrize("role", ["staff", "inspector", "recorder", "head"])
 def test_only_an_admin_opens_the_admin_pages_or_posts_their_forms(w: World, client: TestClient, role: str) -> None:
     sign_in(client, w.tokens[role])
-    for path in ("/admin", "/admin/appeals", "/admin/years/2025", "/admin/tokens"):
+    for path in ("/admin", "/admin/appeals", "/admin/years/2025", "/admin/tokens", "/admin/import",
+                 "/admin/import/template?year=2025"):
         page = client.get(path, headers=HTML)
         assert page.status_code == 403 and "只供管理员使用" in page.text, path
     posts = {"/admin/appeals/we-appeal": {"outcome": "overturned", "reason": "r"},
@@ -270,6 +317,8 @@ def test_only_an_admin_opens_the_admin_pages_or_posts_their_forms(w: World, clie
     before = w.ledger.event_count(), len(w.app.state.credentials.list())
     for path, form in posts.items():
         assert client.post(path, data=form, headers=HTML).status_code == 403, path
+    line = json.dumps({"type": "org.person", "id": "sneak", "person": "p-X", "name": "X", "position": "staff"})
+    assert client.post("/admin/import?name=a.jsonl", content=line.encode(), headers=HTML).status_code == 403
     assert (w.ledger.event_count(), len(w.app.state.credentials.list())) == before
     assert decisions(w) == 0
 
@@ -281,7 +330,11 @@ def test_an_admin_form_from_another_site_is_refused_and_records_nothing(w: World
     assert answer.status_code == 403 and "表单来自其他网站" in answer.text
     assert client.post("/admin/tokens", data={"person": "p-A"},
                        headers={**HTML, "Origin": "https://evil.example"}).status_code == 403
-    assert decisions(w) == 0
+    before = w.ledger.event_count()
+    line = json.dumps({"type": "org.person", "id": "sneak", "person": "p-X", "name": "X", "position": "staff"})
+    assert client.post("/admin/import?name=a.jsonl", content=line.encode(),
+                       headers={**HTML, "Origin": "https://evil.example"}).status_code == 403
+    assert decisions(w) == 0 and w.ledger.event_count() == before
 
 
 def test_a_refused_decision_shows_why_and_records_nothing(w: World, client: TestClient) -> None:
@@ -305,12 +358,13 @@ def test_a_refused_decision_shows_why_and_records_nothing(w: World, client: Test
 
 def test_the_admin_pages_are_accessible_and_load_nothing_from_elsewhere(w: World, client: TestClient) -> None:
     sign_in(client, w.tokens["admin"])
-    for path in ("/admin", "/admin/appeals", "/admin/years/2025", "/admin/tokens"):
+    for path in ("/admin", "/admin/appeals", "/admin/years/2025", "/admin/tokens", "/admin/import"):
         page = client.get(path, headers=HTML)
         assert page.status_code == 200
         assert "<main>" in page.text and "<nav" in page.text
         assert not re.search(r"""(src|href)=["']https?://""", page.text), path
-        assert "<script" not in page.text
+        assert all(src.startswith("/assets/") for src in re.findall(r'<script[^>]*src="([^"]+)"', page.text))
+        assert not re.search(r"<script(?![^>]*\bsrc=)", page.text), path  # no inline script
         for head in re.findall(r"<th\b[^>]*>", page.text):
             assert "scope=" in head, (path, head)
         ids = set(re.findall(r'\bid="([^"]+)"', page.text))
