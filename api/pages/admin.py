@@ -475,3 +475,44 @@ async def upload(request: Request, viewer: ViewerDep, queries: QueriesDep, ledge
     entry.update(outcome="refused" if result["refused"] else "accepted")
     return await run_in_threadpool(lambda: import_page(request, viewer, queries, result=result,
                                                        status=422 if result["refused"] else 200))
+
+
+# --- job 6: downloads ------------------------------------------------------------------------------------
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def office_download(ledger: AppraisalLedger, document: dict[str, Any], title: str, filename: str) -> Response:
+    from api.export_xlsx import office_workbook
+    from api.pages.labels import CONSEQUENCES, POSITIONS
+
+    labels = labels_for(ledger)
+    data = office_workbook(document, title=title, people={p: labels.person(p) for p in labels.people},
+                           departments={d: labels.department(d) for d in labels.departments},
+                           positions=POSITIONS, consequences=CONSEQUENCES)
+    return Response(data, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                                    "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/admin/years/{year}/results.xlsx")
+def results_workbook(year: YearNumber, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep) -> Response:
+    """The year's current results (what `appraisal results --format xlsx` reads), in an office's layout."""
+    require_admin(viewer, "the results workbook")
+    document = queries.results(year)
+    status = label(STATUS, document.get("status")).split(" ")[0]
+    return office_download(ledger, document, f"{year}年度绩效考核结果（{status}）", f"results-{year}.xlsx")
+
+
+@router.get("/admin/years/{year}/publication.xlsx")
+def publication_workbook(year: YearNumber, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
+                         version: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> Response:
+    """A publication (公示) as published (the latest by default), in an office's layout."""
+    require_admin(viewer, "the publication workbook")
+    published = queries.publications(year)
+    if not published:
+        raise Problem(404, "publication-known", f"year {year} is not published yet", "year")
+    chosen = version or published[-1]["version"]
+    document = queries.publication(year, chosen)["document"]
+    revised = f"（第{chosen}版 修订）" if chosen > 1 else ""
+    return office_download(ledger, document, f"{year}年度绩效考核结果公示{revised}",
+                           f"publicity-{year}-v{chosen}.xlsx")

@@ -4,7 +4,8 @@ In a browser (Playwright driving Debian's chromium, as tests/e2e/test_pages.py):
 an appeal from the queue (and an admin who recorded the item is refused, the reason on the page);
 breaks a tie, publishes the year and is told why finalizing is refused; creates a token for a
 person (shown once, it signs in) and revokes it. Members of staff and inspectors get the 403 page.
-Each page is also opened 390 px wide: no sideways scrolling of the whole page. Screenshots go to
+It loads a JSON Lines file (a refused line shown with its place, what came before kept) and
+downloads the template, the results and the 公示 as office workbooks. Each page is also opened 390 px wide: no sideways scrolling of the whole page. Screenshots go to
 var/screenshots/admin-*.png.
 
 Over HTTP (TestClient): the refusals for roles that may not, forms from another site, bad input
@@ -39,8 +40,8 @@ TIED = {"p-1": "90", "p-2": "90", "p-3": "80", "p-4": "70", "p-5": "60"}  # p-1 
 @contextmanager
 def appeal_world(db_url: str) -> Iterator[World]:
     """The worked example with p-H1's appeal of a deduction (recorded by hr-office) still open, in
-    one batch (a decision after a second batch in the same process fails today: see
-    test_a_decision_after_a_later_batch_is_decided)."""
+    one batch (a decision after a second `submit` batch in the same process fails today with a
+    KeyError in domain/handlers.py `decide_appeal`: reported, not fixed here)."""
     ledger = AppraisalLedger(db_url)
     try:
         ledger.submit([*build(), DEDUCTION, APPEAL])
@@ -193,6 +194,40 @@ def test_job3_the_admin_breaks_a_tie_publishes_and_sees_why_finalizing_waits(
         refused_page(signed_in(browser, base, w.tokens[role]), "/admin/years/2025")
 
 
+def test_job6_the_admin_downloads_the_results_and_the_publication_as_office_workbooks(
+        browser: Browser, tied: tuple[World, str], tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    w, base = tied
+    w.ledger.submit_one({"type": "year.tie_break", "id": "t-1", "year": 2025, "order": ["p-2", "p-1"],
+                         "reason": "省级表彰"}, actor="admin-2")
+    w.ledger.submit_one({"type": "year.publish", "id": "t-2", "year": 2025}, actor="admin-2")
+    page = signed_in(browser, base, w.tokens["admin"])
+    page.goto("/admin/years/2025")
+    downloads = page.get_by_test_id("downloads")
+    books = {}
+    for link, name in (("results.xlsx", "results"), ("publication.xlsx?version=1", "publicity")):
+        with page.expect_download() as download:
+            downloads.locator(f"a[href='/admin/years/2025/{link}']").click()
+        path = tmp_path / f"{name}.xlsx"
+        download.value.save_as(path)
+        books[name] = load_workbook(path)
+    screenshot(page, "admin-downloads.png")
+    people = books["publicity"]["个人 people"]
+    assert people["A1"].value == "2025年度绩效考核结果公示"
+    assert [c.value for c in people[2]][:5] == ["序号 No.", "姓名 Name", "部门 Department", "职务 Position", "总分 Total"]
+    names = [row[1] for row in people.iter_rows(min_row=3, values_only=True)]
+    assert names[:3] == ["员工p-2", "员工p-1", "员工p-3"]  # the ranking, the tie broken; names, not ids
+    assert people.print_title_rows == "$2:$2"
+    assert books["results"]["个人 people"]["A1"].value.startswith("2025年度绩效考核结果（已公示")
+    assert "部门 departments" in books["results"].sheetnames
+
+    for role in ("staff", "inspector"):
+        other = signed_in(browser, base, w.tokens[role])
+        response = other.request.get(f"{base}/admin/years/2025/publication.xlsx")
+        assert response.status == 403
+
+
 def test_job5_the_admin_gives_and_takes_back_a_persons_access(
         browser: Browser, appealed: tuple[World, str]) -> None:
     w, base = appealed
@@ -308,7 +343,7 @@ def decisions(w: World) -> int:
 def test_only_an_admin_opens_the_admin_pages_or_posts_their_forms(w: World, client: TestClient, role: str) -> None:
     sign_in(client, w.tokens[role])
     for path in ("/admin", "/admin/appeals", "/admin/years/2025", "/admin/tokens", "/admin/import",
-                 "/admin/import/template?year=2025"):
+                 "/admin/import/template?year=2025", "/admin/years/2025/results.xlsx"):
         page = client.get(path, headers=HTML)
         assert page.status_code == 403 and "只供管理员使用" in page.text, path
     posts = {"/admin/appeals/we-appeal": {"outcome": "overturned", "reason": "r"},
