@@ -30,7 +30,7 @@ from api.http.errors import Problem, from_domain
 from api.http.queries import Queries
 from api.ledger import AppraisalLedger
 from api.pages.labels import APPEAL_STATUS, GRANTS, KINDS, OUTCOMES, RULES_ZH, STATUS, Labels, label
-from api.pages.render import page
+from api.pages.render import page, templates
 from api.pages.routes import known_years, labels_for
 from api.pages.session import FormDep, PageRoute, ViewerDep
 from domain.errors import DomainError, NotFound
@@ -58,6 +58,18 @@ DECIDE_HELP = {
     "overturned": "撤销该事项 overturned: the item no longer counts",
     "amended": "变更分值 amended: a direct deduction with other points (never harsher)",
 }
+
+
+def when(moment: Any) -> str:
+    """A recorded time as people read it: "2026-01-25 09:00 (+08:00)"; nothing: "—"."""
+    text = str(moment or "")
+    if len(text) < 16 or text[10] != "T":
+        return text or "—"
+    offset = text[19:].lstrip(".0123456789")
+    return f"{text[:10]} {text[11:16]}" + (f" ({'UTC' if offset in ('Z', '+00:00') else offset})" if offset else "")
+
+
+templates.env.filters["when"] = when
 
 
 def require_admin(viewer: Principal, job: str) -> None:
@@ -116,6 +128,15 @@ def admin_home(request: Request, viewer: ViewerDep, queries: QueriesDep) -> Resp
 
 # --- job 2: the appeals queue ------------------------------------------------------------------------
 
+def catalogue_points(ledger: AppraisalLedger, scheme: str, item: str) -> str | None:
+    """A direct adjustment's points in the scheme's catalogue (what an amended decision may soften)."""
+    scheme_id, _, version = scheme.partition("@")
+    try:
+        return str(ledger.scheme(scheme_id, int(version)).adjustments[item].points)
+    except (DomainError, ValueError, KeyError):
+        return None
+
+
 def appeal_queue(queries: Queries, ledger: AppraisalLedger, viewer: Principal,
                  year: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
     """Open appeals, due first (the overdue ones are the earliest due), and the decided ones."""
@@ -141,6 +162,8 @@ def appeal_queue(queries: Queries, ledger: AppraisalLedger, viewer: Principal,
             target = appeal.get("target") or {}
             item = next((e for e in document.get("events", []) if e.get("command") == target.get("command")), {})
             decision = appeal.get("decision")
+            if item.get("kind") == "adjustment" and item.get("points") is None:
+                item = {**item, "points": catalogue_points(ledger, scheme, item.get("item", ""))}
             rows.append({
                 **appeal, "year": number, "status_label": label(APPEAL_STATUS, appeal["status"]),
                 "subject_name": labels.person(appeal["subject"]) if appeal["subject"] in labels.people
