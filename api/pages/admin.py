@@ -445,9 +445,9 @@ def jsonl_import(ledger: AppraisalLedger, data: bytes, actor: str) -> dict[str, 
                    "message": "each line is one JSON object"}
             break
         numbers.append(number)
-        bodies.append(body)
+        bodies.append({"actor": actor, **body})  # as `appraisal import`: the line's actor, else the uploader
     try:
-        outcomes = ledger.submit(bodies, actor=actor) if bodies else []
+        outcomes = ledger.submit(bodies) if bodies else []
     except Refused as refused:
         error = refused.outcome.error
         assert error is not None
