@@ -433,7 +433,9 @@ def decide_appeal(cmd: c.DecideAppeal, env: Envelope, ctx: Context) -> Accepted:
         raise NotFound("appeal", f"no appeal filed by command {cmd.appeal}", rule="appeal-known")
     appraisal, _, scheme = _appraisal(ctx, located[1])
     facts = appraisal.facts
-    appeal = facts.appeals[cmd.appeal]
+    appeal = facts.appeals.get(cmd.appeal)
+    if appeal is None:  # a copy from before the appeal: a refusal, which is decided again on the log
+        raise NotFound("appeal", f"no appeal filed by command {cmd.appeal}", rule="appeal-known")
     if cmd.appeal in facts.decisions:
         raise Conflict("appeal", f"{cmd.appeal} was already decided ({facts.decisions[cmd.appeal].ref})",
                        rule="one-decision")

@@ -35,6 +35,7 @@ from api.pages.labels import (
     Labels,
     bilingual,
     label,
+    labels_for,
     struck_reason,
 )
 from api.pages.render import page
@@ -295,7 +296,6 @@ class AuditFilter:
 
 
 def _labels(ledger: Any, scheme: str | None = None) -> Labels:
-    from api.pages.routes import labels_for  # the routes import this module
     return labels_for(ledger, scheme)
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.render import POSITIONS, ROLES, STATUS
+from domain.aggregates import Organisation
+from domain.errors import DomainError
 
 __all__ = ["POSITIONS", "ROLES", "STATUS", "Labels"]
 
@@ -55,6 +57,27 @@ RULES_ZH = {
     "session-required": "请重新登录。",
     "too-many-failures": "登录失败次数过多，请稍后再试。",
 }
+# Refusals of the admin's jobs (api/pages/admin.py), in Chinese.
+RULES_ZH.update({
+    "independent-decision": "职责分离：申诉须由未记录该事项、也不是申诉人的另一位管理员裁决。",
+    "one-decision": "该申诉已经裁决过，每个申诉只裁决一次。",
+    "appeal-known": "没有这项申诉。",
+    "decision-time": "裁决时间不能早于申诉时间。",
+    "amend-deductions": "只有直接扣分可以变更分值；变更须填写分值，且正负号与原分值一致。",
+    "never-harsher": "申诉裁决不能加重原处理：变更后的分值不能比原分值更重。",
+    "decision-reason": "请填写裁决理由。",
+    "decision-outcome": "请选择裁决结果：维持、撤销或变更。",
+    "tie-break": "并列排序有误：每人只能出现一次，且须是本年度的被考核人。",
+    "year-final": "该年度已定稿，不能再更改。",
+    "publish-once": "该年度已经公示过；之后的更改会自动生成修订版公示。",
+    "publish-ready": "尚不能公示：还有未打破的并列，或有考核尚未完成。",
+    "finalize-after-publicity": "尚不能定稿：年度尚未公示，或公示期尚未结束。",
+    "finalize-after-appeals": "尚不能定稿：还有待裁决的申诉。",
+    "confirm": "请勾选确认框，确认已了解此操作的后果。",
+    "admin-required": "此页面和操作只供管理员使用。",
+    "token-create": "无法创建令牌。",
+    "business-time": "业务时间有误。",
+})
 STATUS_ZH = {400: "请求有误", 401: "未登录", 403: "无权查看", 404: "未找到", 409: "冲突", 413: "内容过大",
              415: "格式不支持", 422: "未被接受", 429: "尝试过多", 500: "内部错误", 503: "暂不可用"}
 STATUS_EN = {400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 409: "Conflict",
@@ -179,3 +202,29 @@ def struck_reason(why: str | None) -> str:
             values = found.groupdict()
             return text.format(**values, role_label=label(ROLES, values.get("role")))
     return why or ""
+
+
+def labels_for(ledger: Any, scheme: str | None = None) -> Labels:
+    """Names for a page: people and departments of the organisation, and the scheme's inputs,
+    adjustments and vetoes. Reference data only, from private copies; no figure comes from here."""
+    labels = Labels()
+    organisation = ledger.get(Organisation.create_id(), private=True)
+    if organisation is not None:
+        labels.people = dict(organisation.people)
+        labels.departments = dict(organisation.departments)
+    if scheme and "@" in scheme:
+        scheme_id, _, version = scheme.partition("@")
+        try:
+            document = ledger.scheme(scheme_id, int(version))
+        except (DomainError, ValueError):
+            return labels
+        labels.inputs = {k: v.name.model_dump() for k, v in document.inputs.items()}
+        labels.adjustments = {k: v.name.model_dump() for k, v in document.adjustments.items()}
+        labels.vetoes = {k: v.name.model_dump() for k, v in document.vetoes.items()}
+        labels.appeal_window_days = document.appeal_window_days
+        stack = [*document.department, *document.individual][::-1]
+        while stack:  # depth first, in the document's order
+            node = stack.pop()
+            labels.nodes[node.id] = node.name.model_dump()
+            stack += (node.children or [])[::-1]
+    return labels

@@ -39,7 +39,7 @@ from api.http.reads import before_publication, visible_subject
 from api.http.visibility import own_results, own_view, public_history, staff_view
 from api.ledger import AppraisalLedger
 from api.pages.inspector import LookBack, trace_rows
-from api.pages.labels import POSITIONS, RULES_ZH, STATUS, Labels, label
+from api.pages.labels import POSITIONS, RULES_ZH, STATUS, label, labels_for
 from api.pages.render import page, sign_in_page
 from api.pages.session import (
     COOKIE,
@@ -52,7 +52,6 @@ from api.pages.session import (
     set_session,
 )
 from api.pages.views import Explained, appeal_rows, year_view
-from domain.aggregates import Organisation
 from domain.errors import DomainError, NotFound
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -141,32 +140,6 @@ def department_ranking(queries: Queries, viewer: Principal, year: int) -> list[d
         return ranking
     own = (queries.person(viewer.person) or {}).get("department")
     return [row for row in ranking if row["department"] == own]
-
-
-def labels_for(ledger: AppraisalLedger, scheme: str | None = None) -> Labels:
-    """Names for a page: people and departments of the organisation, and the scheme's inputs,
-    adjustments and vetoes. Reference data only, from private copies; no figure comes from here."""
-    labels = Labels()
-    organisation = ledger.get(Organisation.create_id(), private=True)
-    if organisation is not None:
-        labels.people = dict(organisation.people)
-        labels.departments = dict(organisation.departments)
-    if scheme and "@" in scheme:
-        scheme_id, _, version = scheme.partition("@")
-        try:
-            document = ledger.scheme(scheme_id, int(version))
-        except (DomainError, ValueError):
-            return labels
-        labels.inputs = {k: v.name.model_dump() for k, v in document.inputs.items()}
-        labels.adjustments = {k: v.name.model_dump() for k, v in document.adjustments.items()}
-        labels.vetoes = {k: v.name.model_dump() for k, v in document.vetoes.items()}
-        labels.appeal_window_days = document.appeal_window_days
-        stack = [*document.department, *document.individual][::-1]
-        while stack:  # depth first, in the document's order
-            node = stack.pop()
-            labels.nodes[node.id] = node.name.model_dump()
-            stack += (node.children or [])[::-1]
-    return labels
 
 
 # --- sign in, sign out -------------------------------------------------------------------------------
