@@ -124,8 +124,6 @@ def serve(
     log_format: Annotated[str | None, typer.Option("--log-format", help="json (production) | console "
                                                    "(default: $APPRAISAL_LOG_FORMAT or console)")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="processes (each with its own ledger)")] = 1,
-    read_side: Annotated[str | None, typer.Option(
-        "--read-side", help="readmodels | ledger (default: $APPRAISAL_READ_SIDE or readmodels)")] = None,
     projection: Annotated[str | None, typer.Option(
         "--projection", help="background (a thread of the server) | none (`appraisal project` runs beside "
         "it) | inline (default: $APPRAISAL_PROJECTION or background)")] = None,
@@ -141,7 +139,7 @@ def serve(
     from api.http.settings import Settings
 
     overrides = ({"db": _db(db)} | ({"log_format": log_format} if log_format else {})
-                 | ({"read_side": read_side} if read_side else {}) | ({"projection": projection} if projection else {}))
+                 | ({"projection": projection} if projection else {}))
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
@@ -149,13 +147,13 @@ def serve(
         raise typer.Exit(2) from None
     logs.configure(settings.log_format, settings.log_level)
     if workers > 1:
-        if settings.read_side == "readmodels" and settings.projection != "none":
+        if settings.projection != "none":
             err.print("[red]error 错误:[/red] with --workers > 1 every process would run its own projection: "
                       "run `appraisal project` beside `appraisal serve --projection none`", highlight=False)
             raise typer.Exit(2)
         # Worker processes build their own settings from the environment.
         os.environ.update(APPRAISAL_DB=settings.db, APPRAISAL_LOG_FORMAT=settings.log_format,
-                          APPRAISAL_READ_SIDE=settings.read_side, APPRAISAL_PROJECTION=settings.projection)
+                          APPRAISAL_PROJECTION=settings.projection)
         uvicorn.run("api.http.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     access_log=False, log_config=None)
     else:
