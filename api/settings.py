@@ -29,11 +29,6 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field(
         default="console", description="json in production, console (readable) in development")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    # Where queries are answered from: the read models of projections/ (production), or the
-    # ledger's aggregates, recomputed on every query. `create_app(settings, ledger=...)` (tests)
-    # uses the ledger unless this is set explicitly (argument or APPRAISAL_READ_SIDE).
-    read_side: Literal["ledger", "readmodels"] = Field(
-        default="readmodels", description="readmodels (served from the rm_* tables) or ledger (recomputed)")
     # Who keeps the read models up to date: a daemon thread of this server (background), a
     # synchronous catch-up under a lock before each read (inline: tests), or a separate
     # `appraisal project` worker (none: production).

@@ -4,10 +4,9 @@ One `AppraisalLedger` per process, opened in the lifespan (or handed in by a tes
 shutdown. Routes are plain `def` (the ledger is synchronous; FastAPI runs them in its
 threadpool).
 
-Queries are answered by the read side of `settings.read_side`: the read models (kept by the
-projection of `settings.projection`: a daemon thread of this server started in the lifespan,
-inline before each read, or a separate `appraisal project` worker) or the ledger itself. With a
-ledger handed in (tests) the read side is the ledger unless `read_side` is set explicitly.
+Queries are answered from the read models, kept by the projection of `settings.projection`: a
+daemon thread of this server started in the lifespan, inline before each read (tests), or a
+separate `appraisal project` worker.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from api import pages
 from api.http import commands, docs, errors, logs, reads
 from api.http.auth import Credentials, Throttle
 from api.http.guard import Guard
-from api.http.queries import LedgerQueries, Queries, ReadModelQueries, ReadProgress
+from api.http.queries import Queries, ReadProgress
 from api.ledger import AppraisalLedger
 from api.settings import Settings
 
@@ -68,22 +67,6 @@ def settle_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def read_side(settings: Settings, handed_in: bool) -> str:
-    """The settings' read side; with a ledger handed in, the ledger unless set explicitly."""
-    if handed_in and "read_side" not in settings.model_fields_set:
-        return "ledger"
-    return settings.read_side
-
-
-def open_queries(settings: Settings, store: AppraisalLedger, side: str) -> Queries:
-    if side == "ledger":
-        return LedgerQueries(store)
-    if not store.db_url.startswith(("sqlite:", "postgresql:", "postgres:")):
-        raise ValueError(f"the read models need a SQLite or PostgreSQL store, not {store.db_url!r}: "
-                         "set APPRAISAL_READ_SIDE=ledger")
-    return ReadModelQueries(store, inline=settings.projection == "inline")
-
-
 def start_projection(settings: Settings) -> tuple[threading.Thread, threading.Event]:
     """The read-model projection in a daemon thread of this server, on its own ledger."""
     from projections.worker import start_in_background
@@ -93,12 +76,11 @@ def start_projection(settings: Settings) -> tuple[threading.Thread, threading.Ev
 
 def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | None = None) -> FastAPI:
     settings = settings or Settings()
-    side = read_side(settings, ledger is not None)
 
     def open_state(app: FastAPI, store: AppraisalLedger) -> None:
         app.state.ledger = store
         app.state.credentials = Credentials(store, cache_seconds=settings.token_cache_seconds)
-        app.state.queries = open_queries(settings, store, side)
+        app.state.queries = Queries(store, inline=settings.projection == "inline")
         app.state.progress = ReadProgress(app.state.queries, poll=settings.wait_poll_seconds,
                                           limit=settings.wait_limit)
         if settings.bench_raw_endpoint:
@@ -117,7 +99,7 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
                 store.close()
                 raise
         projection = None
-        if side == "readmodels" and settings.projection == "background":
+        if settings.projection == "background":
             projection = start_projection(settings)
         app.state.projection = projection  # (thread, stop event), for health checks and tests
         if ledger is None:  # a server process of its own (not a test's application)

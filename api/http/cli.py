@@ -119,8 +119,6 @@ def serve(
     log_format: Annotated[str | None, typer.Option("--log-format", help="json (production) | console "
                                                    "(default: $APPRAISAL_LOG_FORMAT or console)")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="processes (each with its own ledger)")] = 1,
-    read_side: Annotated[str | None, typer.Option(
-        "--read-side", help="readmodels | ledger (default: $APPRAISAL_READ_SIDE or readmodels)")] = None,
     projection: Annotated[str | None, typer.Option(
         "--projection", help="background (a thread of the server) | none (`appraisal project` runs beside "
         "it) | inline (default: $APPRAISAL_PROJECTION or background)")] = None,
@@ -133,10 +131,10 @@ def serve(
     from api.http import logs
     from api.http.app import create_app
 
-    settings = load(db=db, log_format=log_format, read_side=read_side, projection=projection, host=host, port=port)
+    settings = load(db=db, log_format=log_format, projection=projection, host=host, port=port)
     logs.configure(settings.log_format, settings.log_level)
     if workers > 1:
-        if settings.read_side == "readmodels" and settings.projection != "none":
+        if settings.projection != "none":
             err.print("[red]error 错误:[/red] with --workers > 1 every process would run its own projection: "
                       "run `appraisal project` beside `appraisal serve --projection none`", highlight=False)
             raise typer.Exit(2)

@@ -1,19 +1,11 @@
-"""The read side as the HTTP routes see it: one small interface (`Queries`), served two ways,
-chosen by the setting `read_side`:
+"""The read side as the HTTP routes and the pages see it: `Queries`, answering from the read models
+of `projections/` (rm_* tables), kept by the projection (a thread of the server, a separate
+`appraisal project` worker, or inline before each read in tests). Its `position` is the
+projection's tracking position, which is what a request's `?position=` waits for.
 
-- `ReadModelQueries` (production): from the read models of `projections/` (rm_* tables), kept by
-  the projection (a thread of the server, a separate `appraisal project` worker, or inline before
-  each read in tests); its `position` is the projection's tracking position, which is what a
-  request's `?position=` waits for.
-- `LedgerQueries`: straight from the ledger, every query recomputing from the aggregates.
-
-Both answer the same JSON for the same question; the routes do not know which one they have.
-
-The ledger caches aggregates and fast-forwards the cached objects in place when other threads
-write; reading a shared object while that happens can see it half-updated or fail with "dictionary
-changed size during iteration". So every ledger query here works on private copies
-(`ledger.get(..., private=True)`), and scores them with the same domain functions as
-`AppraisalLedger.results` and `.explain` (nothing computes a score a second way).
+Who an appraisal is about, people and departments are read from the ledger, on private copies
+(`ledger.get(..., private=True)`): the ledger fast-forwards its cached objects in place when other
+threads write, and a shared one could be seen half-updated.
 """
 
 from __future__ import annotations
@@ -24,17 +16,14 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
 from starlette.concurrency import run_in_threadpool
 
 from api.http.errors import Problem
 from api.ledger import AppraisalLedger
-from domain import facts as f
 from domain.aggregates import (
     Appraisal,
     Organisation,
@@ -44,23 +33,9 @@ from domain.aggregates import (
     ledger_id,
 )
 from domain.errors import DomainError, NotFound
-from domain.results import compute_year, explanation, export
-from domain.times import backdated as is_backdated
 from projections.db import open_view_db
 from projections.queries import ReadModels, explain_at, results_at
-from projections.readmodels import (
-    ReadModelProjection,
-    TrackingMoved,
-    create_tables,
-    public_breakdown,
-)
-
-# SCORING.md §8: "A decision is due within 30 days of filing" (not a parameter of the scheme).
-DECISION_DUE_DAYS = 30
-
-
-class AsOfUnsupported(Exception):
-    """This read side cannot compute a view as of another time."""
+from projections.readmodels import ReadModelProjection, TrackingMoved, create_tables
 
 
 @dataclass(frozen=True)
@@ -82,232 +57,11 @@ class YearInfo:
     published: dict[str, Any] | None  # the latest publication's document
 
 
-class Queries(Protocol):
-    """Everything the routes read. Raise `domain.errors.NotFound` for unknown things."""
-
-    def position(self) -> int: ...
-    def set_aside(self) -> list[dict[str, Any]]: ...
-    def year(self, year: int) -> YearInfo: ...
-    def results(self, year: int, scheme: tuple[str, int] | None = None) -> dict[str, Any]: ...
-    def subject(self, key: str) -> SubjectInfo: ...
-    def explanation(self, key: str) -> dict[str, Any]: ...
-    def explanation_at(self, key: str, as_of: datetime | None, known_at: datetime | None) -> dict[str, Any]: ...
-    def breakdown(self, key: str, version: int | None = None) -> dict[str, Any]: ...
-    def history(self, key: str) -> list[dict[str, Any]]: ...
-    def appeals(self, year: int) -> list[dict[str, Any]]: ...
-    def appeal(self, appeal_id: str) -> dict[str, Any]: ...
-    def person(self, person: str) -> dict[str, Any] | None: ...
-    def department(self, department: str) -> dict[str, Any] | None: ...
-    def person_history(self, person: str) -> list[dict[str, Any]]: ...
-    def department_history(self, department: str) -> list[dict[str, Any]]: ...
-    def department_ranking(self, year: int) -> list[dict[str, Any]]: ...
-    def publications(self, year: int) -> list[dict[str, Any]]: ...
-    def publication(self, year: int, version: int) -> dict[str, Any]: ...
-    def audit(self, after: int, limit: int, *, appraisal: str | None = None,
-              actor: str | None = None, backdated: bool | None = None) -> list[dict[str, Any]]: ...
-    def close(self) -> None: ...
-
-
-class LedgerQueries:
-    """`Queries` computed from the ledger's aggregates, on private copies."""
-
-    def __init__(self, ledger: AppraisalLedger) -> None:
-        self.ledger = ledger
-
-    # --- helpers ---------------------------------------------------------------------------------
-
-    def _year(self, number: int) -> Year:
-        year = self.ledger.get(Year.create_id(number), private=True)
-        if year is None:
-            raise NotFound("year", f"no appraisal is open for {number}", rule="year-open")
-        return year
-
-    def _appraisal(self, key: str) -> Appraisal:
-        appraisal = self.ledger.get(ledger_id("appraisal", key), private=True)
-        if appraisal is None:
-            raise NotFound("appraisal", f"no appraisal {key}", rule="appraisal-open")
-        return appraisal
-
-    def _organisation(self) -> Organisation | None:
-        return self.ledger.get(Organisation.create_id(), private=True)
-
-    def _load(self, key: str) -> Appraisal | None:
-        return self.ledger.get(ledger_id("appraisal", key), private=True)
-
-    def _compute(self, number: int, scheme: tuple[str, int] | None = None) -> Any:
-        year = self._year(number)
-        return compute_year(self.ledger._year_facts(year, scheme, self._load))
-
-    # --- Queries ---------------------------------------------------------------------------------
-
-    def position(self) -> int:
-        return self.ledger.event_count()
-
-    def set_aside(self) -> list[dict[str, Any]]:
-        """Nothing: this read side folds the aggregates for each answer and keeps nothing aside."""
-        return []
-
-    def year(self, year: int) -> YearInfo:
-        record = self._year(year)
-        published = record.publications[-1]["document"] if record.publications else None
-        return YearInfo(year, record.status, published)
-
-    def results(self, year: int, scheme: tuple[str, int] | None = None) -> dict[str, Any]:
-        document = export(self._compute(year, scheme))
-        if scheme is not None:
-            document["status"] = "replay"
-        return document
-
-    def subject(self, key: str) -> SubjectInfo:
-        facts = self._appraisal(key).facts
-        speaker: str | None = facts.subject.id
-        if facts.kind == "department":
-            organisation = self._organisation()
-            speaker = organisation.head_of(facts.subject.id) if organisation else None
-        return SubjectInfo(key, facts.year, facts.subject.id, facts.kind, facts.subject.department, speaker)
-
-    def explanation(self, key: str) -> dict[str, Any]:
-        appraisal = self._appraisal(key)
-        results = self._compute(appraisal.facts.year)
-        return explanation(results, appraisal.facts.subject.id, appraisal.facts)
-
-    def explanation_at(self, key: str, as_of: datetime | None, known_at: datetime | None) -> dict[str, Any]:
-        """As recorded by `as_of` and/or as known at business time `known_at`: computed from the log
-        by the read side's fold (projections/queries.py)."""
-        return explain_at(self.ledger, key, as_of=as_of, known_at=known_at)
-
-    def breakdown(self, key: str, version: int | None = None) -> dict[str, Any]:
-        """The public breakdown: as of publication `version` (computed from the log as it stood
-        when that publication was recorded), the latest publication by default, or (0) the
-        current figures."""
-        year = self._year(self._appraisal(key).facts.year)
-        version = len(year.publications) if version is None else version
-        if version == 0:
-            return public_breakdown(self.explanation(key))
-        published = self._publication(year, version)
-        return public_breakdown(explain_at(self.ledger, key, as_of=published["recorded_at"]))
-
-    def history(self, key: str) -> list[dict[str, Any]]:
-        self._appraisal(key)
-        return [event_view(event) for event in self.ledger.events.get(ledger_id("appraisal", key))]
-
-    def _years(self) -> list[int]:
-        """Every year opened in the ledger (from its `Year.Opened` events)."""
-        opened = self.ledger.recorder.select_notifications(0, 100_000, topics=[get_topic(Year.Opened)])
-        events: list[Any] = [self.ledger.mapper.to_domain_event(n) for n in opened]
-        return sorted({event.year for event in events})
-
-    def person_history(self, person: str) -> list[dict[str, Any]]:
-        rows = []
-        for number in self._years():
-            document = self.results(number)
-            rows += [person_row(document, p) for p in document["people"] if p["id"] == person]
-        return rows
-
-    def department_history(self, department: str) -> list[dict[str, Any]]:
-        rows = []
-        for number in self._years():
-            document = self.results(number)
-            rows += [department_row(document, d) for d in document["departments"] if d["id"] == department]
-        return rows
-
-    def department_ranking(self, year: int) -> list[dict[str, Any]]:
-        document = self.results(year)
-        return ranked([department_row(document, d) for d in document["departments"]])
-
-    def publications(self, year: int) -> list[dict[str, Any]]:
-        record = self._year(year)
-        return [publication_view(year, version, p) for version, p in enumerate(record.publications, 1)]
-
-    def publication(self, year: int, version: int) -> dict[str, Any]:
-        published = self._publication(self._year(year), version)
-        return {**publication_view(year, version, published), "document": published["document"]}
-
-    @staticmethod
-    def _publication(year: Year, version: int) -> dict[str, Any]:
-        if not 1 <= version <= len(year.publications):
-            raise NotFound("version", f"year {year.year} has no publication {version}", rule="publication-known")
-        return year.publications[version - 1]
-
-    def appeals(self, year: int) -> list[dict[str, Any]]:
-        record = self._year(year)
-        found = []
-        for subject in sorted(record.subjects):
-            appraisal = self._load(f"{year}:{subject}")
-            if appraisal is not None:
-                found += [self._appeal_view(appraisal.facts, a) for a in appraisal.facts.appeals.values()]
-        return sorted(found, key=lambda a: (a["filed_at"], a["appeal"]))
-
-    def appeal(self, appeal_id: str) -> dict[str, Any]:
-        row = self.ledger.commands([appeal_id]).get(appeal_id)
-        if row is None or row["type"] != "appeal.file":
-            raise NotFound("appeal", f"no appeal filed by command {appeal_id}", rule="appeal-known")
-        facts = self._appraisal(row["target"]).facts
-        return self._appeal_view(facts, facts.appeals[appeal_id])
-
-    def _appeal_view(self, facts: f.AppraisalFacts, appeal: f.Appeal) -> dict[str, Any]:
-        item = facts.items.get(appeal.target)
-        decision = facts.decisions.get(appeal.command_id)
-        due = appeal.at + timedelta(days=DECISION_DUE_DAYS)
-        status = "decided" if decision else ("overdue" if self.ledger.clock() > due else "open")
-        view: dict[str, Any] = {
-            "appeal": appeal.command_id, "ref": appeal.ref, "appraisal": facts.key,
-            "subject": facts.subject.id, "appellant": appeal.actor, "grounds": appeal.grounds,
-            "filed_at": appeal.at.isoformat(), "recorded_at": appeal.recorded_at.isoformat(),
-            "due": due.isoformat(), "status": status,
-            "target": {"command": appeal.target, "kind": f.FACT_KINDS[type(item)] if item else None,
-                       "ref": item.ref if item else None},
-            "decision": None,
-        }
-        if decision is not None:
-            view["decision"] = {"outcome": decision.outcome, "reason": decision.reason,
-                                "points": None if decision.points is None else str(decision.points),
-                                "actor": decision.actor, "at": decision.at.isoformat(),
-                                "ref": decision.ref, "command": decision.command_id}
-        return view
-
-    def person(self, person: str) -> dict[str, Any] | None:
-        organisation = self._organisation()
-        return organisation.people.get(person) if organisation else None
-
-    def department(self, department: str) -> dict[str, Any] | None:
-        organisation = self._organisation()
-        return organisation.departments.get(department) if organisation else None
-
-    def audit(self, after: int, limit: int, *, appraisal: str | None = None,
-              actor: str | None = None, backdated: bool | None = None) -> list[dict[str, Any]]:
-        """The log after `after`, at most `limit` events; only an appraisal's, an actor's, and/or
-        only those back-dated (True) or not (False) (scanning the log: the read models index them)."""
-        wanted = ledger_id("appraisal", appraisal) if appraisal is not None else None
-        filtered = wanted is not None or actor is not None or backdated is not None
-        page = 1000 if filtered else limit
-        events: list[tuple[int, Any]] = []
-        position = after
-        while len(events) < limit:
-            notifications = self.ledger.recorder.select_notifications(position, page, inclusive_of_start=False)
-            for n in notifications:
-                if wanted is not None and n.originator_id != wanted:
-                    continue
-                event: Any = self.ledger.mapper.to_domain_event(n)
-                if ((actor is None or event.actor == actor)
-                        and (backdated is None or is_backdated(event.at, event.timestamp) == backdated)):
-                    events.append((n.id, event))
-                    if len(events) == limit:
-                        break
-            if len(notifications) < page or not filtered:
-                break
-            position = notifications[-1].id
-        return audit_trail(self.ledger, [(position, event_view(event)) for position, event in events])
-
-    def close(self) -> None:
-        """Nothing of its own to close: the ledger belongs to whoever opened it."""
-
-
-class ReadModelQueries:
-    """`Queries` served from the read models (projections/readmodels.py): one indexed row read per
-    question. The read side's position is the projection's tracking position. The subject of an
-    appraisal, people and departments are read from the ledger (cheap private copies); a replay
-    under another scheme version and as-of views are folds of the log (projections/queries.py).
+class Queries:
+    """Everything the routes and the pages read, served from the read models
+    (projections/readmodels.py): one indexed row read per question. Unknown things raise
+    `domain.errors.NotFound`. A replay under another scheme version and as-of views are folds of
+    the log (projections/queries.py).
 
     What the read models do not hold is absent (404), wherever the log ends: a request that needs
     a write of its own to be there names its position (`?position=`, `ReadProgress`).
@@ -316,8 +70,9 @@ class ReadModelQueries:
     server runs it in the background or beside it)."""
 
     def __init__(self, ledger: AppraisalLedger, *, inline: bool = False, readers: int = 4) -> None:
+        if not ledger.db_url.startswith(("sqlite:", "postgresql:", "postgres:")):
+            raise ValueError(f"the read models need a SQLite or PostgreSQL store, not {ledger.db_url!r}")
         self.ledger = ledger
-        self.from_ledger = LedgerQueries(ledger)
         self.inline = inline
         self._readers = _Readers(lambda: ReadModels(ledger.db_url), readers)
         self._projection: ReadModelProjection | None = None
@@ -388,7 +143,15 @@ class ReadModelQueries:
         raise self._no_year(year)
 
     def subject(self, key: str) -> SubjectInfo:
-        return self.from_ledger.subject(key)
+        appraisal = self.ledger.get(ledger_id("appraisal", key), private=True)
+        if appraisal is None:
+            raise self._no_appraisal(key)
+        facts = appraisal.facts
+        speaker: str | None = facts.subject.id
+        if facts.kind == "department":
+            organisation = self._organisation()
+            speaker = organisation.head_of(facts.subject.id) if organisation else None
+        return SubjectInfo(key, facts.year, facts.subject.id, facts.kind, facts.subject.department, speaker)
 
     def explanation(self, key: str) -> dict[str, Any]:
         with self._views() as views, contextlib.suppress(NotFound):
@@ -433,7 +196,7 @@ class ReadModelQueries:
         return self._appeal_views(rows)[0]
 
     def _appeal_views(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """rm_appeals rows as `LedgerQueries` answers them: references, the subject and the
+        """rm_appeals rows as the API answers them: references, the subject and the
         decision's details come from the appraisal's explanation (its events)."""
         documents: dict[str, dict[str, Any]] = {}
         views = []
@@ -443,11 +206,16 @@ class ReadModelQueries:
             views.append(appeal_view(row, documents[row["appraisal"]]))
         return views
 
+    def _organisation(self) -> Organisation | None:
+        return self.ledger.get(Organisation.create_id(), private=True)
+
     def person(self, person: str) -> dict[str, Any] | None:
-        return self.from_ledger.person(person)
+        organisation = self._organisation()
+        return organisation.people.get(person) if organisation else None
 
     def department(self, department: str) -> dict[str, Any] | None:
-        return self.from_ledger.department(department)
+        organisation = self._organisation()
+        return organisation.departments.get(department) if organisation else None
 
     def person_history(self, person: str) -> list[dict[str, Any]]:
         with self._views() as views:
@@ -548,27 +316,11 @@ class _Readers:
                 views.close()
 
 
-# --- answers shared by both read sides -------------------------------------------------------------
-
-
-def person_row(document: dict[str, Any], person: dict[str, Any]) -> dict[str, Any]:
-    """One person's year in their history (rm_person_history's columns, named as in the export)."""
-    return {"year": document["year"], "scheme": f"{document['scheme']['id']}@{document['scheme']['version']}",
-            "status": document["status"], "department": person["department"], "position": person["position"],
-            "total": person["total"], "individual_score": person["individual_score"], "rank": person["rank"],
-            "tier": person["tier"], "grade": person["grade"], "coefficient": person["coefficient"],
-            "vetoed": person["vetoed"], "incomplete": person["incomplete"]}
-
-
-def department_row(document: dict[str, Any], department: dict[str, Any]) -> dict[str, Any]:
-    cut = next((c["posts"] for c in department["consequences"] if c["type"] == "staffing_cut"), None)
-    return {"year": document["year"], "scheme": f"{document['scheme']['id']}@{document['scheme']['version']}",
-            "status": document["status"], "department": department["id"], "score": department["score"],
-            "rank": department["rank"], "staffing_cut": cut, "incomplete": department["incomplete"]}
+# --- answers -----------------------------------------------------------------------------------------
 
 
 def _department(row: dict[str, Any]) -> dict[str, Any]:
-    """An rm_department_history row as `department_row` answers it."""
+    """An rm_department_history row as the API answers it."""
     return {**{k: row[k] for k in ("year", "scheme", "status", "department", "score", "rank", "staffing_cut")},
             "incomplete": bool(row["incomplete"])}
 
@@ -577,14 +329,9 @@ def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["department"]))
 
 
-def publication_view(year: int, version: int, published: dict[str, Any]) -> dict[str, Any]:
-    return {"year": year, "version": version, "at": _plain(published["at"]),
-            "recorded_at": _plain(published["recorded_at"]), "digest": published["digest"]}
-
-
 def appeal_view(row: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
-    """An rm_appeals row (with its status) in the shape of `LedgerQueries._appeal_view`, completed
-    from the appraisal's explanation."""
+    """An rm_appeals row (with its status) as the API answers it, completed from the appraisal's
+    explanation."""
     events = document["events"]
     by_command = {e["command"]: e for e in events if "command" in e}
     filed = by_command.get(row["appeal"], {})
@@ -621,7 +368,8 @@ def _aggregate_of(name: str) -> tuple[type, UUID]:
 
 
 def audit_view(row: dict[str, Any], *, extended: bool = True) -> dict[str, Any]:
-    """An rm_audit row as `event_view` shows a stored event; `extended` adds what the read model
+    """An rm_audit row as a stored event: its class, aggregate, version, recording time and
+    fields; `extended` adds what the read model
     knows besides: the aggregate's name, the actor, the business time and the figures it feeds."""
     kind, aggregate_id = _aggregate_of(row["aggregate"])
     event_class = getattr(kind, row["event"], None)
@@ -646,29 +394,6 @@ def audit_trail(ledger: AppraisalLedger, entries: list[tuple[int, dict[str, Any]
         view.setdefault("at", view["data"].get("at"))
         trail.append(view)
     return trail
-
-
-def event_view(event: Any) -> dict[str, Any]:
-    """One stored event as JSON: its class, aggregate, version, recording time and fields."""
-    data = {key: _plain(value) for key, value in vars(event).items()}
-    kind = type(event).__qualname__
-    return {"type": kind, "aggregate": str(event.originator_id), "version": event.originator_version,
-            "recorded_at": _plain(event.timestamp), "backdated": is_backdated(event.at, event.timestamp),
-            "data": {k: v for k, v in data.items()
-                     if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")},
-            **({"command_id": data["command_id"]} if "command_id" in data else {})}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 class ReadProgress:

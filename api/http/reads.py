@@ -36,7 +36,7 @@ from api.http import models as m
 from api.http.auth import Principal, forbidden, require_reader
 from api.http.deps import LedgerDep, PositionDep, PrincipalDep, QueriesDep
 from api.http.errors import Problem
-from api.http.queries import AsOfUnsupported, Queries, SubjectInfo
+from api.http.queries import Queries, SubjectInfo
 from api.http.visibility import own_results, own_view, public_breakdown, public_history, staff_view
 from domain.errors import NotFound
 
@@ -134,8 +134,7 @@ def year_results(year: YearNumber, principal: PrincipalDep, queries: QueriesDep,
             description="Admins and inspectors: the full trace with every event. The subject: the "
                         "breakdown (no rater, no individual score, group means of 3 raters or more) "
                         "with their own ratings. With `as_of` "
-                        "and/or `known_at`: as of those times, computed from the log (422 "
-                        "`as-of-unsupported` where the read side cannot).")
+                        "and/or `known_at`: as of those times, computed from the log.")
 def explanation(appraisal: AppraisalKey, principal: PrincipalDep, queries: QueriesDep, position: PositionDep,
                 as_of: Annotated[datetime | None, Query(description="记录时间截至:系统当时所示 — as the "
                                                         "system showed it at this recording time (ISO 8601 "
@@ -154,12 +153,7 @@ def explanation(appraisal: AppraisalKey, principal: PrincipalDep, queries: Queri
     if as_of is None and known_at is None:
         document = queries.explanation(appraisal)
     else:
-        try:
-            document = queries.explanation_at(appraisal, as_of, known_at)
-        except AsOfUnsupported:
-            raise Problem(422, "as-of-unsupported", "explanations as of a time are not supported by this "
-                          "read side yet; leave as_of and known_at out", field="as_of" if as_of else "known_at"
-                          ) from None
+        document = queries.explanation_at(appraisal, as_of, known_at)
     if principal.sees_everything:
         return answer({**document, "view": "full"}, position)
     return answer(own_view(document, principal.person), position)

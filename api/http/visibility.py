@@ -34,7 +34,7 @@ def own_view(explanation: dict[str, Any], viewer: str) -> dict[str, Any]:
 
 
 def public_history(events: list[dict[str, Any]], viewer: str) -> list[dict[str, Any]]:
-    """An appraisal's stored events (`queries.event_view`) as `viewer` may see them: the rating
+    """An appraisal's stored events (`queries.audit_view`) as `viewer` may see them: the rating
     events of other raters are left out (the same rule as the breakdown)."""
     return [copy.deepcopy(event) for event in events
             if not event["type"].endswith("RatingRecorded") or event["data"].get("rater") == viewer]

@@ -1,5 +1,6 @@
 """Shared by the HTTP tests: the worked example of SCORING.md §10 loaded into a store, the app
-on it, and one token per role."""
+on it (its read models caught up before each read: projection `inline`, unless told otherwise),
+and one token per role."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class World:
 
 
 def settings(db_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"db": db_url, "token_cache_seconds": 0, "wait_seconds": 0.2, **overrides}
+    values: dict[str, Any] = {"db": db_url, "projection": "inline", "token_cache_seconds": 0, "wait_seconds": 0.2,
+                              **overrides}
     return Settings(**values)
 
 

@@ -43,7 +43,7 @@ def appeal_world(db_url: str) -> Iterator[World]:
     ledger = AppraisalLedger(db_url)
     try:
         ledger.submit([*build(), DEDUCTION, APPEAL])
-        app = create_app(settings(db_url, read_side="readmodels", projection="inline"), ledger=ledger)
+        app = create_app(settings(db_url, projection="inline"), ledger=ledger)
         credentials = app.state.credentials
         yield World(ledger, app, {role: credentials.create(person, grants, created_by="tests")[0]
                                   for role, (person, grants) in HOLDERS.items()})
@@ -130,7 +130,7 @@ def tied(tmp_path: Path) -> Iterator[tuple[World, str]]:
     ledger = AppraisalLedger(db_url)
     try:
         ledger.submit(Years().year(2025, TIED).commands)
-        app = create_app(settings(db_url, read_side="readmodels", projection="inline"), ledger=ledger)
+        app = create_app(settings(db_url, projection="inline"), ledger=ledger)
         credentials = app.state.credentials
         tokens = {"admin": credentials.create("admin-2", ("admin",), created_by="tests")[0],
                   "staff": credentials.create("p-3", (), created_by="tests")[0],
@@ -395,7 +395,7 @@ def test_an_appeal_loaded_by_upload_is_decided_from_the_queue(db_url: str) -> No
     ledger = AppraisalLedger(db_url)
     try:
         ledger.submit(build())
-        app = create_app(settings(db_url, read_side="readmodels", projection="inline"), ledger=ledger)
+        app = create_app(settings(db_url, projection="inline"), ledger=ledger)
         with TestClient(app, headers={"Origin": ORIGIN}) as client:
             sign_in(client, app.state.credentials.create("admin-2", ("admin",), created_by="tests")[0])
             lines = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in (DEDUCTION, APPEAL))

@@ -70,7 +70,7 @@ def report(capsys: pytest.CaptureFixture[str], what: str, tally: Counter[str]) -
 
 @pytest.fixture
 def w(db_url: str) -> Iterator[World]:
-    with world(db_url, read_side="readmodels", projection="inline") as made:
+    with world(db_url, projection="inline") as made:
         yield made
 
 

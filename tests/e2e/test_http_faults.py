@@ -406,7 +406,7 @@ def test_a_lost_read_model_connection_answers_503_once_and_is_opened_again(pg_ur
     from api.storage import pg_conninfo
     from tests.e2e.http_world import world
 
-    with world(pg_url, read_side="readmodels", projection="inline") as w, TestClient(w.app) as client:
+    with world(pg_url) as w, TestClient(w.app) as client:
         end = w.ledger.event_count()
 
         def results() -> httpx.Response:

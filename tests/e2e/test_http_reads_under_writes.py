@@ -80,7 +80,7 @@ READS = [  # (page or api, who, path, expected status)
 
 
 def test_pages_and_queries_answer_no_5xx_while_a_recorder_writes(db_url: str) -> None:
-    with world(db_url, read_side="readmodels", projection="background") as w, served(w.app) as base:
+    with world(db_url, projection="background") as w, served(w.app) as base:
         until(lambda: w.app.state.queries.position() == w.ledger.event_count(), "the projection caught up")
         written: Counter[int] = Counter()
         done = threading.Event()
@@ -130,7 +130,7 @@ def test_pages_and_queries_answer_no_5xx_while_a_recorder_writes(db_url: str) ->
 # --- waiting for a position takes no thread ------------------------------------------------------------
 
 def test_waiters_for_a_position_hold_no_thread_and_beyond_the_cap_are_refused_at_once(db_url: str) -> None:
-    with world(db_url, read_side="readmodels", projection="none", wait_seconds=60,
+    with world(db_url, projection="none", wait_seconds=60,
                wait_limit=WAIT_LIMIT) as w, served(w.app) as base:
         position = w.ledger.event_count()  # the read models are at 0: no worker runs yet
         progress = w.app.state.progress
@@ -171,7 +171,7 @@ def test_waiters_for_a_position_hold_no_thread_and_beyond_the_cap_are_refused_at
 
 
 def test_a_wait_that_times_out_answers_503_with_retry_after(db_url: str) -> None:
-    with world(db_url, read_side="readmodels", projection="none", wait_seconds=0.05) as w, \
+    with world(db_url, projection="none", wait_seconds=0.05) as w, \
             served(w.app) as base, httpx.Client(base_url=base, headers=w.auth("admin")) as client:
         late = client.get(f"/years/2025/results?position={w.ledger.event_count()}")
         assert late.status_code == 503 and late.json()["rule"] == "position-not-reached"
@@ -181,7 +181,7 @@ def test_a_wait_that_times_out_answers_503_with_retry_after(db_url: str) -> None
 # --- the page after one's own appeal ---------------------------------------------------------------------
 
 def test_the_page_after_ones_own_appeal_waits_for_it(db_url: str) -> None:
-    with world(db_url, read_side="readmodels", projection="none", wait_seconds=60) as w, served(w.app) as base:
+    with world(db_url, projection="none", wait_seconds=60) as w, served(w.app) as base:
         catch_up(w)
         absence = {"type": "occurrence.record", "id": "rw-absence", "actor": "hr-office",  # appealable today
                    "at": (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0).isoformat(), "appraisal": A, "item": "absence", "count": 1,

@@ -51,7 +51,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[World, str]]:
-    with world(f"sqlite:///{tmp_path}/appraisal.db", read_side="readmodels", projection="inline") as made, \
+    with world(f"sqlite:///{tmp_path}/appraisal.db", projection="inline") as made, \
             served(made.app) as base:
         yield made, base
 
@@ -387,7 +387,7 @@ def test_10_staff_are_refused_the_integrity_pages(browser: Browser, site: tuple[
 
 @pytest.fixture
 def w(db_url: str) -> Iterator[World]:
-    with world(db_url, read_side="readmodels", projection="inline") as made:
+    with world(db_url, projection="inline") as made:
         yield made
 
 

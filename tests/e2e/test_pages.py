@@ -70,7 +70,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[World, str]]:
-    with world(f"sqlite:///{tmp_path}/appraisal.db", read_side="readmodels", projection="inline") as made, \
+    with world(f"sqlite:///{tmp_path}/appraisal.db") as made, \
             served(made.app) as base:
         yield made, base
 
@@ -225,9 +225,9 @@ def test_the_admin_reads_the_year_with_everyone(browser: Browser, site: tuple[Wo
 
 # --- over HTTP: sessions, errors, and the same answers as the API ------------------------------------
 
-@pytest.fixture(params=["ledger", "readmodels"])
-def w(request: pytest.FixtureRequest, db_url: str) -> Iterator[World]:
-    with world(db_url, read_side=request.param, projection="inline") as made:
+@pytest.fixture
+def w(db_url: str) -> Iterator[World]:
+    with world(db_url) as made:
         yield made
 
 

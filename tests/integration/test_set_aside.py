@@ -175,7 +175,7 @@ def test_events_that_cannot_be_processed_are_set_aside_and_everything_else_goes_
     # them, staff pages do not.
     ledger = AppraisalLedger(db_url)
     try:
-        app = create_app(settings(db_url, read_side="readmodels", projection="none"), ledger=ledger)
+        app = create_app(settings(db_url, projection="none"), ledger=ledger)
         tokens = {who: app.state.credentials.create(who, grants, created_by="tests", require_person=False)[0]
                   for who, grants in (("admin", ("admin",)), ("audit-1", ("inspector",)), ("p-002", ()))}
         with TestClient(app) as client:
