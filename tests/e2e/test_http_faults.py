@@ -38,7 +38,6 @@ from tests.worked_example import build
 
 APPRAISAL = Path(sys.executable).with_name("appraisal")
 A, H1, D01 = "2025:p-A", "2025:p-H1", "2025:d-01"
-RATED_AT = "2025-12-28T10:00:00+08:00"
 ITEM_AT = "2025-12-01T09:00:00+08:00"
 MONTHS = [f"2025-{m:02d}" for m in range(1, 13)]
 # Who sends what (roles the worked example's organisation allows, SCORING.md §5): one client each.
@@ -188,7 +187,7 @@ def commands_for(number: int, per_client: int, rng: random.Random) -> tuple[str,
         leaf = "reform_tasks" if appraisal == D01 else "business"
         return person, [(f"/appraisals/{appraisal}/ratings",
                          {"id": f"c{number}-rate-{i}", "leaf": leaf, "period": rng.choice(MONTHS),
-                          "rater_role": role, "score": str(rng.randint(55, 100)), "at": RATED_AT})
+                          "rater_role": role, "score": str(rng.randint(55, 100))})
                         for i in range(per_client)]
     measures = []
     for i in range(per_client):
