@@ -22,7 +22,7 @@ from api import integrity
 from api.http.auth import require_reader
 from api.http.deps import LedgerDep, QueriesDep
 from api.http.errors import Problem
-from api.http.queries import AsOfUnsupported, Queries
+from api.http.queries import Queries
 from api.keys import SigningKeyError, load_public
 from api.logstore import log_store
 from api.pages.labels import (
@@ -378,11 +378,7 @@ class LookBack:
         return self.as_of is not None or self.known_at is not None
 
     def explanation(self, queries: Queries, key: str) -> dict[str, Any]:
-        try:
-            return queries.explanation_at(key, self.as_of, self.known_at)
-        except AsOfUnsupported:
-            raise Problem(422, "as-of-unsupported", "explanations as of a time are not supported by this "
-                          "read side yet", field="as_of" if self.as_of else "known_at") from None
+        return queries.explanation_at(key, self.as_of, self.known_at)
 
     def results(self, ledger: Any, year: int) -> dict[str, Any]:
         """The year's results at these times, from the log (as `appraisal results --as-of` does)."""
