@@ -187,17 +187,25 @@ def test_events_that_cannot_be_processed_are_set_aside_and_everything_else_goes_
                 (positions[RENDER], "render", "TypeError"), (positions[FOLD], "fold", "KeyError"),
                 (positions[DECODE], "decode", rows[2]["error"].partition(":")[0])]
             for who in ("admin", "audit-1"):
-                client.cookies.set("appraisal_session", tokens[who])
+                sign_in(client, tokens[who])
                 page = client.get("/home", headers={"Accept": "text/html"})
                 assert page.status_code == 200 and "以下事件暂未处理" in page.text and "Set aside" in page.text
                 for key, position in positions.items():
                     assert f"<td>{position}</td><td>{key}</td>" in page.text
                 assert "KeyError: &#39;leaf&#39;" in page.text
-            client.cookies.set("appraisal_session", tokens["p-002"])
+            sign_in(client, tokens["p-002"])
             page = client.get("/home", headers={"Accept": "text/html"})
             assert page.status_code == 200 and "以下事件暂未处理" not in page.text
     finally:
         ledger.close()
+
+
+def sign_in(client: TestClient, token: str) -> None:
+    """As a browser does: the sign-in form, posted from this site, gives a session cookie."""
+    client.cookies.clear()
+    answer = client.post("/", data={"token": token}, follow_redirects=False,
+                         headers={"Accept": "text/html", "Origin": "http://testserver"})
+    assert answer.status_code == 303, answer.text
 
 
 def test_a_fixed_version_takes_up_what_was_set_aside(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
