@@ -110,7 +110,7 @@ def run_command(request: Request, viewer: Principal, ledger: AppraisalLedger, se
         check_text(body)
         authorize(viewer, body)
         body = business_time(viewer, body, ledger.clock())
-        outcome = submit(ledger, settings, body, viewer.person)
+        outcome = submit(ledger, body, viewer.person)
     except (Problem, DomainError) as error:
         problem = error if isinstance(error, Problem) else from_domain(error)
         entry.update(outcome="refused", rule=problem.rule, field=problem.field)
