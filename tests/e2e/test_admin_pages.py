@@ -28,11 +28,9 @@ from playwright.sync_api import Browser, Page, expect
 from api.http.app import create_app
 from api.ledger import AppraisalLedger
 from tests.e2e.http_world import HOLDERS, World, served, settings
-from tests.e2e.test_pages import HTML, ORIGIN, SCREENSHOTS, browser, screenshot, sign_in, signed_in
+from tests.e2e.pages_kit import HTML, ORIGIN, SCREENSHOTS, screenshot, sign_in, signed_in
 from tests.worked_example import APPEAL, DEDUCTION, build
 from tests.years import Years
-
-__all__ = ["browser"]  # the module's browser fixture
 
 TIED = {"p-1": "90", "p-2": "90", "p-3": "80", "p-4": "70", "p-5": "60"}  # p-1 and p-2 tie at the top
 

@@ -7,7 +7,6 @@ import functools
 import json
 import os
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,8 @@ import pytest
 from openpyxl import load_workbook
 
 from api.ledger import AppraisalLedger
+from tests.e2e.cli_kit import APPRAISAL, appraisal, flat
 from tests.worked_example import APPEAL, DEDUCTION, OVERTURN, build, write
-
-APPRAISAL = Path(sys.executable).with_name("appraisal")
 
 # SCORING.md §10, as `results --format json` must show it.
 DEPARTMENTS = {
@@ -34,16 +32,6 @@ PEOPLE = {
 # Every figure of the §10 derivation for staff A, as the text explanation must show it.
 A_FIGURES = ["79.16", "87.05", "71.26", "34.22", "50.22", "83.7", "80.2", "87.2", "-6.00", "-10.00",
              "18.00", "19.04", "14.04", "70.2"]
-
-
-def appraisal(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(APPRAISAL), *args], capture_output=True, text=True, cwd=cwd, timeout=120,
-                          env={**os.environ, "APPRAISAL_DB": db_url})
-
-
-def flat(text: str) -> str:
-    """Console output with its line wrapping undone (rich wraps stderr at 80 columns)."""
-    return " ".join(text.split())
 
 
 def import_file(db_url: str, tmp_path: Path, name: str, commands: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:

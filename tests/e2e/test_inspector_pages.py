@@ -28,25 +28,12 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.http_world import World, served, world
-from tests.e2e.test_pages import CHROMIUM, CHROMIUM_ARGS, HTML, ORIGIN, ensure_chromium, sign_in
+from tests.e2e.pages_kit import HTML, ORIGIN, sign_in
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "inspector"
 A = "2025:p-A"
 NARROW = {"width": 390, "height": 844}
 INTERNAL = ("rule:review_errors", "individual[0]", "node:business", "base:business", "reform_tasks")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    ensure_chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture

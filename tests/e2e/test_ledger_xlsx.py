@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 
 from api.ledger import AppraisalLedger
 from api.ledger_xlsx import WorkbookError, import_workbook, read_workbook, template
-from tests.e2e.test_cli import appraisal, flat
+from tests.e2e.cli_kit import appraisal, flat
 from tests.years import Years
 
 RATINGS, MEASUREMENTS, OCCURRENCES, ADJUSTMENTS = ("评分 ratings", "计量 measurements", "计次 occurrences",

@@ -13,12 +13,8 @@ errors as pages with their status, and the pages answering what the JSON API ans
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,68 +22,30 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from api.http import logs
 from tests.e2e.http_world import World, served, world
+from tests.e2e.pages_kit import (
+    HTML,
+    ORIGIN,
+    SCREENSHOTS,
+    screenshot,
+    sign_in,
+    signed_in,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-HTML = {"Accept": "text/html,application/xhtml+xml"}
-ORIGIN = "http://testserver"  # the TestClient's site: what a browser sends with our pages' forms
 A, H1, D01 = "2025:p-A", "2025:p-H1", "2025:d-01"
 OTHER_RATERS = ("p-L1", "p-H1", "李一", "何科长")  # who rated p-A besides p-A
 
 
 # --- the browser -------------------------------------------------------------------------------------
 
-def ensure_chromium() -> None:
-    """Debian's chromium, installed when missing and we may (root with apt-get); skip otherwise."""
-    if CHROMIUM.exists():
-        return
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, capture_output=True,
-                           timeout=900, check=False)
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing and could not be installed (apt-get install chromium, as root): "
-                    "the browser tests need Debian's chromium")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    ensure_chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[World, str]]:
     with world(f"sqlite:///{tmp_path}/appraisal.db") as made, \
             served(made.app) as base:
         yield made, base
-
-
-def signed_in(browser: Browser, base: str, token: str) -> Page:
-    context = browser.new_context(base_url=base, locale="zh-CN", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto("/")
-    page.fill("#token", token)
-    page.click("form[action='/'] button[type=submit]")
-    page.wait_for_url("**/home")
-    return page
-
-
-def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
 def recent_absence(w: World) -> str:
@@ -236,11 +194,6 @@ def client(w: World) -> Iterator[TestClient]:
     # What a browser sends with a form from these pages: their own origin (api/pages/session.py).
     with TestClient(w.app, headers={"Origin": ORIGIN}) as made:
         yield made
-
-
-def sign_in(client: TestClient, token: str) -> None:
-    response = client.post("/", data={"token": token}, headers={**HTML, "Origin": ORIGIN}, follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/home", response.text
 
 
 def test_sign_in_keeps_the_token_in_a_strict_http_only_cookie_and_out_of_urls_and_logs(

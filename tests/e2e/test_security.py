@@ -19,14 +19,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Route, expect
 
 from api.http.auth import SESSION_NOTE, Throttle
 from api.http.errors import Problem
 from api.http.guard import too_deep
 from api.pages.session import COOKIE
 from tests.e2e.http_world import World, served, world
-from tests.e2e.test_pages import CHROMIUM, CHROMIUM_ARGS, ensure_chromium
 
 A, H1 = "2025:p-A", "2025:p-H1"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -304,17 +303,6 @@ def test_failed_sign_ins_count_and_the_window_passes() -> None:
     for address in ("c", "d", "e", "f"):
         throttle.failed(address)
     assert len(throttle._failures) == 3  # bounded: the stalest forgotten first
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    ensure_chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.mark.parametrize("path, title", [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
