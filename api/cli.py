@@ -80,7 +80,7 @@ def import_(
 ) -> None:
     """Apply the commands of a JSON Lines file or an Excel ledger in order (导入命令)."""
     settings = load(db=db)
-    ledger = AppraisalLedger(settings.db)
+    ledger = open_ledger(db)
     if file.suffix.lower() == ".xlsx":
         return _import_workbook(ledger, settings, file, actor, batch_size)
     line_numbers: list[int] = []

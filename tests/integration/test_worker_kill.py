@@ -4,6 +4,7 @@ of a rebuild from zero (issue 3), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -172,7 +173,7 @@ REBUILD_ATTEMPTS = 6  # a kill that comes after the swap (the rebuild was quicke
 
 
 def start_rebuild(url: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(APPRAISAL), "project", "--rebuild", "--processes", "1", "--db", url],
+    return subprocess.Popen([str(APPRAISAL), "project", "--rebuild", "--db", url],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -208,8 +209,10 @@ def kill_mid_rebuild(url: str, views: ReadModels, log: IO[bytes], rng: random.Ra
         try:
             wait_until(lambda rebuild=rebuild: audit_rows_written(views) >= (1 if writing else 0)
                        or rebuild.poll() is not None, 60, "the rebuild to make its fresh tables")
+            assert rebuild.poll() is None or rebuild.returncode == 0, "the rebuild failed: see its log"
             time.sleep(rng.uniform(0, 0.05 if writing else 0.3))
-            os.kill(rebuild.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may have finished first: tried again
+                os.kill(rebuild.pid, signal.SIGKILL)
             rebuild.wait(10)
         finally:
             if rebuild.poll() is None:
