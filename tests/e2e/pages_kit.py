@@ -35,8 +35,10 @@ def ensure_chromium() -> None:
                     "the browser tests need Debian's chromium")
 
 
-def signed_in(browser: Browser, base: str, token: str) -> Page:
-    context = browser.new_context(base_url=base, locale="zh-CN", viewport={"width": 1280, "height": 900})
+def signed_in(browser: Browser, base: str, token: str, viewport: dict[str, int] | None = None) -> Page:
+    """A browser page signed in through the sign-in form, on the home page."""
+    context = browser.new_context(base_url=base, locale="zh-CN", accept_downloads=True,
+                                  viewport=viewport or {"width": 1280, "height": 900})
     page = context.new_page()
     page.goto("/")
     page.fill("#token", token)
@@ -46,8 +48,10 @@ def signed_in(browser: Browser, base: str, token: str) -> Page:
 
 
 def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    """The whole page, as var/screenshots/NAME (NAME may name a folder: "inspector/7-trace.png")."""
+    path = SCREENSHOTS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
 
 
 def sign_in(client: TestClient, token: str) -> None:

@@ -28,9 +28,8 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.http_world import World, served, world
-from tests.e2e.pages_kit import HTML, ORIGIN, sign_in
+from tests.e2e.pages_kit import HTML, ORIGIN, screenshot, sign_in, signed_in
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "inspector"
 A = "2025:p-A"
 NARROW = {"width": 390, "height": 844}
 INTERNAL = ("rule:review_errors", "individual[0]", "node:business", "base:business", "reform_tasks")
@@ -41,22 +40,6 @@ def site(tmp_path: Path) -> Iterator[tuple[World, str]]:
     with world(f"sqlite:///{tmp_path}/appraisal.db", projection="inline") as made, \
             served(made.app) as base:
         yield made, base
-
-
-def signed_in(browser: Browser, base: str, token: str, viewport: dict[str, int] | None = None) -> Page:
-    context = browser.new_context(base_url=base, locale="zh-CN", accept_downloads=True,
-                                  viewport=viewport or {"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto("/")
-    page.fill("#token", token)
-    page.click("form[action='/'] button[type=submit]")
-    page.wait_for_url("**/home")
-    return page
-
-
-def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
 def no_sideways_scroll(page: Page) -> None:
@@ -94,13 +77,13 @@ def test_7_the_inspector_reads_a_trace(browser: Browser, site: tuple[World, str]
     assert table is not None and table["height"] < 4500, table["height"]  # was 7,900 px
     text = trace.inner_text()
     assert not [word for word in INTERNAL if word in text], "an internal id is shown as a word"
-    screenshot(page, "7-trace-inspector.png")
+    screenshot(page, "inspector/7-trace-inspector.png")
 
     narrow = signed_in(browser, base, w.tokens["inspector"], NARROW)
     narrow.goto(f"/appraisals/{A}#trace")
     expect(narrow.get_by_test_id("trace").locator("tr[data-figure='total']")).to_contain_text("79.16")
     no_sideways_scroll(narrow)
-    screenshot(narrow, "7-trace-inspector-390.png")
+    screenshot(narrow, "inspector/7-trace-inspector-390.png")
 
 
 def test_7_staff_get_no_trace_and_no_one_elses_appraisal(browser: Browser, site: tuple[World, str]) -> None:
@@ -111,7 +94,7 @@ def test_7_staff_get_no_trace_and_no_one_elses_appraisal(browser: Browser, site:
     assert page.locator("[data-testid=trace]").count() == 0
     response = page.goto("/appraisals/2025:p-H1")
     assert response is not None and response.status == 403
-    screenshot(page, "7-trace-staff-refused.png")
+    screenshot(page, "inspector/7-trace-staff-refused.png")
 
 
 # --- 9. the audit trail ----------------------------------------------------------------------------
@@ -134,7 +117,7 @@ def test_9_the_inspector_filters_and_exports_the_audit_trail(browser: Browser, s
     expect(first).to_contain_text("评分 score")
     assert "rater=" not in trail.inner_text() and "leaf=" not in trail.inner_text()
     expect(page.locator("#f-type")).to_have_value("Appraisal.RatingRecorded")
-    screenshot(page, "9-audit-filtered.png")
+    screenshot(page, "inspector/9-audit-filtered.png")
 
     # the time range (recording time): everything was recorded today
     today = datetime.now(UTC).date()
@@ -169,7 +152,7 @@ def test_9_the_inspector_filters_and_exports_the_audit_trail(browser: Browser, s
     narrow.goto(f"/audit?appraisal={A}")
     expect(narrow.get_by_test_id("audit").locator("tbody tr").first).to_be_visible()
     no_sideways_scroll(narrow)
-    screenshot(narrow, "9-audit-390.png")
+    screenshot(narrow, "inspector/9-audit-390.png")
 
 
 def test_9_the_audit_trail_works_from_the_keyboard_with_labelled_controls(
@@ -202,7 +185,7 @@ def test_9_staff_are_refused_the_audit_trail_and_its_export(browser: Browser, si
         response = page.goto(path)
         assert response is not None and response.status == 403, path
     expect(page.locator("main")).to_contain_text("无权查看")
-    screenshot(page, "9-audit-staff-refused.png")
+    screenshot(page, "inspector/9-audit-staff-refused.png")
 
 
 # --- 8. looking back -------------------------------------------------------------------------------
@@ -231,7 +214,7 @@ def test_8_the_inspector_looks_back_at_the_year_and_an_appraisal(browser: Browse
     publications.locator("tr[data-version='1'] a").click()
     expect(page.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("79.16")
     expect(page.get_by_test_id("publication-meta")).not_to_contain_text("lb-absence")
-    screenshot(page, "8-publication-1.png")
+    screenshot(page, "inspector/8-publication-1.png")
     page.get_by_test_id("publications").locator("tr[data-version='2'] a").click()
     expect(page.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("78.66")
     expect(page.get_by_test_id("revision-reason")).to_contain_text("lb-absence")
@@ -247,7 +230,7 @@ def test_8_the_inspector_looks_back_at_the_year_and_an_appraisal(browser: Browse
     page.click("[data-testid=lookback] button[type=submit]")
     expect(page.get_by_test_id("known-at")).to_have_text("2025-06-30")
     expect(page.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("63.06")
-    screenshot(page, "8-year-known-at.png")
+    screenshot(page, "inspector/8-year-known-at.png")
 
     # an appraisal, the same way
     page.goto(f"/appraisals/{A}")
@@ -261,13 +244,13 @@ def test_8_the_inspector_looks_back_at_the_year_and_an_appraisal(browser: Browse
     page.fill("#lb-known-at", "2025-06-30")
     page.click("[data-testid=lookback] button[type=submit]")
     expect(page.get_by_test_id("total")).to_have_text("63.06")
-    screenshot(page, "8-appraisal-known-at.png")
+    screenshot(page, "inspector/8-appraisal-known-at.png")
 
     narrow = signed_in(browser, base, w.tokens["inspector"], NARROW)
     narrow.goto("/years/2025/lookback?known_at=2025-06-30")
     expect(narrow.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("63.06")
     no_sideways_scroll(narrow)
-    screenshot(narrow, "8-year-known-at-390.png")
+    screenshot(narrow, "inspector/8-year-known-at-390.png")
 
 
 def test_8_staff_may_not_look_back_but_read_the_publications(browser: Browser, site: tuple[World, str]) -> None:
@@ -282,7 +265,7 @@ def test_8_staff_may_not_look_back_but_read_the_publications(browser: Browser, s
     response = page.goto("/years/2025/published/1")  # a publication is public
     assert response is not None and response.status == 200
     expect(page.get_by_test_id("people").locator("tr[data-person='p-A']")).to_contain_text("79.16")
-    screenshot(page, "8-staff-publication.png")
+    screenshot(page, "inspector/8-staff-publication.png")
 
 
 # --- 10. integrity ---------------------------------------------------------------------------------
@@ -332,7 +315,7 @@ def test_10_the_inspector_checks_the_log_without_trusting_the_server(
     proof = tmp_path / waited.value.suggested_filename
     waited.value.save_as(proof)
     assert proof.name == "proof-5.json"
-    screenshot(page, "10-integrity.png")
+    screenshot(page, "inspector/10-integrity.png")
 
     checked = verifier("checkpoint", checkpoint, "--public-key", public)
     assert checked.returncode == 0 and checked.stdout.startswith("ok"), checked
@@ -350,13 +333,13 @@ def test_10_the_inspector_checks_the_log_without_trusting_the_server(
         conn.execute("UPDATE stored_events SET state = ? WHERE rowid = 7", (bytes(state) + b" ",))
     page.reload()
     expect(page.get_by_test_id("chain-broken")).to_contain_text("7")
-    screenshot(page, "10-integrity-broken.png")
+    screenshot(page, "inspector/10-integrity-broken.png")
 
     narrow = signed_in(browser, base, w.tokens["inspector"], NARROW)
     narrow.goto("/integrity")
     expect(narrow.get_by_test_id("checkpoint")).to_be_visible()
     no_sideways_scroll(narrow)
-    screenshot(narrow, "10-integrity-390.png")
+    screenshot(narrow, "inspector/10-integrity-390.png")
 
 
 def test_10_staff_are_refused_the_integrity_pages(browser: Browser, site: tuple[World, str], tmp_path: Path) -> None:
@@ -367,7 +350,7 @@ def test_10_staff_are_refused_the_integrity_pages(browser: Browser, site: tuple[
     for path in ("/integrity", "/integrity/checkpoint.json", "/integrity/proof.json?position=1"):
         response = page.goto(path)
         assert response is not None and response.status == 403, path
-    screenshot(page, "10-integrity-staff-refused.png")
+    screenshot(page, "inspector/10-integrity-staff-refused.png")
 
 
 # --- over HTTP ------------------------------------------------------------------------------------
