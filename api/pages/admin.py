@@ -21,14 +21,14 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.export_xlsx import office_workbook
 from api.http.auth import GRANTS as TOKEN_GRANTS
 from api.http.auth import Principal, TokenError
 from api.http.commands import authorize, business_time, check_text, submit
-from api.http.deps import CredentialsDep, LedgerDep, PositionDep, QueriesDep, SettingsDep, log_entry
+from api.http.deps import CredentialsDep, LedgerDep, PositionDep, QueriesDep, log_entry
 from api.http.errors import Problem, from_domain
 from api.http.queries import Queries
 from api.ledger import AppraisalLedger, Refused
@@ -47,13 +47,12 @@ from api.pages.labels import (
     labels_for,
 )
 from api.pages.render import page, templates
-from api.pages.routes import known_years
+from api.pages.routes import asset, known_years
 from api.pages.session import FormDep, PageRoute, ViewerDep, same_origin
 from domain.errors import DomainError, NotFound
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
-STATIC = FilePath(__file__).parent / "static"
 YearNumber = Annotated[int, Path(ge=1900, le=2999)]
 CommandId = Annotated[str, Path(pattern=r"^[^\x00/]+$", max_length=200)]
 TokenId = Annotated[str, Path(pattern=r"^tk-[0-9a-f]{1,40}$")]
@@ -100,7 +99,7 @@ def refusal_of(error: Problem | DomainError) -> dict[str, Any]:
             "rule": problem.rule, "field": problem.field}
 
 
-def run_command(request: Request, viewer: Principal, ledger: AppraisalLedger, settings: Any,
+def run_command(request: Request, viewer: Principal, ledger: AppraisalLedger,
                 body: dict[str, Any]) -> int:
     """One command from a page, as the viewer, at the server's clock: its log position (or a
     `Problem`/`DomainError` for the page to show)."""
@@ -122,8 +121,7 @@ def run_command(request: Request, viewer: Principal, ledger: AppraisalLedger, se
 
 @router.get("/assets/admin.css")
 def stylesheet() -> Response:
-    return FileResponse(STATIC / "admin.css", media_type="text/css",
-                        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"})
+    return asset("admin.css", "text/css")
 
 
 # --- the admin's start -----------------------------------------------------------------------------
@@ -219,7 +217,7 @@ def appeals_queue(request: Request, viewer: ViewerDep, queries: QueriesDep, ledg
 
 @router.post("/admin/appeals/{appeal}")
 def decide_appeal(request: Request, appeal: CommandId, viewer: ViewerDep, form: FormDep, queries: QueriesDep,
-                  ledger: LedgerDep, settings: SettingsDep,
+                  ledger: LedgerDep,
                   year: Annotated[int | None, Query(ge=1900, le=2999)] = None) -> Response:
     """The decision form: the command `appeal.decide`, as the viewer."""
     require_admin(viewer, "appeal.decide")
@@ -234,7 +232,7 @@ def decide_appeal(request: Request, appeal: CommandId, viewer: ViewerDep, form: 
             raise Problem(422, "decision-reason", "give the reason for the decision", "reason")
         if outcome not in OUTCOMES:
             raise Problem(422, "decision-outcome", "choose upheld, overturned or amended", "outcome")
-        position = run_command(request, viewer, ledger, settings, body)
+        position = run_command(request, viewer, ledger, body)
     except (Problem, DomainError) as error:
         refusal = {**refusal_of(error), "appeal": appeal, "outcome": outcome, "points": points,
                    "reason": body["reason"]}
@@ -280,11 +278,11 @@ def year_life(request: Request, year: YearNumber, viewer: ViewerDep, queries: Qu
     return year_life_page(request, viewer, queries, ledger, year, done=done)
 
 
-def year_command(request: Request, viewer: Principal, ledger: AppraisalLedger, queries: Queries, settings: Any,
+def year_command(request: Request, viewer: Principal, ledger: AppraisalLedger, queries: Queries,
                  year: int, body: dict[str, Any], done: str, typed: dict[str, Any] | None = None) -> Response:
     require_admin(viewer, body["type"])
     try:
-        position = run_command(request, viewer, ledger, settings, body)
+        position = run_command(request, viewer, ledger, body)
     except (Problem, DomainError) as error:
         refusal = {**refusal_of(error), "action": done, **(typed or {})}
         return year_life_page(request, viewer, queries, ledger, year, refusal=refusal, status=refusal["status"])
@@ -293,37 +291,37 @@ def year_command(request: Request, viewer: Principal, ledger: AppraisalLedger, q
 
 @router.post("/admin/years/{year}/tie-break")
 def tie_break(request: Request, year: YearNumber, viewer: ViewerDep, form: FormDep, queries: QueriesDep,
-              ledger: LedgerDep, settings: SettingsDep) -> Response:
+              ledger: LedgerDep) -> Response:
     """The tie-break form: places 1, 2, … chosen among the tied people (`order-0`, `order-1`, …)."""
     order = [form[f"order-{i}"] for i in range(50) if form.get(f"order-{i}")]
     body = {"type": "year.tie_break", "id": form.get("id") or "page-tie-" + secrets.token_hex(8), "year": year,
             "order": order, "reason": form.get("reason", "").strip()}
-    return year_command(request, viewer, ledger, queries, settings, year, body, "tie_break",
+    return year_command(request, viewer, ledger, queries, year, body, "tie_break",
                         {"tie": form.get("tie", ""), "reason": body["reason"], "order": order})
 
 
 @router.post("/admin/years/{year}/publish")
 def publish(request: Request, year: YearNumber, viewer: ViewerDep, form: FormDep, queries: QueriesDep,
-            ledger: LedgerDep, settings: SettingsDep) -> Response:
+            ledger: LedgerDep) -> Response:
     body = {"type": "year.publish", "id": form.get("id") or "page-publish-" + secrets.token_hex(8), "year": year}
     if form.get("confirm") != "yes":
         require_admin(viewer, "year.publish")
         refusal = {**refusal_of(Problem(422, "confirm", "tick the box to confirm what publishing does", "confirm")),
                    "action": "publish"}
         return year_life_page(request, viewer, queries, ledger, year, refusal=refusal, status=422)
-    return year_command(request, viewer, ledger, queries, settings, year, body, "publish")
+    return year_command(request, viewer, ledger, queries, year, body, "publish")
 
 
 @router.post("/admin/years/{year}/finalize")
 def finalize(request: Request, year: YearNumber, viewer: ViewerDep, form: FormDep, queries: QueriesDep,
-             ledger: LedgerDep, settings: SettingsDep) -> Response:
+             ledger: LedgerDep) -> Response:
     body = {"type": "year.finalize", "id": form.get("id") or "page-finalize-" + secrets.token_hex(8), "year": year}
     if form.get("confirm") != "yes":
         require_admin(viewer, "year.finalize")
         refusal = {**refusal_of(Problem(422, "confirm", "tick the box to confirm what finalizing does", "confirm")),
                    "action": "finalize"}
         return year_life_page(request, viewer, queries, ledger, year, refusal=refusal, status=422)
-    return year_command(request, viewer, ledger, queries, settings, year, body, "finalize")
+    return year_command(request, viewer, ledger, queries, year, body, "finalize")
 
 
 # --- job 5: people's access ------------------------------------------------------------------------------
@@ -411,8 +409,7 @@ def import_page(request: Request, viewer: Principal, queries: Queries, *, result
 
 @router.get("/assets/admin-import.js")
 def import_script() -> Response:
-    return FileResponse(STATIC / "admin-import.js", media_type="text/javascript",
-                        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"})
+    return asset("admin-import.js", "text/javascript")
 
 
 @router.get("/admin/import")
