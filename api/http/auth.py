@@ -36,7 +36,7 @@ from psycopg.sql import SQL, Identifier
 
 from api.http.errors import Problem
 from api.ledger import AppraisalLedger
-from api.storage import serialize_ddl
+from api.store.storage import serialize_ddl
 
 TOKEN_PREFIX = "al_"
 GRANTS = ("admin", "recorder", "inspector")

@@ -108,7 +108,7 @@ def hidden_existence(body: dict[str, Any], problem: Problem) -> Problem:
 
 
 def submit(ledger: AppraisalLedger, body: dict[str, Any], actor: str) -> Outcome:
-    """One command through the ledger, which retries a conflicting write (api/ledger.py: the one
+    """One command through the ledger, which retries a conflicting write (api/ledger/application.py: the one
     retry layer); a conflict that outlasted its attempts is a 409, a store that stayed unavailable a
     503 (api/http/errors.py)."""
     try:

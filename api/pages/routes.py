@@ -40,7 +40,7 @@ from api.http.visibility import own_results, own_view, public_history, staff_vie
 from api.ledger import AppraisalLedger
 from api.pages.inspector import LookBack, trace_rows
 from api.pages.labels import POSITIONS, RULES_ZH, STATUS, label, labels_for
-from api.pages.render import page, sign_in_page
+from api.pages.layout import page, sign_in_page
 from api.pages.session import (
     COOKIE,
     FormDep,

@@ -146,7 +146,7 @@ class PageRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def page_handler(request: Request) -> Response:
-            from api.pages.render import error_page, sign_in_page  # the templates need the routes
+            from api.pages.layout import error_page, sign_in_page  # the templates need the routes
 
             try:
                 return await handler(request)

@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
         app.state.progress = ReadProgress(app.state.queries, poll=settings.wait_poll_seconds,
                                           limit=settings.wait_limit)
         if settings.bench_raw_endpoint:
-            from api.http.bench import RawTable
+            from api.http.bench_baseline import RawTable
 
             app.state.raw_table = RawTable(store)
 
@@ -125,9 +125,9 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
     # GET /audit from a browser is the page (api/pages/session.py). The bench's raw endpoint, when
     # mounted, comes before everything, so that the baseline is never the dearer to route.
     if settings.bench_raw_endpoint:
-        from api.http import bench
+        from api.http import bench_baseline
 
-        app.include_router(bench.router)
+        app.include_router(bench_baseline.router)
     app.include_router(commands.router)
     app.include_router(pages.router)
     app.include_router(reads.router)
@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
 
 
 def app_from_env() -> FastAPI:
-    """For `uvicorn --factory api.http.app:app_from_env` (settings from the environment)."""
+    """For `uvicorn --factory api.server.app:app_from_env` (settings from the environment)."""
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
     return create_app(settings)
