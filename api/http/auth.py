@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from psycopg.sql import SQL, Identifier
 
-from api.http.errors import Problem
+from api.http.problems import Problem
 from api.ledger import AppraisalLedger
 from api.store.storage import serialize_ddl
 

@@ -1,5 +1,5 @@
 """The admin's pages: the jobs an admin does in the browser, through the same command path as the
-JSON API (`authorize`, `business_time`, `submit` of api/http/commands.py) and the same reads
+JSON API (`authorize`, `business_time`, `submit` of api/http/writes.py) and the same reads
 (`Queries`). Every page here needs the admin grant; anyone else gets the 403 page.
 
 | page | job |
@@ -28,10 +28,10 @@ from api.documents.ledger_workbook import WorkbookError, import_workbook, templa
 from api.documents.results_workbook import office_workbook
 from api.http.auth import GRANTS as TOKEN_GRANTS
 from api.http.auth import Principal, TokenError
-from api.http.commands import authorize, business_time, check_text, submit
 from api.http.deps import CredentialsDep, LedgerDep, PositionDep, QueriesDep, log_entry
-from api.http.errors import Problem, from_domain
-from api.http.queries import Queries
+from api.http.problems import Problem, from_domain
+from api.http.read_side import Queries
+from api.http.writes import authorize, business_time, check_text, submit
 from api.ledger import AppraisalLedger, Refused
 from api.pages.labels import (
     APPEAL_STATUS,

@@ -3,7 +3,7 @@ its filters and export, looking back (as of a recording time, as known at a busi
 every publication of a year as published). Admins see them too; staff are refused (403).
 
 Nothing here computes a figure: the trace, the events and the publications are what `Queries`
-answers (api/http/queries.py), the same as the JSON API (api/http/reads.py).
+answers (api/http/read_side.py), the same as the JSON API (api/http/reads.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from fastapi.responses import Response
 
 from api.http.auth import require_reader
 from api.http.deps import LedgerDep, QueriesDep
-from api.http.errors import Problem
-from api.http.queries import Queries
+from api.http.problems import Problem
+from api.http.read_side import Queries
 from api.integrity import verification
 from api.integrity.keys import SigningKeyError, load_public
 from api.pages.labels import (

@@ -19,10 +19,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import pages
-from api.http import commands, docs, errors, logs, reads
+from api.http import docs, logs, problems, reads, writes
 from api.http.auth import Credentials, Throttle
 from api.http.guard import Guard
-from api.http.queries import Queries, ReadProgress
+from api.http.read_side import Queries, ReadProgress
 from api.ledger import AppraisalLedger
 from api.settings import Settings
 
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
                   openapi_tags=TAGS, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.throttle = Throttle(settings.auth_failures_max, settings.auth_failures_window_seconds)
-    errors.install(app)
+    problems.install(app)
     # Routes are tried in order. The commands (POST and PUT only, none on a page's path and method)
     # come first: a rating no longer walks past every page route. The pages come before the reads:
     # GET /audit from a browser is the page (api/pages/session.py). The bench's raw endpoint, when
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
         from api.http import bench_baseline
 
         app.include_router(bench_baseline.router)
-    app.include_router(commands.router)
+    app.include_router(writes.router)
     app.include_router(pages.router)
     app.include_router(reads.router)
     app.include_router(docs.router)  # /docs and /redoc, every asset from this server

@@ -538,7 +538,7 @@ def test_command_routes_are_plain_def_routes_run_on_worker_threads(w: World, cli
 
     from fastapi.routing import APIRoute
 
-    from api.http.commands import router
+    from api.http.writes import router
 
     commands = [route for route in router.routes if isinstance(route, APIRoute)]
     assert len(commands) >= 15

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.http.queries import Queries
+from api.http.read_side import Queries
 from api.http.visibility import staff_view
 from api.ledger import AppraisalLedger
 from api.server.app import create_app

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Route, expect
 
 from api.http.auth import SESSION_NOTE, Throttle
-from api.http.errors import Problem
 from api.http.guard import too_deep
+from api.http.problems import Problem
 from api.pages.session import COOKIE
 from tests.builders.http_world import World, served, world
 
