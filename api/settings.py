@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.storage import DEFAULT_DB
+from api.store.storage import DEFAULT_DB
 
 PREFIX = "APPRAISAL_"
 
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     bench_raw_endpoint: bool = Field(default=False, description="scripts/bench_http.py's baseline; never in production")
     host: str = Field(default="127.0.0.1", description="the address `appraisal serve` listens on (--host)")
     port: int = Field(default=8000, ge=0, le=65535, description="the port `appraisal serve` listens on (--port)")
-    # Tamper evidence (api/keys.py, api/cli_integrity.py).
+    # Tamper evidence (api/integrity/keys.py, api/cli/integrity_commands.py).
     signing_key: Path | None = Field(
         default=None, description="the Ed25519 key file that signs checkpoints (default: "
                                   "$XDG_CONFIG_HOME/appraisal-ledger/signing.key, ~/.config/… without it)")
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     def hand_down(self) -> None:
         """Put these settings in this process's environment, for the processes it starts that read
         their own settings (uvicorn's worker processes, `appraisal serve --workers N`, whose app is
-        made by `api.http.app:app_from_env`): uvicorn passes them nothing else. The only place that
+        made by `api.server.app:app_from_env`): uvicorn passes them nothing else. The only place that
         writes the environment."""
         os.environ.update(self.environment())
 

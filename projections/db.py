@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from api.storage import pg_conninfo, serialize_ddl
+from api.store.storage import pg_conninfo, serialize_ddl
 
 
 class ViewDB:

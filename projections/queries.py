@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from api.gcpause import paused_gc
+from api.store.gcpause import paused_gc
 from domain.errors import NotFound
 from domain.results import compute_year, explanation, export
 from projections.db import ViewDB, open_view_db

@@ -70,7 +70,7 @@ import orjson
 import structlog
 from eventsourcing.utils import get_topic
 
-from api.gcpause import paused_gc
+from api.store.gcpause import paused_gc
 from domain import facts as f
 from domain.aggregates import Appraisal, FactEvent, LedgerEvent, Year
 from domain.log import Change, LedgerState

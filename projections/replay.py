@@ -18,7 +18,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from api.gcpause import paused_gc
+from api.store.gcpause import paused_gc
 from domain.log import LedgerState
 from domain.replay import compare_sides, parse_scheme_ref, replay_side
 from domain.results import YearResults, compute_year, export

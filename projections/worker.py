@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from api.storage import pg_conninfo
+from api.store.storage import pg_conninfo
 from projections.readmodels import ReadModelProjection
 
 log = structlog.get_logger("projections")

@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from api.demo import demo_commands  # noqa: E402
+from api.cli.demo import demo_commands  # noqa: E402
 from api.http.auth import Credentials  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
 

@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.demo import demo_commands  # noqa: E402
+from api.cli.demo import demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
 
 

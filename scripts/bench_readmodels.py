@@ -10,7 +10,7 @@
     .venv/bin/python scripts/bench_readmodels.py [--pg postgresql://…] [--stores sqlite,postgresql]
         [--departments 100 --staff 29] [--rate 200 --seconds 20] [--repeat 1] [--profile]
 
-The store: the demo year (api/demo.py) with weekly business ratings, `--departments` departments
+The store: the demo year (api/cli/demo.py) with weekly business ratings, `--departments` departments
 of `--staff` staff and a head (100 × 30 = 3,000 people, about 620,000 commands). Importing it takes
 minutes; it is kept (SQLite: var/bench/readmodels-*.db, PostgreSQL: schema bench_readmodels_*) and
 reused by the next run with the same parameters (`--fresh` imports it again). The write load adds
@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.demo import demo_commands  # noqa: E402
+from api.cli.demo import demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
 from scripts.benchlib import build_store, pg_store_url, safe_url  # noqa: E402
 

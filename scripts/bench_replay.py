@@ -5,7 +5,7 @@ the same run; and the replay's peak memory.
     .venv/bin/python scripts/bench_replay.py [--pg postgresql://…] [--stores sqlite,postgresql]
                                              [--departments 100 --staff 29 --events 900000] [--repeat 3]
 
-The store: the demo year (api/demo.py, weekly business ratings, monthly innovation and reform
+The store: the demo year (api/cli/demo.py, weekly business ratings, monthly innovation and reform
 ratings; 100 departments × 30 people = 3,000 appraised people, about 620,000 commands), made denser
 with weekly innovation ratings for the first weeks of the year by the same raters until the log
 holds about `--events` events, then a corrected scheme `bianban@2` (staff weights 0.4/0.6, the
@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.demo import TZ, demo_commands  # noqa: E402
+from api.cli.demo import TZ, demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
 from domain.scheme import builtin_document  # noqa: E402
 from scripts.benchlib import build_store, pg_store_url, safe_url  # noqa: E402

@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from eventsourcing.persistence import StoredEvent  # noqa: E402
 
-from api.demo import demo_commands  # noqa: E402
-from api.integrity import PAGE, verify  # noqa: E402
+from api.cli.demo import demo_commands  # noqa: E402
+from api.integrity.verification import PAGE, verify  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
-from api.logstore import LogStore, log_store  # noqa: E402
+from api.store.logstore import LogStore, log_store  # noqa: E402
 
 BATCH = 5000
 

@@ -1,1 +1,2 @@
-"""The HTTP API (FastAPI): `api.http.app.create_app`, served by `appraisal serve`."""
+"""The HTTP API (FastAPI): its routes, authentication, errors and read side; `api/server/app.py` serves
+it with the pages."""

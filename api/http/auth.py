@@ -34,9 +34,9 @@ from typing import Any, Protocol
 
 from psycopg.sql import SQL, Identifier
 
-from api.http.errors import Problem
+from api.http.problems import Problem
 from api.ledger import AppraisalLedger
-from api.storage import serialize_ddl
+from api.store.storage import serialize_ddl
 
 TOKEN_PREFIX = "al_"
 GRANTS = ("admin", "recorder", "inspector")

@@ -14,8 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.http.auth import Credentials, Principal, Throttle, unauthenticated
-from api.http.errors import Problem
-from api.http.queries import Queries, ReadProgress
+from api.http.problems import Problem
+from api.http.read_side import Queries, ReadProgress
 from api.ledger import AppraisalLedger
 from api.settings import Settings
 

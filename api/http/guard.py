@@ -18,7 +18,7 @@ from itertools import accumulate
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.http.errors import Problem, respond
+from api.http.problems import Problem, respond
 
 # A JSON string (escapes included) or a bracket: the strings are skipped whole, so brackets
 # inside them do not count.

@@ -35,8 +35,8 @@ from fastapi.responses import JSONResponse
 from api.http import models as m
 from api.http.auth import Principal, forbidden, require_reader
 from api.http.deps import LedgerDep, PositionDep, PrincipalDep, QueriesDep
-from api.http.errors import Problem
-from api.http.queries import Queries, SubjectInfo
+from api.http.problems import Problem
+from api.http.read_side import Queries, SubjectInfo
 from api.http.visibility import own_results, own_view, public_breakdown, public_history, staff_view
 from domain.errors import NotFound
 

@@ -1,5 +1,5 @@
 """The admin's pages: the jobs an admin does in the browser, through the same command path as the
-JSON API (`authorize`, `business_time`, `submit` of api/http/commands.py) and the same reads
+JSON API (`authorize`, `business_time`, `submit` of api/http/writes.py) and the same reads
 (`Queries`). Every page here needs the admin grant; anyone else gets the 403 page.
 
 | page | job |
@@ -24,15 +24,15 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.export_xlsx import office_workbook
+from api.documents.ledger_workbook import WorkbookError, import_workbook, template
+from api.documents.results_workbook import office_workbook
 from api.http.auth import GRANTS as TOKEN_GRANTS
 from api.http.auth import Principal, TokenError
-from api.http.commands import authorize, business_time, check_text, submit
 from api.http.deps import CredentialsDep, LedgerDep, PositionDep, QueriesDep, log_entry
-from api.http.errors import Problem, from_domain
-from api.http.queries import Queries
+from api.http.problems import Problem, from_domain
+from api.http.read_side import Queries
+from api.http.writes import authorize, business_time, check_text, submit
 from api.ledger import AppraisalLedger, Refused
-from api.ledger_xlsx import WorkbookError, import_workbook, template
 from api.pages.labels import (
     APPEAL_STATUS,
     CONSEQUENCES,
@@ -46,7 +46,7 @@ from api.pages.labels import (
     label,
     labels_for,
 )
-from api.pages.render import page, templates
+from api.pages.layout import page, templates
 from api.pages.routes import asset, known_years
 from api.pages.session import FormDep, PageRoute, ViewerDep, same_origin
 from domain.errors import DomainError, NotFound
@@ -421,7 +421,7 @@ def import_form(request: Request, viewer: ViewerDep, queries: QueriesDep) -> Res
 @router.get("/admin/import/template")
 def import_template(request: Request, viewer: ViewerDep, ledger: LedgerDep,
                     year: Annotated[int, Query(ge=1900, le=2999)]) -> Response:
-    """The ledger workbook for a year (api/ledger_xlsx.py `template`)."""
+    """The ledger workbook for a year (api/documents/ledger_workbook.py `template`)."""
     require_admin(viewer, "the ledger template")
 
     data = template(ledger, year)

@@ -3,7 +3,7 @@ its filters and export, looking back (as of a recording time, as known at a busi
 every publication of a year as published). Admins see them too; staff are refused (403).
 
 Nothing here computes a figure: the trace, the events and the publications are what `Queries`
-answers (api/http/queries.py), the same as the JSON API (api/http/reads.py).
+answers (api/http/read_side.py), the same as the JSON API (api/http/reads.py).
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from api import integrity
 from api.http.auth import require_reader
 from api.http.deps import LedgerDep, QueriesDep
-from api.http.errors import Problem
-from api.http.queries import Queries
-from api.keys import SigningKeyError, load_public
-from api.logstore import log_store
+from api.http.problems import Problem
+from api.http.read_side import Queries
+from api.integrity import verification
+from api.integrity.keys import SigningKeyError, load_public
 from api.pages.labels import (
     KINDS,
     POSITIONS,
@@ -38,9 +37,10 @@ from api.pages.labels import (
     labels_for,
     struck_reason,
 )
-from api.pages.render import page
+from api.pages.layout import page
 from api.pages.session import PageRoute, ViewerDep
 from api.pages.views import consequences_text, year_view
+from api.store.logstore import log_store
 from projections.queries import results_at
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -444,8 +444,8 @@ def latest_checkpoint(store: Any) -> dict[str, Any] | None:
     checks it against the operator's key, not this one: scripts/verify_proof.py)."""
     for document in reversed(store.checkpoints()):
         try:
-            integrity.check_checkpoint(document, load_public(document.get("public_key", "")))
-        except (integrity.IntegrityFailure, SigningKeyError, ValueError, TypeError):
+            verification.check_checkpoint(document, load_public(document.get("public_key", "")))
+        except (verification.IntegrityFailure, SigningKeyError, ValueError, TypeError):
             continue
         return document
     return None
@@ -462,7 +462,7 @@ def integrity_page(request: Request, viewer: ViewerDep, ledger: LedgerDep,
     with its download, a proof for any event, and how to check them without trusting the server."""
     require_reader(viewer, "the integrity of the log")
     store = _store(ledger)
-    verdict = integrity.verify(store)
+    verdict = verification.verify(store)
     checkpoint = latest_checkpoint(store)
     return page(request, "integrity.html", {
         "ok": verdict.ok, "message": verdict.message, "size": verdict.walked.size,
@@ -502,7 +502,7 @@ def proof_download(viewer: ViewerDep, ledger: LedgerDep,
     if checkpoint is None:
         raise _no_checkpoint()
     try:
-        proof = integrity.prove_inclusion(store, position, checkpoint, load_public(checkpoint["public_key"]))
-    except integrity.IntegrityFailure as failure:
+        proof = verification.prove_inclusion(store, position, checkpoint, load_public(checkpoint["public_key"]))
+    except verification.IntegrityFailure as failure:
         raise Problem(422, "proof-position", str(failure), field="position") from None
     return _json_download(proof, f"proof-{position}.json")

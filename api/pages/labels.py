@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.render import POSITIONS, ROLES, STATUS
+from api.documents.text import POSITIONS, ROLES, STATUS
 from domain.aggregates import Organisation
 from domain.errors import DomainError
 

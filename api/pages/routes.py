@@ -22,7 +22,6 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from api.http.auth import Principal, require_reader
-from api.http.commands import authorize, business_time, check_text, submit
 from api.http.deps import (
     CredentialsDep,
     LedgerDep,
@@ -33,14 +32,15 @@ from api.http.deps import (
     log_entry,
     throttled,
 )
-from api.http.errors import Problem, from_domain
-from api.http.queries import Queries, SubjectInfo
+from api.http.problems import Problem, from_domain
+from api.http.read_side import Queries, SubjectInfo
 from api.http.reads import before_publication, visible_subject
 from api.http.visibility import own_results, own_view, public_history, staff_view
+from api.http.writes import authorize, business_time, check_text, submit
 from api.ledger import AppraisalLedger
 from api.pages.inspector import LookBack, trace_rows
 from api.pages.labels import POSITIONS, RULES_ZH, STATUS, label, labels_for
-from api.pages.render import page, sign_in_page
+from api.pages.layout import page, sign_in_page
 from api.pages.session import (
     COOKIE,
     FormDep,

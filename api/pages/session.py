@@ -29,7 +29,7 @@ from starlette.types import Scope
 
 from api.http.auth import Principal
 from api.http.deps import CredentialsDep, client_address, log_entry, throttled
-from api.http.errors import (
+from api.http.problems import (
     STORE_UNAVAILABLE,
     WRITE_CONFLICTS,
     Problem,
@@ -134,7 +134,7 @@ def _wants_page(scope: Scope) -> bool:
 
 class PageRoute(APIRoute):
     """A page: matches a path it shares with the API only for a browser, and answers every failure
-    with an HTML page (the API's handlers in api/http/errors.py answer problem+json)."""
+    with an HTML page (the API's handlers in api/http/problems.py answer problem+json)."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
@@ -146,7 +146,7 @@ class PageRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def page_handler(request: Request) -> Response:
-            from api.pages.render import error_page, sign_in_page  # the templates need the routes
+            from api.pages.layout import error_page, sign_in_page  # the templates need the routes
 
             try:
                 return await handler(request)

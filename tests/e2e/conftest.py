@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end tests: one chromium per test module (tests/e2e/pages_kit.py)."""
+"""Fixtures of the end-to-end tests: one chromium per test module (tests/builders/pages_kit.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.e2e.pages_kit import CHROMIUM, CHROMIUM_ARGS, ensure_chromium
+from tests.builders.pages_kit import CHROMIUM, CHROMIUM_ARGS, ensure_chromium
 
 
 @pytest.fixture(scope="module")

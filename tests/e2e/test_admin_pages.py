@@ -25,12 +25,12 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
 
-from api.http.app import create_app
 from api.ledger import AppraisalLedger
-from tests.e2e.http_world import HOLDERS, World, served, settings
-from tests.e2e.pages_kit import HTML, ORIGIN, SCREENSHOTS, screenshot, sign_in, signed_in
-from tests.worked_example import APPEAL, DEDUCTION, build
-from tests.years import Years
+from api.server.app import create_app
+from tests.builders.http_world import HOLDERS, World, served, settings
+from tests.builders.pages_kit import HTML, ORIGIN, SCREENSHOTS, screenshot, sign_in, signed_in
+from tests.builders.worked_example import APPEAL, DEDUCTION, build
+from tests.builders.years import Years
 
 TIED = {"p-1": "90", "p-2": "90", "p-3": "80", "p-4": "70", "p-5": "60"}  # p-1 and p-2 tie at the top
 

@@ -1,6 +1,6 @@
 """Hostile input, generated (issue 15), on SQLite and PostgreSQL, through both ways in: the HTTP
 API with the token of the role that may send each command, and the batch import (`appraisal
-import` on a JSON Lines file). The cases are those of tests/hostile.py: every command type, valid
+import` on a JSON Lines file). The cases are those of tests/builders/hostile.py: every command type, valid
 bodies with hostile texts, one field replaced by a wrong type, a number form outside the grammar,
 a huge or tiny value, a NUL or a lone surrogate, deep nesting, an oversized string, a business
 time far away, an unknown field.
@@ -33,9 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from api import cli
-from tests.e2e.http_world import World, world
-from tests.hostile import (
+from api.cli import main as cli
+from tests.builders.hostile import (
     ACTOR,
     APPEAL,
     PATHS,
@@ -51,6 +50,7 @@ from tests.hostile import (
     storable,
     to_json,
 )
+from tests.builders.http_world import World, world
 
 HTTP_EXAMPLES, IMPORT_EXAMPLES = 250, 60
 HOSTILE = settings(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))

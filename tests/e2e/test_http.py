@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi.testclient import TestClient
 
 from api.http import logs
-from tests.e2e.http_world import World, free_port, world
+from tests.builders.http_world import World, free_port, world
 
 APPRAISAL = Path(sys.executable).with_name("appraisal")
 A, H1, D01 = "2025:p-A", "2025:p-H1", "2025:d-01"
@@ -334,7 +334,7 @@ def test_the_store_unavailable_is_503_and_a_lasting_conflict_409(w: World, clien
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The ledger is the one retry layer: a write the store cannot take is tried `STORE_ATTEMPTS`
     times, a conflicting one decided again `MAX_ATTEMPTS` times; HTTP answers with what is left."""
-    from api import ledger as ledger_module
+    from api.ledger import application as ledger_module
 
     calls = []
 
@@ -538,7 +538,7 @@ def test_command_routes_are_plain_def_routes_run_on_worker_threads(w: World, cli
 
     from fastapi.routing import APIRoute
 
-    from api.http.commands import router
+    from api.http.writes import router
 
     commands = [route for route in router.routes if isinstance(route, APIRoute)]
     assert len(commands) >= 15

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from api.ledger import AppraisalLedger
-from tests.e2e.http_world import World, served, world
-from tests.worked_example import build
+from tests.builders.http_world import World, served, world
+from tests.builders.worked_example import build
 
 A, H1, D01 = "2025:p-A", "2025:p-H1", "2025:d-01"
 # Raters, appellants and the decider give no business time (theirs is the server's clock); the

@@ -32,9 +32,9 @@ import pytest
 
 from api.http.auth import Credentials
 from api.ledger import AppraisalLedger
-from tests.e2e.http_world import free_port
-from tests.private_pg import private_postgres
-from tests.worked_example import build
+from tests.builders.http_world import free_port
+from tests.builders.private_pg import private_postgres
+from tests.builders.worked_example import build
 
 APPRAISAL = Path(sys.executable).with_name("appraisal")
 A, H1, D01 = "2025:p-A", "2025:p-H1", "2025:d-01"
@@ -402,8 +402,8 @@ def test_a_lost_read_model_connection_answers_503_once_and_is_opened_again(pg_ur
     import psycopg
     from fastapi.testclient import TestClient
 
-    from api.storage import pg_conninfo
-    from tests.e2e.http_world import world
+    from api.store.storage import pg_conninfo
+    from tests.builders.http_world import world
 
     with world(pg_url) as w, TestClient(w.app) as client:
         end = w.ledger.event_count()

@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.http.app import create_app
-from api.http.queries import Queries
+from api.http.read_side import Queries
 from api.http.visibility import staff_view
 from api.ledger import AppraisalLedger
+from api.server.app import create_app
 from domain.aggregates import ledger_id
 from domain.times import backdated as is_backdated
 from projections.readmodels import MIN_RATERS_SHOWN, ReadModelProjection, public_breakdown
-from tests.e2e.http_world import settings
-from tests.worked_example import APPEAL, DEDUCTION, OVERTURN, build
+from tests.builders.http_world import settings
+from tests.builders.worked_example import APPEAL, DEDUCTION, OVERTURN, build
 
 YEAR = 2025
 A, H1, D01 = "2025:p-A", "2025:p-H1", "2025:d-01"

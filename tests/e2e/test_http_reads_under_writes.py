@@ -24,7 +24,7 @@ import httpx
 
 from api.pages.session import COOKIE
 from projections.readmodels import ReadModelProjection
-from tests.e2e.http_world import World, served, world
+from tests.builders.http_world import World, served, world
 
 A = "2025:p-A"
 WRITES = 60  # about 3 seconds of ratings at about 20 a second

@@ -27,8 +27,8 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.http_world import World, served, world
-from tests.e2e.pages_kit import HTML, ORIGIN, screenshot, sign_in, signed_in
+from tests.builders.http_world import World, served, world
+from tests.builders.pages_kit import HTML, ORIGIN, screenshot, sign_in, signed_in
 
 A = "2025:p-A"
 NARROW = {"width": 390, "height": 844}
@@ -276,12 +276,12 @@ VERIFIER = Path(__file__).resolve().parents[2] / "scripts" / "verify_proof.py"
 def take_checkpoint(w: World, folder: Path) -> Path:
     """What the operator does (`appraisal checkpoint`, `appraisal key --out PUBLIC.pem`): a signed
     checkpoint recorded in the store, and the public key handed to the inspector."""
-    from api import integrity
-    from api.keys import load_or_create, public_pem
-    from api.logstore import log_store
+    from api.integrity import verification
+    from api.integrity.keys import load_or_create, public_pem
+    from api.store.logstore import log_store
 
     signer = load_or_create(folder / "signing.key")
-    integrity.make_checkpoint(log_store(w.ledger.recorder), signer, w.ledger.clock)
+    verification.make_checkpoint(log_store(w.ledger.recorder), signer, w.ledger.clock)
     public = folder / "PUBLIC.pem"
     public.write_text(public_pem(signer.public))
     return public
@@ -322,7 +322,7 @@ def test_10_the_inspector_checks_the_log_without_trusting_the_server(
     included = verifier("inclusion", proof, "--public-key", public, "--checkpoint", checkpoint, "--show-event")
     assert included.returncode == 0 and "ok" in included.stdout, included
     # a key other than the operator's: the files prove nothing
-    from api.keys import load_or_create, public_pem
+    from api.integrity.keys import load_or_create, public_pem
     stranger = tmp_path / "STRANGER.pem"
     stranger.write_text(public_pem(load_or_create(tmp_path / "other.key").public))
     assert verifier("checkpoint", checkpoint, "--public-key", stranger).returncode == 1

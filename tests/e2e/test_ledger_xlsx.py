@@ -1,4 +1,4 @@
-"""Excel ledgers (api/ledger_xlsx.py): a template for a year, filled as a person fills it, imported
+"""Excel ledgers (api/documents/ledger_workbook.py): a template for a year, filled as a person fills it, imported
 by the command line; the same log as the JSON Lines of the same commands; re-uploads skip accepted
 rows; a broken cell is refused naming sheet, row and column. On SQLite and PostgreSQL."""
 
@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
+from api.documents.ledger_workbook import WorkbookError, import_workbook, read_workbook, template
 from api.ledger import AppraisalLedger
-from api.ledger_xlsx import WorkbookError, import_workbook, read_workbook, template
-from tests.e2e.cli_kit import appraisal, flat
-from tests.years import Years
+from tests.builders.cli_kit import appraisal, flat
+from tests.builders.years import Years
 
 RATINGS, MEASUREMENTS, OCCURRENCES, ADJUSTMENTS = ("评分 ratings", "计量 measurements", "计次 occurrences",
                                                    "加减分 adjustments")
@@ -306,7 +306,7 @@ def test_rows_inserted_above_accepted_ones_are_refused_not_recorded_twice() -> N
 def test_the_template_command_takes_several_kinds(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from api.cli.main import app
 
     url = f"sqlite:///{tmp_path / 'a.db'}"
     prepared(url)

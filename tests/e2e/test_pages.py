@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, expect
 
 from api.http import logs
-from tests.e2e.http_world import World, served, world
-from tests.e2e.pages_kit import (
+from tests.builders.http_world import World, served, world
+from tests.builders.pages_kit import (
     HTML,
     ORIGIN,
     SCREENSHOTS,
@@ -366,10 +366,10 @@ def test_the_audit_page_marks_and_filters_back_dated_events(w: World, client: Te
 
 
 def test_unresolved_ties_are_highlighted(db_url: str) -> None:
-    from api.http.app import create_app
     from api.ledger import AppraisalLedger
-    from tests.e2e.http_world import settings
-    from tests.years import Years
+    from api.server.app import create_app
+    from tests.builders.http_world import settings
+    from tests.builders.years import Years
 
     tied = {"p-1": "90", "p-2": "90", "p-3": "80", "p-4": "70", "p-5": "60"}  # 1st and 2nd: tier 1 of 5 is one
     ledger = AppraisalLedger(db_url)

@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Route, expect
 
 from api.http.auth import SESSION_NOTE, Throttle
-from api.http.errors import Problem
 from api.http.guard import too_deep
+from api.http.problems import Problem
 from api.pages.session import COOKIE
-from tests.e2e.http_world import World, served, world
+from tests.builders.http_world import World, served, world
 
 A, H1 = "2025:p-A", "2025:p-H1"
 HTML = {"Accept": "text/html,application/xhtml+xml"}

@@ -23,7 +23,7 @@ import pytest
 from api.ledger import AppraisalLedger
 from domain.errors import NotFound
 from projections.queries import explain_at, results_at
-from tests.worked_example import APPEAL, DEDUCTION, OVERTURN, build
+from tests.builders.worked_example import APPEAL, DEDUCTION, OVERTURN, build
 
 APPRAISAL = Path(sys.executable).with_name("appraisal")
 YEAR = 2025

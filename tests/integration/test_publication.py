@@ -11,7 +11,7 @@ import pytest
 from api.ledger import AppraisalLedger, Refused
 from projections.queries import ReadModels
 from projections.readmodels import ReadModelProjection
-from tests.worked_example import APPEAL, DEDUCTION, OVERTURN, build
+from tests.builders.worked_example import APPEAL, DEDUCTION, OVERTURN, build
 
 
 def _cmd(kind: str, cid: str, at: str, **fields: object) -> dict[str, object]:

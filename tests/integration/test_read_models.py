@@ -10,7 +10,6 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,101 +19,33 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from api.demo import demo_commands
+from api.cli.demo import demo_commands
 from api.ledger import AppraisalLedger
 from domain.errors import NotFound
 from domain.times import backdated
 from projections import readmodels
 from projections.db import open_view_db
 from projections.queries import ReadModels
-from projections.readmodels import ReadModelProjection, public_breakdown
+from projections.readmodels import ReadModelProjection
+from tests.builders.generated_years import years
+from tests.builders.read_models import (
+    YEAR,
+    Store,
+    as_json,
+    assert_equal_to_direct,
+    opened,
+    snapshot,
+    subjects,
+)
+from tests.builders.scenario import standard
+from tests.builders.worked_example import APPEAL, DEDUCTION, OVERTURN, build
 from tests.conftest import fresh_pg_schema
-from tests.unit.scenario import standard
-from tests.unit.test_trace_properties import years
-from tests.worked_example import APPEAL, DEDUCTION, OVERTURN, build
 
-YEAR = 2025
 PUBLISH = {"type": "year.publish", "id": "we-publish", "actor": "admin", "at": "2026-01-03T09:00:00+08:00",
            "year": YEAR}
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Store:
-    """A ledger, its read-model projection and a reader, on one store."""
-
-    url: str
-    ledger: AppraisalLedger
-    projection: ReadModelProjection
-    views: ReadModels
-
-    def submit(self, commands: list[dict[str, Any]]) -> None:
-        self.ledger.submit(commands)
-        self.projection.catch_up()
-
-
-@contextmanager
-def opened(url: str) -> Iterator[Store]:
-    ledger = AppraisalLedger(url)
-    projection = ReadModelProjection(ledger)
-    views = ReadModels(url)
-    try:
-        yield Store(url, ledger, projection, views)
-    finally:
-        views.close()
-        projection.close()
-        ledger.close()
-
-
-def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every rm_ table (and the tracking rows), row by row, in one canonical order."""
-    db = open_view_db(url)
-    try:
-        return {table: sorted((tuple(row.values()) for row in db.query(f"SELECT * FROM {table}")), key=repr)
-                for table in (*readmodels.TABLES, "rm_tracking")}
-    finally:
-        db.close()
-
-
-def as_json(document: Any) -> Any:
-    """What the direct computation serves (JSON, as the command line writes it)."""
-    return json.loads(json.dumps(document, ensure_ascii=False))
-
-
-def subjects(results: dict[str, Any]) -> list[str]:
-    return [f"{results['year']}:{s['id']}" for s in results["departments"] + results["people"]]
-
-
-def canonical(document: Any) -> str:
-    """The text a read model's document must have: json's canonical form (sorted keys, compact)."""
-    return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def assert_equal_to_direct(store: Store, year: int = YEAR) -> None:
-    direct = store.ledger.results(year)
-    assert store.views.results(year) == as_json(direct)
-    for key in subjects(direct):
-        explained = store.ledger.explain(key)
-        served, public = store.views.explanation(key), store.views.breakdown(key, 0)
-        assert served == as_json(explained), key
-        assert public == as_json(public_breakdown(explained)), key
-        # key for key, in the same order, as json's canonical text of a full computation
-        plain = {"ensure_ascii": False, "separators": (",", ":")}
-        assert json.dumps(served, **plain) == canonical(explained), key  # type: ignore[arg-type]
-        assert json.dumps(public, **plain) == canonical(public_breakdown(explained)), key  # type: ignore[arg-type]
-    people = {row["person"]: row for row in store.views.db.query(
-        "SELECT * FROM rm_person_history WHERE year = ?", [year])}
-    assert set(people) == {p["id"] for p in direct["people"]}
-    for person in direct["people"]:
-        row = people[person["id"]]
-        assert (row["total"], row["rank"], row["tier"], row["grade"], row["coefficient"], row["status"]) == (
-            person["total"], person["rank"], person["tier"], person["grade"], person["coefficient"],
-            direct["status"])
-    departments = {row["department"]: row for row in store.views.department_ranking(year)}
-    assert {d: (r["score"], r["rank"]) for d, r in departments.items()} == {
-        d["id"]: (d["score"], d["rank"]) for d in direct["departments"]}
 
 
 def latest_publication(store: Store) -> dict[str, Any]:
@@ -719,7 +650,6 @@ def test_a_rebuild_swapped_in_behind_the_running_worker_loses_no_event(db_url: s
 def test_rows_appended_in_one_statement_come_back_exactly(db_url: str, texts: list[str], number: int) -> None:
     """`append_rows` (SQLite: one JSON text unpacked by `json_each`) keeps every text and integer
     exactly: quotes, backslashes, JSON-looking text, non-ASCII."""
-    from projections.db import open_view_db
 
     db = open_view_db(db_url)
     try:

@@ -17,7 +17,7 @@ import pytest
 
 from api.ledger import AppraisalLedger, Refused
 from domain.scheme import builtin_document
-from tests.worked_example import APPEAL, DEDUCTION, OVERTURN, build
+from tests.builders.worked_example import APPEAL, DEDUCTION, OVERTURN, build
 
 WHEN = "2025-12-28T09:00:00+08:00"
 SCHEME = {"id": "bianban", "version": 1}

@@ -14,9 +14,9 @@ from typing import Any
 from api.ledger import AppraisalLedger
 from projections.queries import ReadModels
 from projections.readmodels import ReadModelProjection
-from tests.corrected_scheme import ALL_FOUR, adopt, corrected, publish
-from tests.worked_example import build, write
-from tests.years import Years
+from tests.builders.corrected_scheme import ALL_FOUR, adopt, corrected, publish
+from tests.builders.worked_example import build, write
+from tests.builders.years import Years
 
 APPRAISAL = Path(sys.executable).with_name("appraisal")
 
@@ -33,8 +33,8 @@ def imported(db_url: str, tmp_path: Path, commands: list[dict[str, Any]], name: 
 
 def state_of_store(db_url: str) -> tuple[Any, ...]:
     """Events, last position, command table and the hash chain's head, read in this process."""
-    from api.integrity import walk
-    from api.logstore import log_store
+    from api.integrity.verification import walk
+    from api.store.logstore import log_store
 
     ledger = AppraisalLedger(db_url)
     try:

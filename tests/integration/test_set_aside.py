@@ -20,18 +20,18 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.demo import demo_commands
-from api.http.app import create_app
-from api.integrity import verify
+from api.cli.demo import demo_commands
+from api.integrity.verification import verify
 from api.ledger import AppraisalLedger
-from api.logstore import log_store
+from api.server.app import create_app
+from api.store.logstore import log_store
 from domain.aggregates import FactEvent, ledger_id
 from projections import readmodels, worker
 from projections.log import read_events
 from projections.queries import ReadModels
 from projections.readmodels import ReadModelProjection
-from tests.e2e.http_world import settings
-from tests.integration.test_read_models import assert_equal_to_direct, opened, snapshot
+from tests.builders.http_world import settings
+from tests.builders.read_models import assert_equal_to_direct, opened, snapshot
 
 YEAR = 2025
 RENDER, FOLD, DECODE = "2025:p-002", "2025:p-003", "2025:p-004"  # where the bad events go

@@ -21,10 +21,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from api import merkle
-from api.backup import export_log, import_log
-from api.chain import SEED, ChainBroken, chain_hash, leaf_hash, oid_bytes
-from api.integrity import (
+from api.integrity import merkle
+from api.integrity.backup import export_log, import_log
+from api.integrity.keys import Signer, load_or_create, public_pem
+from api.integrity.verification import (
     IntegrityFailure,
     make_checkpoint,
     prove_consistency,
@@ -32,10 +32,10 @@ from api.integrity import (
     verify,
     walk,
 )
-from api.keys import Signer, load_or_create, public_pem
 from api.ledger import AppraisalLedger
-from api.logstore import log_store
-from tests.worked_example import build
+from api.store.chain import SEED, ChainBroken, chain_hash, leaf_hash, oid_bytes
+from api.store.logstore import log_store
+from tests.builders.worked_example import build
 
 ROOT = Path(__file__).resolve().parents[2]
 APPRAISAL = Path(sys.executable).with_name("appraisal")

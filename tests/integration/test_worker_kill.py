@@ -17,12 +17,12 @@ from typing import IO, Any
 
 import pytest
 
-from api.demo import demo_commands
+from api.cli.demo import demo_commands
 from api.ledger import AppraisalLedger
 from projections.log import read_events
 from projections.queries import ReadModels
 from projections.readmodels import ReadModelProjection
-from tests.integration.test_read_models import snapshot
+from tests.builders.read_models import snapshot
 
 APPRAISAL = Path(sys.executable).with_name("appraisal")
 CHUNK = 40  # commands per submit: the worker sees the log grow in small steps
@@ -135,7 +135,7 @@ def test_a_batch_that_fails_between_its_rows_and_its_tracking_row_leaves_neither
     """The deterministic half of the kill test: a crash after the rows are written but before the
     tracking row is rolls the rows back too, and the next projection processes the batch once."""
     from projections import readmodels
-    from tests.worked_example import build
+    from tests.builders.worked_example import build
 
     commands = build()
     ledger = AppraisalLedger(db_url)

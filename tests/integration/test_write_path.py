@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from api.groupcommit import GroupCommit
 from api.ledger import AppraisalLedger
-from api.storage import CommandRow
-from tests.worked_example import build
+from api.store.groupcommit import GroupCommit
+from api.store.storage import CommandRow
+from tests.builders.worked_example import build
 
 
 @dataclass
@@ -205,7 +205,7 @@ def test_a_command_sees_what_another_process_wrote_since_it_last_looked(db_url: 
 
 
 def test_postgres_urls_keep_libpq_parameters_and_drop_ours() -> None:
-    from api.storage import pg_conninfo, store_env
+    from api.store.storage import pg_conninfo, store_env
 
     url = "postgresql://postgres@/dev?host=/tmp/devpg&port=55432&schema=s1&pool_size=20"
     assert pg_conninfo(url) == "postgresql://postgres@/dev?host=%2Ftmp%2Fdevpg&port=55432"
@@ -242,7 +242,7 @@ def test_a_server_process_freezes_its_startup_objects_and_collects_rarely() -> N
     import subprocess
     import sys
 
-    code = ("import gc; from api.http.app import settle_collector; settle_collector(); "
+    code = ("import gc; from api.server.app import settle_collector; settle_collector(); "
             "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["50000", "True"]
@@ -251,8 +251,8 @@ def test_a_server_process_freezes_its_startup_objects_and_collects_rarely() -> N
 def test_the_chain_runs_on_across_bulk_batches_and_single_commands(db_url: str) -> None:
     """Bulk batches (an import's), single commands, a batch of many ratings, interleaved: one write
     path, and the whole log verifies."""
-    from api.integrity import verify
-    from api.logstore import log_store
+    from api.integrity.verification import verify
+    from api.store.logstore import log_store
 
     ledger = AppraisalLedger(db_url)
     try:
@@ -294,13 +294,13 @@ def test_a_re_sent_command_id_refused_by_the_store_leaves_no_gap_in_the_log(db_u
 
 def test_a_store_chained_in_sql_by_an_earlier_version_is_written_on_and_verifies(pg_url: str) -> None:
     """Before issue 16 single commands on PostgreSQL were written by a PL/pgSQL function that
-    chained them in SQL (`sha256()` over the same bytes as api/chain.py). A store it wrote, the
+    chained them in SQL (`sha256()` over the same bytes as api/store/chain.py). A store it wrote, the
     function still installed, opens; the next writes chain on from its rows; the log verifies."""
     import psycopg
     from psycopg.sql import SQL, Identifier
 
-    from api.integrity import verify
-    from api.logstore import log_store
+    from api.integrity.verification import verify
+    from api.store.logstore import log_store
 
     ledger = AppraisalLedger(pg_url)
     try:
@@ -538,9 +538,9 @@ def test_a_decision_on_a_copy_another_process_has_outdated_is_made_again(db_url:
     d-01) was changed by another process meanwhile: the write is refused, the command decided
     again on the current organisation (and refused), nothing of it recorded, and the log's
     positions stay without a gap."""
-    from api.integrity import verify
+    from api.integrity.verification import verify
     from api.ledger import Refused
-    from api.logstore import log_store
+    from api.store.logstore import log_store
 
     first, second = AppraisalLedger(db_url), AppraisalLedger(db_url)
     try:
@@ -597,7 +597,7 @@ def test_an_import_batch_is_checked_against_what_it_read_not_what_earlier_batche
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process rates p-A while an import runs; the import's next batch rates only p-H1: it is
     written at once, not refused and decided again for p-A, which only an earlier batch read."""
-    from api import ledger as ledger_module
+    from api.ledger import application as ledger_module
 
     first, second = AppraisalLedger(db_url), AppraisalLedger(db_url)
     try:
@@ -637,8 +637,8 @@ def test_a_refused_write_in_an_import_is_decided_again_and_the_import_goes_on(
     """The second batch's write is refused once (as when another process wrote first): it is
     decided again from the store, and every command ends up recorded once, in order, with no gap
     in the log's positions."""
-    from api.integrity import verify
-    from api.logstore import log_store
+    from api.integrity.verification import verify
+    from api.store.logstore import log_store
 
     ledger = AppraisalLedger(db_url)
     try:

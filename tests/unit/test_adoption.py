@@ -13,9 +13,9 @@ import pytest
 from api.ledger import AppraisalLedger, Refused
 from domain.errors import Conflict
 from projections.queries import explain_at, results_at
-from tests.corrected_scheme import ALL_FOUR, REASON, adopt, corrected, publish
-from tests.worked_example import build
-from tests.years import Years
+from tests.builders.corrected_scheme import ALL_FOUR, REASON, adopt, corrected, publish
+from tests.builders.worked_example import build
+from tests.builders.years import Years
 
 ADOPT_AT = "2026-01-10T09:00:00+08:00"
 ADOPT_REASON = "采用修订后的方案 adopt the corrected scheme"

@@ -12,8 +12,8 @@ from uuid import UUID
 
 import pytest
 
-from api.chain import SEED, canonical, chain_hash, leaf_hash
-from api.integrity import (
+from api.integrity.keys import SigningKeyError, load_or_create
+from api.integrity.verification import (
     IntegrityFailure,
     check_checkpoint,
     make_checkpoint,
@@ -21,10 +21,10 @@ from api.integrity import (
     verify,
     verify_inclusion_proof,
 )
-from api.keys import SigningKeyError, load_or_create
 from api.ledger import AppraisalLedger
-from api.logstore import log_store
-from tests.worked_example import build
+from api.store.chain import SEED, canonical, chain_hash, leaf_hash
+from api.store.logstore import log_store
+from tests.builders.worked_example import build
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_proof.py"
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from api.demo import demo_commands, write_jsonl
+from api.cli.demo import demo_commands, write_jsonl
 
 KNOWN_TYPES = {
     "scheme.publish", "org.department", "org.person", "appraisal.open", "rating.record",

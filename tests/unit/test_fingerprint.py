@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from api.demo import demo_commands
+from api.cli.demo import demo_commands
 from domain import commands as c
 
 

@@ -15,7 +15,7 @@ import pytest
 from api.http.visibility import own_results, own_view, staff_view
 from api.ledger import AppraisalLedger
 from projections.readmodels import MIN_RATERS_SHOWN, public_breakdown
-from tests.worked_example import build
+from tests.builders.worked_example import build
 
 # The worked example with a third leadership_team rater of p-H1's business (a group of 3).
 THIRD_RATER = [

@@ -1,4 +1,4 @@
-"""The Merkle tree of api/merkle.py, and the standalone verifier's copy of the proof checks, against
+"""The Merkle tree of api/integrity/merkle.py, and the standalone verifier's copy of the proof checks, against
 RFC 6962's reference tree (the test vectors of the Certificate Transparency implementations) and
 against every proof of every small tree."""
 
@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from api import merkle
+from api.integrity import merkle
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_proof.py"
 
@@ -60,7 +60,7 @@ CONSISTENCY = [(1, 1, []),
                (2, 5, ["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
                        "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"])]
 
-VERIFIERS = [pytest.param((merkle.verify_inclusion, merkle.verify_consistency), id="api.merkle"),
+VERIFIERS = [pytest.param((merkle.verify_inclusion, merkle.verify_consistency), id="api.integrity.merkle"),
              pytest.param((lambda leaf, i, n, path, root: standalone.verify_inclusion(leaf, i, n, list(path), root),
                            lambda m, n, a, b, path: standalone.verify_consistency(m, n, a, b, list(path))),
                           id="scripts/verify_proof.py")]

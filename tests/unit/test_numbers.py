@@ -32,7 +32,7 @@ from domain.numbers import (
     shown,
 )
 from domain.scheme import builtin_document, parse_scheme
-from tests.worked_example import APPEAL, DEDUCTION, build
+from tests.builders.worked_example import APPEAL, DEDUCTION, build
 
 ACCEPTED = [  # (as sent, the decimal read)
     ("85", "85"), ("85.5", "85.5"), ("-10", "-10"), ("0", "0"), ("-0", "0"), ("0.5", "0.5"),

@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 
 from api.ledger import AppraisalLedger
-from api.logstore import log_store
+from api.store.logstore import log_store
 from domain.errors import DomainError, NotFound
 from domain.results import YearResults
 from projections.log import fold
 from projections.queries import results_at
 from projections.replay import replay, replay_results, replayed_results
-from tests.corrected_scheme import (
+from tests.builders.corrected_scheme import (
     ALL_FOUR,
     absence_points,
     adopt,
@@ -41,7 +41,7 @@ from tests.corrected_scheme import (
     without_department_head_raters,
     without_innovation,
 )
-from tests.worked_example import build
+from tests.builders.worked_example import build
 
 V1_PEOPLE = {
     "p-A": {"total": "79.16", "department_score": "87.05", "individual_score": "71.26",
@@ -289,7 +289,7 @@ def test_a_rater_role_without_weight_lists_those_ratings_as_not_applicable() -> 
 def store_fingerprint(ledger: AppraisalLedger) -> tuple[Any, ...]:
     """Everything a replay could have written: events, their positions, the command table, the
     hash chain's head."""
-    from api.integrity import walk
+    from api.integrity.verification import walk
 
     store = log_store(ledger.recorder)
     walked = walk(store)

@@ -10,7 +10,7 @@ import pytest
 
 from domain.scheme import builtin_document, parse_scheme
 from domain.scheme_diff import diff_document, diff_schemes, diff_text
-from tests.corrected_scheme import (
+from tests.builders.corrected_scheme import (
     ALL_FOUR,
     absence_points,
     corrected,

@@ -2,7 +2,7 @@
 
 Every expected figure below was computed by hand from SCORING.md and is written as the 2-decimal
 text of the results export; the arithmetic is in each row's comment. Scenarios run the real
-handlers on an in-memory ledger (tests/unit/scenario.py explains the presets: a complete
+handlers on an in-memory ledger (tests/builders/scenario.py explains the presets: a complete
 department scores D = 100, a complete person I = 90).
 """
 
@@ -16,7 +16,7 @@ import pytest
 from api.ledger import AppraisalLedger
 from domain.grading import bands
 from domain.scheme import Grade, builtin_document, parse_scheme
-from tests.unit.scenario import (
+from tests.builders.scenario import (
     Scenario,
     department_row,
     figure,
@@ -24,7 +24,7 @@ from tests.unit.scenario import (
     person_row,
     standard,
 )
-from tests.worked_example import APPEAL, DEDUCTION, OVERTURN, build
+from tests.builders.worked_example import APPEAL, DEDUCTION, OVERTURN, build
 
 BIANBAN = parse_scheme(builtin_document("bianban"))
 

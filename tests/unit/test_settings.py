@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from api.settings import Settings, SettingsError, load
-from api.storage import DEFAULT_DB
+from api.store.storage import DEFAULT_DB
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_MODULE = ROOT / "api" / "settings.py"
@@ -95,7 +95,7 @@ def test_every_setting_is_described() -> None:
 
 
 def test_the_command_line_refuses_a_bad_setting(clean: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from api.cli import main
+    from api.cli.main import main
 
     clean.setenv("APPRAISAL_LOG_FORMAT", "yaml")
     clean.setattr("sys.argv", ["appraisal", "key"])

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.ledger import AppraisalLedger
-from api.transcoding import FastJSONTranscoder
+from api.store.transcoding import FastJSONTranscoder
 
 
 def _transcoders() -> tuple[JSONTranscoder, FastJSONTranscoder]:

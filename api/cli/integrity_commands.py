@@ -1,4 +1,4 @@
-"""The tamper-evidence commands of `appraisal` (registered in api/cli.py):
+"""The tamper-evidence commands of `appraisal` (registered in api/cli/main.py):
 
     appraisal verify [--checkpoint FILE] [--public-key FILE]    the whole log; exit 1 names the first bad event
     appraisal verify --adopt                                    chain a tail written before the chain existed
@@ -9,7 +9,7 @@
     appraisal key [--out FILE]                                  the public key an inspector trusts
 
 The signing key is read from `$APPRAISAL_SIGNING_KEY` or ~/.config/appraisal-ledger/signing.key
-(api/settings.py, api/keys.py). `appraisal import` takes a checkpoint when the log holds a year publication newer
+(api/settings.py, api/integrity/keys.py). `appraisal import` takes a checkpoint when the log holds a year publication newer
 than the latest checkpoint (`checkpoint_after_publication`), written to `$APPRAISAL_CHECKPOINT_DIR`
 (default ./checkpoints/).
 """
@@ -26,12 +26,12 @@ from eventsourcing.utils import get_topic
 from rich.console import Console
 from rich.markup import escape
 
-from api import integrity
-from api.backup import export_log, import_log
-from api.keys import Signer, SigningKeyError, load_or_create, load_public, public_pem
+from api.integrity import verification
+from api.integrity.backup import export_log, import_log
+from api.integrity.keys import Signer, SigningKeyError, load_or_create, load_public, public_pem
 from api.ledger import AppraisalLedger
-from api.logstore import log_store
 from api.settings import Settings, load
+from api.store.logstore import log_store
 from domain.aggregates import Year
 
 PUBLISHED_TOPIC = get_topic(Year.Published)
@@ -96,14 +96,14 @@ def verify(
     ledger = AppraisalLedger(settings.db)
     try:
         if adopt:
-            count, first = integrity.adopt_unchained(log_store(ledger.recorder))
+            count, first = verification.adopt_unchained(log_store(ledger.recorder))
             if count:
                 err.print(f"chained 已补链 {count} event(s) from position {first} on: they had no chain row",
                           highlight=False)
         document = _read_json(checkpoint) if checkpoint else None
-        verdict = integrity.verify(log_store(ledger.recorder), document,
+        verdict = verification.verify(log_store(ledger.recorder), document,
                                    _public(public_key, settings) if document else None)
-    except integrity.IntegrityFailure as error:
+    except verification.IntegrityFailure as error:
         raise _fail(str(error)) from None
     finally:
         ledger.close()
@@ -128,8 +128,8 @@ def checkpoint(
                                  f"root {document['root']}  key {document['key_id']}\n")
             return
         try:
-            document = integrity.make_checkpoint(store, _signer(settings), ledger.clock)
-        except integrity.IntegrityFailure as error:
+            document = verification.make_checkpoint(store, _signer(settings), ledger.clock)
+        except verification.IntegrityFailure as error:
             raise _fail(str(error)) from None
     finally:
         ledger.close()
@@ -150,9 +150,9 @@ def prove_inclusion(
     settings = load(db=db)
     ledger = AppraisalLedger(settings.db)
     try:
-        proof = integrity.prove_inclusion(log_store(ledger.recorder), position, _read_json(checkpoint),
+        proof = verification.prove_inclusion(log_store(ledger.recorder), position, _read_json(checkpoint),
                                           _public(public_key, settings))
-    except integrity.IntegrityFailure as error:
+    except verification.IntegrityFailure as error:
         raise _fail(str(error)) from None
     finally:
         ledger.close()
@@ -173,9 +173,9 @@ def prove_consistency(
     settings = load(db=db)
     ledger = AppraisalLedger(settings.db)
     try:
-        proof = integrity.prove_consistency(log_store(ledger.recorder), _read_json(old), _read_json(new),
+        proof = verification.prove_consistency(log_store(ledger.recorder), _read_json(old), _read_json(new),
                                             _public(public_key, settings))
-    except integrity.IntegrityFailure as error:
+    except verification.IntegrityFailure as error:
         raise _fail(str(error)) from None
     finally:
         ledger.close()
@@ -194,7 +194,7 @@ def backup_export(
     ledger = AppraisalLedger(settings.db)
     try:
         trailer = export_log(log_store(ledger.recorder), file)
-    except integrity.IntegrityFailure as error:
+    except verification.IntegrityFailure as error:
         raise _fail(str(error)) from None
     finally:
         ledger.close()
@@ -217,8 +217,8 @@ def backup_import(
         store = log_store(ledger.recorder)
         import_log(store, file)
         document = _read_json(checkpoint) if checkpoint else None
-        verdict = integrity.verify(store, document, _public(public_key, settings) if document else None)
-    except integrity.IntegrityFailure as error:
+        verdict = verification.verify(store, document, _public(public_key, settings) if document else None)
+    except verification.IntegrityFailure as error:
         raise _fail(str(error)) from None
     finally:
         ledger.close()
@@ -247,8 +247,8 @@ def checkpoint_after_publication(ledger: AppraisalLedger, settings: Settings) ->
     if not ledger.recorder.select_notifications(since + 1, 1, topics=[PUBLISHED_TOPIC]):
         return None
     try:
-        document = integrity.make_checkpoint(store, _signer(settings), ledger.clock)
-    except integrity.IntegrityFailure as error:
+        document = verification.make_checkpoint(store, _signer(settings), ledger.clock)
+    except verification.IntegrityFailure as error:
         raise _fail(f"a year was published but no checkpoint could be taken: {error}") from None
     folder = settings.checkpoint_dir
     folder.mkdir(parents=True, exist_ok=True)

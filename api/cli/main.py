@@ -17,11 +17,18 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api.cli_integrity import backup, checkpoint, checkpoint_after_publication, key, prove, verify
-from api.cli_replay import replay_command, scheme_app
-from api.http.cli import serve, token_app
+from api.cli.integrity_commands import (
+    backup,
+    checkpoint,
+    checkpoint_after_publication,
+    key,
+    prove,
+    verify,
+)
+from api.cli.replay_commands import replay_command, scheme_app
+from api.cli.server_commands import serve, token_app
+from api.documents.text import explanation_text
 from api.ledger import AppraisalLedger, Refused
-from api.render import explanation_text
 from api.settings import Settings, SettingsError, load
 from domain.errors import DomainError
 from domain.numbers import TOO_MANY_DIGITS, number_format_message
@@ -134,8 +141,8 @@ def import_(
 
 def _import_workbook(ledger: AppraisalLedger, settings: Settings, file: Path, actor: str | None,
                      batch_size: int) -> None:
-    """An Excel ledger (api/ledger_xlsx.py): its rows as the commands, refusals naming sheet, row, column."""
-    from api.ledger_xlsx import WorkbookError, import_workbook
+    """An Excel ledger (api/documents/ledger_workbook.py): its rows as the commands, refusals naming sheet, row, column."""
+    from api.documents.ledger_workbook import WorkbookError, import_workbook
 
     try:
         done = import_workbook(ledger, file.read_bytes(), actor=actor, batch_size=batch_size)
@@ -158,7 +165,7 @@ def template(
     db: DbOption = None,
 ) -> None:
     """An Excel ledger template for a year (台账模板): a sheet per kind, drop-downs, 说明."""
-    from api.ledger_xlsx import template as make_template
+    from api.documents.ledger_workbook import template as make_template
 
     path = output or Path(f"ledger-{year}.xlsx")
     try:
@@ -193,7 +200,7 @@ def results(
     elif format == "table":
         _results_table(document)
     elif format == "xlsx":
-        from api.export_xlsx import write_results
+        from api.documents.results_workbook import write_results
 
         path = output or Path(f"results-{year}.xlsx")
         write_results(document, path)
@@ -270,7 +277,7 @@ def demo(
     correction: Annotated[bool, typer.Option(help="also publish a corrected scheme bianban@2 (not adopted)")] = True,
 ) -> None:
     """Write a realistic demo year as batch-import commands (演示数据)."""
-    from api.demo import corrected_scheme_command, demo_commands, write_jsonl
+    from api.cli.demo import corrected_scheme_command, demo_commands, write_jsonl
 
     commands = demo_commands(year, departments=departments, staff_per_department=staff_per_department,
                              periods=periods, seed=seed)

@@ -22,7 +22,7 @@ from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 
-from api.http.errors import Problem
+from api.http.problems import Problem
 from api.ledger import AppraisalLedger
 from domain.aggregates import (
     Appraisal,

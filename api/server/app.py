@@ -19,10 +19,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import pages
-from api.http import commands, docs, errors, logs, reads
+from api.http import docs, logs, problems, reads, writes
 from api.http.auth import Credentials, Throttle
 from api.http.guard import Guard
-from api.http.queries import Queries, ReadProgress
+from api.http.read_side import Queries, ReadProgress
 from api.ledger import AppraisalLedger
 from api.settings import Settings
 
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
         app.state.progress = ReadProgress(app.state.queries, poll=settings.wait_poll_seconds,
                                           limit=settings.wait_limit)
         if settings.bench_raw_endpoint:
-            from api.http.bench import RawTable
+            from api.http.bench_baseline import RawTable
 
             app.state.raw_table = RawTable(store)
 
@@ -119,16 +119,16 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
                   openapi_tags=TAGS, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.throttle = Throttle(settings.auth_failures_max, settings.auth_failures_window_seconds)
-    errors.install(app)
+    problems.install(app)
     # Routes are tried in order. The commands (POST and PUT only, none on a page's path and method)
     # come first: a rating no longer walks past every page route. The pages come before the reads:
     # GET /audit from a browser is the page (api/pages/session.py). The bench's raw endpoint, when
     # mounted, comes before everything, so that the baseline is never the dearer to route.
     if settings.bench_raw_endpoint:
-        from api.http import bench
+        from api.http import bench_baseline
 
-        app.include_router(bench.router)
-    app.include_router(commands.router)
+        app.include_router(bench_baseline.router)
+    app.include_router(writes.router)
     app.include_router(pages.router)
     app.include_router(reads.router)
     app.include_router(docs.router)  # /docs and /redoc, every asset from this server
@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
 
 
 def app_from_env() -> FastAPI:
-    """For `uvicorn --factory api.http.app:app_from_env` (settings from the environment)."""
+    """For `uvicorn --factory api.server.app:app_from_env` (settings from the environment)."""
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
     return create_app(settings)

@@ -4,7 +4,7 @@
 `(position, originator id as 16 bytes, version, topic, state, chain hash or None)`; the other
 methods answer the verifier's follow-up questions (chain rows without an event), read the command
 rows and the checkpoints table, and load a backup into an empty store in one transaction. Nothing
-here decides whether the log is sound: api/integrity.py does, from these rows.
+here decides whether the log is sound: api/integrity/verification.py does, from these rows.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from uuid import UUID
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from api.chain import SEED, ChainBroken, extend_rows, oid_bytes
-from api.storage import (
+from api.store.chain import SEED, ChainBroken, extend_rows, oid_bytes
+from api.store.storage import (
     MemoryLedgerRecorder,
     PostgresLedgerRecorder,
     SQLiteLedgerRecorder,

@@ -12,7 +12,7 @@ An inspector's token writes nothing. The actor of every command is the token's p
 caller with the admin or recorder grant names a business time (`at`); anyone else's is the
 server's clock (`business_time`, COMMANDS.md § Envelope).
 An accepted command answers 201 with its log position; a re-sent one (same id and content) 200
-with the first answer; a refusal problem+json (see api/http/errors.py).
+with the first answer; a refusal problem+json (see api/http/problems.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from api.http import models as m
 from api.http.auth import Principal, forbidden, require_grant, require_writer
 from api.http.deps import BearerDep, caller, log_entry
-from api.http.errors import WRITE_CONFLICTS, Problem, conflict_problem, from_domain
+from api.http.problems import WRITE_CONFLICTS, Problem, conflict_problem, from_domain
 from api.ledger import AppraisalLedger, Outcome, Refused
 from api.settings import Settings
 from domain.commands import check_text
@@ -108,9 +108,9 @@ def hidden_existence(body: dict[str, Any], problem: Problem) -> Problem:
 
 
 def submit(ledger: AppraisalLedger, body: dict[str, Any], actor: str) -> Outcome:
-    """One command through the ledger, which retries a conflicting write (api/ledger.py: the one
+    """One command through the ledger, which retries a conflicting write (api/ledger/application.py: the one
     retry layer); a conflict that outlasted its attempts is a 409, a store that stayed unavailable a
-    503 (api/http/errors.py)."""
+    503 (api/http/problems.py)."""
     try:
         return ledger.submit_one(body, actor=actor)
     except Refused as refused:

@@ -28,7 +28,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteCursor
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
-from api.chain import MemoryChain, PostgresChain, SQLiteChain
+from api.store.chain import MemoryChain, PostgresChain, SQLiteChain
 
 DEFAULT_DB = "sqlite:///./appraisal.db"
 
@@ -160,7 +160,7 @@ class LocalNewer:
 class SQLiteLedgerRecorder(LocalNewer, SQLiteApplicationRecorder):
     def __init__(self, datastore: Any, events_table_name: str = "stored_events") -> None:
         self.commands_table = events_table_name.replace("events", "commands")
-        self.chain = SQLiteChain(events_table_name)  # the hash chain (api/chain.py)
+        self.chain = SQLiteChain(events_table_name)  # the hash chain (api/store/chain.py)
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
@@ -249,10 +249,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "type text NOT NULL, fingerprint text NOT NULL, target text NOT NULL, position bigint, "
             "answer text NOT NULL)"
         ).format(**names))
-        self.chain = PostgresChain(self.datastore.schema, events_table_name)  # the hash chain (api/chain.py)
+        self.chain = PostgresChain(self.datastore.schema, events_table_name)  # the hash chain (api/store/chain.py)
         self.sql_create_statements.append(self.chain.create_statement)
         # The batch's positions, drawn from the events' sequence once the log is locked, with the
-        # chain's head before the first of them (api/chain.py): the first by nextval, the rest by
+        # chain's head before the first of them (api/store/chain.py): the first by nextval, the rest by
         # moving the sequence on past them at once (every writer draws under the log's lock, so
         # no other draw comes between; a nextval per event cost 6 µs each, 3 ms a batch of 500).
         self.reserve_positions_statement = SQL(
@@ -268,7 +268,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.copy_commands_statement = SQL(
             "COPY {schema}.{commands} (command_id, type, fingerprint, target, position, answer) "
             "FROM STDIN (FORMAT BINARY)").format(**names)
-        self.insert_commands_statement = SQL(  # api/logstore.py loads backups with it
+        self.insert_commands_statement = SQL(  # api/store/logstore.py loads backups with it
             "INSERT INTO {schema}.{commands} SELECT * FROM "
             "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[])"
         ).format(**names)
@@ -429,7 +429,7 @@ class MemoryLedgerRecorder(LocalNewer, POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self.commands: dict[str, dict[str, Any]] = {}
-        self.chain = MemoryChain()  # the hash chain (api/chain.py)
+        self.chain = MemoryChain()  # the hash chain (api/store/chain.py)
 
     def _insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         commands = kwargs.get("commands") or ()

@@ -17,10 +17,10 @@ from psycopg.sql import SQL, Identifier
 
 from api.http import models as m
 from api.http.auth import require_writer
-from api.http.commands import RESPONSES, AppraisalKey, check_text
 from api.http.deps import PrincipalDep, log_entry
+from api.http.writes import RESPONSES, AppraisalKey, check_text
 from api.ledger import AppraisalLedger
-from api.storage import serialize_ddl
+from api.store.storage import serialize_ddl
 
 router = APIRouter(tags=["bench 基准"], include_in_schema=False)
 

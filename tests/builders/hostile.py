@@ -143,7 +143,7 @@ OPTIONAL = {"builtin", "document", "in_charge", "department", "rater", "comment"
 NUMBERS = {"score": (0, 100), "value": (0, None), "points": (None, None), "count": (1, 10000),
            "approved_posts": (0, None)}
 
-# Who sends each type: over HTTP the role whose token may (tests/e2e/http_world.py), in an import the actor.
+# Who sends each type: over HTTP the role whose token may (tests/builders/http_world.py), in an import the actor.
 ROLE = {"rating.record": "leader", "appeal.file": "staff", "measurement.record": "recorder",
         "occurrence.record": "recorder", "adjustment.apply": "recorder", "veto.impose": "recorder"}
 ACTOR = {"admin": "admin-2", "recorder": "hr-office", "leader": "p-L1", "staff": "p-A"}

@@ -23,9 +23,9 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
-from api.gcpause import paused_gc
-from api.groupcommit import GroupCommit
-from api.storage import DEFAULT_DB, CommandRow, ensure_schema, store_env
+from api.store.gcpause import paused_gc
+from api.store.groupcommit import GroupCommit
+from api.store.storage import DEFAULT_DB, CommandRow, ensure_schema, store_env
 from domain import commands as c
 from domain.aggregates import (
     Appraisal,
@@ -87,12 +87,12 @@ class AppraisalLedger(Application):
         ensure_schema(db_url)
         env = {**store_env(db_url), "AGGREGATE_CACHE_MAXSIZE": "20000",
                "DEEPCOPY_FROM_AGGREGATE_CACHE": "y", "IS_SNAPSHOTTING_ENABLED": "n",
-               "TRANSCODER_TOPIC": "api.transcoding:FastJSONTranscoder"}  # the same bytes, faster
+               "TRANSCODER_TOPIC": "api.store.transcoding:FastJSONTranscoder"}  # the same bytes, faster
         super().__init__(env=env)
         self.db_url = db_url
         self.clock = clock or (lambda: datetime.now(UTC))
         self._schemes: dict[tuple[str, int], Scheme] = {}
-        self._group = GroupCommit(self._put)  # concurrent writers share transactions (api/groupcommit.py)
+        self._group = GroupCommit(self._put)  # concurrent writers share transactions (api/store/groupcommit.py)
         self._serial: dict[str, tuple[threading.Lock, int]] = {}  # appraisal -> (its lock, threads using it)
         self._serial_lock = threading.Lock()
 

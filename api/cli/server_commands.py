@@ -1,4 +1,4 @@
-"""`appraisal serve` and `appraisal token create|revoke|list` (registered in api/cli.py)."""
+"""`appraisal serve` and `appraisal token create|revoke|list` (registered in api/cli/main.py)."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def serve(
     import uvicorn
 
     from api.http import logs
-    from api.http.app import create_app
+    from api.server.app import create_app
 
     settings = load(db=db, log_format=log_format, projection=projection, host=host, port=port)
     logs.configure(settings.log_format, settings.log_level)
@@ -140,7 +140,7 @@ def serve(
             raise typer.Exit(2)
         # uvicorn's worker processes make their own app (`app_from_env`), from the environment only.
         settings.hand_down()
-        uvicorn.run("api.http.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+        uvicorn.run("api.server.app:app_from_env", factory=True, host=settings.host, port=settings.port,
                     workers=workers, access_log=False, log_config=None)
     else:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None)

@@ -1,12 +1,12 @@
 """Tamper evidence: verify the hash chain, sign checkpoints, prove inclusion and consistency.
 
-**The walk.** `walk` reads every event with its chain row (api/logstore.py), recomputes each leaf
-hash and chain hash from the event's bytes (api/chain.py) and stops at the first event whose
+**The walk.** `walk` reads every event with its chain row (api/store/logstore.py), recomputes each leaf
+hash and chain hash from the event's bytes (api/store/chain.py) and stops at the first event whose
 recomputed chain hash differs from the stored one. That event is named by position, aggregate,
 version and topic: an altered event (a score, a date, an actor in its state), an event inserted
 without the ledger (no chain row), an event deleted (its chain row left without an event), two
 events swapped (the first of them no longer matches). The same pass feeds the leaves into a
-Merkle tree (api/merkle.py, RFC 6962/9162), whose root the checkpoints sign.
+Merkle tree (api/integrity/merkle.py, RFC 6962/9162), whose root the checkpoints sign.
 
 **Checkpoints** are signed tree heads, a small JSON file an inspector keeps:
 
@@ -14,7 +14,7 @@ Merkle tree (api/merkle.py, RFC 6962/9162), whose root the checkpoints sign.
      "chain_head": hex, "timestamp": "…Z", "key_id": hex, "public_key": base64, "signature": base64}
 
 `size` leaves (events), the Merkle root over them, the position and chain hash of the last one;
-the Ed25519 signature (api/keys.py, key outside the database) covers the text `signed_body`
+the Ed25519 signature (api/integrity/keys.py, key outside the database) covers the text `signed_body`
 builds from those fields. A copy is kept in the `<prefix>_checkpoints` table for listing only:
 verification never trusts the database, only the file and the public key. A checkpoint is refused
 for a log that does not verify, or that no longer matches the latest checkpoint recorded.
@@ -43,10 +43,10 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from api import merkle
-from api.chain import _FIXED, _LENGTH, SEED
-from api.keys import Signer, key_id, raw_public, verify_signature
-from api.logstore import LogStore, Row
+from api.integrity import merkle
+from api.integrity.keys import Signer, key_id, raw_public, verify_signature
+from api.store.chain import _FIXED, _LENGTH, SEED
+from api.store.logstore import LogStore, Row
 
 CHECKPOINT_FORMAT = "appraisal-ledger-checkpoint/1"
 INCLUSION_FORMAT = "appraisal-ledger-inclusion/1"
@@ -380,7 +380,7 @@ def prove_consistency(store: LogStore, old: dict[str, Any], new: dict[str, Any],
 
 def verify_inclusion_proof(proof: dict[str, Any], public: Ed25519PublicKey) -> None:
     """The same check scripts/verify_proof.py makes (for tests and `appraisal verify` users)."""
-    from api.chain import leaf_hash, oid_bytes
+    from api.store.chain import leaf_hash, oid_bytes
 
     check_checkpoint(proof["checkpoint"], public)
     event = proof["event"]

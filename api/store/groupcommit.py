@@ -29,7 +29,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from api.storage import CommandRow
+from api.store.storage import CommandRow
 
 Put = Callable[[list[Any], list[CommandRow], dict[Any, int]], Sequence[int]]
 

@@ -1,6 +1,6 @@
 """Merkle tree hashes and proofs over the log's leaf hashes, as RFC 6962 §2.1 / RFC 9162 §2.1.
 
-Leaves are the event leaf hashes of api/chain.py (`SHA-256(0x00 || canonical bytes)`); an inner
+Leaves are the event leaf hashes of api/store/chain.py (`SHA-256(0x00 || canonical bytes)`); an inner
 node is `SHA-256(0x01 || left || right)`; a tree of n leaves splits at the largest power of two
 below n. `Tree` computes the root of a growing log in O(log n) memory (the verifier streams the
 log through it); `root`, `inclusion_path` and `consistency_path` work on a list of leaves;

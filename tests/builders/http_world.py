@@ -14,11 +14,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.http.app import create_app
 from api.http.auth import Credentials
 from api.ledger import AppraisalLedger
+from api.server.app import create_app
 from api.settings import Settings
-from tests.worked_example import build
+from tests.builders.worked_example import build
 
 # Who holds which token in these tests (the worked example's people, and two offices).
 HOLDERS: dict[str, tuple[str, tuple[str, ...]]] = {

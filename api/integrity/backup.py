@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
-from api import merkle
-from api.chain import SEED, leaf_hash
-from api.integrity import IntegrityFailure, walk
-from api.logstore import EventRow, LogStore, Row
+from api.integrity import merkle
+from api.integrity.verification import IntegrityFailure, walk
+from api.store.chain import SEED, leaf_hash
+from api.store.logstore import EventRow, LogStore, Row
 
 BACKUP_FORMAT = "appraisal-ledger-backup/1"
 BATCH = 5000

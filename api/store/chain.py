@@ -12,7 +12,7 @@ Every stored event gets a chain row `(position, hash)` in the same transaction a
 over the events in position order (PostgreSQL leaves gaps in positions when a transaction rolls
 back; the chain runs over the events that exist, and the position inside each leaf makes a moved
 event visible). Altering, dropping, reordering or inserting an event breaks the chain at that
-event; rewriting the chain rows as well is caught by a signed checkpoint (api/integrity.py).
+event; rewriting the chain rows as well is caught by a signed checkpoint (api/integrity/verification.py).
 
 A write checks that the chain's head is the last event before the batch; if not (events written
 outside the ledger, a deleted last event, a log from before the chain), it refuses with

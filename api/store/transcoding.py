@@ -1,6 +1,6 @@
 """Encoding event state faster, to the very bytes the library's JSON transcoder writes.
 
-The stored bytes of an event are hashed into the chain (api/chain.py) and read back by every
+The stored bytes of an event are hashed into the chain (api/store/chain.py) and read back by every
 reader with the library's decoder, so the encoding may not change by one byte. `orjson` writes
 the same JSON as `json` with `ensure_ascii=False` and compact separators for the values it is
 given here (every string, checked over all code points; integers within 64 bits; booleans; null;

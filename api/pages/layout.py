@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from api.http.auth import Principal
-from api.http.errors import Problem
+from api.http.problems import Problem
 from api.pages.labels import GRANTS, RULES_ZH, STATUS_EN, STATUS_ZH, label
 
 HERE = Path(__file__).parent

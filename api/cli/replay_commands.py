@@ -1,4 +1,4 @@
-"""Replay and scheme commands of `appraisal` (registered in api/cli.py; SCORING.md §9):
+"""Replay and scheme commands of `appraisal` (registered in api/cli/main.py; SCORING.md §9):
 
     appraisal replay --year Y --scheme ID@VERSION [--format json|table] [--all]
     appraisal scheme list
