@@ -104,7 +104,7 @@ class _Cursor:
 
     def serialize_ddl(self) -> None:
         """Before creating tables: wait for another process doing the same (PostgreSQL;
-        `api.storage.serialize_ddl`). SQLite serialises writers itself."""
+        `api.store.storage.serialize_ddl`). SQLite serialises writers itself."""
         if self.schema is not None:
             serialize_ddl(self.cursor, self.schema)
 
