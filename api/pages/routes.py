@@ -8,6 +8,7 @@ filed on a page goes through the same command path as `POST /appraisals/{key}/ap
 | `/home` | anyone signed in: their appraisals, years and appeals |
 | `/years/{year}` | admin, inspector: everything; others: the publication, before it their own entry |
 | `/appraisals/{key}` | admin, inspector: full trace and events; the subject: their breakdown; others: the breakdown once published |
+| `/people/{person}` | the person, admin, inspector: their years as charts and a table, the appeals they filed |
 | `/audit`, `/audit.csv` (api/pages/inspector.py) | admin, inspector |
 """
 
@@ -38,6 +39,7 @@ from api.http.queries import Queries, SubjectInfo
 from api.http.reads import before_publication, visible_subject
 from api.http.visibility import own_results, own_view, public_history, staff_view
 from api.ledger import AppraisalLedger
+from api.pages.charts import history_series, line_chart
 from api.pages.inspector import LookBack, trace_rows
 from api.pages.labels import POSITIONS, RULES_ZH, STATUS, label, labels_for
 from api.pages.render import page, sign_in_page
@@ -244,6 +246,36 @@ def home(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger: Ledge
                                        "position_label": label(POSITIONS, person.get("position")),
                                        "department": labels.department(person.get("department")),
                                        "years": years}, viewer=viewer)
+
+
+# --- a person's years ----------------------------------------------------------------------------------
+
+PersonId = Annotated[str, Path(pattern=r"^[^\x00/]+$", max_length=100)]
+
+
+@router.get("/people/{person}")
+def person_page(request: Request, person: PersonId, viewer: ViewerDep, queries: QueriesDep,
+                ledger: LedgerDep) -> Response:
+    """A person's years as charts drawn on the server (total, rank, tier, grade; api/pages/charts.py)
+    with the same figures in a table, and the appeals they filed with their outcome. The person,
+    admins and inspectors; anyone else is refused, whether the person exists or not (no existence
+    oracle). Two reads: the person's history and their appeals (one explanation per appraisal
+    appealed)."""
+    if not (viewer.sees_everything or viewer.person == person):
+        raise Problem(403, "history-access", f"{person}'s years and appeals are for them, admins and "
+                      "inspectors only", field="person")
+    labels = labels_for(ledger)
+    years = queries.person_history(person)
+    if viewer.sees_everything and not years and queries.person(person) is None:
+        raise NotFound("person", f"no person {person}", rule="person-known")
+    charts = [{"title": series.title, "svg": line_chart(series)} for series in history_series(years)] if years else []
+    rows = [{**row, "position_label": label(POSITIONS, row.get("position")), "status_label": label(STATUS, row["status"]),
+             "department_name": labels.department(row.get("department")),
+             "key": f"{row['year']}:{person}"} for row in years]
+    return page(request, "person.html", {"person": person, "name": labels.person(person), "years": rows,
+                                         "charts": charts,
+                                         "appeals": appeal_rows(queries.appeals_of(appellant=person), labels)},
+                viewer=viewer)
 
 
 # --- a year's results ----------------------------------------------------------------------------------
