@@ -383,12 +383,11 @@ def impose_veto(cmd: c.ImposeVeto, env: Envelope, ctx: Context) -> Accepted:
 # --- appeals (SCORING.md §8) ---------------------------------------------------------------------
 
 
-def appeal_deadline(item: f.Fact, year: Year, window_days: int) -> datetime:
-    """30 days (the scheme's window) from the later of the item's business time and the
-    year's first publication."""
-    start = item.at
-    if year.publications:
-        start = max(start, year.publications[0]["at"])
+def appeal_deadline(item_at: datetime, first_publication: datetime | None, window_days: int) -> datetime:
+    """When the appeal window of an item closes: 30 days (the scheme's window) from the later of
+    the item's business time `item_at` and the year's first publication (None: not published
+    yet). The one place of this rule: the handler below and the pages (api/pages) call it."""
+    start = item_at if first_publication is None else max(item_at, first_publication)
     return start + timedelta(days=window_days)
 
 
@@ -416,7 +415,8 @@ def file_appeal(cmd: c.FileAppeal, env: Envelope, ctx: Context) -> Accepted:
                        rule="one-appeal-per-item")
     if env.at < item.at:
         raise DomainError("at", "an appeal cannot precede the item it appeals", rule="appeal-window")
-    deadline = appeal_deadline(item, year, scheme.appeal_window_days)
+    first_publication = year.publications[0]["at"] if year.publications else None
+    deadline = appeal_deadline(item.at, first_publication, scheme.appeal_window_days)
     if env.at > deadline:
         raise DomainError("at", f"the appeal window closed on {deadline.isoformat()} "
                           f"({scheme.appeal_window_days} days after the later of the item's recording "

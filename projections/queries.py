@@ -107,7 +107,7 @@ class ReadModels:
     def department_ranking(self, year: int) -> list[dict[str, Any]]:
         return self.db.query("SELECT * FROM rm_department_history WHERE year = ? ORDER BY rank, department", [year])
 
-    def appeals(self, *, year: int | None = None, appraisal: str | None = None,
+    def appeals(self, *, year: int | None = None, appraisal: str | None = None, appellant: str | None = None,
                 now: datetime | None = None) -> list[dict[str, Any]]:
         """Appeals with their decision due date; open ones past it are `overdue` (at `now`)."""
         where: list[str] = ["1 = 1"]
@@ -118,6 +118,9 @@ class ReadModels:
         if appraisal is not None:
             where.append("appraisal = ?")
             params.append(appraisal)
+        if appellant is not None:
+            where.append("appellant = ?")
+            params.append(appellant)
         rows = self.db.query(f"SELECT * FROM rm_appeals WHERE {' AND '.join(where)} ORDER BY filed_at, appeal", params)
         moment = now or datetime.now().astimezone()
         for row in rows:

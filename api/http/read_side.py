@@ -184,6 +184,14 @@ class Queries:
         found = self._appeal_views(rows)
         return sorted(found, key=lambda a: (a["filed_at"], a["appeal"]))
 
+    def appeals_of(self, *, appraisal: str | None = None, appellant: str | None = None) -> list[dict[str, Any]]:
+        """The appeals on one appraisal and/or filed by one appellant, of every year, oldest
+        first: one read of rm_appeals and one explanation per appraisal they concern (not the
+        whole year's, as `appeals(year)` reads)."""
+        with self._views() as views:
+            rows = views.appeals(appraisal=appraisal, appellant=appellant, now=self.ledger.clock())
+        return sorted(self._appeal_views(rows), key=lambda a: (a["filed_at"], a["appeal"]))
+
     def appeal(self, appeal_id: str) -> dict[str, Any]:
         row = self.ledger.commands([appeal_id]).get(appeal_id)
         if row is None or row["type"] != "appeal.file":

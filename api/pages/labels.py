@@ -40,6 +40,7 @@ RULE_TYPES = {
 RULES_ZH = {
     "breakdown-before-publication": "这是他人的考核，且该年度尚未公示：公示前只有本人、管理员和纪检人员可以查看。",
     "explanation-access": "得分说明仅供本人、管理员和纪检人员查看。",
+    "history-access": "个人历年考核和申诉仅供本人、管理员和纪检人员查看。",
     "role-required": "此页面需要管理员或纪检权限。",
     "appeal-by-subject": "只有被考核人本人（部门考核由科室负责人）可以申诉。",
     "appeal-window": "已超过申诉期限（自事项记录或公示起算的申诉期已过）。",

@@ -8,6 +8,7 @@ filed on a page goes through the same command path as `POST /appraisals/{key}/ap
 | `/home` | anyone signed in: their appraisals, years and appeals |
 | `/years/{year}` | admin, inspector: everything; others: the publication, before it their own entry |
 | `/appraisals/{key}` | admin, inspector: full trace and events; the subject: their breakdown; others: the breakdown once published |
+| `/people/{person}` | the person, admin, inspector: their years as charts and a table, the appeals they filed |
 | `/audit`, `/audit.csv` (api/pages/inspector.py) | admin, inspector |
 """
 
@@ -38,6 +39,7 @@ from api.http.reads import before_publication, visible_subject
 from api.http.visibility import own_results, own_view, public_history, staff_view
 from api.http.writes import authorize, business_time, check_text, submit
 from api.ledger import AppraisalLedger
+from api.pages.charts import history_series, line_chart
 from api.pages.inspector import LookBack, trace_rows
 from api.pages.labels import POSITIONS, RULES_ZH, STATUS, label, labels_for
 from api.pages.layout import page, sign_in_page
@@ -51,7 +53,7 @@ from api.pages.session import (
     same_origin,
     set_session,
 )
-from api.pages.views import Explained, appeal_rows, year_view
+from api.pages.views import Explained, appeal_rows, appeal_windows, year_view
 from domain.errors import DomainError, NotFound
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -103,18 +105,27 @@ def appraisal_document(queries: Queries, viewer: Principal, key: str,
     return {**shown, "version": version}, subject
 
 
-def item_commands(queries: Queries, viewer: Principal, key: str) -> dict[str, str]:
-    """The command id of each recorded item (a breakdown names items by reference; an appeal names
-    the command), from the appraisal's events as `GET /appraisals/{key}/history` shows them."""
+def item_records(queries: Queries, viewer: Principal, key: str) -> dict[str, dict[str, Any]]:
+    """Each recorded event's command id (a breakdown names items by reference; an appeal names the
+    command), who recorded it, its business and recording time, by reference: from the
+    appraisal's events as `GET /appraisals/{key}/history` shows them to `viewer` (others' ratings
+    left out: raters stay anonymous; recorders do not). One read of the appraisal's events."""
     events = public_history(queries.history(key), viewer.person)
-    return {f"{key}#{e['version']}": e["command_id"] for e in events if e.get("command_id")}
+    return {f"{key}#{e['version']}": {"command": e.get("command_id"), "actor": e["data"].get("actor"),
+                                      "at": e["data"].get("at"), "recorded_at": e.get("recorded_at"),
+                                      "backdated": e.get("backdated")} for e in events}
 
 
 def visible_appeals(queries: Queries, viewer: Principal, year: int, key: str | None = None) -> list[dict[str, Any]]:
-    found = queries.appeals(year)
-    if not viewer.sees_everything:
-        found = [a for a in found if a["appellant"] == viewer.person]
-    return [a for a in found if key is None or a["appraisal"] == key]
+    """The appeals of a year (of one appraisal: `key`) the viewer may read: all (admin, inspector),
+    else their own. Read by appraisal or by appellant, never the whole year's for one person."""
+    if key is not None:
+        found = queries.appeals_of(appraisal=key)
+    elif viewer.sees_everything:
+        found = queries.appeals(year)
+    else:
+        found = [a for a in queries.appeals_of(appellant=viewer.person) if a["appraisal"].startswith(f"{year}:")]
+    return [a for a in found if viewer.sees_everything or a["appellant"] == viewer.person]
 
 
 def known_years(queries: Queries, viewer: Principal) -> list[int]:
@@ -215,6 +226,7 @@ def home(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger: Ledge
     labels = labels_for(ledger)
     person = queries.person(viewer.person) or {}
     years = []
+    mine = [] if viewer.is_inspector else appeal_rows(queries.appeals_of(appellant=viewer.person), labels)
     for year in sorted(known_years(queries, viewer), reverse=True):
         info = queries.year(year)
         own = []
@@ -228,13 +240,42 @@ def home(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger: Ledge
                 continue
             own.append({"key": key, "name": labels.department(subject) if subject != viewer.person
                         else labels.person(subject)})
-        appeals = appeal_rows(visible_appeals(queries, viewer, year), labels) if not viewer.is_inspector else []
         years.append({"year": year, "status": info.status, "status_label": label(STATUS, info.status), "own": own,
-                      "appeals": [a for a in appeals if a["appellant"] == viewer.person]})
+                      "appeals": [a for a in mine if a["appraisal"].startswith(f"{year}:")]})
     return page(request, "home.html", {"person": person, "name": labels.person(viewer.person),
                                        "position_label": label(POSITIONS, person.get("position")),
                                        "department": labels.department(person.get("department")),
                                        "years": years}, viewer=viewer)
+
+
+# --- a person's years ----------------------------------------------------------------------------------
+
+PersonId = Annotated[str, Path(pattern=r"^[^\x00/]+$", max_length=100)]
+
+
+@router.get("/people/{person}")
+def person_page(request: Request, person: PersonId, viewer: ViewerDep, queries: QueriesDep,
+                ledger: LedgerDep) -> Response:
+    """A person's years as charts drawn on the server (total, rank, tier, grade; api/pages/charts.py)
+    with the same figures in a table, and the appeals they filed with their outcome. The person,
+    admins and inspectors; anyone else is refused, whether the person exists or not (no existence
+    oracle). Two reads: the person's history and their appeals (one explanation per appraisal
+    appealed)."""
+    if not (viewer.sees_everything or viewer.person == person):
+        raise Problem(403, "history-access", f"{person}'s years and appeals are for them, admins and "
+                      "inspectors only", field="person")
+    labels = labels_for(ledger)
+    years = queries.person_history(person)
+    if viewer.sees_everything and not years and queries.person(person) is None:
+        raise NotFound("person", f"no person {person}", rule="person-known")
+    charts = [{"title": series.title, "svg": line_chart(series)} for series in history_series(years)] if years else []
+    rows = [{**row, "position_label": label(POSITIONS, row.get("position")), "status_label": label(STATUS, row["status"]),
+             "department_name": labels.department(row.get("department")),
+             "key": f"{row['year']}:{person}"} for row in years]
+    return page(request, "person.html", {"person": person, "name": labels.person(person), "years": rows,
+                                         "charts": charts,
+                                         "appeals": appeal_rows(queries.appeals_of(appellant=person), labels)},
+                viewer=viewer)
 
 
 # --- a year's results ----------------------------------------------------------------------------------
@@ -256,12 +297,19 @@ def appraisal_context(queries: Queries, ledger: AppraisalLedger, viewer: Princip
                       back: LookBack | None = None) -> dict[str, Any]:
     document, subject = appraisal_document(queries, viewer, key, back)
     labels = labels_for(ledger, document.get("scheme"))
+    own = speaks_for(viewer, subject) and not viewer.sees_everything
     may_appeal = speaks_for(viewer, subject) and not viewer.is_inspector and not (back and back.active)
-    explained = Explained(document, labels, item_commands(queries, viewer, key) if may_appeal else None)
+    explained = Explained(document, labels, item_records(queries, viewer, key) if own or may_appeal else None)
+    itemised = explained.itemised()
+    if may_appeal:
+        publications = queries.publications(subject.year)
+        appeal_windows(itemised, first_publication=publications[0]["at"] if publications else None,
+                       window_days=labels.appeal_window_days, now=ledger.clock(),
+                       final=document.get("status") == "final")
     return {
         "key": key, "doc": document, "x": explained, "subject": explained.subject(),
         "summary": explained.summary(), "formula": explained.formula(), "tree": explained.tree(),
-        "itemised": explained.itemised(), "struck": explained.struck_items(),
+        "itemised": itemised, "struck": explained.struck_items(),
         "not_applicable": explained.not_applicable(), "events": explained.event_rows(),
         "trace": trace_rows(document, labels) if viewer.sees_everything else None,
         "appeals": appeal_rows(visible_appeals(queries, viewer, subject.year, key), labels),
@@ -306,8 +354,7 @@ def file_appeal(request: Request, key: AppraisalKey, viewer: ViewerDep, form: Fo
         context["refusal"] = {"target": body["target"], "grounds": body["grounds"], "status": problem.status,
                               "zh": RULES_ZH.get(problem.rule, "申诉未被接受。"), "detail": problem.detail,
                               "rule": problem.rule, "field": problem.field,
-                              "inline": body["target"] in {t["command"] for row in context["itemised"]
-                                                           for t in row["appeal_targets"]}}
+                              "inline": any(body["target"] in row["commands"] for row in context["itemised"])}
         return page(request, "appraisal.html", context, status=problem.status, viewer=viewer)
     position = int(outcome.answer.get("position") or ledger.event_count())
     entry.update(outcome="duplicate" if outcome.duplicate else "accepted", position=position)

@@ -7,6 +7,7 @@ both read from the trace), which is how the trace's own figure is made.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -26,8 +27,10 @@ from api.pages.labels import (
     struck_reason,
     zh,
 )
+from domain.handlers import appeal_deadline
 
 APPEALABLE = frozenset({"occurrence", "measurement", "adjustment", "veto"})
+BEIJING = timezone(timedelta(hours=8))  # the office's time, in which the pages show times
 
 
 def _decimal(text: Any) -> Decimal | None:
@@ -120,6 +123,20 @@ def year_view(document: dict[str, Any], labels: Labels, ranking: list[dict[str, 
 
 # --- an appraisal's explanation ----------------------------------------------------------------------
 
+def beijing(moment: datetime | str | None) -> str:
+    """A time as shown beside an item: Beijing time (UTC+8), to the minute ("" for none)."""
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment
+    if moment is None:
+        return ""
+    if moment.utcoffset() is not None:
+        moment = moment.astimezone(BEIJING)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
 def _ref_order(ref: str) -> tuple[str, int]:
     key, _, version = ref.rpartition("#")
     return (key, int(version)) if version.isdigit() else (ref, 0)
@@ -145,13 +162,19 @@ def with_struck_reasons(doc: dict[str, Any]) -> dict[str, Any]:
 class Explained:
     """One explanation (full or breakdown) shaped for the appraisal page."""
 
-    def __init__(self, doc: dict[str, Any], labels: Labels, commands: dict[str, str] | None = None) -> None:
+    def __init__(self, doc: dict[str, Any], labels: Labels, records: dict[str, dict[str, Any]] | None = None) -> None:
+        """`records`: for a breakdown (whose items carry neither command ids nor who recorded
+        them), each event's command id, actor, business and recording time by reference, from
+        the appraisal's events as the viewer may read them (`routes.item_records`)."""
         doc = with_struck_reasons(doc)
         self.doc = doc
         self.labels = labels
-        self.commands = commands or {}  # ref -> command id, for a breakdown (which has no command ids)
+        records = records or {}
+        self.commands = {ref: r["command"] for ref, r in records.items() if r.get("command")}
         self.figures: dict[str, dict[str, Any]] = {f["key"]: f for f in doc.get("figures", [])}
         facts = [*doc.get("events", []), *map(_from_item, doc.get("items", [])), *doc.get("appeals", [])]
+        facts = [{**{k: v for k, v in records.get(f["ref"], {}).items() if k != "command" and v is not None}, **f}
+                 for f in facts]
         self.facts = sorted({f["ref"]: f for f in facts}.values(), key=lambda f: _ref_order(f["ref"]))
         self.events: dict[str, dict[str, Any]] = {f["ref"]: f for f in self.facts}
         self.appealed = {f.get("target") for f in self.facts if f.get("kind") == "appeal"}
@@ -303,7 +326,7 @@ class Explained:
             if (event and command and event.get("kind") in APPEALABLE and ref not in self.struck
                     and command not in self.appealed):
                 targets.append({"command": command, "ref": ref, "what": self.labels.item(event),
-                                "kind": label(KINDS, event.get("kind"))})
+                                "kind": label(KINDS, event.get("kind")), "at": event.get("at")})
         return targets
 
     def _row(self, *, leaf: str, what: str, rule: str, points: Any, refs: list[str], struck: dict[str, Any] | None,
@@ -312,10 +335,15 @@ class Explained:
         dates = sorted(e.get("at", "") for e in events)
         evidence = [e["evidence"] for e in events if e.get("evidence")]
         appealed = [self._appeal_of(self.command(e)) for e in events if self.command(e) in self.appealed]
+        recorders = [e for e in events if e.get("actor") and e.get("kind") != "rating"]
         return {"leaf": leaf, "what": what, "rule": rule, "points": signed(points) if points is not None else "—",
                 "sign": sign_class(points), "refs": refs, "date": dates[-1][:10] if dates else "",
                 "dates": list(dict.fromkeys(d[:10] for d in dates)), "evidence": "；".join(dict.fromkeys(evidence)),
-                "recorded_by": sorted({e["actor"] for e in events if e.get("actor") and e.get("kind") != "rating"}),
+                "recorded_by": sorted({e["actor"] for e in recorders}),
+                "recorded": [{"ref": e["ref"], "actor": e["actor"], "name": self.labels.person(e["actor"]),
+                              "at": beijing(e.get("at")), "recorded_at": beijing(e.get("recorded_at")),
+                              "backdated": bool(e.get("backdated"))} for e in recorders],
+                "commands": [c for c in (self.command(e) for e in events) if c],
                 "struck": struck, "note": note, "appealed": [a for a in appealed if a],
                 "appeal_targets": [] if struck else self._appeal_targets(refs)}
 
@@ -420,6 +448,26 @@ class Explained:
             points = f" → {event['points']}" if event.get("points") else ""
             return f"{event.get('appeal')}: {label(OUTCOMES, event.get('outcome'))}{points} — {event.get('reason', '')}"
         return ""
+
+
+def appeal_windows(rows: list[dict[str, Any]], *, first_publication: str | None, window_days: int | None,
+                   now: datetime, final: bool = False) -> list[dict[str, Any]]:
+    """Each appeal target of the itemised `rows` with when its window closes (`deadline`, Beijing
+    time), whether it is `open` at `now`, and whether a closed one opens again when the year is
+    published (`reopens`). The deadline is the domain's (`domain.handlers.appeal_deadline`, the
+    rule the appeal command is decided by): 30 days from the later of the item's business time
+    and the year's first publication. Without a window (the scheme unknown) nothing is shown as
+    closed; the command decides. A final year takes no appeal at all (`final`: every window closed)."""
+    published = datetime.fromisoformat(first_publication) if first_publication else None
+    for row in rows:
+        for target in row["appeal_targets"]:
+            if window_days is None or not target.get("at"):
+                target.update(deadline="", open=not final, reopens=False, final=final)
+                continue
+            closes = appeal_deadline(datetime.fromisoformat(target["at"]), published, window_days)
+            target.update(deadline=beijing(closes), open=now <= closes and not final,
+                          reopens=published is None and now > closes and not final, final=final)
+    return rows
 
 
 def appeal_rows(appeals: list[dict[str, Any]], labels: Labels) -> list[dict[str, Any]]:

@@ -80,20 +80,31 @@ def test_staff_read_their_breakdown_and_appeal_an_absence(browser: Browser, site
     assert page.locator("[data-testid=trace]").count() == 0  # the full trace is for admins and inspectors
     screenshot(page, "appraisal-staff.png")
 
-    # an appeal outside its window is refused, nicely, with the status of the refusal
-    old = page.locator("tr[data-refs='2025:p-A#10'] details.appeal-form")
-    old.locator("summary").click()
-    old.locator("textarea").fill("当日因公外出")
+    # an item whose appeal window has closed: the day it closed, and no form
+    old = page.locator("tr[data-refs='2025:p-A#10']")
+    expect(old.get_by_test_id("closed")).to_contain_text("已截止")
+    assert old.locator("details.appeal-form").count() == 0
+
+    # an appeal whose window closes while the page is open is refused beside the item
+    command = recent_absence(w)
+    page.goto(f"/appraisals/{A}")
+    row = page.locator("tr", has=page.locator(f"input[name=target][value='{command}']"))
+    row.locator("details.appeal-form summary").click()
+    row.locator("textarea").fill("当日因公外出")
+    now = w.ledger.clock
+    w.ledger.clock = lambda: now() + timedelta(days=31)
     with page.expect_response(lambda r: r.request.method == "POST") as refused:
-        old.locator("button[type=submit]").click()
+        row.locator("button[type=submit]").click()
     assert refused.value.status == 422
-    expect(page.get_by_test_id("refusal")).to_contain_text("申诉期限")
-    expect(page.locator("textarea:visible")).to_have_value("当日因公外出")  # what was typed is kept
+    w.ledger.clock = now
+    row = page.locator("tr[data-refs]", has=page.get_by_test_id("refusal"))
+    expect(row.get_by_test_id("refusal")).to_contain_text("申诉期限")
+    expect(row.get_by_test_id("closed")).to_contain_text("已截止")
+    assert row.locator("details.appeal-form").count() == 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#itemised").screenshot(path=str(SCREENSHOTS / "itemised-refused.png"))
 
     # a recent absence is appealed and listed
-    command = recent_absence(w)
     page.goto(f"/appraisals/{A}")
     expect(page.get_by_test_id("total")).to_have_text("78.66")
     row = page.locator("tr", has=page.locator(f"input[name=target][value='{command}']"))
