@@ -1,4 +1,4 @@
-"""The tests, in three layers: `unit/` (the domain in memory: scoring tables, scheme documents,
+r"""The tests, in three layers: `unit/` (the domain in memory: scoring tables, scheme documents,
 numbers, hypothesis properties, Merkle proofs, replay), `integration/` (both stores: refusals, read
 models, set-aside events, worker kill, as-of, tamper evidence, replay determinism), `e2e/` (the
 command line and the worked example, HTTP for every role, hostile input, schemathesis, faults,

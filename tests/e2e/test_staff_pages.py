@@ -21,11 +21,11 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
 
-from api.http.app import create_app
+from api.server.app import create_app
 from api.ledger import AppraisalLedger
-from tests.e2e.http_world import World, served, settings
-from tests.e2e.pages_kit import HTML, ORIGIN, SCREENSHOTS, screenshot, sign_in, signed_in
-from tests.staff_years import staff_years
+from tests.builders.http_world import World, served, settings
+from tests.builders.pages_kit import HTML, ORIGIN, SCREENSHOTS, screenshot, sign_in, signed_in
+from tests.builders.staff_years import staff_years
 
 HOLDERS = {"staff": ("p-3", ()), "colleague": ("p-4", ()), "admin": ("admin-2", ("admin",)),
            "inspector": ("p-S1", ("inspector",))}

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.http.queries import Queries
+from api.http.read_side import Queries
 from api.ledger import AppraisalLedger
-from tests.staff_years import staff_years
+from tests.builders.staff_years import staff_years
 
 
 @pytest.fixture

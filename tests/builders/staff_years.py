@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.years import Years
+from tests.builders.years import Years
 
 # p-3 third in 2023, first in 2024, last in 2025: its rank, tier and grade move every year
 SCORES = {2023: {"p-1": "95", "p-2": "90", "p-3": "85", "p-4": "80", "p-5": "75"},
