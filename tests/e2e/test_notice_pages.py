@@ -64,7 +64,9 @@ def test_14_staff_read_the_published_notice_and_its_revision(browser: Browser, s
     publications = w.app.state.queries.publications(2025)
     assert [p["version"] for p in publications] == [1, 2, 3]
     page = signed_in(browser, base, w.tokens["staff"])
-    page.goto("/years/2025/notice")
+    page.goto("/years/2025")  # the year's page links to its notice
+    page.get_by_test_id("notice-link").click()
+    page.wait_for_url("**/years/2025/notice")
 
     expect(page.get_by_test_id("notice-title")).to_have_text(TITLE)
     expect(page).to_have_title(re.compile(TITLE))
@@ -120,7 +122,7 @@ def test_14_staff_read_the_published_notice_and_its_revision(browser: Browser, s
 
     # the PDF, as the link downloads it
     page.goto("/years/2025/notice")
-    with page.expect_download() as downloaded:
+    with page.expect_download(timeout=180_000) as downloaded:  # the first PDF imports WeasyPrint (seconds)
         page.get_by_test_id("notice-pdf").click()
     path = downloaded.value.path()
     assert path is not None and Path(path).read_bytes()[:5] == b"%PDF-"
@@ -191,6 +193,15 @@ def test_the_pdf_fetches_nothing_but_its_own_stylesheets() -> None:
             notice.local_only(url)
 
 
+def names_in(html: str, table: str) -> set[str]:
+    """The row headings (names) of one table of a page."""
+    start = html.find(f'data-testid="{table}"')
+    if start < 0:
+        return set()
+    part = html[start:html.index("</table>", start)]
+    return {name.strip() for name in re.findall(r'<th scope="row" data-label="[^"]+">([^<]+)', part)}
+
+
 def test_the_notice_is_paged_with_the_items_of_its_page(w: World, client: TestClient,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     w.ledger.submit([{"type": "year.publish", "id": "n-publish", "actor": "admin-2", "year": 2025}])
@@ -208,10 +219,9 @@ def test_the_notice_is_paged_with_the_items_of_its_page(w: World, client: TestCl
         seen += shown
         assert ('data-testid="notice-departments"' in html) == (number == 1)  # departments on the first page
         assert 'aria-label="公示分页 pages of the notice"' in html
-        names = set(re.findall(r'<tr class="[^"]*" data-refs="[^"]*">\s*<th scope="row" data-label="姓名 name">([^<]+)<',
-                               html))
-        page_names = {n for n in re.findall(r'<th scope="row" data-label="姓名 name">([^<]+?)(?: <|<)', html)}
-        assert names <= page_names  # the 明细 of the people (and departments) on this page only
+        items = names_in(html, "notice-items")
+        assert items & names_in(html, "notice-people")  # this page's person's bonuses and deductions
+        assert items <= names_in(html, "notice-people") | names_in(html, "notice-departments")  # and no one else's
     assert seen == [p["id"] for p in ranked]
     last = client.get(f"/years/2025/notice?page={pages + 5}", headers=HTML).text  # past the end: the last page
     assert re.findall(r'<tr data-person="([^"]+)"', last) == seen[-1:]
