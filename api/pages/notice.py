@@ -37,6 +37,7 @@ from api.pages.render import HEADERS, page, templates
 from api.pages.routes import asset
 from api.pages.session import PageRoute, ViewerDep
 from api.pages.views import Explained
+from api.pages.views import _order as ranking_order
 from domain.errors import DomainError, NotFound
 from domain.handlers import working_days_after
 
@@ -188,14 +189,15 @@ def notice_context(queries: Queries, ledger: Any, settings: Any, found: dict[str
     year, version = found["year"], found["version"]
     scheme = document.get("scheme") or {}
     labels = labels_for(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
-    table = results_table(document, labels)
-    people = table["people"]
+    people = sorted(document.get("people", []), key=ranking_order)
     pages = max(1, -(-len(people) // PAGE_SIZE))
-    if page_number is not None:
+    if page_number is not None:  # only this page's people are shaped (a year may have thousands)
         page_number = min(max(page_number, 1), pages)
-        shown = people[(page_number - 1) * PAGE_SIZE:page_number * PAGE_SIZE]
+        people_shown = people[(page_number - 1) * PAGE_SIZE:page_number * PAGE_SIZE]
     else:
-        shown = people
+        people_shown = people
+    table = results_table({**document, "people": people_shown}, labels)
+    shown = table["people"]
     first_page = page_number in (None, 1)
     subjects = [(f"{year}:{p['id']}", p["name"], p["department_zh"]) for p in shown]
     if first_page:
