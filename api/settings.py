@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         description="XDG_CONFIG_HOME (no prefix): where the signing key lives unless APPRAISAL_SIGNING_KEY says")
     checkpoint_dir: Path = Field(default=Path("checkpoints"),
                                  description="where `appraisal import` writes a checkpoint after a publication")
+    # The 公示 as an office posts it (api/pages/notice.py): who issues it and where an objection
+    # goes. The publicity period is the scheme's (`publicity_working_days`), as `year.finalize` counts it.
+    issuing_body: str = Field(default="绩效考核工作领导小组办公室", min_length=1, max_length=200,
+                              description="the body that issues the 公示 (its signature line)")
+    objection_contact: str = Field(
+        default="绩效考核工作领导小组办公室（书面或当面反映，请署真实姓名）", min_length=1, max_length=500,
+        description="where and how to raise an objection during the publicity period (office, telephone, address)")
 
     @property
     def signing_key_path(self) -> Path:

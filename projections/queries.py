@@ -77,6 +77,18 @@ class ReadModels:
         return self._document("SELECT document FROM rm_breakdowns WHERE appraisal = ? AND version = ?",
                               [appraisal, version], what)
 
+    def published_breakdowns(self, appraisals: list[str], version: int) -> dict[str, dict[str, Any]]:
+        """Publication `version`'s breakdowns of these appraisals, by appraisal (the 公示's 明细,
+        one page of it at a time)."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(appraisals), 500):
+            chunk = appraisals[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for row in self.db.query(f"SELECT appraisal, document FROM rm_breakdowns WHERE version = ? "
+                                     f"AND appraisal IN ({marks})", [version, *chunk]):
+                found[row["appraisal"]] = json.loads(row["document"])
+        return found
+
     def published_versions(self, appraisal: str) -> list[int]:
         rows = self.db.query("SELECT version FROM rm_breakdowns WHERE appraisal = ? AND version > 0 "
                              "ORDER BY version", [appraisal])

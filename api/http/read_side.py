@@ -169,6 +169,11 @@ class Queries:
         self.explanation(key)  # an unknown appraisal first
         raise NotFound("version", f"{key} has no publication {version}", rule="publication-known")
 
+    def published_breakdowns(self, keys: list[str], version: int) -> dict[str, dict[str, Any]]:
+        """Publication `version`'s breakdowns of these appraisals (those it holds), by appraisal."""
+        with self._views() as views:
+            return views.published_breakdowns(keys, version)
+
     def history(self, key: str) -> list[dict[str, Any]]:
         rows = self._audit_rows(aggregate=key, after=0, limit=None)
         if not rows:
