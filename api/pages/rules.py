@@ -77,6 +77,7 @@ RULES_ZH.update({
     "scheme-json": "方案文件不是有效的 JSON 对象。",
     "scheme.publish": "方案文件有误。",
     "adopt-reason": "请填写采用理由。",
+    "scheme-reason": "请填写修订理由：取代旧版本的新版本须说明为何修订。",
     "year-known": "没有这个年度。",
     "command-fields": "请填写必填项。",
 })
@@ -189,12 +190,17 @@ def publish_scheme(request: Request, viewer: ViewerDep, form: FormDep, queries: 
             raise Problem(422, "scheme-json", "the document is one JSON object", "document")
         if typed["reason"]:
             document["reason"] = typed["reason"]
+        if document.get("supersedes") is not None and not str(document.get("reason") or "").strip():
+            raise Problem(422, "scheme-reason", "a version that supersedes another must say why: give the reason",
+                          "reason")
         body = {"type": "scheme.publish", "id": form.get("id") or "page-scheme-" + secrets.token_hex(8),
                 "document": document}
         run_command(request, viewer, ledger, body)
         ref = f"{document.get('id')}@{document.get('version')}"
     except (Problem, DomainError) as error:
         refusal = refusal_of(error)
+        if refusal["field"] and refusal["field"].startswith("document."):  # where in the document
+            refusal["detail"] = f"{refusal['field']}: {refusal['detail']}"
         return schemes_page(request, viewer, queries, ledger, typed=typed, refusal=refusal,
                             status=refusal["status"])
     supersedes = document.get("supersedes")
@@ -407,7 +413,8 @@ def subject_row(entry: dict[str, Any], labels: Labels, namer: Namer) -> dict[str
         "id": entry["id"], "name": labels.person(entry["id"]) if entry["id"] in labels.people
         else labels.department(entry["id"]), "department": labels.department(entry.get("department")),
         "old": old, "new": new, "delta": entry["delta"], "changed": entry["changed"],
-        "leaves": [{"name": namer.leaf(k), "old": v["old"], "new": v["new"]} for k, v in entry["leaves"].items()],
+        "leaves": [{"name": PARTS[k], "old": old.get(k), "new": new.get(k)} for k in PARTS if k in entry["changed"]]
+        + [{"name": namer.leaf(k), "old": v["old"], "new": v["new"]} for k, v in entry["leaves"].items()],
         "rules": [{"name": namer.figure(k, v), "old": v["old"], "new": v["new"],
                    "params": [{"name": namer.param(p), "old": pv["old"], "new": pv["new"]}
                               for p, pv in (v.get("params") or {}).items()]}
@@ -417,6 +424,8 @@ def subject_row(entry: dict[str, Any], labels: Labels, namer: Namer) -> dict[str
     }
 
 
+PARTS = {"department_score": "部门得分 department score", "individual_score": "个人得分 individual score",
+         "adjustments": "加减分 adjustments"}
 ORDERS = {"delta": "变化最大在前 largest change first", "rank": "按新名次 by new rank", "name": "按编号 by id"}
 
 
