@@ -22,7 +22,10 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -65,6 +68,7 @@ Version = Annotated[int, Path(ge=1, le=999_999)]
 SchemeRefText = Annotated[str, Query(pattern=r"^[A-Za-z0-9_.-]{1,100}@[1-9]\d{0,5}$")]
 PAGE_SIZE = 50
 KEPT_REPORTS = 4  # replay reports kept in memory (each a few MB for 3,000 people)
+REPLAY_WAIT = 2.0  # seconds a page waits for a replay before saying it is replaying
 
 # The refusals of a rule change, in Chinese (the service's English is shown beside).
 RULES_ZH.update({
@@ -305,22 +309,37 @@ def scheme_diff(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger
 class Reports:
     """The last few replay reports, by (store, year, version, log position): a report stays exact for
     its position, so paging through it never folds the log again; a new event makes a new key.
-    One replay at a time (it is CPU-bound and the machine's cores are shared)."""
 
-    def __init__(self, size: int = KEPT_REPORTS) -> None:
+    A replay runs beside the request, one at a time (it is CPU-bound and the cores are shared): the
+    page waits for it up to `wait` seconds (a small year: the report at once), else answers that it
+    is replaying and comes back (a year of thousands of people takes seconds to tens of seconds)."""
+
+    def __init__(self, size: int = KEPT_REPORTS, wait: float = REPLAY_WAIT) -> None:
         self.size = size
-        self.kept: OrderedDict[tuple[str, int, tuple[str, int], int], dict[str, Any]] = OrderedDict()
+        self.wait = wait
+        self.kept: OrderedDict[tuple[str, int, tuple[str, int], int], tuple[Future[dict[str, Any]], float]] = (
+            OrderedDict())
         self.lock = threading.Lock()
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-replay")
 
-    def get(self, ledger: AppraisalLedger, year: int, ref: tuple[str, int]) -> dict[str, Any]:
+    def get(self, ledger: AppraisalLedger, year: int, ref: tuple[str, int]) -> tuple[dict[str, Any] | None, float]:
+        """(the report, or None while it is computed; the seconds since it was asked for)."""
+        key = (ledger.db_url, year, ref, ledger.event_count())
         with self.lock:
-            key = (ledger.db_url, year, ref, ledger.event_count())
             if key not in self.kept:
-                self.kept[key] = replay(ledger, year, ref)
+                self.kept[key] = (self.worker.submit(replay, ledger, year, ref), time.monotonic())
                 while len(self.kept) > self.size:
                     self.kept.popitem(last=False)
             self.kept.move_to_end(key)
-            return self.kept[key]
+            job, started = self.kept[key]
+        try:
+            return job.result(timeout=self.wait), time.monotonic() - started
+        except FutureTimeout:
+            return None, time.monotonic() - started
+        except BaseException:
+            with self.lock:  # a failed replay is not kept: asking again tries again
+                self.kept.pop(key, None)
+            raise
 
 
 reports = Reports()
@@ -460,7 +479,14 @@ def replay_page(request: Request, viewer: Principal, queries: Queries, ledger: A
     ref = parse_scheme_ref(scheme_text)
     new = ledger.scheme(*ref)
     info = queries.year(year)
-    report = reports.get(ledger, year, ref)
+    report, elapsed = reports.get(ledger, year, ref)
+    if report is None:
+        return page(request, "admin_rules_replaying.html", {
+            "year": year, "new": new, "elapsed": int(elapsed), "status_label": label(STATUS, info.status),
+            "again": f"{request.url.path}?{request.url.query}" if request.method == "GET" else
+            f"/admin/years/{year}/replay?scheme={new.ref}", "refusal": refusal}, viewer=viewer,
+            status=refusal["status"] if refusal else 202,
+            headers={"Retry-After": "2"})
     old = ledger.scheme(*parse_scheme_ref(report["current"]["scheme"]))
     labels, namer = labels_for(ledger, old.ref), Namer(ledger, old, new)
     people = [p for p in report["people"] if show == "all" or changed(p)]
