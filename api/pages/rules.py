@@ -52,10 +52,11 @@ from api.pages.labels import (
 from api.pages.render import page
 from api.pages.routes import asset, known_years
 from api.pages.session import FormDep, PageRoute, ViewerDep
-from domain.aggregates import SchemeCatalogue, SchemeVersion
+from domain.aggregates import SchemeCatalogue, SchemeVersion, Year
 from domain.errors import DomainError, NotFound
 from domain.numbers import shown_value
 from domain.replay import parse_scheme_ref
+from domain.results import adoption_lines
 from domain.scheme import Scheme
 from domain.scheme_diff import BASE_PARAMETERS, CATEGORIES, RULE_PARAMETERS, TREES, diff_schemes
 from projections.replay import replay
@@ -68,7 +69,7 @@ Version = Annotated[int, Path(ge=1, le=999_999)]
 SchemeRefText = Annotated[str, Query(pattern=r"^[A-Za-z0-9_.-]{1,100}@[1-9]\d{0,5}$")]
 PAGE_SIZE = 50
 KEPT_REPORTS = 4  # replay reports kept in memory (each a few MB for 3,000 people)
-REPLAY_WAIT = 2.0  # seconds a page waits for a replay before saying it is replaying
+REPLAY_WAIT = 0.25  # seconds a page waits for a replay before saying it is replaying
 
 # The refusals of a rule change, in Chinese (the service's English is shown beside).
 RULES_ZH.update({
@@ -128,17 +129,18 @@ def versions(ledger: AppraisalLedger) -> list[dict[str, Any]]:
 
 
 def bindings(queries: Queries, ledger: AppraisalLedger, viewer: Principal) -> list[dict[str, Any]]:
-    """Each year's scheme version now, and every switch (adoption) with who, when and why."""
+    """Each year's scheme version now, and every switch (adoption) with who, when and why (from the
+    year's own record: small, where the results of a large year are not)."""
     labels = labels_for(ledger)
     rows = []
-    for year in sorted(known_years(queries, viewer), reverse=True):
-        document = queries.results(year)
-        scheme = document.get("scheme") or {}
-        rows.append({"year": year, "status": document.get("status"),
-                     "status_label": label(STATUS, document.get("status")),
-                     "scheme": f"{scheme.get('id')}@{scheme.get('version')}" if scheme else "",
+    for number in sorted(known_years(queries, viewer), reverse=True):
+        year = ledger.get(Year.create_id(number), private=True)
+        if year is None:
+            continue
+        rows.append({"year": number, "status": year.status, "status_label": label(STATUS, year.status),
+                     "scheme": f"{year.scheme_id}@{year.scheme_version}",
                      "adoptions": [{**a, "actor_name": labels.person(a.get("actor"))}
-                                   for a in document.get("adoptions") or []]})
+                                   for a in adoption_lines(year.adoptions)]})
     return rows
 
 
