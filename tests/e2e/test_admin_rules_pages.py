@@ -100,6 +100,7 @@ def test_job4_the_admin_reads_compares_replays_and_adopts_a_corrected_scheme(
     page.get_by_test_id("document-json").locator("summary").click()
     expect(page.get_by_test_id("document-json")).to_contain_text('"supersedes": 1')
     screenshot(page, "admin-rules-document.png")
+    no_sideways_scroll(page, "admin-rules-document-390.png")
 
     # the diff of v1 and v2, chosen in the form
     page.goto("/admin/schemes")
@@ -115,6 +116,7 @@ def test_job4_the_admin_reads_compares_replays_and_adopts_a_corrected_scheme(
     expect(page.get_by_test_id("diff-individual")).to_contain_text("缺勤 absence")
     assert not any(raw in visible(page) for raw in RAW_IDS), visible(page)
     screenshot(page, "admin-rules-diff.png")
+    no_sideways_scroll(page, "admin-rules-diff-390.png")
 
     # the replay of 2025 under v2: who moves, by how much, which leaves and rules
     page.click("[data-testid=replay-links] a[href='/admin/years/2025/replay?scheme=bianban@2']")
