@@ -24,6 +24,7 @@ CONSEQUENCES = {
 }
 KINDS = {
     "rating": "评分 rating", "measurement": "测量值 measurement", "occurrence": "计数事项 counted item",
+    "survey": "满意度测评轮次 survey round",
     "adjustment": "直接加减分 direct adjustment", "veto": "一票否决 veto", "appeal": "申诉 appeal",
     "decision": "裁决 decision",
 }
@@ -147,7 +148,7 @@ class Labels:
     def item(self, event: dict[str, Any]) -> str:
         """What a recorded fact is about, by name."""
         kind = event.get("kind")
-        if kind in ("measurement", "occurrence"):
+        if kind in ("measurement", "occurrence", "survey"):
             return self.input(event.get("input") or event.get("item") or "")
         if kind == "adjustment":
             return self.adjustment(event.get("item", ""))

@@ -27,7 +27,7 @@ from api.pages.labels import (
     zh,
 )
 
-APPEALABLE = frozenset({"occurrence", "measurement", "adjustment", "veto"})
+APPEALABLE = frozenset({"occurrence", "measurement", "survey", "adjustment", "veto"})
 
 
 def _decimal(text: Any) -> Decimal | None:
@@ -127,7 +127,8 @@ def _ref_order(ref: str) -> tuple[str, int]:
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
     """A breakdown's item (加分/扣分明细 entry) in the shape of an explanation's event."""
-    field = {"measurement": "input", "occurrence": "item", "adjustment": "item", "veto": "reason"}.get(item["kind"])
+    field = {"measurement": "input", "occurrence": "item", "survey": "input", "adjustment": "item",
+             "veto": "reason"}.get(item["kind"])
     fact = {**item}
     if field:
         fact[field] = item.get("what")
@@ -409,6 +410,9 @@ class Explained:
             return f"{self.labels.input(event.get('input', ''))} = {event.get('value')}"
         if kind == "occurrence":
             return f"{self.labels.input(event.get('item', ''))} × {event.get('count', 1)}"
+        if kind == "survey":
+            counts = ", ".join(f"{option} {count}" for option, count in (event.get("counts") or {}).items())
+            return f"{self.labels.input(event.get('input', ''))}: {counts}"
         if kind == "adjustment":
             return self.labels.adjustment(event.get("item", ""))
         if kind == "veto":
