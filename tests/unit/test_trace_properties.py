@@ -1,8 +1,11 @@
 """Property: over generated years, every traced figure equals what its traced parts make it.
 
 A person's total is max(0, Σ weight × part), a leaf is clamp(base + rules, 0, points), a node is the
-sum of its children, a rating base is the weighted sum of its period composites — read only from
-the trace of `explain`, never by recomputing the score another way.
+sum of its children, a rating base is the weighted sum of its period composites, a survey's rate
+(SCORING.md §12) is 100 / responses × each round's weighted sum and a proportional base reading it
+points / target × rate (at most the points) — read only from the trace of `explain`, never by
+recomputing the score another way. A survey round's weighted sum is checked against its counts and
+the weights the trace names, and a shortfall reading a survey against the rate it names.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.ledger import AppraisalLedger
+from tests.survey_scheme import survey_scheme
 
 SCHEME = {"id": "bianban", "version": 1}
 
@@ -40,7 +44,20 @@ def years(draw: st.DrawFn) -> list[dict[str, Any]]:
         n += 1
         return {"type": kind, "id": f"g-{n}", "actor": actor, "at": "2025-06-01T09:00:00+08:00", **fields}
 
-    commands = [cmd("scheme.publish", builtin="bianban")]
+    # Half the years use a scheme with a survey (SCORING.md §12) on the department tree, read by a
+    # proportional base or by a shortfall rule, with drawn weights and min_responses.
+    with_survey = draw(st.booleans())
+    if with_survey:
+        document = survey_scheme(
+            min_responses=draw(st.integers(1, 60)),
+            weights={"basically_satisfied": draw(st.sampled_from(["0.6", "0.5", "0.333", "1", "0"])),
+                     "dissatisfied": draw(st.sampled_from(["0", "0.1", "0.25"]))},
+            shortfall=draw(st.sampled_from([None, ("95", "0.5"), ("90", "0.125")])))
+        scheme = {"id": document["id"], "version": document["version"]}
+        commands = [cmd("scheme.publish", document=document)]
+    else:
+        scheme = SCHEME
+        commands = [cmd("scheme.publish", builtin="bianban")]
     leaders = ["p-L1", "p-L2"]
     commands += [cmd("org.person", person=p, name=p, position="leader") for p in leaders]
     commands.append(cmd("org.person", person="p-S1", name="S1", position="superior"))
@@ -57,7 +74,7 @@ def years(draw: st.DrawFn) -> list[dict[str, Any]]:
             commands.append(cmd("org.person", person=staff, name=staff, position="staff", department=dep))
             subjects.append((staff, "staff", dep))
     for subject, _, _ in subjects:
-        commands.append(cmd("appraisal.open", year=2025, subject=subject, scheme=SCHEME))
+        commands.append(cmd("appraisal.open", year=2025, subject=subject, scheme=scheme))
 
     for subject, kind, dep in subjects:
         key = f"2025:{subject}"
@@ -93,6 +110,19 @@ def years(draw: st.DrawFn) -> list[dict[str, Any]]:
             for _ in range(draw(st.integers(0, 3))):
                 commands.append(cmd("occurrence.record", actor="hr", appraisal=key, item=item,
                                     count=draw(st.integers(1, 4))))
+        if kind == "department" and with_survey:
+            for _ in range(draw(st.integers(0, 3))):
+                counts = {option: draw(st.integers(0, 40))
+                          for option in ("satisfied", "basically_satisfied", "dissatisfied")}
+                if not sum(counts.values()):
+                    counts["satisfied"] = 1
+                survey = cmd("survey.record", actor="hr", appraisal=key, input="public_satisfaction", counts=counts)
+                commands.append(survey)
+                outcome = draw(st.sampled_from([None, None, "upheld", "overturned"]))
+                if outcome:
+                    appeal = cmd("appeal.file", actor=head, appraisal=key, target=survey["id"], grounds="g")
+                    commands += [appeal, cmd("appeal.decide", actor="admin-2", appeal=appeal["id"], outcome=outcome,
+                                             reason="r")]
         if kind != "department" and draw(st.integers(0, 4)) == 0:
             ded = cmd("adjustment.apply", actor="hr", appraisal=key, item="over_quota_hiring")
             commands.append(ded)
@@ -121,6 +151,37 @@ def _check_figures(doc: dict[str, Any]) -> None:
                 parts = min(parts, Fraction(bounds["max"]))
         assert _exact(figure["exact"]) == parts, (doc["appraisal"], figure["key"])
         assert figure["value"] == _shown(parts)
+    _check_surveys(doc, figures)
+
+
+def _check_surveys(doc: dict[str, Any], figures: dict[str, dict[str, Any]]) -> None:
+    """A round's weighted sum is Σ count × weight, its counts those of its event; the rounds of a
+    survey add up to its responses and weighted sum; a shortfall reading a survey deducts
+    points_per_unit × max(0, target − rate)."""
+    events = {e["ref"]: e for e in doc["events"]}
+    for key, figure in figures.items():
+        if key.startswith("survey-round:"):
+            counts = events[figure["events"][0]]["counts"]
+            assert {k[6:]: int(v) for k, v in figure["inputs"].items() if k.startswith("count.")} == counts
+            weighted = sum((Fraction(figure["params"][f"weight.{o}"]) * n for o, n in counts.items()), Fraction(0))
+            assert _exact(figure["exact"]) == weighted, (doc["appraisal"], key)
+        elif key.startswith("survey:"):
+            rounds = [f for f in figures.values() if f["key"].startswith("survey-round:")
+                      and f["events"][0] in figure.get("events", [])]
+            assert int(figure["inputs"]["responses"]) == sum(int(r["inputs"]["responses"]) for r in rounds)
+            assert Fraction(figure["inputs"]["weighted"]) == sum((_exact(r["exact"]) for r in rounds), Fraction(0))
+            missing = int(figure["inputs"]["responses"]) < int(figure["params"]["min_responses"])
+            assert (figure["value"] is None) is missing
+            assert any("fewer than" in why for why in doc["summary"]["incomplete"]) is missing
+        elif key.startswith("rule:") and figure.get("rule", {}).get("type") == "shortfall":
+            survey = figures.get(f"survey:{figure['params']['input']}")
+            if survey is None:
+                continue
+            value = Fraction(0)
+            if survey["value"] is not None:
+                shortfall = max(Fraction(0), Fraction(figure["params"]["target"]) - _exact(survey["exact"]))
+                value = -Fraction(figure["params"]["points_per_unit"]) * shortfall
+            assert _exact(figure["exact"]) == value, (doc["appraisal"], key)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
