@@ -153,7 +153,7 @@ def _import_workbook(ledger: AppraisalLedger, settings: Settings, file: Path, ac
 def template(
     year: Annotated[int, typer.Option(help="the appraisal year")],
     kind: Annotated[list[str] | None, typer.Option(
-        help="ratings | measurements | occurrences | adjustments (repeat; default: all four)")] = None,
+        help="ratings | measurements | occurrences | surveys | adjustments (repeat; default: all, surveys when the scheme has one)")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="default ledger-YEAR.xlsx")] = None,
     db: DbOption = None,
 ) -> None:
