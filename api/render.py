@@ -53,6 +53,9 @@ def explanation_text(doc: dict[str, Any]) -> str:
         + f" · 方案 scheme {doc['scheme']} · 状态 status {STATUS.get(doc['status'], doc['status'])}",
         "",
     ]
+    for adoption in doc.get("adoptions", []):  # SCORING.md §9: both versions and when the switch happened
+        lines.insert(-1, f"  方案变更 scheme adopted {adoption['from']} → {adoption['to']} at {adoption['at'][:16]} "
+                         f"by {adoption['actor']}: {adoption['reason']}")
     summary = doc["summary"]
     if subject["kind"] == "person":
         total = figures["total"]
