@@ -171,7 +171,9 @@ class _AppraisalScorer:
         both times) and the survey's (`survey:<input>`: the rate as 100 / responses × each round's
         weighted sum, the total responses, the weighted sum, the rounds struck). The reading figure
         names the survey's figure and the rounds behind it. The decisions where SCORING.md is
-        silent are in docs/surveys.md."""
+        silent are in the README (§ Surveys): an overturned round stops counting, fewer than
+        `min_responses` is always missing (whatever `required` says), a round naming an option
+        this version has not is not applicable as a whole, an option it lacks counts 0."""
         figure = self._surveys.get(name)
         if figure is None:
             figure = self._surveys[name] = self.survey_figure(name)
