@@ -36,6 +36,7 @@ RULE_TYPES = {
     "shortfall": "未达标扣分 shortfall", "per_occurrence": "按次计分 per occurrence",
     "excess_over_allowance": "超出容错扣分 excess over allowance", "minimum_count": "最低数量 minimum count",
     "adjustment": "直接加减分 adjustment", "veto": "一票否决 veto",
+    "survey": "满意度测评 survey", "survey.round": "满意度测评轮次 survey round",
 }
 # What a refusal means, in Chinese (the detail beside it is the service's English message).
 RULES_ZH = {
@@ -44,7 +45,7 @@ RULES_ZH = {
     "role-required": "此页面需要管理员或纪检权限。",
     "appeal-by-subject": "只有被考核人本人（部门考核由科室负责人）可以申诉。",
     "appeal-window": "已超过申诉期限（自事项记录或公示起算的申诉期已过）。",
-    "appeal-target": "该事项不可申诉：只能对计数事项、测量值、直接扣分和一票否决提出申诉。",
+    "appeal-target": "该事项不可申诉：只能对计数事项、测量值、满意度测评轮次、直接扣分和一票否决提出申诉。",
     "one-appeal-per-item": "该事项已经申诉过，每个事项只能申诉一次。",
     "command-fields": "请填写申诉理由。",
     "inspector-read-only": "纪检人员只读，不能提交命令。",

@@ -362,6 +362,16 @@ class Explained:
                 for entry in figure.get("struck", []):
                     rows.append(self._row(leaf=leaf, what=self.labels.input(params.get("input", "")), rule=rule,
                                           points=None, refs=[entry["ref"]], struck=entry))
+            elif kind in ("survey-round", "survey"):  # SCORING.md §12: each round, appealable like an item
+                survey = self.figures.get(f"survey:{(figure.get('rule') or {}).get('id', '')}", figure)
+                leaf, rule = bilingual(survey.get("label")), label(RULE_TYPES, "survey.round")
+                if kind == "survey-round":
+                    ref = figure["events"][0]
+                    rows.append(self._row(leaf=leaf, what=self.event_detail(self.events.get(ref) or {}), rule=rule,
+                                          points=None, refs=[ref], struck=None))
+                for entry in figure.get("struck", []):
+                    rows.append(self._row(leaf=leaf, what=self.event_detail(self.events.get(entry["ref"]) or {}),
+                                          rule=rule, points=None, refs=[entry["ref"]], struck=entry))
             elif kind == "adjustment":
                 item = (figure.get("rule") or {}).get("id", "")
                 struck = (figure.get("struck") or [None])[0]
