@@ -496,7 +496,7 @@ class _AppraisalScorer:
                 self.not_applicable.append(Struck(occurrence.ref, occurrence.command_id, "occurrence",
                                                   f"item {occurrence.item} is not read in {self.scheme.ref}"))
         for survey in self.facts.surveys:
-            if survey.input not in read:
+            if survey.input not in read or self.scheme.inputs[survey.input].kind != "survey":
                 self.not_applicable.append(Struck(survey.ref, survey.command_id, "survey",
                                                   f"survey {survey.input} is not read in {self.scheme.ref}"))
 

@@ -153,3 +153,13 @@ def test_a_new_option_counts_0_in_earlier_rounds_and_a_removed_one_makes_them_no
     assert [(n["command"], n["why"]) for n in d["not_applicable"]] == [
         (f"round-{n}", "option(s) basically_satisfied of public_satisfaction are not in bianban@3") for n in (1, 2)]
     assert (d["leaves"]["public_satisfaction"]["new"], d["new"]["incomplete"]) == ("0.00", True)
+
+
+def test_a_version_reading_the_input_as_a_measurement_lists_the_rounds_as_not_applicable() -> None:
+    def as_measurement(survey: dict[str, Any]) -> None:
+        for part in ("options", "min_responses"):
+            survey.pop(part)
+        survey.update(kind="measurement", required=True)
+    d = entry(replay(adopted(publish(v3(as_measurement), command_id="v3")), 2025, "bianban@3"), "d-01")
+    assert [n["command"] for n in d["not_applicable"]] == ["round-1", "round-2"]
+    assert d["new"]["incomplete"] is True  # the required measurement was never recorded
