@@ -1,7 +1,7 @@
 """The scoring engine: a pure function from (scheme version, recorded facts) to results with a trace.
 
-SCORING.md §4–6: leaf bases, rules, rating composites, trees, department and person totals,
-adjustments and vetoes. Grading of the year (§7) is in domain/grading.py. Every value is an
+SCORING.md §4–6 and §12: leaf bases, rules, rating composites, survey rates, trees, department and
+person totals, adjustments and vetoes. Grading of the year (§7) is in domain/grading.py. Every value is an
 exact `Fraction`; rounding happens only where a figure is shown.
 """
 
