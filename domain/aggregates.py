@@ -375,6 +375,14 @@ class Appraisal(CheapCopy, LeanEvents, Aggregate):
         def fact(self, key: str) -> f.Occurrence:
             return f.Occurrence(*self.base(key), self.item, self.count, self.evidence)
 
+    class SurveyRecorded(FactEvent):
+        input: str
+        counts: dict[str, int]
+        evidence: str | None
+
+        def fact(self, key: str) -> f.SurveyRound:
+            return f.SurveyRound(*self.base(key), self.input, dict(self.counts), self.evidence)
+
     class AdjustmentApplied(FactEvent):
         item: str
         evidence: str | None
@@ -437,5 +445,5 @@ def appraisal_key(year: int, subject: str) -> str:
 FACT_EVENTS: tuple[type[FactEvent], ...] = (
     Appraisal.RatingRecorded, Appraisal.MeasurementRecorded, Appraisal.OccurrenceRecorded,
     Appraisal.AdjustmentApplied, Appraisal.VetoImposed, Appraisal.AppealFiled,
-    Appraisal.AppealDecided,
+    Appraisal.AppealDecided, Appraisal.SurveyRecorded,
 )

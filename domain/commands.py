@@ -169,6 +169,15 @@ class RecordOccurrence(_OnAppraisal):
     evidence: str | None = Field(default=None, max_length=4000)
 
 
+class RecordSurvey(_OnAppraisal):
+    """One questionnaire round of a survey input (SCORING.md §12): responses per option."""
+
+    type: Literal["survey.record"]
+    input: str
+    counts: dict[Annotated[str, Field(min_length=1, max_length=200)], Count] = Field(min_length=1, max_length=100)
+    evidence: str | None = Field(default=None, max_length=4000)
+
+
 class ApplyAdjustment(_OnAppraisal):
     type: Literal["adjustment.apply"]
     item: str
@@ -227,6 +236,7 @@ AnyCommand = Annotated[
     | RecordRating
     | RecordMeasurement
     | RecordOccurrence
+    | RecordSurvey
     | ApplyAdjustment
     | ImposeVeto
     | FileAppeal
@@ -239,7 +249,7 @@ AnyCommand = Annotated[
 ]
 COMMAND_TYPES = (
     "scheme.publish", "org.department", "org.person", "appraisal.open", "rating.record",
-    "measurement.record", "occurrence.record", "adjustment.apply", "veto.impose", "appeal.file",
+    "measurement.record", "occurrence.record", "survey.record", "adjustment.apply", "veto.impose", "appeal.file",
     "appeal.decide", "year.tie_break", "year.publish", "year.finalize", "year.adopt",
 )
 _ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)

@@ -49,6 +49,16 @@ class Occurrence(Fact):
 
 
 @dataclass(slots=True)
+class SurveyRound(Fact):
+    """One questionnaire round of a survey input (SCORING.md §12): how many answered each option,
+    never who."""
+
+    input: str
+    counts: dict[str, int]
+    evidence: str | None
+
+
+@dataclass(slots=True)
 class AdjustmentFact(Fact):
     item: str
     evidence: str | None
@@ -80,11 +90,12 @@ def ref_order(ref: str) -> tuple[str, int]:
     return key, int(version)
 
 
-APPEALABLE = (Measurement, Occurrence, AdjustmentFact, VetoFact)
+APPEALABLE = (Measurement, Occurrence, SurveyRound, AdjustmentFact, VetoFact)
 FACT_KINDS = {
     Rating: "rating",
     Measurement: "measurement",
     Occurrence: "occurrence",
+    SurveyRound: "survey",
     AdjustmentFact: "adjustment",
     VetoFact: "veto",
     Appeal: "appeal",
@@ -115,6 +126,7 @@ class AppraisalFacts:
     ratings: list[Rating] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
     occurrences: list[Occurrence] = field(default_factory=list)
+    surveys: list[SurveyRound] = field(default_factory=list)
     adjustments: list[AdjustmentFact] = field(default_factory=list)
     vetoes: list[VetoFact] = field(default_factory=list)
     appeals: dict[str, Appeal] = field(default_factory=dict)  # by the appeal's command id
@@ -131,7 +143,7 @@ class AppraisalFacts:
         return AppraisalFacts(
             key=self.key, year=self.year, subject=self.subject, opened_ref=self.opened_ref,
             ratings=self.ratings.copy(), measurements=self.measurements.copy(),
-            occurrences=self.occurrences.copy(), adjustments=self.adjustments.copy(),
+            occurrences=self.occurrences.copy(), surveys=self.surveys.copy(), adjustments=self.adjustments.copy(),
             vetoes=self.vetoes.copy(), appeals=self.appeals.copy(), decisions=self.decisions.copy(),
             items=self.items.copy(), rater_roles=self.rater_roles.copy(),
         )
@@ -145,6 +157,8 @@ class AppraisalFacts:
             self.measurements.append(fact)
         elif isinstance(fact, Occurrence):
             self.occurrences.append(fact)
+        elif isinstance(fact, SurveyRound):
+            self.surveys.append(fact)
         elif isinstance(fact, AdjustmentFact):
             self.adjustments.append(fact)
         elif isinstance(fact, VetoFact):

@@ -350,6 +350,32 @@ def record_occurrence(cmd: c.RecordOccurrence, env: Envelope, ctx: Context) -> A
     return Accepted(appraisal.key)
 
 
+@handles(c.RecordSurvey)
+def record_survey(cmd: c.RecordSurvey, env: Envelope, ctx: Context) -> Accepted:
+    """SCORING.md §12: every option of the survey present with a count ≥ 0, no other, total ≥ 1."""
+    appraisal, _, scheme = _appraisal(ctx, cmd.appraisal)
+    _input(scheme, appraisal, cmd.input, "survey", "input")
+    options = [option.id for option in scheme.inputs[cmd.input].options or ()]
+    for option, count in cmd.counts.items():
+        if option not in options:
+            raise DomainError(f"counts.{option}", f"{option!r} is not an option of {cmd.input} in {scheme.ref} "
+                              f"(options: {', '.join(options)})", rule="survey-options")
+        if count < 0:
+            raise DomainError(f"counts.{option}", f"{count} is negative: a number of responses is 0 or more",
+                              rule="survey-counts")
+    missing = [option for option in options if option not in cmd.counts]
+    if missing:
+        raise DomainError(f"counts.{missing[0]}", f"missing: every option of {cmd.input} needs its count "
+                          f"(0 when no one chose it; missing: {', '.join(missing)})", rule="survey-options")
+    if sum(cmd.counts.values()) < 1:
+        raise DomainError("counts", "no responses: a round has at least one", rule="survey-counts")
+    counts = {option: cmd.counts[option] for option in options}  # the scheme's order
+    appraisal.record(Appraisal.SurveyRecorded, input=cmd.input, counts=counts, evidence=cmd.evidence,
+                     **env.fields())
+    ctx.stage(appraisal)
+    return Accepted(appraisal.key)
+
+
 def _person_only(appraisal: Appraisal, what: str) -> None:
     if appraisal.facts.kind != "person":
         raise DomainError("appraisal", f"{what} apply to person appraisals only; {appraisal.key} "
@@ -408,7 +434,7 @@ def file_appeal(cmd: c.FileAppeal, env: Envelope, ctx: Context) -> Accepted:
                        rule="appeal-target")
     if not isinstance(item, f.APPEALABLE):
         raise DomainError("target", f"a {f.FACT_KINDS[type(item)]} cannot be appealed (only counted "
-                          "items, measurements, direct deductions and vetoes)", rule="appeal-target")
+                          "items, measurements, survey rounds, direct deductions and vetoes)", rule="appeal-target")
     earlier = facts.appeal_of(cmd.target)
     if earlier is not None:
         raise Conflict("target", f"{cmd.target} was already appealed ({earlier.command_id})",

@@ -183,6 +183,7 @@ _SHARED_TEXT: dict[type, tuple[str, ...]] = {
     Appraisal.RatingRecorded: ("actor", "leaf", "period", "rater", "rater_role"),
     Appraisal.MeasurementRecorded: ("actor", "input"),
     Appraisal.OccurrenceRecorded: ("actor", "item"),
+    Appraisal.SurveyRecorded: ("actor", "input"),
 }
 
 

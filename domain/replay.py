@@ -5,7 +5,7 @@ Both sides are `YearResults` computed by the one scoring engine from the same fa
 only compares what they show (the 2-decimal figures of the export and of the trace), so a replay
 never scores anything a second way. Per subject: old and new total (a department's score), rank,
 tier, grade, coefficient and consequences, the leaves whose shown value changed, the rule figures
-(`rule:*`, `base:*`, `adjustment:*`) whose shown value changed with the parameters that changed
+(`rule:*`, `base:*`, `adjustment:*`, a survey's rate `survey:*`) whose shown value changed with the parameters that changed
 with them, and the facts the new version has no place for. A summary counts the subjects whose
 tier, grade and rank change and lists the largest moves; the scheme diff says why.
 """
@@ -22,7 +22,7 @@ from domain.scheme import Scheme
 from domain.scheme_diff import diff_schemes
 from domain.trace import Figure
 
-RULE_FIGURES = ("rule:", "base:", "adjustment:")
+RULE_FIGURES = ("rule:", "base:", "adjustment:", "survey:")  # survey: a survey's rate (SCORING.md §12)
 LARGEST_MOVES = 5
 PERSON_FIELDS = ("total", "department_score", "individual_score", "adjustments", "rank", "tier", "grade",
                  "coefficient", "vetoed", "incomplete", "consequences")

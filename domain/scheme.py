@@ -63,11 +63,22 @@ class RaterWeights(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class SurveyOption(_Strict):
+    """One answer of a questionnaire (SCORING.md §12) and the weight its responses carry."""
+
+    id: str = Field(min_length=1)
+    name: Names
+    weight: DecimalText
+
+
 class Input(_Strict):
-    kind: Literal["measurement", "count"]
+    kind: Literal["measurement", "count", "survey"]
     unit: str | None = None
     required: bool = False
     name: Names
+    # surveys only (SCORING.md §12): the options with their weights, the fewest responses that count
+    options: list[SurveyOption] | None = None
+    min_responses: Count | None = None
 
 
 class FullBase(_Strict):
@@ -301,6 +312,9 @@ def _invariant_problems(scheme: Scheme) -> Iterator[tuple[str, str]]:
         if raters.others and total != one:
             yield f"raters.{subject}.others", f"weights must sum to 1 (they sum to {total})"
 
+    for name, declared in scheme.inputs.items():
+        yield from _survey_problems(name, declared)
+
     seen_nodes: dict[str, str] = {}
     seen_rules: dict[str, str] = {}
     for tree in ("department", "individual"):
@@ -370,7 +384,7 @@ def _node_problems(
     if node.base is None:
         yield f"{path}.base", "a leaf needs a base (full, rating or proportional)"
     elif isinstance(node.base, ProportionalBase):
-        yield from _input_problems(scheme, node.base.input, f"{path}.base.input", "measurement")
+        yield from _input_problems(scheme, node.base.input, f"{path}.base.input", RATE_KINDS)
         if node.base.target <= 0:
             yield f"{path}.base.target", "the target must be above 0"
     for index, rule in enumerate(node.rules):
@@ -379,34 +393,67 @@ def _node_problems(
             yield f"{rule_path}.id", f"duplicate rule id {rule.id!r} (also at {seen_rules[rule.id]})"
         seen_rules.setdefault(rule.id, rule_path)
         if isinstance(rule, ShortfallRule):
-            yield from _input_problems(scheme, rule.input, f"{rule_path}.input", "measurement")
+            yield from _input_problems(scheme, rule.input, f"{rule_path}.input", RATE_KINDS)
             if rule.points_per_unit < 0:
                 yield f"{rule_path}.points_per_unit", "must not be negative (the shortfall deducts it)"
         elif isinstance(rule, PerOccurrenceRule):
-            yield from _input_problems(scheme, rule.input, f"{rule_path}.input", "count")
+            yield from _input_problems(scheme, rule.input, f"{rule_path}.input", ("count",))
             if rule.points_each == 0:
                 yield f"{rule_path}.points_each", "must not be 0"
         elif isinstance(rule, ExcessOverAllowanceRule):
-            yield from _input_problems(scheme, rule.input, f"{rule_path}.input", None)
-            yield from _input_problems(scheme, rule.total, f"{rule_path}.total", None)
+            yield from _input_problems(scheme, rule.input, f"{rule_path}.input", NUMBER_KINDS)
+            yield from _input_problems(scheme, rule.total, f"{rule_path}.total", NUMBER_KINDS)
             if not Decimal(0) <= rule.allowance_rate <= 100:
                 yield f"{rule_path}.allowance_rate", "must lie between 0 and 100 (a percentage)"
             if rule.points_each > 0:
                 yield f"{rule_path}.points_each", "must be negative or 0 (errors deduct)"
         elif isinstance(rule, MinimumCountRule):
-            yield from _input_problems(scheme, rule.input, f"{rule_path}.input", None)
+            yield from _input_problems(scheme, rule.input, f"{rule_path}.input", NUMBER_KINDS)
             if rule.minimum < 0:
                 yield f"{rule_path}.minimum", "must not be negative"
             if rule.penalty > 0:
                 yield f"{rule_path}.penalty", "must be negative or 0 (a penalty deducts)"
 
 
-def _input_problems(scheme: Scheme, name: str, path: str, kind: str | None) -> Iterator[tuple[str, str]]:
+RATE_KINDS = ("measurement", "survey")
+"""Inputs read as a rate (`proportional`, `shortfall`): a measured value or a survey's rate (§12)."""
+NUMBER_KINDS = ("measurement", "count")
+"""Inputs read as numbers of cases (`excess_over_allowance`, `minimum_count`): never a survey's rate."""
+
+
+def _input_problems(scheme: Scheme, name: str, path: str, kinds: tuple[str, ...]) -> Iterator[tuple[str, str]]:
     declared = scheme.inputs.get(name)
     if declared is None:
         yield path, f"unknown input {name!r} (not declared in inputs)"
-    elif kind is not None and declared.kind != kind:
-        yield path, f"input {name!r} is a {declared.kind}, this needs a {kind}"
+    elif declared.kind not in kinds:
+        yield path, f"input {name!r} is a {declared.kind}, this needs a {' or a '.join(kinds)}"
+
+
+def _survey_problems(name: str, declared: Input) -> Iterator[tuple[str, str]]:
+    """SCORING.md §12: option ids unique, weights in [0, 1] with at least one 1, `min_responses` ≥ 1.
+    Other kinds carry neither options nor `min_responses`."""
+    path = f"inputs.{name}"
+    if declared.kind != "survey":
+        for part in ("options", "min_responses"):
+            if getattr(declared, part) is not None:
+                yield f"{path}.{part}", f"only a survey input has {part} (this is a {declared.kind})"
+        return
+    if declared.min_responses is None:
+        yield f"{path}.min_responses", "required for a survey: the fewest responses that count"
+    elif declared.min_responses < 1:
+        yield f"{path}.min_responses", f"{declared.min_responses} must be at least 1"
+    if not declared.options:
+        yield f"{path}.options", "a survey needs at least one option"
+        return
+    seen: dict[str, int] = {}
+    for index, option in enumerate(declared.options):
+        if option.id in seen:
+            yield f"{path}.options[{index}].id", f"duplicate option id {option.id!r} (also at options[{seen[option.id]}])"
+        seen.setdefault(option.id, index)
+        if not Decimal(0) <= option.weight <= Decimal(1):
+            yield f"{path}.options[{index}].weight", f"weight {option.weight} must lie between 0 and 1"
+    if all(option.weight != 1 for option in declared.options):
+        yield f"{path}.options", "at least one option must weigh exactly 1 (the full answer)"
 
 
 def builtin_document(name: str) -> dict[str, Any]:

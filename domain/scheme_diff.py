@@ -35,7 +35,8 @@ RULE_PARAMETERS = {
 }
 BASE_PARAMETERS = {"type": "基础分类型 base type", "input": "比例输入 proportional input",
                    "target": "比例目标 proportional target"}
-INPUT_FIELDS = {"kind": "类型 kind", "unit": "单位 unit", "required": "必填 required"}
+INPUT_FIELDS = {"kind": "类型 kind", "unit": "单位 unit", "required": "必填 required",
+                "min_responses": "最少答卷数 min responses"}
 CATEGORIES = ("identity", "composition", "raters", "inputs", "department", "individual",
               "adjustments", "vetoes", "grading", "deadlines")
 
@@ -138,6 +139,30 @@ def _inputs(old: Scheme, new: Scheme) -> Iterator[Change]:
                               _text(getattr(was, field_name)), _text(getattr(now, field_name)))
         yield from _value("inputs", f"inputs.{name}.name", f"输入项名称 input name · {name}",
                           _names(was.name), _names(now.name))
+        yield from _options(name, title, was.options or [], now.options or [])
+
+
+def _options(name: str, title: str, was: list[Any], now: list[Any]) -> Iterator[Change]:
+    """A survey's options (SCORING.md §12), by id: added, removed, re-weighted, renamed, reordered."""
+    was_options = {option.id: option for option in was}
+    now_options = {option.id: option for option in now}
+    for option_id in _keys(was_options, now_options):
+        before, after = was_options.get(option_id), now_options.get(option_id)
+        path = f"inputs.{name}.options.{option_id}"
+        label = f"输入项 input · {title} · 选项 option {option_id}"
+        if before is None or after is None:
+            yield from _presence("inputs", path, label, _option_summary(before), _option_summary(after))
+            continue
+        yield from _number("inputs", f"{path}.weight", f"{label} · 权重 weight", before.weight, after.weight)
+        yield from _value("inputs", f"{path}.name", f"{label} · 名称 name", _names(before.name), _names(after.name))
+    shared = [option_id for option_id in was_options if option_id in now_options]
+    if shared != [option_id for option_id in now_options if option_id in was_options]:
+        yield Change("inputs", f"inputs.{name}.options.order", ", ".join(was_options), ", ".join(now_options),
+                     f"输入项 input · {title} · 选项顺序 order of the options")
+
+
+def _option_summary(option: Any) -> str | None:
+    return None if option is None else f"{option.name.label()}, weight {decimal_text(option.weight)}"
 
 
 def _tree(tree: str, old: Scheme, new: Scheme) -> Iterator[Change]:
@@ -318,7 +343,12 @@ def _rule_summary(rule: dict[str, Any]) -> str:
 
 def _input_summary(declared: Any) -> str:
     parts = [declared.kind] + ([declared.unit] if declared.unit else []) + (["required"] if declared.required else [])
-    return " ".join(parts)
+    survey = []  # SCORING.md §12
+    if declared.options:
+        survey.append("options " + ", ".join(f"{o.id} {decimal_text(o.weight)}" for o in declared.options))
+    if declared.min_responses is not None:
+        survey.append(f"min_responses {declared.min_responses}")
+    return "; ".join([" ".join(parts), *survey])
 
 
 def _entry_summary(entry: Any) -> str | None:

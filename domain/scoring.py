@@ -1,7 +1,7 @@
 """The scoring engine: a pure function from (scheme version, recorded facts) to results with a trace.
 
-SCORING.md §4–6: leaf bases, rules, rating composites, trees, department and person totals,
-adjustments and vetoes. Grading of the year (§7) is in domain/grading.py. Every value is an
+SCORING.md §4–6 and §12: leaf bases, rules, rating composites, survey rates, trees, department and
+person totals, adjustments and vetoes. Grading of the year (§7) is in domain/grading.py. Every value is an
 exact `Fraction`; rounding happens only where a figure is shown.
 """
 
@@ -96,6 +96,7 @@ class _AppraisalScorer:
         self.not_applicable: list[Struck] = []
         self.incomplete: list[str] = []
         self._decisions = self._decisions_by_target()
+        self._surveys: dict[str, Figure] = {}  # a survey input's figure, made on its first reading
         self._ratings_by_leaf: dict[str, list[f.Rating]] | None = None
         self._earlier: dict[str, Figure] = (
             {figure.key: figure for figure in earlier.trace if figure.key.startswith("period:")}
@@ -128,6 +129,8 @@ class _AppraisalScorer:
     def input_value(self, name: str, figure: Figure) -> Fraction | None:
         """The value of a named input: None when a required measurement was never recorded."""
         declared = self.scheme.inputs[name]
+        if declared.kind == "survey":
+            return self.survey_value(name, figure)
         if declared.kind == "count":
             total = 0
             for occurrence in self.facts.occurrences:
@@ -159,6 +162,76 @@ class _AppraisalScorer:
         figure.events.append(latest.ref)
         figure.inputs[name] = _fact_text(latest.value)
         return exact(latest.value)
+
+    def survey_value(self, name: str, reader: Figure) -> Fraction | None:
+        """A survey input's rate (SCORING.md §12): 100 × Σ(count × weight) / Σ count over the
+        rounds that count; None (missing: the appraisal incomplete) below `min_responses`.
+        The survey has figures of its own, made once however many leaves read it: one per round
+        that counts (`survey-round:<ref>`: its weighted sum, counts per option, recorder, evidence,
+        both times) and the survey's (`survey:<input>`: the rate as 100 / responses × each round's
+        weighted sum, the total responses, the weighted sum, the rounds struck). The reading figure
+        names the survey's figure and the rounds behind it. The decisions where SCORING.md is
+        silent are in the README (§ Surveys): an overturned round stops counting, fewer than
+        `min_responses` is always missing (whatever `required` says), a round naming an option
+        this version has not is not applicable as a whole, an option it lacks counts 0."""
+        figure = self._surveys.get(name)
+        if figure is None:
+            figure = self._surveys[name] = self.survey_figure(name)
+        reader.events.extend(figure.events)
+        reader.inputs[f"{name}.figure"] = figure.key
+        if figure.value is None:
+            reader.inputs[name] = "missing"
+            return None
+        reader.inputs[name] = figure.value
+        return figure.value
+
+    def survey_figure(self, name: str) -> Figure:
+        declared = self.scheme.inputs[name]
+        weights = {option.id: exact(option.weight) for option in declared.options or ()}
+        minimum = declared.min_responses or 1
+        rule = RuleRef(self.scheme.ref, name, "survey", f"inputs.{name}")
+        weight_params: dict[str, Any] = {f"weight.{option}": weight for option, weight in weights.items()}
+        figure = Figure(f"survey:{name}", declared.name.model_dump(), None, rule=rule,
+                        params={"min_responses": minimum, **weight_params})
+        rounds: list[Figure] = []
+        for survey in self.facts.surveys:
+            if survey.input != name:
+                continue
+            if self.strike_overturned(survey, "survey", figure.struck):
+                continue
+            unknown = sorted(option for option in survey.counts if option not in weights)
+            if unknown:  # recorded under a version with other options (a replay): it does not count
+                self.not_applicable.append(Struck(
+                    survey.ref, survey.command_id, "survey",
+                    f"option(s) {', '.join(unknown)} of {name} are not in {self.scheme.ref}"))
+                continue
+            counts = {option: survey.counts.get(option, 0) for option in weights}
+            round_figure = Figure(
+                f"survey-round:{survey.ref}", label("问卷轮次", "questionnaire round"),
+                sum((weights[option] * count for option, count in counts.items()), ZERO),
+                rule=RuleRef(self.scheme.ref, name, "survey.round", f"inputs.{name}"), params=weight_params,
+                inputs={**{f"count.{option}": count for option, count in counts.items()},
+                        "responses": sum(counts.values()), "recorder": survey.actor,
+                        "at": survey.at.isoformat(), "recorded_at": survey.recorded_at.isoformat(),
+                        **({"evidence": survey.evidence} if survey.evidence else {})},
+                events=[survey.ref])
+            rounds.append(round_figure)
+            self.trace.append(round_figure)
+            figure.events.append(survey.ref)
+        responses = sum((round_figure.inputs["responses"] for round_figure in rounds), 0)
+        weighted = sum((round_figure.value or ZERO for round_figure in rounds), ZERO)
+        figure.inputs.update({"rounds": len(rounds), "responses": responses, "weighted": weighted})
+        if responses < minimum:
+            figure.inputs["rate"] = "missing"
+            figure.notes.append(f"{responses} responses, fewer than min_responses {minimum}: the input is "
+                                "missing, the appraisal incomplete, and what reads it adjusts nothing")
+            self.mark_incomplete(f"survey {name}: {responses} responses, fewer than {minimum}")
+        else:
+            figure.value = HUNDRED * weighted / responses
+            figure.inputs["rate"] = figure.value
+            figure.terms = [(round_figure.key, HUNDRED / responses) for round_figure in rounds]
+        self.trace.append(figure)
+        return figure
 
     def mark_incomplete(self, reason: str) -> None:
         if reason not in self.incomplete:
@@ -232,6 +305,10 @@ class _AppraisalScorer:
             value = self.input_value(base.input, figure)
             target = exact(base.target)
             figure.value = ZERO if value is None else points * min(value, target) / target
+            if value is not None and self.scheme.inputs[base.input].kind == "survey":
+                # points / target × rate, at most the points: the property tests read it from the trace
+                figure.terms = [(f"survey:{base.input}", points / target)]
+                figure.bounds = (ZERO, points)
         else:
             assert isinstance(base, RatingBase)
             figure = self.rating_base(node, path, points)
@@ -394,7 +471,7 @@ class _AppraisalScorer:
             if count is not None:
                 figure.value = penalty if count < minimum else ZERO
         if figure.inputs and "missing" in figure.inputs.values():
-            figure.notes.append("a required measurement is missing: the rule adjusts nothing")
+            figure.notes.append("a required input is missing: the rule adjusts nothing")
         self.trace.append(figure)
         return figure
 
@@ -418,6 +495,10 @@ class _AppraisalScorer:
             if occurrence.item not in read:
                 self.not_applicable.append(Struck(occurrence.ref, occurrence.command_id, "occurrence",
                                                   f"item {occurrence.item} is not read in {self.scheme.ref}"))
+        for survey in self.facts.surveys:
+            if survey.input not in read or self.scheme.inputs[survey.input].kind != "survey":
+                self.not_applicable.append(Struck(survey.ref, survey.command_id, "survey",
+                                                  f"survey {survey.input} is not read in {self.scheme.ref}"))
 
 
 _RULE_LABELS = {

@@ -234,6 +234,8 @@ def figures_fed(event: LedgerEvent, state: LedgerState, appraisal: Appraisal | N
     if isinstance(event, Appraisal.MeasurementRecorded | Appraisal.OccurrenceRecorded):
         name = event.input if isinstance(event, Appraisal.MeasurementRecorded) else event.item
         return _input_figures(scheme, tree, name) + tail
+    if isinstance(event, Appraisal.SurveyRecorded):
+        return [f"survey:{event.input}", *_input_figures(scheme, tree, event.input), *tail]
     if isinstance(event, Appraisal.AdjustmentApplied):
         return [f"adjustment:{event.command_id}", "total"]
     if isinstance(event, Appraisal.VetoImposed):
@@ -244,6 +246,8 @@ def figures_fed(event: LedgerEvent, state: LedgerState, appraisal: Appraisal | N
         if isinstance(target, f.Measurement | f.Occurrence):
             name = target.input if isinstance(target, f.Measurement) else target.item
             return _input_figures(scheme, tree, name) + tail
+        if isinstance(target, f.SurveyRound):
+            return [f"survey:{target.input}", *_input_figures(scheme, tree, target.input), *tail]
         if isinstance(target, f.AdjustmentFact):
             return [f"adjustment:{target.command_id}", "total"]
         if isinstance(target, f.VetoFact):
@@ -320,7 +324,7 @@ def _public_items(events: list[dict[str, Any]], doc_struck: list[dict[str, Any]]
     struck = {s["ref"]: s["why"] for s in doc_struck}
     items = []
     for event in events:
-        if event["kind"] not in ("measurement", "occurrence", "adjustment", "veto"):
+        if event["kind"] not in ("measurement", "occurrence", "survey", "adjustment", "veto"):
             continue
         item = {"ref": event["ref"], "kind": event["kind"], "at": event["at"],
                 "what": event.get("item") or event.get("input") or event.get("reason"),
@@ -329,6 +333,8 @@ def _public_items(events: list[dict[str, Any]], doc_struck: list[dict[str, Any]]
             item["count"] = event["count"]
         if "value" in event:
             item["value"] = event["value"]
+        if "counts" in event:  # a survey round: responses per option, never a respondent
+            item["counts"] = event["counts"]
         if event["ref"] in struck:
             item["struck"] = struck[event["ref"]]
         items.append(item)

@@ -30,8 +30,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from structlog.testing import capture_logs  # noqa: E402
 
 from api.cli.demo import demo_commands  # noqa: E402
-from api.server.app import create_app  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
+from api.server.app import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from projections.queries import results_at  # noqa: E402
 from scripts.benchlib import build_store  # noqa: E402

@@ -496,22 +496,65 @@ class _DemoYear:
         self._refer(decision, "appeal", appeal)
 
 
-CORRECTION_REASON = "2025 年度方案修订:缺勤扣分加倍,职能落实率达标线调整为 90% (absence −2 each; implementation target 90%)"
+SATISFACTION_REASON = ("2025 年度方案修订:增设群众满意度测评(定性评价),协同效能 30 分中 10 分改由满意度计分 — "
+                       "adds the qualitative evaluation: 10 of collaboration's 30 points move to a "
+                       "public satisfaction survey (SCORING.md §12)")
+ADOPTION_REASON = ("经编委会审议,2025 年度考核改用 bianban 第 2 版(含群众满意度测评) — "
+                   "the appraisal committee adopts bianban v2 (with the satisfaction survey) for 2025")
+SURVEY_OPTIONS = [("satisfied", "满意", "satisfied", "1"), ("basically_satisfied", "基本满意", "basically satisfied", "0.6"),
+                  ("dissatisfied", "不满意", "dissatisfied", "0")]
+SURVEY_ROUNDS = [(7, "2025 年度群众满意度测评第一轮:服务对象问卷 (round 1: the people served)"),
+                 (14, "2025 年度群众满意度测评第二轮:基层单位问卷 (round 2: grassroots units)")]
 
 
-def corrected_scheme_command(year: int = 2025) -> dict[str, Any]:
-    """A corrected `bianban` version 2 for the demo: published, not adopted (publishing changes
-    nothing by itself), so that `appraisal scheme diff` and `appraisal replay` have something to show."""
+def satisfaction_scheme_document() -> dict[str, Any]:
+    """`bianban` version 2: v1 with 10 of collaboration's 30 points moved to a `public_satisfaction`
+    leaf (proportional to the survey's rate, target 100) and the survey input of SCORING.md §12."""
     from domain.scheme import builtin_document
 
     document = builtin_document("bianban")
-    document.update(version=2, supersedes=1, reason=CORRECTION_REASON)
-    for node in document["individual"]:
-        if node["id"] == "discipline":
-            node["rules"][0]["points_each"] = "-2"
-    for node in document["department"]:
-        if node["id"] == "duty":
-            node["rules"][0]["target"] = "90"
-    at = datetime.combine(date(year + 1, 1, 5), time(9, 0), TZ).isoformat()
-    return {"type": "scheme.publish", "id": f"demo-{year}-scheme-v2", "actor": "admin", "at": at,
-            "document": document}
+    document.update(version=2, supersedes=1, reason=SATISFACTION_REASON)
+    document["inputs"]["public_satisfaction"] = {
+        "kind": "survey", "unit": "%", "name": {"zh": "群众满意度", "en": "public satisfaction"},
+        "options": [{"id": option, "name": {"zh": zh, "en": en}, "weight": weight}
+                    for option, zh, en, weight in SURVEY_OPTIONS],
+        "min_responses": 30,
+    }
+    nodes = document["department"]
+    collaboration = next(index for index, node in enumerate(nodes) if node["id"] == "collaboration")
+    nodes[collaboration]["points"] = "20"
+    nodes.insert(collaboration + 1, {
+        "id": "public_satisfaction", "name": {"zh": "群众满意度", "en": "public satisfaction"}, "points": "10",
+        "base": {"type": "proportional", "input": "public_satisfaction", "target": "100"}})
+    return document
+
+
+def rule_change_commands(year: int = 2025, *, departments: int = 6, seed: int = 2025) -> list[dict[str, Any]]:
+    """The demo's rule change (SCORING.md §9, §12): `bianban` v2 published with its reason, the year
+    adopted to it with a reason, then two questionnaire rounds per department. Before the adoption,
+    `appraisal replay --year Y --scheme bianban@2` shows what v2 would change; after it, the results,
+    the history and every explanation show both versions and the switch."""
+    rng = random.Random(seed + 12)
+    width = max(2, len(str(departments)))
+    moment = datetime.combine(date(year + 1, 1, 5), time(9, 0), TZ)
+    commands: list[dict[str, Any]] = [
+        {"type": "scheme.publish", "id": f"demo-{year}-scheme-v2", "actor": ADMIN,
+         "at": moment.isoformat(), "document": satisfaction_scheme_document()},
+        {"type": "year.adopt", "id": f"demo-{year}-adopt-v2", "actor": ADMIN,
+         "at": (moment + timedelta(days=1)).isoformat(), "year": year,
+         "scheme": {"id": "bianban", "version": 2}, "reason": ADOPTION_REASON},
+    ]
+    for number, (day, evidence) in enumerate(SURVEY_ROUNDS, start=1):
+        for index in range(departments):
+            department = f"d-{index + 1:0{width}d}"
+            responses = rng.randint(40, 90)
+            dissatisfied = rng.randint(0, responses // 10)
+            basically = rng.randint(0, (responses - dissatisfied) // 3)
+            at = datetime.combine(date(year + 1, 1, day), time(10), TZ) + timedelta(minutes=index)
+            commands.append({
+                "type": "survey.record", "id": f"demo-{year}-survey-{number}-{department}", "actor": RECORDER,
+                "at": at.isoformat(), "appraisal": appraisal_id(year, department), "input": "public_satisfaction",
+                "counts": {"satisfied": responses - basically - dissatisfied, "basically_satisfied": basically,
+                           "dissatisfied": dissatisfied},
+                "evidence": evidence})
+    return commands

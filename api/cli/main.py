@@ -160,7 +160,7 @@ def _import_workbook(ledger: AppraisalLedger, settings: Settings, file: Path, ac
 def template(
     year: Annotated[int, typer.Option(help="the appraisal year")],
     kind: Annotated[list[str] | None, typer.Option(
-        help="ratings | measurements | occurrences | adjustments (repeat; default: all four)")] = None,
+        help="ratings | measurements | occurrences | surveys | adjustments (repeat; default: all, surveys when the scheme has one)")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="default ledger-YEAR.xlsx")] = None,
     db: DbOption = None,
 ) -> None:
@@ -274,15 +274,16 @@ def demo(
     staff_per_department: int = 7,
     periods: Annotated[str, typer.Option(help="monthly | weekly")] = "monthly",
     seed: int = 2025,
-    correction: Annotated[bool, typer.Option(help="also publish a corrected scheme bianban@2 (not adopted)")] = True,
+    correction: Annotated[bool, typer.Option(help="also the rule change: publish bianban@2 (a satisfaction "
+                                             "survey), adopt it, record two questionnaire rounds per department")] = True,
 ) -> None:
     """Write a realistic demo year as batch-import commands (演示数据)."""
-    from api.cli.demo import corrected_scheme_command, demo_commands, write_jsonl
+    from api.cli.demo import demo_commands, rule_change_commands, write_jsonl
 
     commands = demo_commands(year, departments=departments, staff_per_department=staff_per_department,
                              periods=periods, seed=seed)
     if correction:
-        commands.append(corrected_scheme_command(year))
+        commands += rule_change_commands(year, departments=departments, seed=seed)
     count = write_jsonl(out_file, commands)
     err.print(f"wrote 已写入 {count} commands to {out_file}")
 

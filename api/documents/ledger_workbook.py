@@ -2,13 +2,18 @@
 commands of a batch import (COMMANDS.md). Bytes in, bytes out: the command line and a page call
 the same functions.
 
-The workbook: one sheet per kind (评分 ratings, 计量 measurements, 计次 occurrences, 加减分
-adjustments), row 1 the headers "中文 field" (the last word is the command's field), one command
+The workbook: one sheet per kind (评分 ratings, 计量 measurements, 计次 occurrences, 满意度 surveys,
+加减分 adjustments), row 1 the headers "中文 field" (the last word is the command's field), one command
 per row from row 2; drop-downs for the known ids (a hidden sheet `lists` holds them); a sheet 说明
 with the instructions in Chinese and English and the ledger's name (cell B2, named `ledger`).
 
-Reading: the sheets in the fixed order ratings, measurements, occurrences, adjustments (whatever
-the workbook's order), rows top to bottom, empty rows skipped. A row without an `id` gets
+Surveys (SCORING.md §12): one row per questionnaire round, a column per option of the scheme's
+survey inputs (header "满意 counts.satisfied": the round's `counts` by option; 0 where no one chose
+it, blank for the options of another survey). The sheet is in the default set only when the year's
+scheme has a survey input.
+
+Reading: the sheets in the fixed order ratings, measurements, occurrences, surveys, adjustments
+(whatever the workbook's order), rows top to bottom, empty rows skipped. A row without an `id` gets
 `xlsx:<ledger>:<kind>:<row>`: the ledger's name is made once per template (`<year>-<random>`) and
 travels inside the workbook, so a renamed file, re-uploaded and extended by rows at the end, skips
 the rows already accepted. The caveat: inserting, deleting or sorting rows above accepted ones
@@ -49,11 +54,14 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                 ("appraisal", "leaf", "period", "rater", "rater_role", "score", "comment")),
     "measurements": ("计量 measurements", "measurement.record", ("appraisal", "input", "value", "evidence")),
     "occurrences": ("计次 occurrences", "occurrence.record", ("appraisal", "item", "count", "evidence")),
+    # and a column `counts.<option>` per option of the scheme's surveys, after `input`
+    "surveys": ("满意度 surveys", "survey.record", ("appraisal", "input", "evidence")),
     "adjustments": ("加减分 adjustments", "adjustment.apply", ("appraisal", "item", "evidence")),
 }
 ENVELOPE = ("at", "actor", "id")
 NUMBERS = {"score", "value"}
 INTEGERS = {"count"}
+COUNTS = "counts."  # a survey's column per option: `counts.<option>`, an integer ≥ 0
 
 # field -> (中文, what the column means 中文, English)
 COLUMNS: dict[str, tuple[str, str, str]] = {
@@ -67,7 +75,7 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
                    "the rater's role"),
     "score": ("分数", "0–100 的分数", "a score from 0 to 100"),
     "comment": ("意见", "评价意见(可空)", "comment (optional)"),
-    "input": ("数据项", "计量数据项编号", "the measured input"),
+    "input": ("数据项", "计量或满意度测评数据项编号", "the measured input, or the survey"),
     "value": ("数值", "计量值", "the measured value"),
     "evidence": ("依据", "依据、文号(可空)", "evidence, document number (optional)"),
     "item": ("事项", "计次事项或加减分事项编号", "the counted item or the adjustment item"),
@@ -88,15 +96,21 @@ TEXT_FIELDS = {"appraisal", "leaf", "period", "rater", "rater_role", "comment", 
 def template(ledger: AppraisalLedger, year: int, kinds: Iterable[str] | None = None, *,
              ledger_name: str | None = None) -> bytes:
     """The workbook for `year` (its open appraisals, its scheme's ids, the organisation's people),
-    with a sheet for each of `kinds` (default: all four), as .xlsx bytes."""
-    chosen = list(kinds or KINDS)
-    for kind in chosen:
+    with a sheet for each of `kinds` (default: every kind, surveys only when the scheme has one),
+    as .xlsx bytes."""
+    for kind in kinds or ():
         if kind not in KINDS:
             raise DomainError("kind", f"unknown kind {kind!r} (known: {', '.join(KINDS)})", rule="xlsx-kind")
     record = ledger.year(year)
     if record is None:
         raise NotFound("year", f"no appraisal is open for {year}", rule="year-open")
     scheme = ledger.scheme(record.scheme_id, record.scheme_version)
+    surveys = {name: spec for name, spec in scheme.inputs.items() if spec.kind == "survey"}
+    options: dict[str, Any] = {}  # every survey's options, in the scheme's order: a column each
+    for spec in surveys.values():
+        for option in spec.options or ():
+            options.setdefault(option.id, option)
+    chosen = list(kinds or (kind for kind in KINDS if kind != "surveys" or surveys))
     organisation = ledger.organisation()
     people = sorted(organisation.people) if organisation is not None else []
     subjects = sorted(record.subjects)
@@ -110,6 +124,7 @@ def template(ledger: AppraisalLedger, year: int, kinds: Iterable[str] | None = N
         "rater_role": ["self", "superior", "in_charge", "leadership_team", "department_head"],
         "input": sorted(i for i, spec in scheme.inputs.items() if spec.kind == "measurement"),
         "occurrences.item": sorted(i for i, spec in scheme.inputs.items() if spec.kind == "count"),
+        "surveys.input": sorted(surveys),
         "adjustments.item": sorted(scheme.adjustments),
     }
     name = ledger_name or f"{year}-{secrets.token_hex(4)}"
@@ -128,9 +143,10 @@ def template(ledger: AppraisalLedger, year: int, kinds: Iterable[str] | None = N
     for kind in chosen:
         title, _, fields = KINDS[kind]
         sheet = book.create_sheet(title, index=book.index(hidden))
-        columns = (*fields, *ENVELOPE)
+        columns = _columns(kind, fields, options)
         for number, name_ in enumerate(columns, start=1):
-            cell = sheet.cell(1, number, f"{COLUMNS[name_][0]} {name_}")
+            heading = options[name_[len(COUNTS):]].name.zh if name_.startswith(COUNTS) else COLUMNS[name_][0]
+            cell = sheet.cell(1, number, f"{heading} {name_}")
             cell.font = Font(bold=True)
             letter = get_column_letter(number)
             sheet.column_dimensions[letter].width = 18 if name_ not in ("comment", "evidence") else 30
@@ -143,11 +159,17 @@ def template(ledger: AppraisalLedger, year: int, kinds: Iterable[str] | None = N
                 sheet.add_data_validation(validation)
                 validation.add(f"{letter}2:{letter}{MAX_ROW}")
         sheet.freeze_panes = "A2"
-    _instructions(instructions, name, year, scheme.ref, chosen)
+    _instructions(instructions, name, year, scheme.ref, chosen, options)
     book.defined_names["ledger"] = DefinedName("ledger", attr_text=f"{quote_sheetname(INSTRUCTIONS)}!$B$2")
     buffer = BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _columns(kind: str, fields: tuple[str, ...], options: dict[str, Any]) -> tuple[str, ...]:
+    if kind != "surveys":
+        return (*fields, *ENVELOPE)
+    return (*fields[:2], *(f"{COUNTS}{option}" for option in options), *fields[2:], *ENVELOPE)
 
 
 def _periods(year: int) -> list[str]:
@@ -157,6 +179,9 @@ def _periods(year: int) -> list[str]:
 
 
 def _validation(kind: str, name: str, ranges: dict[str, str]) -> DataValidation | None:
+    if name.startswith(COUNTS):
+        return DataValidation(type="whole", operator="between", formula1="0", formula2="999999999", allow_blank=True,
+                              showErrorMessage=True, errorTitle=name, error="0 或正整数 a whole number from 0")
     label = f"{COLUMNS[name][0]} {name}"
     if name == "score":
         return DataValidation(type="decimal", operator="between", formula1="0", formula2="100",
@@ -171,7 +196,7 @@ def _validation(kind: str, name: str, ranges: dict[str, str]) -> DataValidation 
                           errorTitle=label, error=f"请从下拉列表选择 choose from the list ({name})")
 
 
-def _instructions(sheet: Any, name: str, year: int, scheme: str, kinds: list[str]) -> None:
+def _instructions(sheet: Any, name: str, year: int, scheme: str, kinds: list[str], options: dict[str, Any]) -> None:
     sheet.column_dimensions["A"].width = 24
     sheet.column_dimensions["B"].width = 22
     sheet.column_dimensions["C"].width = 60
@@ -188,7 +213,14 @@ def _instructions(sheet: Any, name: str, year: int, scheme: str, kinds: list[str
     ]
     for kind in kinds:
         title, _, fields = KINDS[kind]
-        for field_ in (*fields, *ENVELOPE):
+        for field_ in _columns(kind, fields, options):
+            if field_.startswith(COUNTS):
+                option = options[field_[len(COUNTS):]]
+                rows.append([title, f"{option.name.zh} {field_}",
+                             f"本轮选“{option.name.zh}”的答卷数(0 或正整数;无人选填 0;其他测评的选项留空)",
+                             f"responses choosing “{option.name.en}” in this round (a whole number from 0; 0 when "
+                             "no one chose it; blank for the options of another survey)"])
+                continue
             zh, meaning_zh, meaning_en = COLUMNS[field_]
             rows.append([title, f"{zh} {field_}", meaning_zh, meaning_en])
     rows += [
@@ -197,9 +229,14 @@ def _instructions(sheet: Any, name: str, year: int, scheme: str, kinds: list[str
         ["每行一条命令", "", "每个工作表第1行为列名(最后一个词为字段名),第2行起每行一条命令;空行跳过;列可调换顺序。",
          "row 1 holds the headers (the last word is the field); from row 2 on, one command per row; empty "
          "rows are skipped; columns may be reordered."],
-        ["导入顺序", "", "按 评分、计量、计次、加减分 的顺序导入,与工作表的排列无关;每表自上而下。",
-         "imported in the order ratings, measurements, occurrences, adjustments, whatever the sheets' "
-         "order; each sheet top to bottom."],
+        ["导入顺序", "", "按 评分、计量、计次、满意度、加减分 的顺序导入,与工作表的排列无关;每表自上而下。",
+         "imported in the order ratings, measurements, occurrences, surveys, adjustments, whatever the "
+         "sheets' order; each sheet top to bottom."],
+        ["满意度测评", "", "满意度 surveys 表每行为一轮问卷(只记各选项的答卷数,不记答卷人):每个选项一列"
+         "(counts.选项编号),该测评的每个选项都须填写,无人选填 0,合计至少 1。",
+         "the surveys sheet holds one questionnaire round per row (how many chose each option, never who): "
+         "a column per option (counts.<option>); every option of the row's survey is filled in, 0 when no "
+         "one chose it, at least 1 response in all."],
         ["数字", "", "数字单元格或文本:可带负号,1–9 位整数,可带 1–6 位小数(如 87.5);不接受千分位、科学计数、全角数字。",
          "a number cell or text: optional minus, 1 to 9 digits, optionally a point and 1 to 6 decimals "
          "(e.g. 87.5); no thousands separators, exponents or full-width digits "
@@ -235,7 +272,7 @@ class Place:
     columns: dict[str, str] = field(default_factory=dict, compare=False)
 
     def describe(self, field_name: str | None) -> str:
-        key = (field_name or "").split(".")[0]
+        key = field_name if field_name in self.columns else (field_name or "").split(".")[0]
         letter = self.columns.get(key)
         named = f" ({key})" if key else ""
         column_zh = f" {letter}列{named}" if letter else named
@@ -319,7 +356,8 @@ def _read_sheet(sheet: Any, kind: str, ledger_name: str, actor: str | None, rows
                     continue
                 name = str(header).split()[-1]
                 letter = get_column_letter(index + 1)
-                if name not in known or name in letters:
+                option = kind == "surveys" and name.startswith(COUNTS) and len(name) > len(COUNTS)
+                if (name not in known and not option) or name in letters:
                     raise WorkbookError(Place(sheet.title, 1, {name: letter}),
                                         name, f"未知或重复的列 unknown or repeated column {str(header)!r} "
                                               f"(known: {', '.join(known)})", rule="xlsx-header")
@@ -339,7 +377,10 @@ def _read_sheet(sheet: Any, kind: str, ledger_name: str, actor: str | None, rows
                                              f"{get_column_letter(index + 1)}, which has no header", rule="xlsx-header")
                 return False
             try:
-                body[column] = _cell(column, value)
+                if column.startswith(COUNTS):
+                    body.setdefault("counts", {})[column[len(COUNTS):]] = _cell(column, value)
+                else:
+                    body[column] = _cell(column, value)
             except ValueError as error:
                 rows.problem = WorkbookError(place, column, str(error), rule="xlsx-cell")
                 return False
@@ -366,10 +407,10 @@ def _cell(name: str, value: Any) -> Any:
         return value  # refused by the command's rules, as in JSON
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e15:
-            return int(value) if name in INTEGERS else str(int(value))
+            return int(value) if name in INTEGERS or name.startswith(COUNTS) else str(int(value))
         return repr(value)  # the shortest text: 87.5 -> "87.5"; 1e-07 is refused by the grammar
     if isinstance(value, int):
-        return value if name in INTEGERS else str(value)
+        return value if name in INTEGERS or name.startswith(COUNTS) else str(value)
     return value
 
 

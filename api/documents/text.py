@@ -53,6 +53,9 @@ def explanation_text(doc: dict[str, Any]) -> str:
         + f" · 方案 scheme {doc['scheme']} · 状态 status {STATUS.get(doc['status'], doc['status'])}",
         "",
     ]
+    for adoption in doc.get("adoptions", []):  # SCORING.md §9: both versions and when the switch happened
+        lines.insert(-1, f"  方案变更 scheme adopted {adoption['from']} → {adoption['to']} at {adoption['at'][:16]} "
+                         f"by {adoption['actor']}: {adoption['reason']}")
     summary = doc["summary"]
     if subject["kind"] == "person":
         total = figures["total"]
@@ -134,9 +137,12 @@ def _node_lines(figures: dict[str, dict[str, Any]], key: str, depth: int) -> lis
         if child.get("events") and not term["of"].startswith("base:"):
             lines.append(f"{pad}      ← {', '.join(child['events'])}")
         lines += [f"{pad}      ~~struck~~ {s['ref']} ({s['command']}): {s['why']}" for s in child.get("struck", [])]
+        for name, survey_key in child.get("inputs", {}).items():
+            if name.endswith(".figure") and survey_key in figures:
+                lines += _survey_lines(figures, figures[survey_key], pad + "      ")
         for period_term in child.get("terms", []):
             period = figures.get(period_term["of"])
-            if period is None:
+            if period is None or not period_term["of"].startswith("period:"):
                 continue
             groups = {k[:-5]: v for k, v in period.get("inputs", {}).items() if k.endswith(".mean")}
             parts = [f"{ROLES.get(role, role)} {value}" for role, value in groups.items()]
@@ -152,6 +158,26 @@ def _node_lines(figures: dict[str, dict[str, Any]], key: str, depth: int) -> lis
     return lines
 
 
+def _survey_lines(figures: dict[str, dict[str, Any]], survey: dict[str, Any], pad: str) -> list[str]:
+    """A survey input (SCORING.md §12): each round that counts, the totals, the rate, struck rounds."""
+    inputs = survey.get("inputs", {})
+    rate = f"{survey['value']} (exact {survey['exact']})" if survey.get("value") is not None else "缺失 missing"
+    lines = [f"{pad}满意度测评 survey {_label(survey)}: 率 rate {rate} = 100 × 加权 weighted {inputs.get('weighted')}"
+             f" / 答卷 responses {inputs.get('responses')} (min_responses {survey['params']['min_responses']})"
+             f"  {_rule(survey)}"]
+    for key, figure in figures.items():
+        if key.startswith("survey-round:") and figure.get("events", [None])[0] in survey.get("events", []):
+            round_inputs = figure.get("inputs", {})
+            counts = ", ".join(f"{k[6:]} {v}" for k, v in round_inputs.items() if k.startswith("count."))
+            evidence = f" ({round_inputs['evidence']})" if round_inputs.get("evidence") else ""
+            lines.append(f"{pad}  轮次 round {key[13:]}: {counts} → {round_inputs['responses']} responses, "
+                         f"weighted {figure['exact']}; 记录人 recorder {round_inputs['recorder']}, "
+                         f"at {round_inputs['at'][:16]}, recorded {round_inputs['recorded_at'][:16]}{evidence}")
+    lines += [f"{pad}  {note}" for note in survey.get("notes", [])]
+    lines += [f"{pad}  ~~struck~~ {s['ref']} ({s['command']}): {s['why']}" for s in survey.get("struck", [])]
+    return lines
+
+
 def _event_line(event: dict[str, Any]) -> str:
     kind = event["kind"]
     head = f"{event['ref']:<16} {event['at'][:16]} {event['actor']:<18} {kind:<12}"
@@ -162,6 +188,9 @@ def _event_line(event: dict[str, Any]) -> str:
         return f"{head} {event['input']} = {event['value']}" + (f" ({event['evidence']})" if event.get("evidence") else "")
     if kind == "occurrence":
         return f"{head} {event['item']} × {event['count']}" + (f" ({event['evidence']})" if event.get("evidence") else "")
+    if kind == "survey":
+        counts = ", ".join(f"{option} {count}" for option, count in event["counts"].items())
+        return f"{head} {event['input']}: {counts}" + (f" ({event['evidence']})" if event.get("evidence") else "")
     if kind == "adjustment":
         return f"{head} {event['item']}" + (f" ({event['evidence']})" if event.get("evidence") else "")
     if kind == "veto":

@@ -180,6 +180,21 @@ class OccurrenceBody(OnAppraisal):
     evidence: Evidence
 
 
+class SurveyBody(OnAppraisal):
+    """survey.record 记录满意度测评轮次"""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"input": "public_satisfaction", "counts": {"satisfied": 40, "basically_satisfied": 8, "dissatisfied": 2},
+         "evidence": "2025 年度群众满意度测评第一轮"}]})
+    type: Literal["survey.record"] | None = None
+    input: str = Field(description=d("满意度测评输入项(方案 inputs 中 kind 为 survey)", "a survey input of the scheme"),
+                       examples=["public_satisfaction"])
+    counts: dict[str, Count] = Field(description=d(
+        "各选项的答卷数(整数 ≥ 0;每个选项都须给出,合计至少 1)",
+        "responses per option: integers ≥ 0, every option of the survey present, at least 1 in all"))
+    evidence: Evidence
+
+
 class AdjustmentBody(OnAppraisal):
     """adjustment.apply 直接加减分"""
 
@@ -272,6 +287,7 @@ AnyCommandBody = Annotated[  # type: ignore[valid-type]
     | _typed(RatingBody, "rating.record", "RatingRecordCommand")
     | _typed(MeasurementBody, "measurement.record", "MeasurementRecordCommand")
     | _typed(OccurrenceBody, "occurrence.record", "OccurrenceRecordCommand")
+    | _typed(SurveyBody, "survey.record", "SurveyRecordCommand")
     | _typed(AdjustmentBody, "adjustment.apply", "AdjustmentApplyCommand")
     | _typed(VetoBody, "veto.impose", "VetoImposeCommand")
     | _typed(AppealBody, "appeal.file", "AppealFileCommand")

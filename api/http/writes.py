@@ -4,7 +4,7 @@ all of them at `POST /commands`. Who may send what:
 | command | who |
 |---|---|
 | scheme.publish, org.department, org.person, appraisal.open, appeal.decide, year.* | admin grant |
-| measurement.record, occurrence.record, adjustment.apply, veto.impose | recorder grant |
+| measurement.record, occurrence.record, survey.record, adjustment.apply, veto.impose | recorder grant |
 | rating.record | anyone, as themself (`rater` absent or theirs); the domain checks the role (§5) |
 | appeal.file | anyone; the domain checks that they are the subject (§8) |
 
@@ -40,7 +40,7 @@ GRANT_NEEDED = {
     "scheme.publish": "admin", "org.department": "admin", "org.person": "admin",
     "appraisal.open": "admin", "appeal.decide": "admin", "year.tie_break": "admin",
     "year.publish": "admin", "year.finalize": "admin", "year.adopt": "admin",
-    "measurement.record": "recorder", "occurrence.record": "recorder",
+    "measurement.record": "recorder", "occurrence.record": "recorder", "survey.record": "recorder",
     "adjustment.apply": "recorder", "veto.impose": "recorder",
 }
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -227,6 +227,11 @@ def record_measurement(appraisal: AppraisalKey, body: m.MeasurementBody, run: Ru
 @router.post("/appraisals/{appraisal}/occurrences", **_doc("occurrence.record", "记录计数事项", RECORDER))
 def record_occurrence(appraisal: AppraisalKey, body: m.OccurrenceBody, run: Runner) -> JSONResponse:
     return run.run("occurrence.record", body, appraisal=appraisal)
+
+
+@router.post("/appraisals/{appraisal}/surveys", **_doc("survey.record", "记录满意度测评轮次", RECORDER))
+def record_survey(appraisal: AppraisalKey, body: m.SurveyBody, run: Runner) -> JSONResponse:
+    return run.run("survey.record", body, appraisal=appraisal)
 
 
 @router.post("/appraisals/{appraisal}/adjustments", **_doc("adjustment.apply", "直接加减分", RECORDER))

@@ -72,6 +72,7 @@ EVENT_TYPES = {
     "Appraisal.Opened": "开启考核 appraisal opened", "Appraisal.RatingRecorded": "记录评分 rating recorded",
     "Appraisal.MeasurementRecorded": "记录测量值 measurement recorded",
     "Appraisal.OccurrenceRecorded": "记录计数事项 counted item recorded",
+    "Appraisal.SurveyRecorded": "记录满意度测评轮次 survey round recorded",
     "Appraisal.AdjustmentApplied": "直接加减分 adjustment applied",
     "Appraisal.VetoImposed": "一票否决 veto imposed", "Appraisal.AppealFiled": "提出申诉 appeal filed",
     "Appraisal.AppealDecided": "申诉裁决 appeal decided",

@@ -24,6 +24,7 @@ CONSEQUENCES = {
 }
 KINDS = {
     "rating": "评分 rating", "measurement": "测量值 measurement", "occurrence": "计数事项 counted item",
+    "survey": "满意度测评轮次 survey round",
     "adjustment": "直接加减分 direct adjustment", "veto": "一票否决 veto", "appeal": "申诉 appeal",
     "decision": "裁决 decision",
 }
@@ -35,6 +36,7 @@ RULE_TYPES = {
     "shortfall": "未达标扣分 shortfall", "per_occurrence": "按次计分 per occurrence",
     "excess_over_allowance": "超出容错扣分 excess over allowance", "minimum_count": "最低数量 minimum count",
     "adjustment": "直接加减分 adjustment", "veto": "一票否决 veto",
+    "survey": "满意度测评 survey", "survey.round": "满意度测评轮次 survey round",
 }
 # What a refusal means, in Chinese (the detail beside it is the service's English message).
 RULES_ZH = {
@@ -44,7 +46,7 @@ RULES_ZH = {
     "role-required": "此页面需要管理员或纪检权限。",
     "appeal-by-subject": "只有被考核人本人（部门考核由科室负责人）可以申诉。",
     "appeal-window": "已超过申诉期限（自事项记录或公示起算的申诉期已过）。",
-    "appeal-target": "该事项不可申诉：只能对计数事项、测量值、直接扣分和一票否决提出申诉。",
+    "appeal-target": "该事项不可申诉：只能对计数事项、测量值、满意度测评轮次、直接扣分和一票否决提出申诉。",
     "one-appeal-per-item": "该事项已经申诉过，每个事项只能申诉一次。",
     "command-fields": "请填写申诉理由。",
     "inspector-read-only": "纪检人员只读，不能提交命令。",
@@ -148,7 +150,7 @@ class Labels:
     def item(self, event: dict[str, Any]) -> str:
         """What a recorded fact is about, by name."""
         kind = event.get("kind")
-        if kind in ("measurement", "occurrence"):
+        if kind in ("measurement", "occurrence", "survey"):
             return self.input(event.get("input") or event.get("item") or "")
         if kind == "adjustment":
             return self.adjustment(event.get("item", ""))

@@ -29,7 +29,7 @@ from api.pages.labels import (
 )
 from domain.handlers import appeal_deadline
 
-APPEALABLE = frozenset({"occurrence", "measurement", "adjustment", "veto"})
+APPEALABLE = frozenset({"occurrence", "measurement", "survey", "adjustment", "veto"})
 BEIJING = timezone(timedelta(hours=8))  # the office's time, in which the pages show times
 
 
@@ -144,7 +144,8 @@ def _ref_order(ref: str) -> tuple[str, int]:
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
     """A breakdown's item (加分/扣分明细 entry) in the shape of an explanation's event."""
-    field = {"measurement": "input", "occurrence": "item", "adjustment": "item", "veto": "reason"}.get(item["kind"])
+    field = {"measurement": "input", "occurrence": "item", "survey": "input", "adjustment": "item",
+             "veto": "reason"}.get(item["kind"])
     fact = {**item}
     if field:
         fact[field] = item.get("what")
@@ -389,6 +390,16 @@ class Explained:
                 for entry in figure.get("struck", []):
                     rows.append(self._row(leaf=leaf, what=self.labels.input(params.get("input", "")), rule=rule,
                                           points=None, refs=[entry["ref"]], struck=entry))
+            elif kind in ("survey-round", "survey"):  # SCORING.md §12: each round, appealable like an item
+                survey = self.figures.get(f"survey:{(figure.get('rule') or {}).get('id', '')}", figure)
+                leaf, rule = bilingual(survey.get("label")), label(RULE_TYPES, "survey.round")
+                if kind == "survey-round":
+                    ref = figure["events"][0]
+                    rows.append(self._row(leaf=leaf, what=self.event_detail(self.events.get(ref) or {}), rule=rule,
+                                          points=None, refs=[ref], struck=None))
+                for entry in figure.get("struck", []):
+                    rows.append(self._row(leaf=leaf, what=self.event_detail(self.events.get(entry["ref"]) or {}),
+                                          rule=rule, points=None, refs=[entry["ref"]], struck=entry))
             elif kind == "adjustment":
                 item = (figure.get("rule") or {}).get("id", "")
                 struck = (figure.get("struck") or [None])[0]
@@ -437,6 +448,9 @@ class Explained:
             return f"{self.labels.input(event.get('input', ''))} = {event.get('value')}"
         if kind == "occurrence":
             return f"{self.labels.input(event.get('item', ''))} × {event.get('count', 1)}"
+        if kind == "survey":
+            counts = ", ".join(f"{option} {count}" for option, count in (event.get("counts") or {}).items())
+            return f"{self.labels.input(event.get('input', ''))}: {counts}"
         if kind == "adjustment":
             return self.labels.adjustment(event.get("item", ""))
         if kind == "veto":

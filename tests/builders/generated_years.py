@@ -1,6 +1,7 @@
 """Generated appraisal years (hypothesis): an organisation of one to three departments, their
 heads and staff, ratings by every rater group over several periods (some replaced), measurements,
-counted items, deductions appealed and decided, vetoes; as the commands that make them."""
+counted items, deductions appealed and decided, vetoes, and (in half the years) a scheme with a
+survey and its questionnaire rounds, some appealed; as the commands that make them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from hypothesis import strategies as st
+
+from tests.builders.survey_scheme import survey_scheme
 
 SCHEME = {"id": "bianban", "version": 1}
 
@@ -23,7 +26,20 @@ def years(draw: st.DrawFn) -> list[dict[str, Any]]:
         n += 1
         return {"type": kind, "id": f"g-{n}", "actor": actor, "at": "2025-06-01T09:00:00+08:00", **fields}
 
-    commands = [cmd("scheme.publish", builtin="bianban")]
+    # Half the years use a scheme with a survey (SCORING.md §12) on the department tree, read by a
+    # proportional base or by a shortfall rule, with drawn weights and min_responses.
+    with_survey = draw(st.booleans())
+    if with_survey:
+        document = survey_scheme(
+            min_responses=draw(st.integers(1, 60)),
+            weights={"basically_satisfied": draw(st.sampled_from(["0.6", "0.5", "0.333", "1", "0"])),
+                     "dissatisfied": draw(st.sampled_from(["0", "0.1", "0.25"]))},
+            shortfall=draw(st.sampled_from([None, ("95", "0.5"), ("90", "0.125")])))
+        scheme = {"id": document["id"], "version": document["version"]}
+        commands = [cmd("scheme.publish", document=document)]
+    else:
+        scheme = SCHEME
+        commands = [cmd("scheme.publish", builtin="bianban")]
     leaders = ["p-L1", "p-L2"]
     commands += [cmd("org.person", person=p, name=p, position="leader") for p in leaders]
     commands.append(cmd("org.person", person="p-S1", name="S1", position="superior"))
@@ -40,7 +56,7 @@ def years(draw: st.DrawFn) -> list[dict[str, Any]]:
             commands.append(cmd("org.person", person=staff, name=staff, position="staff", department=dep))
             subjects.append((staff, "staff", dep))
     for subject, _, _ in subjects:
-        commands.append(cmd("appraisal.open", year=2025, subject=subject, scheme=SCHEME))
+        commands.append(cmd("appraisal.open", year=2025, subject=subject, scheme=scheme))
 
     for subject, kind, dep in subjects:
         key = f"2025:{subject}"
@@ -76,6 +92,19 @@ def years(draw: st.DrawFn) -> list[dict[str, Any]]:
             for _ in range(draw(st.integers(0, 3))):
                 commands.append(cmd("occurrence.record", actor="hr", appraisal=key, item=item,
                                     count=draw(st.integers(1, 4))))
+        if kind == "department" and with_survey:
+            for _ in range(draw(st.integers(0, 3))):
+                counts = {option: draw(st.integers(0, 40))
+                          for option in ("satisfied", "basically_satisfied", "dissatisfied")}
+                if not sum(counts.values()):
+                    counts["satisfied"] = 1
+                survey = cmd("survey.record", actor="hr", appraisal=key, input="public_satisfaction", counts=counts)
+                commands.append(survey)
+                outcome = draw(st.sampled_from([None, None, "upheld", "overturned"]))
+                if outcome:
+                    appeal = cmd("appeal.file", actor=head, appraisal=key, target=survey["id"], grounds="g")
+                    commands += [appeal, cmd("appeal.decide", actor="admin-2", appeal=appeal["id"], outcome=outcome,
+                                             reason="r")]
         if kind != "department" and draw(st.integers(0, 4)) == 0:
             ded = cmd("adjustment.apply", actor="hr", appraisal=key, item="over_quota_hiring")
             commands.append(ded)

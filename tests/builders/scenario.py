@@ -99,6 +99,11 @@ class Scenario:
         return self.command("occurrence.record", actor="hr-office", at=at, appraisal=key(subject),
                             item=item, count=count, evidence="登记")
 
+    def survey(self, subject: str, counts: dict[str, Any], name: str = "public_satisfaction",
+               at: str = MEASURED_AT, evidence: str = "满意度测评") -> str:
+        return self.command("survey.record", actor="hr-office", at=at, appraisal=key(subject),
+                            input=name, counts=counts, evidence=evidence)
+
     def adjust(self, subject: str, item: str = "over_quota_hiring", at: str = ADJUSTED_AT) -> str:
         return self.command("adjustment.apply", actor="hr-office", at=at, appraisal=key(subject),
                             item=item, evidence="超编进人 1 名")

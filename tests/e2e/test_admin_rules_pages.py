@@ -25,9 +25,9 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
 
-from api.server.app import create_app
 from api.ledger import AppraisalLedger
 from api.pages import rules
+from api.server.app import create_app
 from tests.builders.corrected_scheme import ALL_FOUR, REASON, corrected, publish
 from tests.builders.http_world import HOLDERS, World, served, settings
 from tests.builders.pages_kit import HTML, ORIGIN, screenshot, sign_in, signed_in

@@ -173,7 +173,7 @@ def test_template_has_drop_downs_and_instructions() -> None:
     instructions = book["说明"]
     assert instructions["B2"].value == "2025-office" and book.defined_names["ledger"].attr_text == "'说明'!$B$2"
     text = " ".join(str(c.value) for row in instructions.iter_rows() for c in row if c.value is not None)
-    for words in ("北京时间(+08:00)", "China time", "^-?[0-9]{1,9}(\\.[0-9]{1,6})?$", "评分、计量、计次、加减分",
+    for words in ("北京时间(+08:00)", "China time", "^-?[0-9]{1,9}(\\.[0-9]{1,6})?$", "评分、计量、计次、满意度、加减分",
                   "分数 score", "0–100 的分数"):
         assert words in text
 

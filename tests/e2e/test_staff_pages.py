@@ -21,8 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
 
-from api.server.app import create_app
 from api.ledger import AppraisalLedger
+from api.server.app import create_app
 from tests.builders.http_world import World, served, settings
 from tests.builders.pages_kit import HTML, ORIGIN, SCREENSHOTS, screenshot, sign_in, signed_in
 from tests.builders.staff_years import staff_years

@@ -1,8 +1,11 @@
 """Property: over generated years, every traced figure equals what its traced parts make it.
 
 A person's total is max(0, Σ weight × part), a leaf is clamp(base + rules, 0, points), a node is the
-sum of its children, a rating base is the weighted sum of its period composites — read only from
-the trace of `explain`, never by recomputing the score another way.
+sum of its children, a rating base is the weighted sum of its period composites, a survey's rate
+(SCORING.md §12) is 100 / responses × each round's weighted sum and a proportional base reading it
+points / target × rate (at most the points) — read only from the trace of `explain`, never by
+recomputing the score another way. A survey round's weighted sum is checked against its counts and
+the weights the trace names, and a shortfall reading a survey against the rate it names.
 """
 
 from __future__ import annotations
@@ -39,6 +42,37 @@ def _check_figures(doc: dict[str, Any]) -> None:
                 parts = min(parts, Fraction(bounds["max"]))
         assert _exact(figure["exact"]) == parts, (doc["appraisal"], figure["key"])
         assert figure["value"] == _shown(parts)
+    _check_surveys(doc, figures)
+
+
+def _check_surveys(doc: dict[str, Any], figures: dict[str, dict[str, Any]]) -> None:
+    """A round's weighted sum is Σ count × weight, its counts those of its event; the rounds of a
+    survey add up to its responses and weighted sum; a shortfall reading a survey deducts
+    points_per_unit × max(0, target − rate)."""
+    events = {e["ref"]: e for e in doc["events"]}
+    for key, figure in figures.items():
+        if key.startswith("survey-round:"):
+            counts = events[figure["events"][0]]["counts"]
+            assert {k[6:]: int(v) for k, v in figure["inputs"].items() if k.startswith("count.")} == counts
+            weighted = sum((Fraction(figure["params"][f"weight.{o}"]) * n for o, n in counts.items()), Fraction(0))
+            assert _exact(figure["exact"]) == weighted, (doc["appraisal"], key)
+        elif key.startswith("survey:"):
+            rounds = [f for f in figures.values() if f["key"].startswith("survey-round:")
+                      and f["events"][0] in figure.get("events", [])]
+            assert int(figure["inputs"]["responses"]) == sum(int(r["inputs"]["responses"]) for r in rounds)
+            assert Fraction(figure["inputs"]["weighted"]) == sum((_exact(r["exact"]) for r in rounds), Fraction(0))
+            missing = int(figure["inputs"]["responses"]) < int(figure["params"]["min_responses"])
+            assert (figure["value"] is None) is missing
+            assert any("fewer than" in why for why in doc["summary"]["incomplete"]) is missing
+        elif key.startswith("rule:") and figure.get("rule", {}).get("type") == "shortfall":
+            survey = figures.get(f"survey:{figure['params']['input']}")
+            if survey is None:
+                continue
+            value = Fraction(0)
+            if survey["value"] is not None:
+                shortfall = max(Fraction(0), Fraction(figure["params"]["target"]) - _exact(survey["exact"]))
+                value = -Fraction(figure["params"]["points_per_unit"]) * shortfall
+            assert _exact(figure["exact"]) == value, (doc["appraisal"], key)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -1,0 +1,55 @@
+"""Survey rounds in the pages (SCORING.md §12), over HTTP on both stores: a department's page shows
+each round (its survey by name, its counts per option) and the survey's figure; its head appeals a
+round from the page like a counted item; an overturned round shows struck."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.cli.demo import satisfaction_scheme_document
+from tests.builders.corrected_scheme import adopt, publish
+from tests.builders.http_world import World, world
+from tests.builders.pages_kit import HTML, ORIGIN, sign_in
+from tests.builders.survey_scheme import ROUND_1, ROUND_2
+
+D01 = "2025:d-01"
+
+
+@pytest.fixture
+def w(db_url: str) -> Iterator[World]:
+    at = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0).isoformat()
+    with world(db_url) as made:
+        made.ledger.submit([
+            publish(satisfaction_scheme_document()), adopt(2),
+            *({"type": "survey.record", "id": f"round-{n}", "actor": "hr-office", "at": at, "appraisal": D01,
+               "input": "public_satisfaction", "counts": counts, "evidence": f"第{n}轮问卷"}
+              for n, counts in ((1, ROUND_1), (2, ROUND_2)))])
+        yield made
+
+
+@pytest.fixture
+def client(w: World) -> Iterator[TestClient]:
+    with TestClient(w.app, headers={"Origin": ORIGIN}) as made:  # a browser's form from these pages
+        yield made
+
+
+def test_the_department_page_shows_the_rounds_and_the_head_appeals_one(w: World, client: TestClient) -> None:
+    sign_in(client, w.tokens["head"])
+    page = client.get(f"/appraisals/{D01}", headers=HTML)
+    assert page.status_code == 200
+    assert "满意度测评轮次" in page.text and "群众满意度" in page.text
+    assert "satisfied 40" in page.text and "basically_satisfied 8" in page.text and "dissatisfied 2" in page.text
+    assert 'value="round-2"' in page.text  # the appeal form offers the round
+    response = client.post(f"/appraisals/{D01}", data={"target": "round-2", "grounds": "重复统计", "id": "pg-ap"},
+                           headers=HTML, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    decided = client.post("/appeals/pg-ap/decision", json={"outcome": "overturned", "reason": "核实为重复"},
+                          headers=w.auth("admin"))
+    assert decided.status_code == 201, decided.text
+    page = client.get(f"/appraisals/{D01}", headers=HTML)
+    assert "8.96" in page.text  # round 1 alone: 89.6 % of 10 points
+    assert "overturned on appeal pg-ap" in page.text or "撤销" in page.text
