@@ -93,3 +93,9 @@ def assert_equal_to_direct(store: Store, year: int = YEAR) -> None:
     departments = {row["department"]: row for row in store.views.department_ranking(year)}
     assert {d: (r["score"], r["rank"]) for d, r in departments.items()} == {
         d["id"]: (d["score"], d["rank"]) for d in direct["departments"]}
+
+
+def chunks(commands: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
+    """The commands in `parts` consecutive slices of (about) equal size."""
+    size = -(-len(commands) // parts)
+    return [commands[i:i + size] for i in range(0, len(commands), size)]

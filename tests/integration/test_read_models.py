@@ -33,6 +33,7 @@ from tests.builders.read_models import (
     Store,
     as_json,
     assert_equal_to_direct,
+    chunks,
     opened,
     snapshot,
     subjects,
@@ -64,11 +65,6 @@ def walk(value: Any) -> Iterator[tuple[str | None, Any]]:
         for item in value:
             yield None, item
             yield from walk(item)
-
-
-def chunks(commands: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
-    size = -(-len(commands) // parts)
-    return [commands[i:i + size] for i in range(0, len(commands), size)]
 
 
 # --- equal to the direct computation ------------------------------------------------------------

@@ -6,7 +6,7 @@ the audit trail names the figures a round feeds, and an overturned round the sam
 from __future__ import annotations
 
 from api.cli.demo import demo_commands, rule_change_commands
-from tests.integration.test_read_models import YEAR, assert_equal_to_direct, chunks, opened
+from tests.builders.read_models import YEAR, assert_equal_to_direct, chunks, opened
 
 
 def test_the_demo_years_rule_change_fed_in_chunks_equals_the_direct_computation(db_url: str) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from api.cli import app
 from api.cli.demo import ADOPTION_REASON, SATISFACTION_REASON, demo_commands, rule_change_commands
+from api.cli.main import app
 from api.documents.text import explanation_text
 from api.ledger import AppraisalLedger
 from projections.replay import replay
