@@ -307,21 +307,23 @@ class Renderer:
         else:
             self._stale.setdefault(change.year, set()).add(change.appraisal)
 
-    def load_digests(self, db: ViewDB) -> None:
+    def load_digests(self, db: ViewDB, skip: set[int] | frozenset[int] = frozenset()) -> None:
         """The digests of the documents in the tables, under the keys `_changed` gives them: after
         a restart a document rendered again the same (the same digest, so the same text) is not
         written again, nor held until the write (the first render after a restart renders every
-        appraisal of the year)."""
+        appraisal of the year). Not those of the years in `skip` (let go: see projections/projection.py)."""
         queries: list[tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = [
             ("SELECT year, digest FROM rm_year_results", lambda row: ("results", row["year"])),
-            ("SELECT appraisal, digest FROM rm_explanations", lambda row: ("explanation", row["appraisal"], None)),
-            ("SELECT appraisal, version, digest FROM rm_breakdowns",
+            ("SELECT year, appraisal, digest FROM rm_explanations",
+             lambda row: ("explanation", row["appraisal"], None)),
+            ("SELECT year, appraisal, version, digest FROM rm_breakdowns",
              lambda row: ("breakdown", row["appraisal"], row["version"])),
-            ("SELECT appraisal, digest FROM rm_placements", lambda row: ("placement", row["appraisal"])),
+            ("SELECT year, appraisal, digest FROM rm_placements", lambda row: ("placement", row["appraisal"])),
         ]
         for query, key in queries:
             for row in db.query(query):
-                self.digests[key(row)] = row["digest"]
+                if row["year"] not in skip:
+                    self.digests[key(row)] = row["digest"]
 
     def _changed(self, key: tuple[Any, ...], text: str) -> str | None:
         digest = _digest(text)
@@ -369,6 +371,7 @@ class Renderer:
         self.digests = {key: digest for key, digest in self.digests.items()
                         if not (key[1] == year_number or str(key[1]).startswith(prefix))}
         self._rows = {key: row for key, row in self._rows.items() if key[2] != year_number}
+        self._rating_figures = {key: text for key, text in self._rating_figures.items() if key[0] != year_number}
 
     def _results_row(self, results: YearResults, rows: Rows) -> dict[str, Any]:
         document = export(results)

@@ -93,8 +93,10 @@ class ReadModelProjection:
             with paused_gc():  # see `rebuild`
                 for at, event in read_events(self.ledger, stop=position, tolerant=True):
                     self._fold_one(at, event, None)
+                    if type(event) is Year.Finalized:
+                        self._let_go_finalized()  # rendered by the run that processed it
             self.state.position = position
-            self.renderer.load_digests(self.db)
+            self.renderer.load_digests(self.db, skip=set(self.state.closed))
             if self._pending:  # met by this version only
                 with self.db.transaction() as tx:
                     write(tx, Rows(setaside=self._take_pending()))
@@ -154,6 +156,7 @@ class ReadModelProjection:
             write(tx, rows, suffix)
             if not suffix:
                 set_tracking(tx, self.state.position, expected=expected)
+        self._let_go_finalized()
         return rows
 
     def _fold(self, batch: list[tuple[int, LedgerEvent]]) -> Rows:
@@ -175,6 +178,9 @@ class ReadModelProjection:
             self._set_aside_event(position, event.originator_id, event.originator_version, event.topic, "decode",
                                   event.error)
         elif event.originator_id.int not in self._skipped:
+            closed = self.state.closed_year(event.originator_id)
+            if closed is not None:  # an event on a finalized year let go: it is taken back first
+                self._take_back(closed)
             try:
                 change = self.state.apply(event, position)
                 if rows is not None:
@@ -212,6 +218,8 @@ class ReadModelProjection:
         cannot be, with no appraisal to blame, is no longer rendered."""
         if year_number in self._suspended or year_number not in self.state.years:
             return
+        if year_number in self.state.closed:
+            self._take_back(year_number)
         renderer = self.renderer
         # What changed since the year was last rendered (None: all of it): looked at first.
         since = (set(renderer._stale.get(year_number, ())) if year_number in renderer._scores
@@ -345,6 +353,30 @@ class ReadModelProjection:
             years.update(y for y in (change.year + 1, change.year + 2) if y in self.state.years)
         return years
 
+    # --- finalized years are let go (issue 19) ------------------------------------------------
+
+    def _let_go_finalized(self) -> None:
+        """Let go of the appraisals of every finalized year still held, and of what the renderer
+        keeps of it, once its rows are made: nothing records on a finalized year again, and what
+        later years read of it (its publications) stays with its `Year`. The state held is the
+        organisation, the schemes, the open years and the finalized years' `Year`s."""
+        for year_number, year in self.state.years.items():
+            if year.finalized and year_number not in self.state.closed:
+                self.state.let_go(year_number)
+                self.renderer.forget(year_number)
+
+    def _take_back(self, year_number: int) -> None:
+        """A finalized year let go, folded again from the store (each appraisal up to the version
+        it had), for an event on it or a render of it; let go again after the batch."""
+        mapper, recorder = self.ledger.mapper, self.ledger.recorder
+        appraisals = []
+        for aggregate_id, version in self.state.closed[year_number].items():
+            aggregate = None
+            for stored in recorder.select_events(aggregate_id, lte=version):
+                aggregate = mapper.to_domain_event(stored).mutate(aggregate)
+            appraisals.append(aggregate)
+        self.state.take_back(year_number, appraisals)
+
     def rebuild(self, page: int = 20000) -> int:
         """Rebuild every read model from zero into fresh tables, then swap them in at once; the
         number of events in the log. The cyclic garbage collector is paused meanwhile
@@ -383,10 +415,11 @@ class ReadModelProjection:
                 else:
                     writer.put(self._fold(batch))
                 processed += len(batch)
+                self._close_years(writer)
             writer.put(index)  # by the writer, while the final render goes on
             self.renderer.spill = writer.put  # the documents go to the fresh tables as they are made
             try:
-                for year_number in sorted(self.state.years):
+                for year_number in sorted(set(self.state.years) - set(self.state.closed)):
                     self._render(year_number, final)
             finally:
                 self.renderer.spill = None
@@ -398,6 +431,24 @@ class ReadModelProjection:
             writer.close()
         self._swap(suffix, self.state.position)
         return processed
+
+    def _close_years(self, writer: PageWriter) -> None:
+        """A rebuild's years finalized by now: each rendered into the fresh tables, then let go, so
+        that a rebuild holds one year at a time (and the open ones)."""
+        closing = [number for number, year in sorted(self.state.years.items())
+                   if year.finalized and number not in self.state.closed]
+        if not closing:
+            return
+        rows = Rows()
+        self.renderer.spill = writer.put
+        try:
+            for year_number in closing:
+                self._render(year_number, rows)
+        finally:
+            self.renderer.spill = None
+        rows.setaside += self._take_pending()
+        writer.put(rows)
+        self._let_go_finalized()
 
     def _swap(self, suffix: str, position: int) -> None:
         """The fresh tables (every row written) in, the tracking row moved, in one short
