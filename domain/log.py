@@ -116,8 +116,8 @@ class LedgerState:
 
     def let_go(self, year_number: int) -> None:
         """Drop the appraisals of a year from the state (a finalized year: nothing records on it
-        again). What later years read of it stays: its `Year` (publications, tiers), the
-        organisation and the schemes. `take_back` puts them in again, folded from the store."""
+        again). What later years read of it stays: its `Year` with the tiers of its publications,
+        the organisation and the schemes. `take_back` puts them in again, folded from the store."""
         year = self.years[year_number]
         versions: dict[UUID, int] = {}
         for subject in year.subjects:
@@ -129,6 +129,11 @@ class LedgerState:
             del self._by_int[appraisal.id.int]
             self._closed_ids[appraisal.id.int] = year_number
         self.closed[year_number] = versions
+        # Of its publications, later years read the tiers (`published_tiers`): the documents are
+        # cut down to them (a year's results export is some megabytes for a large office).
+        year.publications = [{**publication, "document": {"people": [
+            {"id": person["id"], "tier": person["tier"]} for person in publication["document"]["people"]]}}
+            for publication in year.publications]
 
     def closed_year(self, aggregate_id: UUID) -> int | None:
         """The year whose appraisals were let go, if this is one of them."""

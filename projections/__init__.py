@@ -50,4 +50,13 @@ met, and a notice on `/health` and on the admin and inspector pages. The log kee
 projection that starts (a restart, `appraisal project`, `serve`) and finds set-aside rows rebuilds
 the read models from zero, so that a fixed version takes the events up (the same version sets
 them aside again, deterministically, with their first-seen time kept).
+
+Years pile up, memory does not (issue 19): the projection holds the organisation, the schemes, the
+open years, and of a finalized year only its `Year` (its publications: what the three-year
+preference of the next two years reads). Once a finalized year's rows are made, its appraisals
+and what the renderer kept of it are let go (`LedgerState.let_go`, `Renderer.forget`); a restart
+lets them go as it folds past the finalization, and a rebuild renders each year when it is
+finalized, then lets it go. An event on a finalized year, or a render of it (a publication of an
+earlier year that its preference reads), takes it back from the store first (each appraisal
+folded up to the version it had) and it is let go again after the batch.
 """

@@ -235,7 +235,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "years.json")
     args = parser.parse_args()
     tag = f"{args.departments}x{args.staff}x{args.years}"
-    work = ROOT / "var" / "bench" / f"years-{tag}"
+    work = ROOT / "var" / "bench" / f"years-{tag}{'-' + args.code.name if args.code else ''}"
     work.mkdir(parents=True, exist_ok=True)
     results = []
     for name in args.stores.split(","):
