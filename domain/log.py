@@ -53,6 +53,10 @@ class LedgerState:
     _by_int: dict[int, Any] = field(default_factory=dict, repr=False)
     _strings: dict[str, str] = field(default_factory=dict, repr=False)
     _scores: dict[str, Decimal] = field(default_factory=dict, repr=False)
+    # Finalized years whose appraisals were let go (`let_go`): year -> appraisal id -> its version
+    # then, and the years by the integer of each of those ids.
+    closed: dict[int, dict[UUID, int]] = field(default_factory=dict, repr=False)
+    _closed_ids: dict[int, int] = field(default_factory=dict, repr=False)
 
     def apply(self, event: LedgerEvent, position: int | None = None) -> Change:
         shared = _SHARED_TEXT.get(type(event))
@@ -109,6 +113,39 @@ class LedgerState:
             self.years[aggregate.year] = aggregate
         elif isinstance(aggregate, Organisation):
             self.organisation = aggregate
+
+    def let_go(self, year_number: int) -> None:
+        """Drop the appraisals of a year from the state (a finalized year: nothing records on it
+        again). What later years read of it stays: its `Year` with the tiers of its publications,
+        the organisation and the schemes. `take_back` puts them in again, folded from the store."""
+        year = self.years[year_number]
+        versions: dict[UUID, int] = {}
+        for subject in year.subjects:
+            appraisal = self.appraisals.pop(f"{year_number}:{subject}", None)
+            if appraisal is None:
+                continue
+            versions[appraisal.id] = appraisal.version
+            del self.aggregates[appraisal.id]
+            del self._by_int[appraisal.id.int]
+            self._closed_ids[appraisal.id.int] = year_number
+        self.closed[year_number] = versions
+        # Of its publications, later years read the tiers (`published_tiers`): the documents are
+        # cut down to them (a year's results export is some megabytes for a large office).
+        year.publications = [{**publication, "document": {"people": [
+            {"id": person["id"], "tier": person["tier"]} for person in publication["document"]["people"]]}}
+            for publication in year.publications]
+
+    def closed_year(self, aggregate_id: UUID) -> int | None:
+        """The year whose appraisals were let go, if this is one of them."""
+        return self._closed_ids.get(aggregate_id.int) if self._closed_ids else None
+
+    def take_back(self, year_number: int, appraisals: Iterable[Appraisal]) -> None:
+        """A year let go, in again: its appraisals (folded from the store up to the versions
+        `closed` holds)."""
+        for appraisal in appraisals:
+            self._closed_ids.pop(appraisal.id.int, None)
+            self.restore(appraisal.id, appraisal)
+        del self.closed[year_number]
 
     def apply_all(self, events: Iterable[tuple[int, LedgerEvent]]) -> list[Change]:
         return [self.apply(event, position) for position, event in events]

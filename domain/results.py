@@ -165,24 +165,56 @@ def adoption_lines(adoptions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def explanation(results: YearResults, subject_id: str, facts: f.AppraisalFacts) -> dict[str, Any]:
-    """How one appraisal's figures arose: the trace, the facts behind it, what was struck."""
+    """How one appraisal's figures arose: the trace, the facts behind it, what was struck. The one
+    builder of an explanation: its body (what the appraisal's score decides) and its placement
+    (what grading the cohort decides), put together."""
     score = results.subject(subject_id)
     assert score is not None
-    document = {
+    document = assemble(explanation_body(score, facts), explanation_placement(results, subject_id, len(score.trace)))
+    return {key: document[key] for key in _EXPLANATION_ORDER if key in document}
+
+
+_EXPLANATION_ORDER = ("appraisal", "year", "subject", "scheme", "status", "summary", "figures", "struck",
+                      "not_applicable", "events", "adoptions")
+
+
+def explanation_body(score: SubjectScore, facts: f.AppraisalFacts) -> dict[str, Any]:
+    """The part of an explanation that the appraisal's score decides (before or after grading:
+    the figures are the score's trace), keys in sorted order."""
+    return {
         "appraisal": score.key,
-        "year": results.year,
-        "subject": explanation_subject(score),
-        "scheme": score.scheme,
-        "status": results.status,
-        "summary": explanation_summary(results, subject_id, score),
-        "figures": [figure.as_dict() for figure in score.trace],
-        "struck": [item.as_dict() for item in score.struck],
-        "not_applicable": [item.as_dict() for item in score.not_applicable],
         "events": fact_lines(facts),
+        "figures": [figure.as_dict() for figure in score.trace],
+        "not_applicable": [item.as_dict() for item in score.not_applicable],
+        "scheme": score.scheme,
+        "struck": [item.as_dict() for item in score.struck],
+        "subject": explanation_subject(score),
+        "year": facts.year,
     }
-    if results.adoptions:  # the scheme above is the current one; these say since when and before what
-        document["adoptions"] = adoption_lines(results.adoptions)
-    return document
+
+
+def explanation_placement(results: YearResults, subject_id: str, before: int) -> dict[str, Any]:
+    """The part of an explanation that grading the cohort decides: the figures grading added to
+    the graded trace after its first `before`, the status, the summary, and the adoptions (the
+    scheme of the body is the current one; they say since when and before what)."""
+    graded = results.subject(subject_id)
+    assert graded is not None
+    placement: dict[str, Any] = {}
+    if results.adoptions:
+        placement["adoptions"] = adoption_lines(results.adoptions)
+    placement["figures"] = [figure.as_dict() for figure in graded.trace[before:]]
+    placement["status"] = results.status
+    placement["summary"] = explanation_summary(results, subject_id, graded)
+    return placement
+
+
+def assemble(body: dict[str, Any], placement: dict[str, Any]) -> dict[str, Any]:
+    """An explanation (or a public breakdown) from its body and its placement: the figures grading
+    added go after the body's, its other members beside the body's; keys in sorted order."""
+    document = dict(body)
+    document["figures"] = body["figures"] + placement["figures"]
+    document.update((key, value) for key, value in placement.items() if key != "figures")
+    return dict(sorted(document.items()))
 
 
 def explanation_subject(score: SubjectScore) -> dict[str, Any]:
@@ -233,5 +265,5 @@ _LINE_FIELDS = {cls: (kind, cls.__slots__, attrgetter(*cls.__slots__))  # type: 
                 for cls, kind in f.FACT_KINDS.items()}
 
 
-__all__ = ["YearFacts", "YearResults", "adoption_lines", "compute_year", "explanation", "explanation_subject",
-           "explanation_summary", "export", "fact_line", "fact_lines", "grade_year", "score_year", "Struck"]
+__all__ = ["YearFacts", "YearResults", "adoption_lines", "assemble", "compute_year", "explanation",
+           "explanation_body", "explanation_placement", "explanation_subject", "explanation_summary", "export", "fact_line", "fact_lines", "grade_year", "score_year", "Struck"]

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from api.store.storage import pg_conninfo
-from projections.readmodels import ReadModelProjection
+from projections.projection import ReadModelProjection
 
 log = structlog.get_logger("projections")
 

@@ -33,7 +33,7 @@ from api.cli.demo import demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
 from api.server.app import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from projections.queries import results_at  # noqa: E402
+from projections.reading import results_at  # noqa: E402
 from scripts.benchlib import build_store  # noqa: E402
 
 YEAR = 2025

@@ -1,5 +1,5 @@
 """Read-model speed (issue 3), measured in one run on one store:
-(a) raw:     read and decode every event of the log (`projections.log.read_events`), events/s;
+(a) raw:     read and decode every event of the log (`projections.events.read_events`), events/s;
 (b) rebuild: `ReadModelProjection(ledger).rebuild()` from zero, events/s, and its ratio to (a)
              (target: at least 0.25×);
 (c) lag:     the worker (`appraisal project`, its own process) following the log while a writer
@@ -63,8 +63,8 @@ def year_commands(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def measure(kind: str, url: str) -> dict[str, Any]:
-    from projections.log import read_events
-    from projections.readmodels import ReadModelProjection
+    from projections.events import read_events
+    from projections.projection import ReadModelProjection
 
     ledger = AppraisalLedger(url)
     figures: dict[str, Any] = {}
@@ -136,7 +136,7 @@ class Tracker(threading.Thread):
 
     def __init__(self, url: str, poll: float = 0.01) -> None:
         super().__init__(daemon=True)
-        from projections.queries import ReadModels
+        from projections.reading import ReadModels
 
         self.views, self.ledger, self.poll = ReadModels(url), AppraisalLedger(url), poll
         self.stop = threading.Event()
@@ -176,7 +176,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 def lag_under_load(url: str, commands: list[dict[str, Any]], args: argparse.Namespace,
                    log_path: Path) -> dict[str, Any]:
-    from projections.queries import ReadModels
+    from projections.reading import ReadModels
 
     ledger = AppraisalLedger(url)
     views = ReadModels(url)

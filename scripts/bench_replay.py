@@ -14,8 +14,8 @@ minutes; the store is kept (SQLite: var/bench/replay-*.db, PostgreSQL: schema be
 reused by the next run with the same parameters (`--fresh` rebuilds it).
 
 Every measurement runs in a fresh process (nothing cached, its own peak memory), alternating:
-- read:   `projections.log.read_events` over the whole log, every event decoded (the baseline);
-- replay: `projections.replay.replay` — one fold of the log, the year computed under bianban@2
+- read:   `projections.events.read_events` over the whole log, every event decoded (the baseline);
+- replay: `projections.replays.replay` — one fold of the log, the year computed under bianban@2
           (the replay), then under its own binding (the current results) and the report. The
           replay figure is fold + replayed computation; the full report time is printed beside it.
 Both run with the cyclic garbage collector paused, as the replay does. Figures are the best of
@@ -103,8 +103,8 @@ def commands_for(departments: int, staff: int, events: int) -> list[dict[str, An
 
 
 def measure(kind: str, url: str) -> dict[str, Any]:
-    from projections.log import read_events
-    from projections.replay import replay
+    from projections.events import read_events
+    from projections.replays import replay
 
     ledger = AppraisalLedger(url)
     gc.disable()

@@ -32,8 +32,7 @@ from api.ledger import AppraisalLedger, Refused
 from api.settings import Settings, SettingsError, load
 from domain.errors import DomainError
 from domain.numbers import TOO_MANY_DIGITS, number_format_message
-from projections.queries import explain_at, results_at
-from projections.readmodels import parse_time
+from projections.reading import explain_at, parse_time, results_at
 
 app = typer.Typer(help="Appraisal Ledger 绩效考核台账: event-sourced appraisal scoring.",
                   no_args_is_help=True, add_completion=False)
@@ -296,7 +295,7 @@ def project(
     db: DbOption = None,
 ) -> None:
     """Keep the read models up to date (读模型): follow the log, restart after failures."""
-    from projections.readmodels import ReadModelProjection
+    from projections.projection import ReadModelProjection
     from projections.worker import run
 
     settings = load(db=db)

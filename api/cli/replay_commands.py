@@ -27,7 +27,7 @@ from domain.errors import DomainError, InvalidDocument
 from domain.replay import parse_scheme_ref
 from domain.scheme import Scheme, parse_scheme
 from domain.scheme_diff import diff_document, diff_text
-from projections.replay import replay
+from projections.replays import replay
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)

@@ -405,7 +405,7 @@ class Explanation(Loose):
 
 
 class Breakdown(Loose):
-    """公示得分明细 — the public breakdown (projections.readmodels.public_breakdown) as a caller sees it."""
+    """公示得分明细 — the public breakdown (projections.documents.public_breakdown) as a caller sees it."""
 
     appraisal: str
     year: int

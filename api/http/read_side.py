@@ -34,8 +34,10 @@ from domain.aggregates import (
 )
 from domain.errors import DomainError, NotFound
 from projections.db import open_view_db
-from projections.queries import ReadModels, explain_at, results_at
-from projections.readmodels import ReadModelProjection, TrackingMoved, create_tables
+from projections.projection import ReadModelProjection
+from projections.reading import ReadModels, explain_at, results_at
+from projections.tables import create_tables
+from projections.write import TrackingMoved
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,9 @@ class YearInfo:
 
 class Queries:
     """Everything the routes and the pages read, served from the read models
-    (projections/readmodels.py): one indexed row read per question. Unknown things raise
+    (projections/projection.py): one indexed row read per question. Unknown things raise
     `domain.errors.NotFound`. A replay under another scheme version and as-of views are folds of
-    the log (projections/queries.py).
+    the log (projections/reading.py).
 
     What the read models do not hold is absent (404), wherever the log ends: a request that needs
     a write of its own to be there names its position (`?position=`, `ReadProgress`).
@@ -123,7 +125,7 @@ class Queries:
             return views.position()
 
     def set_aside(self) -> list[dict[str, Any]]:
-        """The events the read models set aside (projections/readmodels.py), in log order."""
+        """The events the read models set aside (projections/projection.py), in log order."""
         with self._views() as views:
             return views.set_aside()
 
@@ -367,7 +369,7 @@ def appeal_view(row: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]
 
 
 def _aggregate_of(name: str) -> tuple[type, UUID]:
-    """The class and id of an aggregate from its name in rm_audit (`readmodels.aggregate_name`)."""
+    """The class and id of an aggregate from its name in rm_audit (`projections.documents.aggregate_name`)."""
     if name.startswith("year:"):
         return Year, Year.create_id(int(name[len("year:"):]))
     if name.startswith("scheme:"):

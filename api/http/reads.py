@@ -13,7 +13,7 @@
 | appeals | all | their own | their own |
 | audit trail | yes | — | — |
 
-A breakdown is `projections.readmodels.public_breakdown` (the one anonymity policy: no rater,
+A breakdown is `projections.documents.public_breakdown` (the one anonymity policy: no rater,
 no individual score, group means of 3 raters or more) plus the caller's own ratings.
 
 Every query takes `position` (read-your-writes) and answers with `X-Log-Position`.

@@ -1,6 +1,6 @@
 """What each caller may see of the documents the read side serves (pure functions, no I/O).
 
-There is one anonymity policy and one function for it: `projections.readmodels.public_breakdown`
+There is one anonymity policy and one function for it: `projections.documents.public_breakdown`
 (the 公示 breakdown; its docstring and the README state the policy). Staff, the subject included,
 see that breakdown: no rater identity, no individual score, a rater group's mean only when the
 group has at least `MIN_RATERS_SHOWN` raters. To it a caller's view adds the caller's own ratings
@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from projections.readmodels import MIN_RATERS_SHOWN, public_breakdown
+from projections.documents import MIN_RATERS_SHOWN, public_breakdown
 
 __all__ = ["MIN_RATERS_SHOWN", "own_results", "public_breakdown", "public_history", "staff_view"]
 

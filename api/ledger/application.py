@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,6 +117,7 @@ class AppraisalLedger(Application):
         for batch in _batches(pending, batch_size):
             decided = self._submit_batch(unit, batch, actor)
             outcomes += decided
+            self._let_go_finalized(batch, decided, unit)
             if on_progress:
                 on_progress(len(batch))
             if any(not o.accepted for o in decided):
@@ -176,6 +177,7 @@ class AppraisalLedger(Application):
                 unit.forget()
                 outcome = self._submit_batch(unit, [(0, body)], actor)[0]
             self._adopt(unit)
+        self._let_go_finalized([(0, body)], [outcome], unit)
         if not outcome.accepted:
             raise Refused(outcome)
         return outcome
@@ -240,6 +242,30 @@ class AppraisalLedger(Application):
                 yield
         finally:
             self.repository._disuse_fastforward_lock(aggregate_id)
+
+    def _let_go_finalized(self, batch: list[tuple[int, dict[str, Any]]], decided: list[Outcome],
+                          unit: UnitOfWork) -> None:
+        """The appraisals of a year finalized by these commands out of the cache and out of `unit`
+        (issue 19): nothing records on them again, and what later years read of the year is its
+        `Year`; a process keeps the open years, not every year it has met. (One that reads them
+        again, `explain` say, loads them from the store.)"""
+        for (_, body), outcome in zip(batch, decided, strict=False):
+            if not (outcome.accepted and not outcome.duplicate and isinstance(body, dict)
+                    and body.get("type") == "year.finalize"):
+                continue
+            year = unit.loaded.get(Year.create_id(int(body["year"])).int)
+            if year is None:
+                continue
+            cache = self.repository.cache
+            assert cache is not None
+            for subject in year.subjects:
+                aggregate_id = ledger_id("appraisal", f"{year.year}:{subject}")
+                with self._cached_lock(aggregate_id), suppress(KeyError):
+                    cache.get(aggregate_id, evict=True)
+                unit.loaded.pop(aggregate_id.int, None)
+                unit.touched.pop(aggregate_id.int, None)
+                unit.read.pop(aggregate_id, None)
+                unit.current.discard(aggregate_id)
 
     def _adopt(self, unit: UnitOfWork) -> None:
         """After a single command's write: its unit's copies of what it wrote are now what the log

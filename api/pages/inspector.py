@@ -41,7 +41,7 @@ from api.pages.layout import page
 from api.pages.session import PageRoute, ViewerDep
 from api.pages.views import consequences_text, year_view
 from api.store.logstore import log_store
-from projections.queries import results_at
+from projections.reading import results_at
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -59,7 +59,7 @@ from domain.replay import parse_scheme_ref
 from domain.results import adoption_lines
 from domain.scheme import Scheme
 from domain.scheme_diff import BASE_PARAMETERS, CATEGORIES, RULE_PARAMETERS, TREES, diff_schemes
-from projections.replay import replay
+from projections.replays import replay
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.ledger import AppraisalLedger
-from projections import readmodels
+from projections import tables
 from projections.db import open_view_db
-from projections.queries import ReadModels
-from projections.readmodels import ReadModelProjection, public_breakdown
+from projections.documents import public_breakdown
+from projections.projection import ReadModelProjection
+from projections.reading import ReadModels
 
 YEAR = 2025
 
@@ -51,7 +52,7 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     db = open_view_db(url)
     try:
         return {table: sorted((tuple(row.values()) for row in db.query(f"SELECT * FROM {table}")), key=repr)
-                for table in (*readmodels.TABLES, "rm_tracking")}
+                for table in (*tables.TABLES, "rm_tracking")}
     finally:
         db.close()
 

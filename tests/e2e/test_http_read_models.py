@@ -21,7 +21,8 @@ from api.ledger import AppraisalLedger
 from api.server.app import create_app
 from domain.aggregates import ledger_id
 from domain.times import backdated as is_backdated
-from projections.readmodels import MIN_RATERS_SHOWN, ReadModelProjection, public_breakdown
+from projections.documents import MIN_RATERS_SHOWN, public_breakdown
+from projections.projection import ReadModelProjection
 from tests.builders.http_world import settings
 from tests.builders.worked_example import APPEAL, DEDUCTION, OVERTURN, build
 

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from api.pages.session import COOKIE
-from projections.readmodels import ReadModelProjection
+from projections.projection import ReadModelProjection
 from tests.builders.http_world import World, served, world
 
 A = "2025:p-A"

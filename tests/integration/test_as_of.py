@@ -22,7 +22,7 @@ import pytest
 
 from api.ledger import AppraisalLedger
 from domain.errors import NotFound
-from projections.queries import explain_at, results_at
+from projections.reading import explain_at, results_at
 from tests.builders.worked_example import APPEAL, DEDUCTION, OVERTURN, build
 
 APPRAISAL = Path(sys.executable).with_name("appraisal")

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from api.ledger import AppraisalLedger, Refused
-from projections.queries import ReadModels
-from projections.readmodels import ReadModelProjection
+from projections.projection import ReadModelProjection
+from projections.reading import ReadModels
 from tests.builders.worked_example import APPEAL, DEDUCTION, OVERTURN, build
 
 

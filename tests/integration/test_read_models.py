@@ -22,17 +22,27 @@ from psycopg import sql
 from api.cli.demo import demo_commands
 from api.ledger import AppraisalLedger
 from domain.errors import NotFound
+from domain.results import (
+    explanation,
+    explanation_body,
+    explanation_placement,
+    grade_year,
+    score_year,
+)
 from domain.times import backdated
-from projections import readmodels
+from projections import documents, projection, tables
+from projections import write as writing
 from projections.db import open_view_db
-from projections.queries import ReadModels
-from projections.readmodels import ReadModelProjection
+from projections.events import fold
+from projections.projection import ReadModelProjection
+from projections.reading import ReadModels
 from tests.builders.generated_years import years
 from tests.builders.read_models import (
     YEAR,
     Store,
     as_json,
     assert_equal_to_direct,
+    canonical,
     chunks,
     opened,
     snapshot,
@@ -78,6 +88,28 @@ def test_the_worked_example_read_models_equal_the_direct_computation(db_url: str
         results = store.views.results(YEAR)
         assert {p["id"]: p["total"] for p in results["people"]} == {"p-A": "79.16", "p-H1": "89.69"}
         assert store.views.explanation("2025:p-A")["summary"]["total"] == "79.16"
+
+
+def test_the_stored_explanations_are_the_domain_builders_output(db_url: str) -> None:
+    """rm_explanations and rm_placements hold the two parts the domain's one explanation builder
+    makes (domain/results.py: the body from the score before grading, the placement from grading),
+    as canonical JSON text; nothing else writes an explanation."""
+    with opened(db_url) as store:
+        store.submit([*build(), DEDUCTION, APPEAL, OVERTURN])
+        facts = fold(store.ledger).year_facts(YEAR)
+        departments, people = score_year(facts)
+        results = grade_year(facts, departments, people)
+        by_key = {a.key: a for a in facts.appraisals}
+        for score in (*departments.values(), *people.values()):
+            body = explanation_body(score, by_key[score.key])
+            placement = explanation_placement(results, score.subject.id, len(score.trace))
+            rows = store.views.db.query(
+                "SELECT d.document, p.explanation FROM rm_explanations d JOIN rm_placements p "
+                "ON p.appraisal = d.appraisal WHERE d.appraisal = ?", [score.key])
+            assert rows[0]["document"] == canonical(body), score.key
+            assert json.loads(rows[0]["explanation"]) == as_json(placement), score.key
+            assert store.views.explanation(score.key) == as_json(explanation(results, score.subject.id,
+                                                                            by_key[score.key]))
 
 
 def test_fed_in_chunks_with_a_catch_up_between_they_equal_the_direct_computation_each_time(db_url: str) -> None:
@@ -201,7 +233,7 @@ def test_a_public_breakdown_shows_rater_groups_as_averages_only_and_itemises_the
                 groups = [name[:-len(".mean")] for name in inputs if name.endswith(".mean")]
                 assert groups, figure["key"]
                 for group in groups:
-                    if int(inputs[f"{group}.raters"]) < readmodels.MIN_RATERS_SHOWN:
+                    if int(inputs[f"{group}.raters"]) < documents.MIN_RATERS_SHOWN:
                         assert inputs[f"{group}.mean"] is None, (key, figure["key"], group)
                         assert inputs.get("others") is None, (key, figure["key"])
                     else:
@@ -286,7 +318,7 @@ def test_a_publication_is_kept_as_published_while_a_later_decision_changes_the_c
 
 
 def test_the_audit_trail_has_every_event_once_in_order_by_appraisal_and_by_actor(db_url: str) -> None:
-    from projections.log import read_events
+    from projections.events import read_events
 
     with opened(db_url) as store:
         store.submit([*build(), DEDUCTION, APPEAL, PUBLISH, OVERTURN])
@@ -333,7 +365,7 @@ def test_the_audit_trail_marks_back_dated_events_and_filters_on_them(db_url: str
     """COMMANDS.md § Envelope: a business time more than 7 days before its recording time is
     back-dated; the worked example's (2025) are, a command dated now or a week ago is not. Tables
     of the layout before the flag are rebuilt with it."""
-    from projections.log import read_events
+    from projections.events import read_events
 
     recent = (datetime.now(UTC) - timedelta(days=6)).isoformat(timespec="seconds")
     with opened(db_url) as store:
@@ -360,9 +392,9 @@ def test_the_audit_trail_marks_back_dated_events_and_filters_on_them(db_url: str
                 if name.endswith("_by_backdated"):
                     tx.execute(f"DROP INDEX {name}")
             tx.execute("ALTER TABLE rm_audit DROP COLUMN backdated")
-            tx.execute("UPDATE rm_tracking SET position = 4 WHERE name = ?", [f"{readmodels.NAME}:version"])
+            tx.execute("UPDATE rm_tracking SET position = 4 WHERE name = ?", [f"{tables.NAME}:version"])
     with opened(db_url) as store:
-        assert store.projection.layout_version() == readmodels.VERSION
+        assert store.projection.layout_version() == tables.VERSION
         assert snapshot(db_url) == live
 
 
@@ -396,15 +428,15 @@ def test_a_rebuilds_final_render_hands_its_documents_to_the_writer_as_it_goes(
         store.submit(build())
         live = snapshot(db_url)
         spilled: list[int] = []
-        take = readmodels.Rows.take_documents
+        take = documents.Rows.take_documents
 
-        def counted(rows: readmodels.Rows) -> readmodels.Rows:
+        def counted(rows: documents.Rows) -> documents.Rows:
             taken = take(rows)
             spilled.append(len(taken.explanations) + len(taken.breakdowns) + len(taken.placements))
             return taken
 
-        monkeypatch.setattr(readmodels, "SPILL_EVERY", 3)
-        monkeypatch.setattr(readmodels.Rows, "take_documents", counted)
+        monkeypatch.setattr(documents, "SPILL_EVERY", 3)
+        monkeypatch.setattr(documents.Rows, "take_documents", counted)
         assert store.projection.rebuild() == store.ledger.event_count()
         assert len(spilled) >= 3 and all(count >= 3 for count in spilled), spilled
         assert snapshot(db_url) == live
@@ -418,10 +450,10 @@ def test_a_rebuild_whose_writes_fail_raises_and_leaves_the_live_tables_as_they_w
         store.submit(build())
         live = snapshot(db_url)
 
-        def failing(tx: Any, rows: readmodels.Rows, suffix: str = "") -> None:
+        def failing(tx: Any, rows: documents.Rows, suffix: str = "") -> None:
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr(readmodels, "write", failing)
+        monkeypatch.setattr(writing, "write", failing)  # the rebuild's writer
         with pytest.raises(RuntimeError, match="disk full"):
             store.projection.rebuild(page=3)
         monkeypatch.undo()
@@ -461,8 +493,8 @@ def test_commands_recorded_during_a_rebuild_are_processed_once_after_it(db_url: 
 def test_rebuilds_leave_the_audit_table_two_indexes_and_no_replaced_table(db_url: str) -> None:
     """The fresh audit table's indexes are made before the swap, under the names the live one's do
     not have (they alternate); the tables replaced are dropped after it; a restart adds none."""
-    generations = [{f"rm_audit{g}_{index}" for index, _ in readmodels.AUDIT_INDEXES}
-                   for g in readmodels.INDEX_GENERATIONS]
+    generations = [{f"rm_audit{g}_{index}" for index, _ in tables.AUDIT_INDEXES}
+                   for g in tables.INDEX_GENERATIONS]
     with opened(db_url) as store:
         store.submit(build())
         seen = []
@@ -473,7 +505,7 @@ def test_rebuilds_leave_the_audit_table_two_indexes_and_no_replaced_table(db_url
                 names = tx.index_names("rm_audit")
             assert names in generations, names
             seen.append(generations.index(names))
-            assert not any(store.projection.db.table_exists(f"{table}_replaced") for table in readmodels.TABLES)
+            assert not any(store.projection.db.table_exists(f"{table}_replaced") for table in tables.TABLES)
         assert seen == [1, 0, 1]
         assert_equal_to_direct(store)
 
@@ -551,14 +583,14 @@ def test_after_a_restart_only_the_documents_that_changed_are_written_again(
     with opened(db_url) as store:
         store.submit(build())
         subjects = len(store.views.results(YEAR)["people"]) + len(store.views.results(YEAR)["departments"])
-    written: list[readmodels.Rows] = []
-    write = readmodels.write
+    written: list[documents.Rows] = []
+    write = writing.write
 
-    def recorded(tx: Any, rows: readmodels.Rows, suffix: str = "") -> None:
+    def recorded(tx: Any, rows: documents.Rows, suffix: str = "") -> None:
         written.append(rows)
         write(tx, rows, suffix)
 
-    monkeypatch.setattr(readmodels, "write", recorded)
+    monkeypatch.setattr(projection, "write", recorded)
     with opened(db_url) as store:
         store.submit([{"type": "rating.record", "id": "restart-1", "actor": "p-A", "at": "2025-12-21T10:00:00+08:00",
                        "appraisal": "2025:p-A", "leaf": "business", "period": "2025-11", "rater": "p-A",

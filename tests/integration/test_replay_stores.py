@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from api.ledger import AppraisalLedger
-from projections.queries import ReadModels
-from projections.readmodels import ReadModelProjection
+from projections.projection import ReadModelProjection
+from projections.reading import ReadModels
 from tests.builders.corrected_scheme import ALL_FOUR, adopt, corrected, publish
 from tests.builders.worked_example import build, write
 from tests.builders.years import Years

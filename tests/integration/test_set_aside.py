@@ -25,11 +25,13 @@ from api.integrity.verification import verify
 from api.ledger import AppraisalLedger
 from api.server.app import create_app
 from api.store.logstore import log_store
+from domain import results as domain_results
 from domain.aggregates import FactEvent, ledger_id
-from projections import readmodels, worker
-from projections.log import read_events
-from projections.queries import ReadModels
-from projections.readmodels import ReadModelProjection
+from projections import documents, tables, worker
+from projections.db import open_view_db
+from projections.events import read_events
+from projections.projection import ReadModelProjection
+from projections.reading import ReadModels
 from tests.builders.http_world import settings
 from tests.builders.read_models import assert_equal_to_direct, opened, snapshot
 
@@ -112,9 +114,9 @@ def read_models(url: str) -> dict[str, Any]:
 
 
 def set_aside(url: str) -> list[dict[str, Any]]:
-    db = readmodels.open_view_db(url)
+    db = open_view_db(url)
     try:
-        return readmodels.set_aside(db)
+        return tables.set_aside(db)
     finally:
         db.close()
 
@@ -223,7 +225,7 @@ def test_a_fixed_version_takes_up_what_was_set_aside(db_url: str, monkeypatch: p
         undecodable = found[ids["decode"]][1]
         store.projection.close()
 
-        fact_line = readmodels.fact_line
+        fact_line = domain_results.fact_line
 
         def fails_to_render(fact: Any) -> dict[str, Any]:
             if fact.command_id == ids["render"]:
@@ -245,7 +247,7 @@ def test_a_fixed_version_takes_up_what_was_set_aside(db_url: str, monkeypatch: p
                 raise ValueError("cannot decode this event")
             return decode(stored)
 
-        monkeypatch.setattr(readmodels, "fact_line", fails_to_render)
+        monkeypatch.setattr(domain_results, "fact_line", fails_to_render)
         monkeypatch.setattr(FactEvent, "apply", fails_to_fold)
         monkeypatch.setattr(store.ledger.mapper, "to_domain_event", fails_to_decode)
         broken = ReadModelProjection(store.ledger)
@@ -286,7 +288,7 @@ def test_a_year_that_cannot_be_graded_keeps_its_last_rows_and_the_log_is_still_f
             apply(event, aggregate)
 
         store.ledger.submit(tail)
-        monkeypatch.setattr(readmodels, "grade_year", cannot_grade)  # no appraisal to blame
+        monkeypatch.setattr(documents, "grade_year", cannot_grade)  # no appraisal to blame
         monkeypatch.setattr(FactEvent, "apply", fails_to_fold)  # and the batch's last event set aside
         store.projection.catch_up()
         end = store.ledger.event_count()

@@ -19,9 +19,9 @@ import pytest
 
 from api.cli.demo import demo_commands
 from api.ledger import AppraisalLedger
-from projections.log import read_events
-from projections.queries import ReadModels
-from projections.readmodels import ReadModelProjection
+from projections.events import read_events
+from projections.projection import ReadModelProjection
+from projections.reading import ReadModels
 from tests.builders.read_models import snapshot
 
 APPRAISAL = Path(sys.executable).with_name("appraisal")
@@ -134,7 +134,7 @@ def test_a_batch_that_fails_between_its_rows_and_its_tracking_row_leaves_neither
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The deterministic half of the kill test: a crash after the rows are written but before the
     tracking row is rolls the rows back too, and the next projection processes the batch once."""
-    from projections import readmodels
+    from projections import projection as projection_module
     from tests.builders.worked_example import build
 
     commands = build()
@@ -149,7 +149,7 @@ def test_a_batch_that_fails_between_its_rows_and_its_tracking_row_leaves_neither
         def crash(*args: Any, **kwargs: Any) -> None:
             raise RuntimeError("killed between the rows and the tracking row")
 
-        monkeypatch.setattr(readmodels, "_set_tracking", crash)
+        monkeypatch.setattr(projection_module, "set_tracking", crash)
         with pytest.raises(RuntimeError, match="killed"):
             projection.catch_up()
         monkeypatch.undo()
@@ -180,11 +180,11 @@ def start_rebuild(url: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
 def leftovers(url: str) -> list[str]:
     """Tables a rebuild works in (fresh ones, replaced ones) still in the store."""
     from projections.db import open_view_db
-    from projections.readmodels import _REPLACED, TABLES
+    from projections.tables import REPLACED, TABLES
 
     db = open_view_db(url)
     try:
-        return [f"{t}{s}" for t in TABLES for s in ("_next", _REPLACED) if db.table_exists(f"{t}{s}")]
+        return [f"{t}{s}" for t in TABLES for s in ("_next", REPLACED) if db.table_exists(f"{t}{s}")]
     finally:
         db.close()
 

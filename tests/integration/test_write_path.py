@@ -501,7 +501,7 @@ def test_processes_opening_a_new_store_at_once_all_succeed(pg_url: str) -> None:
     catalog; serialised, each opener finds the others' tables."""
     from api.http.auth import Credentials
     from projections.db import open_view_db
-    from projections.readmodels import create_tables
+    from projections.tables import create_tables
 
     openers = 6
     start = threading.Barrier(openers)

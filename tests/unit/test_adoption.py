@@ -12,7 +12,7 @@ import pytest
 
 from api.ledger import AppraisalLedger, Refused
 from domain.errors import Conflict
-from projections.queries import explain_at, results_at
+from projections.reading import explain_at, results_at
 from tests.builders.corrected_scheme import ALL_FOUR, REASON, adopt, corrected, publish
 from tests.builders.worked_example import build
 from tests.builders.years import Years

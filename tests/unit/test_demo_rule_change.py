@@ -15,7 +15,7 @@ from api.cli.demo import ADOPTION_REASON, SATISFACTION_REASON, demo_commands, ru
 from api.cli.main import app
 from api.documents.text import explanation_text
 from api.ledger import AppraisalLedger
-from projections.replay import replay
+from projections.replays import replay
 
 DEPARTMENTS = 2
 

@@ -1,5 +1,5 @@
 """What a member of staff may see of an explanation (api/http/visibility.py over the one anonymity
-policy, projections.readmodels.public_breakdown): no rater, no individual score but their own, a
+policy, projections.documents.public_breakdown): no rater, no individual score but their own, a
 rater group's mean only from MIN_RATERS_SHOWN raters; on the worked example of SCORING.md §10, in
 memory, and as a table of group sizes."""
 
@@ -14,7 +14,7 @@ import pytest
 
 from api.http.visibility import own_results, own_view, staff_view
 from api.ledger import AppraisalLedger
-from projections.readmodels import MIN_RATERS_SHOWN, public_breakdown
+from projections.documents import MIN_RATERS_SHOWN, public_breakdown
 from tests.builders.worked_example import build
 
 # The worked example with a third leadership_team rater of p-H1's business (a group of 3).

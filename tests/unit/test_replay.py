@@ -25,9 +25,9 @@ from api.ledger import AppraisalLedger
 from api.store.logstore import log_store
 from domain.errors import DomainError, NotFound
 from domain.results import YearResults
-from projections.log import fold
-from projections.queries import results_at
-from projections.replay import replay, replay_results, replayed_results
+from projections.events import fold
+from projections.reading import results_at
+from projections.replays import replay, replay_results, replayed_results
 from tests.builders.corrected_scheme import (
     ALL_FOUR,
     absence_points,

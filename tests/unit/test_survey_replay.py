@@ -17,7 +17,7 @@ from api.cli.demo import SATISFACTION_REASON, satisfaction_scheme_document
 from api.ledger import AppraisalLedger
 from domain.scheme import builtin_document, parse_scheme
 from domain.scheme_diff import diff_schemes, diff_text
-from projections.replay import replay
+from projections.replays import replay
 from tests.builders.corrected_scheme import adopt, publish
 from tests.builders.survey_scheme import ROUND_1, ROUND_2
 from tests.builders.worked_example import build

@@ -12,10 +12,10 @@ import psycopg
 
 from api.store.gcpause import paused_gc
 from domain.errors import NotFound
-from domain.results import compute_year, explanation, export
+from domain.results import assemble, compute_year, explanation, export
 from projections.db import ViewDB, open_view_db
-from projections.log import fold
-from projections.readmodels import NAME, assemble, set_aside
+from projections.events import fold
+from projections.tables import NAME, set_aside
 
 
 class ReadModels:
@@ -54,7 +54,7 @@ class ReadModels:
         return self._document("SELECT document FROM rm_year_results WHERE year = ?", [year], f"year {year} results")
 
     def _current(self, table: str, column: str, where: str, params: list[Any], what: str) -> dict[str, Any]:
-        """A current document: its body joined with its placement (see readmodels.rm_placements)."""
+        """A current document: its body joined with its placement (see rm_placements in the package's docstring)."""
         rows = self.db.query(f"SELECT d.document, p.{column} AS placement FROM {table} d "
                              f"JOIN rm_placements p ON p.appraisal = d.appraisal WHERE {where}", params)
         if not rows:
@@ -194,3 +194,10 @@ def _stamp(document: dict[str, Any], as_of: datetime | None, known_at: datetime 
     if known_at is not None:
         document["known_at"] = known_at.isoformat()
     return document
+
+
+def parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.utcoffset() is None:
+        raise ValueError(f"{text!r} needs an offset, e.g. 2026-01-03T00:00:00+08:00")
+    return moment

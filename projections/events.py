@@ -15,7 +15,7 @@ PAGE = 5000
 class Undecodable(NamedTuple):
     """A stored event that cannot be decoded (an unknown topic, a state that is not an event's):
     what `read_events(..., tolerant=True)` yields in its place, so that the read models can set it
-    aside (projections/readmodels.py) instead of stopping on it."""
+    aside (projections/projection.py) instead of stopping on it."""
 
     originator_id: UUID
     originator_version: int

@@ -1,6 +1,6 @@
 """Replays under another scheme version (SCORING.md §9), read from one fold of the log.
 
-The log is read and folded once (`projections.log.fold`); the year's current results (under its
+The log is read and folded once (`projections.events.fold`); the year's current results (under its
 own binding) and the replay (under the other version) are both computed from that one state, so
 they see exactly the same facts. Nothing is recorded: a replay only reads the store.
 
@@ -22,7 +22,7 @@ from api.store.gcpause import paused_gc
 from domain.log import LedgerState
 from domain.replay import compare_sides, parse_scheme_ref, replay_side
 from domain.results import YearResults, compute_year, export
-from projections.log import fold
+from projections.events import fold
 
 SchemeRef = tuple[str, int] | str
 

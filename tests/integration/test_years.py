@@ -1,0 +1,195 @@
+"""Years pile up (issue 19), on SQLite and PostgreSQL: the read side lets go of a finalized year's
+appraisals once its rows are made, and a finalized year's read models are the same whether it was
+rebuilt alone or with later years; a revision of a finalized year (recorded events on it) still
+reaches its read models, its histories and the three-year preference of later years."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from api.ledger import AppraisalLedger, UnitOfWork
+from domain.aggregates import ledger_id
+from projections.db import open_view_db
+from projections.events import read_events
+from projections.projection import ReadModelProjection
+from projections.reading import ReadModels
+from projections.tables import YEAR_TABLES
+from tests.builders.read_models import as_json, snapshot
+from tests.builders.years import Years
+
+BEST_IS_1 = {"p-1": "100", "p-2": "90", "p-3": "80", "p-4": "70", "p-5": "60"}
+BEST_IS_2 = {"p-1": "90", "p-2": "100", "p-3": "80", "p-4": "70", "p-5": "60"}
+PREFERENCE = {"type": "staffing_allocation_preference"}
+
+
+def closed_year(years: Years, year: int, scores: dict[str, str]) -> Years:
+    """A year published in January and finalized in February."""
+    years.year(year, scores).publish(year, f"{year + 1}-01-15")
+    years.add("year.finalize", f"{year + 1}-02-01", year=year)
+    return years
+
+
+def three_years() -> Years:
+    """2023 and 2024 finalized, 2025 open; p-1 is best in 2024 and 2025 but not in 2023."""
+    years = closed_year(closed_year(Years(), 2023, BEST_IS_2), 2024, BEST_IS_1)
+    return years.year(2025, BEST_IS_1)
+
+
+@contextmanager
+def ledger_at(url: str) -> Iterator[AppraisalLedger]:
+    ledger = AppraisalLedger(url)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def caught_up(url: str) -> ReadModelProjection:
+    with ledger_at(url) as ledger:
+        projection = ReadModelProjection(ledger)
+        projection.catch_up()
+        projection.close()
+        return projection
+
+
+def rebuilt(url: str) -> ReadModelProjection:
+    with ledger_at(url) as ledger:
+        projection = ReadModelProjection(ledger, resume=False)
+        projection.rebuild()
+        projection.close()
+        return projection
+
+
+def year_rows(url: str, year: int) -> dict[str, list[tuple[Any, ...]]]:
+    """A year's rows in every per-year table and its publications, in one canonical order."""
+    db = open_view_db(url)
+    try:
+        return {table: sorted((tuple(row.values()) for row in db.query(f"SELECT * FROM {table} WHERE year = ?",
+                                                                         [year])), key=repr)
+                for table in (*YEAR_TABLES, "rm_publications")}
+    finally:
+        db.close()
+
+
+def held(projection: ReadModelProjection) -> set[int]:
+    """The years whose appraisals the projection holds."""
+    return {int(key.partition(":")[0]) for key in projection.state.appraisals}
+
+
+def test_a_finalized_years_read_models_are_the_same_rebuilt_alone_or_with_later_years(
+        db_url: str, empty_url: str) -> None:
+    with ledger_at(db_url) as ledger, ledger_at(empty_url) as alone:
+        ledger.submit(three_years().commands)
+        # the same log up to the finalization of 2023 (the same events, recorded at the same times)
+        end = next(position for position, event in read_events(ledger)
+                   if type(event).__name__ == "Finalized" and event.originator_id == ledger_id("year", "2023"))
+        alone.recorder.insert_events([
+            StoredEvent(n.originator_id, n.originator_version, n.topic, n.state)
+            for n in ledger.recorder.select_notifications(0, end, stop=end, inclusive_of_start=False)])
+    projection = rebuilt(empty_url)
+    assert held(projection) == set() and set(projection.state.closed) == {2023}
+    projection = rebuilt(db_url)
+    assert held(projection) == {2025} and set(projection.state.closed) == {2023, 2024}  # let go
+    for year_number in (2023, 2024):  # a finalized year's Year stays: later years read its tiers
+        assert projection.state.years[year_number].publications
+    assert year_rows(db_url, 2023) == year_rows(empty_url, 2023)
+    assert all(rows for table, rows in year_rows(db_url, 2023).items() if table != "rm_appeals")
+
+
+def test_a_worker_lets_finalized_years_go_and_gives_the_tables_of_a_rebuild(db_url: str) -> None:
+    commands = three_years().commands
+    with ledger_at(db_url) as ledger:
+        projection = ReadModelProjection(ledger)
+        for start in range(0, len(commands), 25):  # in several batches, as a worker meets them
+            ledger.submit(commands[start:start + 25])
+            projection.catch_up(page=40)
+        assert held(projection) == {2025} and set(projection.state.closed) == {2023, 2024}
+        projection.close()
+    followed = snapshot(db_url)
+    restarted = caught_up(db_url)  # a restart folds up to its tracking row, letting them go too
+    assert held(restarted) == {2025} and set(restarted.state.closed) == {2023, 2024}
+    rebuilt(db_url)
+    assert snapshot(db_url) == followed
+
+
+def write_raw(ledger: AppraisalLedger, aggregate_id: Any, kind: str, **changes: Any) -> None:
+    """A copy of the aggregate's last event of `kind` with `changes`, recorded after its last event
+    through the recorder: no command, no check (the domain has no command that records on a
+    finalized year; this stands for a revision recorded by other means)."""
+    events = [ledger.mapper.to_domain_event(stored) for stored in ledger.recorder.select_events(aggregate_id)]
+    last = next(event for event in reversed(events) if type(event).__name__ == kind)
+    copy = type(last).__new__(type(last))
+    copy.__dict__.update(last.__dict__, originator_version=events[-1].originator_version + 1, **changes)
+    ledger.recorder.insert_events([ledger.mapper.to_stored_event(copy)])
+
+
+def test_a_revision_of_a_finalized_year_reaches_its_read_models_histories_and_later_years(db_url: str) -> None:
+    with ledger_at(db_url) as ledger:
+        ledger.submit(three_years().commands)
+        projection = ReadModelProjection(ledger)
+        projection.catch_up()
+        views = ReadModels(db_url)
+        try:
+            assert PREFERENCE not in next(p for p in views.results(2025)["people"] if p["id"] == "p-1")["consequences"]
+            assert set(projection.state.closed) == {2023, 2024}
+            # The revision of 2023: p-1's business rating raised, p-2's lowered, and a revised
+            # publication in which p-1 is tier 1.
+            write_raw(ledger, ledger_id("appraisal", "2023:p-1"), "RatingRecorded", score=Decimal("100"),
+                      leaf="innovation", command_id="revision-1")
+            write_raw(ledger, ledger_id("appraisal", "2023:p-2"), "RatingRecorded", score=Decimal("60"),
+                      leaf="innovation", command_id="revision-2")
+            with ledger_at(db_url) as fresh:
+                revised = fresh.results(2023)
+            assert next(p for p in revised["people"] if p["id"] == "p-1")["tier"] == 1
+            write_raw(ledger, ledger_id("year", "2023"), "Published", document={**revised, "publication": 2},
+                      digest="revised", command_id="revision-3")
+            projection.catch_up()
+            assert set(projection.state.closed) == {2023, 2024}  # taken back, and let go again
+            with ledger_at(db_url) as fresh:  # the direct computation, from the store
+                direct = {year: fresh.results(year) for year in (2023, 2024, 2025)}
+                explained = fresh.explain("2023:p-1")
+            for year, document in direct.items():
+                assert views.results(year) == as_json(document), year
+            assert views.explanation("2023:p-1") == as_json(explained)
+            history = {row["year"]: row for row in views.person_history("p-1")}
+            assert history[2023]["tier"] == 1
+            assert PREFERENCE in next(p for p in views.results(2025)["people"] if p["id"] == "p-1")["consequences"]
+            followed = snapshot(db_url)
+        finally:
+            views.close()
+            projection.close()
+    rebuilt(db_url)
+    assert snapshot(db_url) == followed
+
+
+def test_the_ledger_lets_a_finalized_years_appraisals_go(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The import and the server keep the open years' appraisals, not every year's: a finalized
+    year's leave the import's unit of work and the cache (a later read loads them from the store)."""
+    units: list[UnitOfWork] = []
+    start = UnitOfWork.__init__
+
+    def recorded(unit: UnitOfWork, ledger: AppraisalLedger) -> None:
+        start(unit, ledger)
+        units.append(unit)
+
+    monkeypatch.setattr(UnitOfWork, "__init__", recorded)
+    with ledger_at(db_url) as ledger:
+        ledger.submit(three_years().commands)  # one import, as `appraisal import` does
+        loaded = set(units[-1].loaded)
+        monkeypatch.undo()
+        for year in (2023, 2024):
+            assert not any(ledger_id("appraisal", f"{year}:{s}").int in loaded for s in ("d-01", *Years.PEOPLE))
+        assert all(ledger_id("appraisal", f"2025:{s}").int in loaded for s in ("d-01", *Years.PEOPLE))
+        ledger.submit([{"type": "year.publish", "id": "p-2025", "actor": "admin", "at": "2026-01-15T09:00:00+08:00",
+                        "year": 2025}])
+        ledger.submit_one({"type": "year.finalize", "id": "f-2025", "actor": "admin",
+                           "at": "2026-02-01T09:00:00+08:00", "year": 2025})  # one command, as the server does
+        cached = set(ledger.repository.cache.cache)  # type: ignore[union-attr]
+        assert not any(ledger_id("appraisal", f"2025:{s}") in cached for s in ("d-01", *Years.PEOPLE))
+        assert ledger.explain("2023:p-1")["summary"]["tier"] == 2  # read again from the store
