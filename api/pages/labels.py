@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.render import POSITIONS, ROLES, STATUS
-from domain.aggregates import Organisation
+from domain.aggregates import Organisation, SchemeCatalogue
 from domain.errors import DomainError
 
 __all__ = ["POSITIONS", "ROLES", "STATUS", "Labels"]
@@ -106,6 +106,7 @@ class Labels:
     vetoes: dict[str, dict[str, str]] = field(default_factory=dict)
     nodes: dict[str, dict[str, str]] = field(default_factory=dict)  # indicator tree nodes, in tree order
     appeal_window_days: int | None = None
+    scheme_name: dict[str, str] = field(default_factory=dict)
 
     def person(self, person: str | None) -> str:
         if not person:
@@ -135,6 +136,35 @@ class Labels:
         found = self.nodes.get(node)
         return found.get("zh", node) if found else node
 
+    def node_names(self, node: str) -> dict[str, str]:
+        """An indicator's name as {zh, en} (a node the scheme does not name: a neutral word, not its id)."""
+        found = self.nodes.get(node) or {}
+        return {"zh": found.get("zh") or "指标", "en": found.get("en") or "indicator"}
+
+    def scheme(self, scheme: Any) -> str:
+        """A scheme version by name: "编办绩效考核量化方案 第1版 version 1" (`scheme`: "id@version" or {id, version})."""
+        version = scheme.get("version") if isinstance(scheme, dict) else str(scheme or "").partition("@")[2]
+        name = bilingual(self.scheme_name) if self.scheme_name else "考核方案 scheme"
+        return f"{name} 第{version}版 version {version}" if version else name
+
+    def parameter(self, key: str, value: Any = None) -> tuple[str, Any]:
+        """A rule's parameter or input as (name, value) by name: the scheme's inputs, rater groups,
+        grade and tier shares, the parameters of the rule types (PARAMETERS); an input named as
+        a value (`input`, `total`) by its name too."""
+        if key in self.inputs:
+            return self.input(key), value
+        if key.startswith("others."):
+            return "他评权重 others: " + label(ROLES, key.split(".", 1)[1]), value
+        role, dot, what = key.partition(".")
+        if dot and what in ("mean", "raters") and role in ROLES:
+            return label(ROLES, role) + (" 平均分 mean" if what == "mean" else " 人数 raters"), value
+        if key.startswith(("grade.", "tier.")) and key.endswith(".share"):
+            kind, middle, _ = key.split(".", 2)
+            return ("等次" if kind == "grade" else "档次") + f" {middle} 比例 share", value
+        if key in ("input", "total") and isinstance(value, str) and value in self.inputs:
+            value = self.input(value)
+        return PARAMETERS.get(key, key), value
+
     def input(self, name: str) -> str:
         return bilingual(self.inputs.get(name), name)
 
@@ -154,6 +184,19 @@ class Labels:
         if kind == "veto":
             return self.veto(event.get("reason", ""))
         return KINDS.get(kind or "", kind or "")
+
+
+# Parameters and inputs of the rules and figures (names of a scheme's inputs come from the scheme).
+PARAMETERS = {
+    "minimum": "最低数量 minimum", "points_per_unit": "每单位分值 points per unit", "vetoed": "否决 vetoed",
+    "individual": "个人得分 individual", "allowance_rate": "容错率 allowance rate", "points": "分值 points",
+    "target": "目标 target", "input": "输入 input", "self": "自评权重 self share", "department": "科室 department",
+    "cohort": "同组 cohort", "total": "总分 total", "points_each": "每次分值 points each", "penalty": "扣分 penalty",
+    "score": "得分 score", "coefficient": "系数 coefficient", "tier": "档次 tier", "rank": "名次 rank",
+    "others": "他评 others", "allowance": "容错数 allowance", "R": "比率 R",
+    "approved_posts": "核定编制 approved posts", "posts": "编制数 posts", "rate": "比率 rate",
+    "people": "人数 people", "weight": "权重 weight",
+}
 
 
 def zh(text: str) -> str:
@@ -204,14 +247,26 @@ def struck_reason(why: str | None) -> str:
     return why or ""
 
 
-def labels_for(ledger: Any, scheme: str | None = None) -> Labels:
+def labels_for(ledger: Any, scheme: str | None = None, *, every_scheme: bool = False) -> Labels:
     """Names for a page: people and departments of the organisation, and the scheme's inputs,
-    adjustments and vetoes. Reference data only, from private copies; no figure comes from here."""
+    adjustments and vetoes (`every_scheme`: of every version of every scheme, later names first,
+    for a page across years such as the audit trail). Reference data only, from private copies;
+    no figure comes from here."""
     labels = Labels()
     organisation = ledger.get(Organisation.create_id(), private=True)
     if organisation is not None:
         labels.people = dict(organisation.people)
         labels.departments = dict(organisation.departments)
+    if every_scheme:
+        catalogue = ledger.get(SchemeCatalogue.create_id(), private=True)
+        for scheme_id, versions in sorted((catalogue.versions if catalogue else {}).items()):
+            for version in sorted(versions):
+                named = labels_for(ledger, f"{scheme_id}@{version}")
+                labels.inputs.update(named.inputs)
+                labels.adjustments.update(named.adjustments)
+                labels.vetoes.update(named.vetoes)
+                labels.nodes.update(named.nodes)
+        return labels
     if scheme and "@" in scheme:
         scheme_id, _, version = scheme.partition("@")
         try:
@@ -222,6 +277,7 @@ def labels_for(ledger: Any, scheme: str | None = None) -> Labels:
         labels.adjustments = {k: v.name.model_dump() for k, v in document.adjustments.items()}
         labels.vetoes = {k: v.name.model_dump() for k, v in document.vetoes.items()}
         labels.appeal_window_days = document.appeal_window_days
+        labels.scheme_name = document.name.model_dump()
         stack = [*document.department, *document.individual][::-1]
         while stack:  # depth first, in the document's order
             node = stack.pop()

@@ -109,12 +109,13 @@ def year_view(document: dict[str, Any], labels: Labels, ranking: list[dict[str, 
         "year": document["year"], "status": document.get("status", ""),
         "status_label": label(STATUS, document.get("status")),
         "scheme": f"{document['scheme']['id']}@{document['scheme']['version']}" if document.get("scheme") else "",
+        "scheme_label": labels.scheme(document["scheme"]) if document.get("scheme") else "",
         "publication": document.get("publication"), "revision_reason": document.get("revision_reason"),
         "view": document.get("view"), "people": people, "departments": departments,
         "ties": [{"number": i + 1, "total": t.get("total"), "people": [labels.person(p) for p in t["people"]]}
                  for i, t in enumerate(ties)],
-        "leaf_names": [(leaf, labels.node(leaf)) for leaf in leaf_names],
-        "department_leaf_names": [(leaf, labels.node(leaf)) for leaf in dept_leaves],
+        "leaf_names": [(leaf, labels.node_names(leaf)) for leaf in leaf_names],
+        "department_leaf_names": [(leaf, labels.node_names(leaf)) for leaf in dept_leaves],
     }
 
 
@@ -165,19 +166,8 @@ class Explained:
 
     # helpers
     def _names(self, mapping: dict[str, Any]) -> list[dict[str, str]]:
-        shown = []
-        for key, value in mapping.items():
-            name = key
-            if key in self.labels.inputs:
-                name = self.labels.input(key)
-            elif key.startswith("others."):
-                name = "他评权重 others " + label(ROLES, key.split(".", 1)[1])
-            elif key == "self":
-                name = "自评权重 self share"
-            elif key in ("input", "total") and isinstance(value, str) and value in self.labels.inputs:
-                value = f"{self.labels.input(value)} ({value})"
-            shown.append({"name": name, "value": value})
-        return shown
+        return [dict(zip(("name", "value"), self.labels.parameter(key, value), strict=True))
+                for key, value in mapping.items()]
 
     def _struck_entries(self, figure: dict[str, Any]) -> list[dict[str, Any]]:
         return [{**entry, "event": self.events.get(entry["ref"])} for entry in figure.get("struck", [])]
@@ -189,6 +179,7 @@ class Explained:
     def subject(self) -> dict[str, Any]:
         subject = self.doc["subject"]
         return {**subject, "display_name": bilingual(subject.get("name"), subject["id"]),
+                "scheme_label": self.labels.scheme(self.doc.get("scheme")),
                 "position_label": label(POSITIONS, subject.get("position")),
                 "department_name": self.labels.department(subject.get("department"))}
 
