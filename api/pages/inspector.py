@@ -37,6 +37,7 @@ from api.pages.labels import (
     bilingual,
     label,
     labels_for,
+    note,
     struck_reason,
 )
 from api.pages.render import page
@@ -127,7 +128,7 @@ def trace_rows(doc: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
             "exact_differs": exact_differs(figure.get("value"), figure.get("exact")),
             "rule": TRACE_RULES.get(rule_type, rule_type), "rule_source": f"{rule.get('scheme', '')} {rule.get('path', '')}".strip(),
             "params": pairs, "inputs": inputs, "terms": terms, "events": events,
-            "notes": figure.get("notes") or [],
+            "notes": [note(text, labels) for text in figure.get("notes") or []],
             "struck": [{"ref": s.get("ref", ""), "short": short_ref(s.get("ref", "")),
                         "why": struck_reason(s.get("why"))} for s in figure.get("struck") or []],
             "bounds": figure.get("bounds"),

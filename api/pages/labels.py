@@ -216,7 +216,9 @@ TRACE_RULES = {
     "base.proportional": "按比例基础分 proportional base", "leaf": "指标小计 indicator subtotal",
     "sum": "合计 sum", "department_score": "科室得分 department score", "composition": "总分构成 composition",
     "grading.order": "排序 ordering", "grading.tier": "档次 tier", "grading.grade": "等次 grade",
-    "grading.department_rank": "科室排名 department rank",
+    "grading.department_rank": "科室排名 department rank", "grading.staffing_cut": "核减编制 staffing cut",
+    "grading.grades": "等次比例 grade shares", "grading.tiers": "档次比例 tier shares",
+    "grading.share_rounding": "比例取整 share rounding", "grading.unresolved_tie": "并列待定 unresolved tie",
 }
 
 
@@ -245,6 +247,67 @@ def struck_reason(why: str | None) -> str:
             values = found.groupdict()
             return text.format(**values, role_label=label(ROLES, values.get("role")))
     return why or ""
+
+
+# The notes of the trace's figures and the reasons an appraisal is incomplete (domain/scoring.py,
+# domain/grading.py), in Chinese with English beside; ids in them by name (`note`).
+NOTES = (
+    (r"position (?P<p>\d+) of (?P<n>\d+)", "第 {p} 位，共 {n} 人 position {p} of {n}"),
+    (r"tie broken by (?P<by>.+)", "并列已裁定 tie broken（{by}）"),
+    (r"vetoed: tier and grade are the bottom ones regardless of score",
+     "一票否决：无论得分，档次和等次均为最低 vetoed: the bottom tier and grade regardless of score"),
+    (r"published tiers of the two previous years: (?P<past>.*)", "前两年公示档次 published tiers of the two previous years: {past}"),
+    (r"no consequences", "无 no consequences"),
+    (r"tied with (?P<people>.*)", "与 {people_names} 并列 tied"),
+    (r"ranked last \((?P<r>\d+) of (?P<n>\d+)\): .*",
+     "排名最后（第 {r} 名，共 {n} 个）：核减核定编制的 10%（四舍五入，有编制时至少 1 名） "
+     "ranked last: 10% of the approved posts, rounded half up, at least 1"),
+    (r"of (?P<n>\d+) departments", "共 {n} 个科室 of {n} departments"),
+    (r"clamped to (?P<to>\S+) \(base \+ adjustments = (?P<raw>\S+)\)",
+     "限定为 {to}（基础分加增减 = {raw}） clamped to {to} (base + adjustments = {raw})"),
+    (r"no period with ratings by others: the leaf scores 0", "没有他评的期间：该指标得 0 分 no period rated by others: scores 0"),
+    (r"missing rater group\(s\): (?P<roles>.*)", "缺少评分组 missing rater groups: {role_names}"),
+    (r"only a self rating: the period is skipped", "只有自评：该期间不计 only a self rating: the period is skipped"),
+    (r"no self rating: the composite is the others' score", "没有自评：综合分即他评分 no self rating: the others' score counts"),
+    (r"a required measurement is missing: the rule adjusts nothing",
+     "缺少必需的测量值：该规则不增减分 a required measurement is missing: the rule adjusts nothing"),
+    (r"no appraisal of department (?P<d>\S+) this year: counts as 0",
+     "{d_name} 本年度没有考核：按 0 分计 no department appraisal this year: counts as 0"),
+    (r"the department's appraisal is incomplete", "所在科室的考核不完整 the department's appraisal is incomplete"),
+    (r"floored at 0 \(the sum is (?P<raw>\S+)\)", "不低于 0（合计为 {raw}） floored at 0 (the sum is {raw})"),
+    (r"amended on appeal (?P<appeal>\S+) from (?P<a>\S+) to (?P<b>\S+): (?P<reason>.*)",
+     "经申诉变更（{appeal}）：{a} → {b}：{reason} amended on appeal"),
+    (r"appeal (?P<appeal>\S+) (?P<outcome>upheld|overturned|amended): (?P<reason>.*)",
+     "申诉（{appeal}）{outcome_label}：{reason}"),
+    (r"lifted on appeal", "经申诉撤销 lifted on appeal"),
+    (r"required measurement (?P<input>\S+) not recorded", "缺少必需的测量值 required measurement not recorded：{input_name}"),
+    (r"no usable ratings for (?P<node>\S+)", "{node_name} 没有可用的评分 no usable ratings"),
+    (r"department (?P<d>\S+) has no appraisal this year", "{d_name} 本年度没有考核 the department has no appraisal this year"),
+    (r"department (?P<d>\S+) is incomplete", "{d_name} 的考核不完整 the department's appraisal is incomplete"),
+)
+_NOTES = [(re.compile(f"^{pattern}$", re.S), text) for pattern, text in NOTES]
+
+
+def note(text: str, labels: Labels | None = None) -> str:
+    """A figure's note or an incomplete appraisal's reason as shown: in Chinese with English beside,
+    people, departments, inputs, indicators, rater groups and consequences by name (a note not
+    known here: as the service gives it)."""
+    labels = labels or Labels()
+    if "," not in text or not all(part.strip() in CONSEQUENCES for part in text.split(",")):
+        for pattern, shown in _NOTES:
+            found = pattern.match(text)
+            if found:
+                values = found.groupdict()
+                names = {
+                    "people_names": "、".join(labels.person(p.strip()) for p in values.get("people", "").split(",")),
+                    "role_names": "、".join(label(ROLES, r.strip()) for r in values.get("roles", "").split(",")),
+                    "d_name": labels.department(values.get("d")), "input_name": labels.input(values.get("input", "")),
+                    "node_name": bilingual(labels.node_names(values.get("node", ""))),
+                    "outcome_label": label(OUTCOMES, values.get("outcome")),
+                }
+                return shown.format(**values, **names)
+        return text
+    return "；".join(label(CONSEQUENCES, part.strip()) for part in text.split(","))
 
 
 def labels_for(ledger: Any, scheme: str | None = None, *, every_scheme: bool = False) -> Labels:

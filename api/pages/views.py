@@ -23,6 +23,7 @@ from api.pages.labels import (
     Labels,
     bilingual,
     label,
+    note,
     struck_reason,
     zh,
 )
@@ -143,11 +144,21 @@ def with_struck_reasons(doc: dict[str, Any]) -> dict[str, Any]:
             "figures": [{**f, "struck": shown(f["struck"])} if f.get("struck") else f for f in doc.get("figures", [])]}
 
 
+def with_notes(doc: dict[str, Any], labels: Labels) -> dict[str, Any]:
+    """The document with its figures' notes and the reasons it is incomplete in words (labels.note)."""
+    summary = doc.get("summary")
+    if isinstance(summary, dict) and summary.get("incomplete"):
+        summary = {**summary, "incomplete": [note(text, labels) for text in summary["incomplete"]]}
+    return {**doc, **({"summary": summary} if summary is not None else {}),
+            "figures": [{**f, "notes": [note(text, labels) for text in f["notes"]]} if f.get("notes") else f
+                        for f in doc.get("figures", [])]}
+
+
 class Explained:
     """One explanation (full or breakdown) shaped for the appraisal page."""
 
     def __init__(self, doc: dict[str, Any], labels: Labels, commands: dict[str, str] | None = None) -> None:
-        doc = with_struck_reasons(doc)
+        doc = with_notes(with_struck_reasons(doc), labels)
         self.doc = doc
         self.labels = labels
         self.commands = commands or {}  # ref -> command id, for a breakdown (which has no command ids)
