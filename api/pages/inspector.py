@@ -26,6 +26,7 @@ from api.integrity import verification
 from api.integrity.keys import SigningKeyError, load_public
 from api.pages.labels import (
     KINDS,
+    OUTCOMES,
     POSITIONS,
     ROLES,
     RULES_ZH,
@@ -35,6 +36,7 @@ from api.pages.labels import (
     bilingual,
     label,
     labels_for,
+    note,
     struck_reason,
 )
 from api.pages.layout import page
@@ -49,15 +51,6 @@ YearNumber = Annotated[int, Path(ge=1900, le=2999)]
 
 # --- words ---------------------------------------------------------------------------------------------
 
-# Parameters and inputs of the figures (names of a scheme's inputs come from the scheme).
-TRACE_NAMES = {
-    "minimum": "最低数量 minimum", "points_per_unit": "每单位分值 points per unit", "vetoed": "否决 vetoed",
-    "individual": "个人得分 individual", "allowance_rate": "容错率 allowance rate", "points": "分值 points",
-    "target": "目标 target", "input": "输入 input", "self": "自评权重 self share", "department": "科室 department",
-    "cohort": "同组 cohort", "total": "总分 total", "points_each": "每次分值 points each", "penalty": "扣分 penalty",
-    "score": "得分 score", "coefficient": "系数 coefficient", "tier": "档次 tier", "rank": "名次 rank",
-    "others": "他评 others", "allowance": "容错数 allowance", "R": "比率 R",
-}
 # The events of the log, by type.
 EVENT_TYPES = {
     "Organisation.Started": "组织建立 organisation started",
@@ -96,6 +89,7 @@ DATA_FIELDS = {
     "scheme_id": "方案 scheme", "version": "版本 version", "digest": "摘要 digest", "document": "文件 document",
     "scheme": "方案 scheme", "people": "人员 people", "order": "顺序 order", "head": "负责人 head",
     "revision_reason": "修订原因 revision reason", "in_charge": "分管 in charge",
+    "approved_posts": "核定编制 approved posts", "scheme_version": "方案版本 scheme version", "comment": "备注 comment",
 }
 
 
@@ -118,22 +112,7 @@ def trace_rows(doc: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
     """Every figure of an explanation with its rule, parameters, inputs, terms and events by name:
     the value as a decimal, the exact value beside it on demand."""
     figures = {f["key"]: f for f in doc.get("figures", [])}
-
-    def name(key: str, value: Any = None) -> tuple[str, Any]:
-        if key in labels.inputs:
-            return labels.input(key), value
-        if key.startswith("others."):
-            return "他评权重 others: " + label(ROLES, key.split(".", 1)[1]), value
-        role, dot, what = key.partition(".")
-        if dot and what in ("mean", "raters") and role in ROLES:
-            return label(ROLES, role) + (" 平均分 mean" if what == "mean" else " 人数 raters"), value
-        if key.startswith(("grade.", "tier.")) and key.endswith(".share"):
-            kind, middle, _ = key.split(".", 2)
-            return ("等次" if kind == "grade" else "档次") + f" {middle} 比例 share", value
-        if key in ("input", "total") and isinstance(value, str) and value in labels.inputs:
-            value = labels.input(value)
-        return TRACE_NAMES.get(key, key), value
-
+    name = labels.parameter
     rows = []
     for figure in doc.get("figures", []):
         rule = figure.get("rule") or {}
@@ -150,7 +129,7 @@ def trace_rows(doc: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
             "exact_differs": exact_differs(figure.get("value"), figure.get("exact")),
             "rule": TRACE_RULES.get(rule_type, rule_type), "rule_source": f"{rule.get('scheme', '')} {rule.get('path', '')}".strip(),
             "params": pairs, "inputs": inputs, "terms": terms, "events": events,
-            "notes": figure.get("notes") or [],
+            "notes": [note(text, labels) for text in figure.get("notes") or []],
             "struck": [{"ref": s.get("ref", ""), "short": short_ref(s.get("ref", "")),
                         "why": struck_reason(s.get("why"))} for s in figure.get("struck") or []],
             "bounds": figure.get("bounds"),
@@ -191,11 +170,25 @@ def data_fields(data: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
             shown = labels.person(value) if value in labels.people else labels.department(value)
         elif key == "rater_role" and isinstance(value, str):
             shown = label(ROLES, value)
+        elif key == "leaf" and isinstance(value, str):
+            shown = bilingual(labels.node_names(value))
+        elif key in ("input", "item") and isinstance(value, str):
+            shown = labels.input(value) if value in labels.inputs or key == "input" else labels.adjustment(value)
+        elif key == "reason" and isinstance(value, str) and value in labels.vetoes:
+            shown = labels.veto(value)
+        elif key == "outcome" and isinstance(value, str):
+            shown = label(OUTCOMES, value)
         elif isinstance(value, dict) and set(value) <= {"zh", "en"}:
             shown = bilingual(value)
         text = shown if isinstance(shown, str) else json.dumps(shown, ensure_ascii=False)
         long = len(text) > 80
-        fields.append({"key": key, "name": DATA_FIELDS.get(key, key), "text": _short(text),
+        if long and isinstance(value, dict) and isinstance(value.get("name"), dict):  # a scheme's document
+            summary = f"{bilingual(value['name'])} 第{value.get('version')}版 version {value.get('version')}"
+        elif long and not isinstance(value, str):
+            summary = "展开查看 show the data"  # its keys are ids: shown on demand, as data
+        else:
+            summary = _short(text)
+        fields.append({"key": key, "name": DATA_FIELDS.get(key, key), "text": summary,
                        "full": json.dumps(value, ensure_ascii=False, indent=1) if long else None})
     return fields
 
@@ -314,7 +307,7 @@ def audit_page(request: Request, viewer: ViewerDep, queries: QueriesDep, ledger:
     wanted = AuditFilter(appraisal=appraisal, actor=actor, backdated=backdated, event_type=type,
                          since=since, until=until)
     events, following = wanted.scan(queries, after, limit)
-    rows = audit_view(events, _labels(ledger))
+    rows = audit_view(events, labels_for(ledger, every_scheme=True))
     return page(request, "audit.html", {
         "rows": rows, "f": wanted, "appraisal": wanted.appraisal or "", "actor": wanted.actor or "",
         "backdated": backdated, "event_type": wanted.event_type or "", "since": wanted.since_text,
@@ -347,7 +340,7 @@ def audit_export(viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for row in audit_view(events, _labels(ledger)):
+    for row in audit_view(events, labels_for(ledger, every_scheme=True)):
         data = "; ".join(f"{f['name']}: {f['full'] or f['text']}" for f in row["fields"])
         writer.writerow([row["position"], *map(_safe_cell, (
             row["type_label"], row["type"], row["actor"], row["actor_name"], row["at"], row["recorded_at"],

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.documents.text import POSITIONS, ROLES, STATUS
-from domain.aggregates import Organisation
+from domain.aggregates import Organisation, SchemeCatalogue
 from domain.errors import DomainError
 
 __all__ = ["POSITIONS", "ROLES", "STATUS", "Labels"]
@@ -109,6 +109,7 @@ class Labels:
     vetoes: dict[str, dict[str, str]] = field(default_factory=dict)
     nodes: dict[str, dict[str, str]] = field(default_factory=dict)  # indicator tree nodes, in tree order
     appeal_window_days: int | None = None
+    scheme_name: dict[str, str] = field(default_factory=dict)
 
     def person(self, person: str | None) -> str:
         if not person:
@@ -138,6 +139,35 @@ class Labels:
         found = self.nodes.get(node)
         return found.get("zh", node) if found else node
 
+    def node_names(self, node: str) -> dict[str, str]:
+        """An indicator's name as {zh, en} (a node the scheme does not name: a neutral word, not its id)."""
+        found = self.nodes.get(node) or {}
+        return {"zh": found.get("zh") or "指标", "en": found.get("en") or "indicator"}
+
+    def scheme(self, scheme: Any) -> str:
+        """A scheme version by name: "编办绩效考核量化方案 第1版 version 1" (`scheme`: "id@version" or {id, version})."""
+        version = scheme.get("version") if isinstance(scheme, dict) else str(scheme or "").partition("@")[2]
+        name = bilingual(self.scheme_name) if self.scheme_name else "考核方案 scheme"
+        return f"{name} 第{version}版 version {version}" if version else name
+
+    def parameter(self, key: str, value: Any = None) -> tuple[str, Any]:
+        """A rule's parameter or input as (name, value) by name: the scheme's inputs, rater groups,
+        grade and tier shares, the parameters of the rule types (PARAMETERS); an input named as
+        a value (`input`, `total`) by its name too."""
+        if key in self.inputs:
+            return self.input(key), value
+        if key.startswith("others."):
+            return "他评权重 others: " + label(ROLES, key.split(".", 1)[1]), value
+        role, dot, what = key.partition(".")
+        if dot and what in ("mean", "raters") and role in ROLES:
+            return label(ROLES, role) + (" 平均分 mean" if what == "mean" else " 人数 raters"), value
+        if key.startswith(("grade.", "tier.")) and key.endswith(".share"):
+            kind, middle, _ = key.split(".", 2)
+            return ("等次" if kind == "grade" else "档次") + f" {middle} 比例 share", value
+        if key in ("input", "total") and isinstance(value, str) and value in self.inputs:
+            value = self.input(value)
+        return PARAMETERS.get(key, key), value
+
     def input(self, name: str) -> str:
         return bilingual(self.inputs.get(name), name)
 
@@ -159,6 +189,19 @@ class Labels:
         return KINDS.get(kind or "", kind or "")
 
 
+# Parameters and inputs of the rules and figures (names of a scheme's inputs come from the scheme).
+PARAMETERS = {
+    "minimum": "最低数量 minimum", "points_per_unit": "每单位分值 points per unit", "vetoed": "否决 vetoed",
+    "individual": "个人得分 individual", "allowance_rate": "容错率 allowance rate", "points": "分值 points",
+    "target": "目标 target", "input": "输入 input", "self": "自评权重 self share", "department": "科室 department",
+    "cohort": "同组 cohort", "total": "总分 total", "points_each": "每次分值 points each", "penalty": "扣分 penalty",
+    "score": "得分 score", "coefficient": "系数 coefficient", "tier": "档次 tier", "rank": "名次 rank",
+    "others": "他评 others", "allowance": "容错数 allowance", "R": "比率 R",
+    "approved_posts": "核定编制 approved posts", "posts": "编制数 posts", "rate": "比率 rate",
+    "people": "人数 people", "weight": "权重 weight",
+}
+
+
 def zh(text: str) -> str:
     """The Chinese part of a "中文 English" label."""
     return text.split(" ", 1)[0]
@@ -176,7 +219,9 @@ TRACE_RULES = {
     "base.proportional": "按比例基础分 proportional base", "leaf": "指标小计 indicator subtotal",
     "sum": "合计 sum", "department_score": "科室得分 department score", "composition": "总分构成 composition",
     "grading.order": "排序 ordering", "grading.tier": "档次 tier", "grading.grade": "等次 grade",
-    "grading.department_rank": "科室排名 department rank",
+    "grading.department_rank": "科室排名 department rank", "grading.staffing_cut": "核减编制 staffing cut",
+    "grading.grades": "等次比例 grade shares", "grading.tiers": "档次比例 tier shares",
+    "grading.share_rounding": "比例取整 share rounding", "grading.unresolved_tie": "并列待定 unresolved tie",
 }
 
 
@@ -207,14 +252,87 @@ def struck_reason(why: str | None) -> str:
     return why or ""
 
 
-def labels_for(ledger: Any, scheme: str | None = None) -> Labels:
+# The notes of the trace's figures and the reasons an appraisal is incomplete (domain/scoring.py,
+# domain/grading.py), in Chinese with English beside; ids in them by name (`note`).
+NOTES = (
+    (r"position (?P<p>\d+) of (?P<n>\d+)", "第 {p} 位，共 {n} 人 position {p} of {n}"),
+    (r"tie broken by (?P<by>.+)", "并列已裁定 tie broken（{by}）"),
+    (r"vetoed: tier and grade are the bottom ones regardless of score",
+     "一票否决：无论得分，档次和等次均为最低 vetoed: the bottom tier and grade regardless of score"),
+    (r"published tiers of the two previous years: (?P<past>.*)", "前两年公示档次 published tiers of the two previous years: {past}"),
+    (r"no consequences", "无 no consequences"),
+    (r"tied with (?P<people>.*)", "与 {people_names} 并列 tied"),
+    (r"ranked last \((?P<r>\d+) of (?P<n>\d+)\): .*",
+     "排名最后（第 {r} 名，共 {n} 个）：核减核定编制的 10%（四舍五入，有编制时至少 1 名） "
+     "ranked last: 10% of the approved posts, rounded half up, at least 1"),
+    (r"of (?P<n>\d+) departments", "共 {n} 个科室 of {n} departments"),
+    (r"clamped to (?P<to>\S+) \(base \+ adjustments = (?P<raw>\S+)\)",
+     "限定为 {to}（基础分加增减 = {raw}） clamped to {to} (base + adjustments = {raw})"),
+    (r"no period with ratings by others: the leaf scores 0", "没有他评的期间：该指标得 0 分 no period rated by others: scores 0"),
+    (r"missing rater group\(s\): (?P<roles>.*)", "缺少评分组 missing rater groups: {role_names}"),
+    (r"only a self rating: the period is skipped", "只有自评：该期间不计 only a self rating: the period is skipped"),
+    (r"no self rating: the composite is the others' score", "没有自评：综合分即他评分 no self rating: the others' score counts"),
+    (r"a required measurement is missing: the rule adjusts nothing",
+     "缺少必需的测量值：该规则不增减分 a required measurement is missing: the rule adjusts nothing"),
+    (r"no appraisal of department (?P<d>\S+) this year: counts as 0",
+     "{d_name} 本年度没有考核：按 0 分计 no department appraisal this year: counts as 0"),
+    (r"the department's appraisal is incomplete", "所在科室的考核不完整 the department's appraisal is incomplete"),
+    (r"floored at 0 \(the sum is (?P<raw>\S+)\)", "不低于 0（合计为 {raw}） floored at 0 (the sum is {raw})"),
+    (r"amended on appeal (?P<appeal>\S+) from (?P<a>\S+) to (?P<b>\S+): (?P<reason>.*)",
+     "经申诉变更（{appeal}）：{a} → {b}：{reason} amended on appeal"),
+    (r"appeal (?P<appeal>\S+) (?P<outcome>upheld|overturned|amended): (?P<reason>.*)",
+     "申诉（{appeal}）{outcome_label}：{reason}"),
+    (r"lifted on appeal", "经申诉撤销 lifted on appeal"),
+    (r"required measurement (?P<input>\S+) not recorded", "缺少必需的测量值 required measurement not recorded：{input_name}"),
+    (r"no usable ratings for (?P<node>\S+)", "{node_name} 没有可用的评分 no usable ratings"),
+    (r"department (?P<d>\S+) has no appraisal this year", "{d_name} 本年度没有考核 the department has no appraisal this year"),
+    (r"department (?P<d>\S+) is incomplete", "{d_name} 的考核不完整 the department's appraisal is incomplete"),
+)
+_NOTES = [(re.compile(f"^{pattern}$", re.S), text) for pattern, text in NOTES]
+
+
+def note(text: str, labels: Labels | None = None) -> str:
+    """A figure's note or an incomplete appraisal's reason as shown: in Chinese with English beside,
+    people, departments, inputs, indicators, rater groups and consequences by name (a note not
+    known here: as the service gives it)."""
+    labels = labels or Labels()
+    if "," not in text or not all(part.strip() in CONSEQUENCES for part in text.split(",")):
+        for pattern, shown in _NOTES:
+            found = pattern.match(text)
+            if found:
+                values = found.groupdict()
+                names = {
+                    "people_names": "、".join(labels.person(p.strip()) for p in values.get("people", "").split(",")),
+                    "role_names": "、".join(label(ROLES, r.strip()) for r in values.get("roles", "").split(",")),
+                    "d_name": labels.department(values.get("d")), "input_name": labels.input(values.get("input", "")),
+                    "node_name": bilingual(labels.node_names(values.get("node", ""))),
+                    "outcome_label": label(OUTCOMES, values.get("outcome")),
+                }
+                return shown.format(**values, **names)
+        return text
+    return "；".join(label(CONSEQUENCES, part.strip()) for part in text.split(","))
+
+
+def labels_for(ledger: Any, scheme: str | None = None, *, every_scheme: bool = False) -> Labels:
     """Names for a page: people and departments of the organisation, and the scheme's inputs,
-    adjustments and vetoes. Reference data only, from private copies; no figure comes from here."""
+    adjustments and vetoes (`every_scheme`: of every version of every scheme, later names first,
+    for a page across years such as the audit trail). Reference data only, from private copies;
+    no figure comes from here."""
     labels = Labels()
     organisation = ledger.get(Organisation.create_id(), private=True)
     if organisation is not None:
         labels.people = dict(organisation.people)
         labels.departments = dict(organisation.departments)
+    if every_scheme:
+        catalogue = ledger.get(SchemeCatalogue.create_id(), private=True)
+        for scheme_id, versions in sorted((catalogue.versions if catalogue else {}).items()):
+            for version in sorted(versions):
+                named = labels_for(ledger, f"{scheme_id}@{version}")
+                labels.inputs.update(named.inputs)
+                labels.adjustments.update(named.adjustments)
+                labels.vetoes.update(named.vetoes)
+                labels.nodes.update(named.nodes)
+        return labels
     if scheme and "@" in scheme:
         scheme_id, _, version = scheme.partition("@")
         try:
@@ -225,6 +343,7 @@ def labels_for(ledger: Any, scheme: str | None = None) -> Labels:
         labels.adjustments = {k: v.name.model_dump() for k, v in document.adjustments.items()}
         labels.vetoes = {k: v.name.model_dump() for k, v in document.vetoes.items()}
         labels.appeal_window_days = document.appeal_window_days
+        labels.scheme_name = document.name.model_dump()
         stack = [*document.department, *document.individual][::-1]
         while stack:  # depth first, in the document's order
             node = stack.pop()

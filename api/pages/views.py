@@ -24,6 +24,7 @@ from api.pages.labels import (
     Labels,
     bilingual,
     label,
+    note,
     struck_reason,
     zh,
 )
@@ -112,12 +113,13 @@ def year_view(document: dict[str, Any], labels: Labels, ranking: list[dict[str, 
         "year": document["year"], "status": document.get("status", ""),
         "status_label": label(STATUS, document.get("status")),
         "scheme": f"{document['scheme']['id']}@{document['scheme']['version']}" if document.get("scheme") else "",
+        "scheme_label": labels.scheme(document["scheme"]) if document.get("scheme") else "",
         "publication": document.get("publication"), "revision_reason": document.get("revision_reason"),
         "view": document.get("view"), "people": people, "departments": departments,
         "ties": [{"number": i + 1, "total": t.get("total"), "people": [labels.person(p) for p in t["people"]]}
                  for i, t in enumerate(ties)],
-        "leaf_names": [(leaf, labels.node(leaf)) for leaf in leaf_names],
-        "department_leaf_names": [(leaf, labels.node(leaf)) for leaf in dept_leaves],
+        "leaf_names": [(leaf, labels.node_names(leaf)) for leaf in leaf_names],
+        "department_leaf_names": [(leaf, labels.node_names(leaf)) for leaf in dept_leaves],
     }
 
 
@@ -160,6 +162,16 @@ def with_struck_reasons(doc: dict[str, Any]) -> dict[str, Any]:
             "figures": [{**f, "struck": shown(f["struck"])} if f.get("struck") else f for f in doc.get("figures", [])]}
 
 
+def with_notes(doc: dict[str, Any], labels: Labels) -> dict[str, Any]:
+    """The document with its figures' notes and the reasons it is incomplete in words (labels.note)."""
+    summary = doc.get("summary")
+    if isinstance(summary, dict) and summary.get("incomplete"):
+        summary = {**summary, "incomplete": [note(text, labels) for text in summary["incomplete"]]}
+    return {**doc, **({"summary": summary} if summary is not None else {}),
+            "figures": [{**f, "notes": [note(text, labels) for text in f["notes"]]} if f.get("notes") else f
+                        for f in doc.get("figures", [])]}
+
+
 class Explained:
     """One explanation (full or breakdown) shaped for the appraisal page."""
 
@@ -167,7 +179,7 @@ class Explained:
         """`records`: for a breakdown (whose items carry neither command ids nor who recorded
         them), each event's command id, actor, business and recording time by reference, from
         the appraisal's events as the viewer may read them (`routes.item_records`)."""
-        doc = with_struck_reasons(doc)
+        doc = with_notes(with_struck_reasons(doc), labels)
         self.doc = doc
         self.labels = labels
         records = records or {}
@@ -189,19 +201,8 @@ class Explained:
 
     # helpers
     def _names(self, mapping: dict[str, Any]) -> list[dict[str, str]]:
-        shown = []
-        for key, value in mapping.items():
-            name = key
-            if key in self.labels.inputs:
-                name = self.labels.input(key)
-            elif key.startswith("others."):
-                name = "他评权重 others " + label(ROLES, key.split(".", 1)[1])
-            elif key == "self":
-                name = "自评权重 self share"
-            elif key in ("input", "total") and isinstance(value, str) and value in self.labels.inputs:
-                value = f"{self.labels.input(value)} ({value})"
-            shown.append({"name": name, "value": value})
-        return shown
+        return [dict(zip(("name", "value"), self.labels.parameter(key, value), strict=True))
+                for key, value in mapping.items()]
 
     def _struck_entries(self, figure: dict[str, Any]) -> list[dict[str, Any]]:
         return [{**entry, "event": self.events.get(entry["ref"])} for entry in figure.get("struck", [])]
@@ -213,6 +214,7 @@ class Explained:
     def subject(self) -> dict[str, Any]:
         subject = self.doc["subject"]
         return {**subject, "display_name": bilingual(subject.get("name"), subject["id"]),
+                "scheme_label": self.labels.scheme(self.doc.get("scheme")),
                 "position_label": label(POSITIONS, subject.get("position")),
                 "department_name": self.labels.department(subject.get("department"))}
 
