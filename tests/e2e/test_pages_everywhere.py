@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api.cli.demo import demo_commands, rule_change_commands
-from api.server.app import create_app
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
+from api.cli.demo import demo_commands, rule_change_commands
 from api.ledger import AppraisalLedger
 from api.pages import labels as page_labels
 from api.pages.inspector import DATA_FIELDS, EVENT_TYPES
+from api.server.app import create_app
 from domain.commands import COMMAND_TYPES
 from domain.scheme import builtin_document
 from tests.builders.http_world import World, served, settings
