@@ -9,7 +9,8 @@ appeals open, a signed checkpoint taken, the read models caught up. On PostgreSQ
 kept in schema bench_pages_<departments>x<staff> of that database (scripts/bench starts a new server
 each run, so there it is built every run); on SQLite (`--db sqlite:///…`) the file is kept and reused.
 
-Each page is requested `--requests` times after one warm-up request, in-process: the ASGI app of
+Each page is requested `--requests` times (fewer, at least 5, for a page still going after
+`--page-seconds`) after one warm-up request, in-process: the ASGI app of
 `api.http.app.create_app` through Starlette's TestClient (no network, no other process), signed in
 through the sign-in form as the role that reads the page (staff, admin, inspector). The server time
 is measured by a wrapper around the ASGI app, from the request's arrival to its last body chunk sent
@@ -177,6 +178,8 @@ def main() -> None:
     parser.add_argument("--departments", type=int, default=DEPARTMENTS)
     parser.add_argument("--staff", type=int, default=STAFF)
     parser.add_argument("--requests", type=int, default=20, help="requests per page (after one warm-up)")
+    parser.add_argument("--page-seconds", type=float, default=60.0,
+                        help="stop a page's requests after this long (at least 5 requests)")
     parser.add_argument("--fresh", action="store_true", help="import the year again")
     parser.add_argument("--only", help="only the pages whose name contains this")
     parser.add_argument("--json", type=Path, help="write the figures here too")
@@ -239,7 +242,10 @@ def main() -> None:
                     signed_in = role
                 first = client.get(path, headers={"Accept": "text/html"}, follow_redirects=False)
                 times, trips = [], []
-                for _ in range(args.requests):
+                began = time.perf_counter()
+                for number in range(args.requests):
+                    if number >= 5 and time.perf_counter() - began > args.page_seconds:
+                        break
                     started = time.perf_counter()
                     answer = client.get(path, headers={"Accept": "text/html"}, follow_redirects=False)
                     trips.append((time.perf_counter() - started) * 1000)
