@@ -46,11 +46,29 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 YEAR = 2025
-CLI = "import sys; from api.cli import app; sys.argv[0] = 'appraisal'; app()"
+CLI = ("import sys\ntry:\n    from api.cli.main import app\nexcept ImportError:\n    from api.cli import app\n"
+       "sys.argv[0] = 'appraisal'; app()")
 SETUP_TYPES = {"scheme.publish", "org.department", "org.person", "appraisal.open"}
 
 
 # --- in a child process, on one tree ---------------------------------------------------------------
+
+def located(*paths: str) -> Any:
+    """The first of `module:name` that imports: the trees keep some things in different modules
+    (issue 16 moved api's modules into sub-packages and split projections/readmodels.py)."""
+    import importlib
+
+    for path in paths:
+        module, name = path.split(":")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except ModuleNotFoundError:
+            continue
+    raise ImportError(f"none of {paths}")
+
+
+PROJECTION = ("projections.projection:ReadModelProjection", "projections.readmodels:ReadModelProjection")
+DEMO = ("api.cli.demo:demo_commands", "api.demo:demo_commands")
 
 def child(kind: str, tree: str, url: str, arg: str) -> dict[str, Any]:
     """One measurement on the tree at `tree` (first on sys.path through PYTHONPATH)."""
@@ -76,7 +94,7 @@ def child(kind: str, tree: str, url: str, arg: str) -> dict[str, Any]:
         figures["events"] = ledger.event_count()
         ledger.close()
     elif kind == "rebuild":
-        from projections.readmodels import ReadModelProjection
+        ReadModelProjection = located(*PROJECTION)  # noqa: N806
 
         ledger = AppraisalLedger(url)
         projection = ReadModelProjection(ledger, resume=False)
@@ -97,10 +115,11 @@ def child(kind: str, tree: str, url: str, arg: str) -> dict[str, Any]:
 def office(url: str, shape: dict[str, Any]) -> dict[str, Any]:
     """An office's year in the store, its read models caught up, and tokens: (token, appraisal,
     role) per rater, the staff's own tokens, an admin's and an inspector's."""
-    from api.demo import demo_commands
     from api.http.auth import Credentials
     from api.ledger import AppraisalLedger
-    from projections.readmodels import ReadModelProjection
+
+    demo_commands = located(*DEMO)
+    ReadModelProjection = located(*PROJECTION)  # noqa: N806
 
     ledger = AppraisalLedger(url)
     ledger.submit(demo_commands(YEAR, departments=shape["departments"], staff_per_department=shape["staff"]),
@@ -194,7 +213,7 @@ def drop_schema(base: str, schema: str) -> None:
 
 def import_and_rebuild(args: argparse.Namespace, trees: list[Tree], work: Path, parts: set[str]) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from api.demo import demo_commands, write_jsonl
+    from api.cli.demo import demo_commands, write_jsonl  # this tree's
 
     commands_path = work / "year.jsonl"
     count = write_jsonl(commands_path, demo_commands(YEAR, departments=args.departments,

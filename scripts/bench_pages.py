@@ -11,7 +11,7 @@ each run, so there it is built every run); on SQLite (`--db sqlite:///…`) the 
 
 Each page is requested `--requests` times (fewer, at least 5, for a page still going after
 `--page-seconds`) after one warm-up request, in-process: the ASGI app of
-`api.http.app.create_app` through Starlette's TestClient (no network, no other process), signed in
+`api.server.app.create_app` through Starlette's TestClient (no network, no other process), signed in
 through the sign-in form as the role that reads the page (staff, admin, inspector). The server time
 is measured by a wrapper around the ASGI app, from the request's arrival to its last body chunk sent
 (middleware, authentication, the route, rendering); the round trip through TestClient is printed
@@ -36,7 +36,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.demo import demo_commands  # noqa: E402
+from api.cli.demo import demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
 from scripts.benchlib import build_store, pg_store_url, safe_url  # noqa: E402
 
@@ -46,7 +46,7 @@ ADMIN, INSPECTOR = "hr-office", "inspection"
 
 
 def catch_up(url: str) -> None:
-    from projections.readmodels import ReadModelProjection
+    from projections.projection import ReadModelProjection
 
     ledger = AppraisalLedger(url)
     try:
@@ -197,7 +197,7 @@ def main() -> None:
     from fastapi.testclient import TestClient
 
     from api.http import logs
-    from api.http.app import create_app
+    from api.server.app import create_app
     from api.settings import load
 
     logs.configure("json", "WARNING")  # not a line per request on the terminal
