@@ -47,11 +47,11 @@ Decisions where the specification is silent
   text with more than 60 digits in a numerator, denominator or decimal, is the value rounded half
   up to 28 significant digits after `≈` (`≈1.000000000000000000000000000E+5000`); `1E-5000` itself
   stays exact. Ranking uses that rounded value; the Excel export writes such a figure as text.
-- **Anonymity of ratings** (one policy, one function: `projections.readmodels.public_breakdown`,
+- **Anonymity of ratings** (one policy, one function: `projections.documents.public_breakdown`,
   used for the 公示 breakdowns and for every staff view of the HTTP API). Staff, the person rated
   included, never see a rater's identity nor an individual score other than their own (a rater
   sees the ratings they gave, the subject their self-ratings). A rater group's mean is shown only
-  when the group has at least 3 raters (`MIN_RATERS_SHOWN` in `projections/readmodels.py`); a
+  when the group has at least 3 raters (`MIN_RATERS_SHOWN` in `projections/documents.py`); a
   smaller group shows its mean as withheld (`null`, listed in the figure's `withheld`) beside its
   count (`role.raters`), and the others' combined score (`others`) is withheld too as soon as one
   group is (with the composite it would give the withheld mean back). The period composite, R and
@@ -59,4 +59,44 @@ Decisions where the specification is silent
   group and no self-rating, its composite is that group's mean: the policy accepts this.) Admins and
   inspectors see the full trace. Others see a colleague's breakdown only once the year is
   published, and then as published (the latest publication, any earlier one on request).
+
+Surveys (满意度测评, SCORING.md §12)
+-----------------------------------
+
+A scheme input of kind `survey` names its options (ids unique, weights in [0, 1] in the number
+grammar, at least one exactly 1) and `min_responses` (≥ 1); `survey.record` (recorder grant; HTTP
+`POST /appraisals/{appraisal}/surveys`, the batch import, the Excel sheet 满意度 surveys) records one
+questionnaire round as counts per option. Where SCORING.md is silent:
+- **Reading.** `proportional` and `shortfall` read a survey as a measured rate; `per_occurrence`,
+  `excess_over_allowance` and `minimum_count` refuse one (`scheme-invariants`: a rate is no number
+  of cases). Only a survey has `options` and `min_responses`.
+- **Recording.** Every option of the survey has a count (an integer ≥ 0 in the number grammar:
+  `"40"`, `40`, never `40.0`), no other option, at least 1 response in all: refused naming
+  `counts.<option>` (`survey-options`, `survey-counts`, `number-format`) or `counts`. The counts
+  are stored in the scheme's option order.
+- **Too few responses.** Fewer than `min_responses` over the rounds that count (none recorded
+  included) is always missing, whatever `required` says: the appraisal is `incomplete` ("survey
+  public_satisfaction: 12 responses, fewer than 30"), a proportional base scores 0 and a rule
+  adjusts nothing (as for a required measurement).
+- **Appeals.** A round is appealed like a counted item (by the subject, a department's head for a
+  department; within the window); `overturned` strikes it (it stops counting, and may take the
+  survey below `min_responses`); `upheld` changes nothing; `amended` is refused for a round
+  (`amend-deductions`: §8 amends direct deductions only, and a round's counts are facts to be
+  recorded again, not points to lower). A corrected round is a new `survey.record` after the wrong
+  one is overturned.
+- **Another scheme version** (replay, adoption): a round naming an option the version has not is
+  not applicable as a whole (listed in the replay, never partly counted); an option the version
+  added and a round lacks counts 0 for that round; a survey the version does not read lists its
+  rounds as not applicable.
+- **The trace.** One figure per round that counts (`survey-round:<ref>`: its weighted sum
+  Σ count × weight, the counts per option, responses, recorder, business and recording time,
+  evidence) and one per survey (`survey:<input>`: the rate as 100 / responses × each round's
+  weighted sum, the rounds, responses, weighted sum, `min_responses`, the weights, the struck
+  rounds); the reading base or rule names it (`<input>.figure`) and the rounds behind it; a
+  proportional base reading a survey is points / target × rate, at most the points. All exact
+  (`Fraction`); the rate is shown rounded like any figure (91 % → `91.00`, `9200/103` exact).
+  The replay compares the survey's rate with the rule figures, the scheme diff its options
+  (added, removed, re-weighted, renamed, reordered) and `min_responses`.
+- **公示.** The breakdown lists each round among the items (its counts per option, struck ones
+  marked); counts are never per respondent, so nothing is withheld.
 """

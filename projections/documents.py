@@ -286,7 +286,7 @@ class Renderer:
     only when the appraisal is scored again, and its placement (`explanation_placement`:
     rm_placements), made again when its grading moves. Put together (`assemble`) they are the
     document `explanation(...)` makes, and `public_breakdown` of it
-    (tests/integration/test_read_models.py)."""
+    (tests/builders/read_models.py)."""
 
     def __init__(self) -> None:
         self.digests: dict[tuple[Any, ...], str] = {}

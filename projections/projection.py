@@ -380,7 +380,7 @@ class ReadModelProjection:
     def rebuild(self, page: int = 20000) -> int:
         """Rebuild every read model from zero into fresh tables, then swap them in at once; the
         number of events in the log. The cyclic garbage collector is paused meanwhile
-        (api/gcpause.py): the fold and the rendering allocate millions of objects that form no
+        (api/store/gcpause.py): the fold and the rendering allocate millions of objects that form no
         cycles, and the collector would scan the growing folded state again and again to find
         none (two thirds of the time)."""
         kept = {(row["position"], row["aggregate"]): row["first_seen"] for row in set_aside(self.db)}

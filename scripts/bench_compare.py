@@ -9,7 +9,7 @@ with PYTHONPATH pointing at it (its dependencies are this tree's, less `fastapi-
 measurement runs in a fresh process of its own tree (each checks that it imported that tree's
 `api`), the trees alternating round by round so that a slow spell of the machine falls on both.
 
-- import:  the commands of a generated year (api/demo.py: `--departments` of `--staff` staff and a
+- import:  the commands of a generated year (api/cli/demo.py: `--departments` of `--staff` staff and a
            head, `--periods` ratings; 100 x 30 = 3,000 people, monthly: 140,331 commands), the same
            file for both trees, submitted by `AppraisalLedger.submit` in one process (the old tree's
            `processes=1`: its multi-process import is not what is compared) into a fresh schema,

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/bench_pages.py --pg postgresql://… [--db sqlite:///…] [--requests 20]
         [--departments 100 --staff 29] [--fresh]
 
-The store: the demo year (api/demo.py) of `--departments` departments of `--staff` staff and a head
+The store: the demo year (api/cli/demo.py) of `--departments` departments of `--staff` staff and a head
 (100 x 30 = 3,000 people, monthly ratings, 140,331 commands), its ties broken, published, a few
 appeals open, a signed checkpoint taken, the read models caught up. On PostgreSQL (`--pg`) it is
 kept in schema bench_pages_<departments>x<staff> of that database (scripts/bench starts a new server

@@ -1,7 +1,7 @@
 """Years (issue 19): many years of a large office, and the memory the read side needs for them.
 
 N years (default 10) of an office (default 100 departments × 29 staff: 3,000 people), each year
-generated (api/demo.py: monthly ratings by every rater group, measurements, counted items,
+generated (api/cli/demo.py: monthly ratings by every rater group, measurements, counted items,
 deductions, vetoes, appeals) and closed by a publication and a finalization, imported year by year
 into a fresh store (SQLite and/or PostgreSQL). Each step runs as its own process, as in production,
 and its peak RSS is the kernel's account of it (`os.wait4`; `serve`: VmHWM):

@@ -11,7 +11,7 @@ page.
 | `/admin/schemes/diff?old=&new=` | what changed between two versions (domain/scheme_diff.py) |
 | `/admin/years/{year}/replay?scheme=`, `POST /admin/years/{year}/adopt` | the replay, and adoption with a reason |
 
-A replay folds the whole log (projections/replay.py); for a year of thousands of people that takes
+A replay folds the whole log (projections/replays.py); for a year of thousands of people that takes
 seconds, so the page computes it once per (year, version, log position), keeps the last few reports
 in memory and shows a summary (counts of rank, tier and grade changes, the largest moves) and the
 people a page at a time. A report is exact for the position it names: any new event makes a new one.

@@ -1,4 +1,4 @@
-"""Three years of one small organisation (tests/years.py) with appeals: p-3 appealed an item in
+"""Three years of one small organisation (tests/builders/years.py) with appeals: p-3 appealed an item in
 2024 (overturned) and one in 2025 (open); p-4 appealed one in 2024 (upheld). 2023 and 2024 are
 published, 2025 is not. For the staff's pages and the queries behind them."""
 
@@ -15,7 +15,7 @@ SCORES = {2023: {"p-1": "95", "p-2": "90", "p-3": "85", "p-4": "80", "p-5": "75"
 
 
 def occurrence(years: Years, appraisal: str) -> str:
-    """The command id of the (one) counted item recorded on `appraisal` (tests/years.py)."""
+    """The command id of the (one) counted item recorded on `appraisal` (tests/builders/years.py)."""
     return next(c["id"] for c in years.commands
                 if c["type"] == "occurrence.record" and c["appraisal"] == appraisal)
 

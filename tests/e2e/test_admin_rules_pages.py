@@ -1,7 +1,7 @@
 """The admin's rule changes in the pages (api/pages/rules.py, issue 17 job 4), end to end.
 
 In a browser (Playwright driving Debian's chromium): the admin lists the scheme versions, reads a
-version's document, compares v1 with v2 (tests/corrected_scheme.py), replays the year under v2
+version's document, compares v1 with v2 (tests/builders/corrected_scheme.py), replays the year under v2
 (who moves, by how much, which leaves and rules), adopts v2 with a reason and sees the year bound
 to it; publishes v3 (refused first, without a reason, the reason on the page). Members of staff and
 inspectors get the 403 page. Screenshots go to var/screenshots/admin-rules-*.png.

@@ -1,4 +1,4 @@
-"""Surveys in the Excel ledger (api/ledger_xlsx.py, SCORING.md §12): the sheet 满意度 surveys has a
+"""Surveys in the Excel ledger (api/documents/ledger_workbook.py, SCORING.md §12): the sheet 满意度 surveys has a
 row per questionnaire round and a column per option (`counts.<option>`); its rows are the same
 `survey.record` commands as JSON Lines; a blank option is refused naming sheet, row and column;
 a scheme without a survey has no such sheet by default. Through the command line on both stores."""

@@ -1,4 +1,4 @@
-"""The demo's rule change (api/demo.py `rule_change_commands`, SCORING.md §9 and §12): bianban v2
+"""The demo's rule change (api/cli/demo.py `rule_change_commands`, SCORING.md §9 and §12): bianban v2
 published with its reason, the year adopted to it with a reason, two questionnaire rounds per
 department; every command accepted, the year complete under v2, the adoption in the explanation,
 and a replay under v1 moving the points back. `appraisal demo` writes them after the year."""

@@ -2,7 +2,7 @@
 input and their refusals, `survey.record` and its refusals, the rate and what reads it, rounds
 struck on appeal, too few responses. Every expected figure is computed by hand in its comment.
 
-The scheme is the demo's `bianban` v2 as a scheme of its own (tests/survey_scheme.py): department
+The scheme is the demo's `bianban` v2 as a scheme of its own (tests/builders/survey_scheme.py): department
 tree duty 40 + key_tasks 30 + collaboration 20 + public_satisfaction 10 (proportional to the
 survey's rate, target 100); options satisfied 1, basically_satisfied 0.6, dissatisfied 0;
 min_responses 30. `complete_department` makes the other leaves full: D = 90 + the survey leaf.
