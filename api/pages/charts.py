@@ -72,19 +72,19 @@ def line_chart(series: Series) -> Markup:
              f'font-family="sans-serif" font-size="11">',
              f'<title id="{ident}-title">{escape(series.title)}</title>',
              f'<desc id="{ident}-desc">{escape(described)}</desc>']
-    for value, text in series.ticks:  # the axis: grid lines and their labels
-        y = _px(_y(series, value))
+    for tick, text in series.ticks:  # the axis: grid lines and their labels
+        y = _px(_y(series, tick))
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}" stroke="{GRID}" stroke-width="1"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y}" dy="4" text-anchor="end" fill="{MUTED}">{escape(text)}</text>')
     for index, year in enumerate(series.years):
         parts.append(f'<text x="{_px(_x(series, index))}" y="{HEIGHT - 8}" text-anchor="middle" '
                      f'fill="{MUTED}">{year}</text>')
     runs: list[list[str]] = [[]]
-    for index, value in enumerate(series.values):
-        if value is None:
+    for index, known in enumerate(series.values):
+        if known is None:
             runs.append([])
             continue
-        runs[-1].append(f"{_px(_x(series, index))},{_px(_y(series, value))}")
+        runs[-1].append(f"{_px(_x(series, index))},{_px(_y(series, known))}")
     for run in runs:
         if len(run) > 1:
             parts.append(f'<polyline fill="none" stroke="{LINE}" stroke-width="2" points="{" ".join(run)}"/>')

@@ -127,16 +127,18 @@ def year_view(document: dict[str, Any], labels: Labels, ranking: list[dict[str, 
 
 def beijing(moment: datetime | str | None) -> str:
     """A time as shown beside an item: Beijing time (UTC+8), to the minute ("" for none)."""
+    if moment is None or moment == "":
+        return ""
     if isinstance(moment, str):
         try:
-            moment = datetime.fromisoformat(moment)
+            when = datetime.fromisoformat(moment)
         except ValueError:
             return moment
-    if moment is None:
-        return ""
-    if moment.utcoffset() is not None:
-        moment = moment.astimezone(BEIJING)
-    return moment.strftime("%Y-%m-%d %H:%M")
+    else:
+        when = moment
+    if when.utcoffset() is not None:
+        when = when.astimezone(BEIJING)
+    return when.strftime("%Y-%m-%d %H:%M")
 
 
 def _ref_order(ref: str) -> tuple[str, int]:
