@@ -123,12 +123,14 @@ def main() -> None:
         paths = [f"/years/{YEAR}/notice?page={n}" for n in range(1, pages + 1)] + [f"/years/{YEAR}/notice?version=1"]
         server: list[float] = []
         wall: list[float] = []
+        asked: list[str] = []
         first = timed(client, paths[0], entries)  # cold: templates compiled, the publication read (kept after)
         for _ in range(args.rounds):
             for path in paths:
                 s, w = timed(client, path, entries)
                 server.append(s)
                 wall.append(w)
+                asked.append(path)
         figures["pages"] = {"count": len(paths), "requests": len(server), "page_size": notice.PAGE_SIZE,
                             "server_ms": {"p50": round(statistics.median(server), 1),
                                           "p95": round(percentile(server, 95), 1), "max": round(max(server), 1)},
@@ -138,6 +140,9 @@ def main() -> None:
                                        "p95": round(percentile(cpus[1:], 95), 1), "max": round(max(cpus[1:]), 1)},
                             "first_ms": {"server": round(first[0], 1), "wall": round(first[1], 1)},
                             "load_average": [round(x, 1) for x in os.getloadavg()],
+                            "slowest": sorted(([p, round(c, 1), round(s, 1)] for p, c, s in zip(asked, cpus[1:], server,
+                                                                                                strict=True)),
+                                              key=lambda x: -x[1])[:5],
                             "target_p95_ms": TARGET_MS, "met": percentile(server, 95) < TARGET_MS}
         if args.pdf:
             started = time.perf_counter()

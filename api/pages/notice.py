@@ -30,6 +30,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from api.gcpause import paused_gc
 from api.http.auth import Principal, forbidden
 from api.http.deps import LedgerDep, QueriesDep, SettingsDep
 from api.http.errors import Problem
@@ -292,9 +293,10 @@ def notice_page(request: Request, year: YearNumber, viewer: ViewerDep, queries: 
                 settings: SettingsDep, version: Version = None,
                 page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> Response:
     """The 公示, a page of its list at a time."""
-    found, publications = publication_of(queries, viewer, year, version)
-    context = notice_context(queries, ledger, settings, found, publications, page_number)
-    return page(request, "notice.html", {**context, "layout": "base.html"}, viewer=viewer)
+    with paused_gc():  # a hundred breakdowns read and shaped: many small objects, no cycles
+        found, publications = publication_of(queries, viewer, year, version)
+        context = notice_context(queries, ledger, settings, found, publications, page_number)
+        return page(request, "notice.html", {**context, "layout": "base.html"}, viewer=viewer)
 
 
 # --- the PDF -------------------------------------------------------------------------------------------
