@@ -329,11 +329,16 @@ def notice_pdf_bytes(context: dict[str, Any]) -> bytes:
 
 @router.get("/years/{year}/notice.pdf")
 def notice_pdf(year: YearNumber, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
-               settings: SettingsDep, version: Version = None) -> Response:
-    """The whole 公示 as a PDF on A4, rendered here (the same template, every page of the list)."""
+               settings: SettingsDep, version: Version = None,
+               page_number: Annotated[int | None, Query(alias="page", ge=1, le=100_000)] = None) -> Response:
+    """The 公示 as a PDF on A4, rendered here with the same template: the whole of it, or (`page`)
+    one page of its list with that page's 明细 (a big year's whole notice takes minutes)."""
     found, publications = publication_of(queries, viewer, year, version)
-    context = notice_context(queries, ledger, settings, found, publications, None)
-    name = f"{context['title']}（第{found['version']}次）.pdf"
-    headers = {**HEADERS, "Content-Disposition": f"attachment; filename=\"notice-{year}-{found['version']}.pdf\"; "
+    with paused_gc():
+        context = notice_context(queries, ledger, settings, found, publications, page_number)
+    part = f"-p{context['page']}" if page_number is not None else ""
+    which = f"第{found['version']}次" + (f"，第{context['page']}页" if part else "")
+    name = f"{context['title']}（{which}）.pdf"
+    headers = {**HEADERS, "Content-Disposition": f"attachment; filename=\"notice-{year}-{found['version']}{part}.pdf\"; "
                                                  f"filename*=UTF-8''{quote(name)}"}
     return Response(notice_pdf_bytes(context), media_type="application/pdf", headers=headers)
