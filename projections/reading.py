@@ -8,6 +8,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
 
 from api.store.gcpause import paused_gc
@@ -86,7 +87,7 @@ class ReadModels:
             marks = ", ".join("?" * len(chunk))
             for row in self.db.query(f"SELECT appraisal, document FROM rm_breakdowns WHERE version = ? "
                                      f"AND appraisal IN ({marks})", [version, *chunk]):
-                found[row["appraisal"]] = json.loads(row["document"])
+                found[row["appraisal"]] = orjson.loads(row["document"])  # a page reads a hundred of them
         return found
 
     def published_versions(self, appraisal: str) -> list[int]:

@@ -19,6 +19,9 @@ publication's, the 明细 the published breakdowns' (api/pages/views.py `Explain
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -27,6 +30,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from api.store.gcpause import paused_gc
 from api.http.auth import Principal, forbidden
 from api.http.deps import LedgerDep, QueriesDep, SettingsDep
 from api.http.problems import Problem
@@ -146,7 +150,37 @@ def publication_of(queries: Queries, viewer: Principal, year: int,
         if viewer.sees_everything:
             raise NotFound("publication", f"year {year} has no publication yet", rule="publication-known")
         raise notice_refused(year)
-    return queries.publication(year, version or publications[-1]["version"]), publications
+    wanted = version or publications[-1]["version"]
+    listed = next((p for p in publications if p["version"] == wanted), None)
+    if listed is None:
+        raise NotFound("version", f"year {year} has no publication {wanted}", rule="publication-known")
+    return {**listed, "document": published_document(queries, listed)}, publications
+
+
+# A publication never changes (its digest names it): what a page derives from one is kept for the
+# next page, the few most recent (a 3,000-person year's document is a megabyte of JSON to read).
+_KEPT: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
+KEPT = 8
+
+
+def kept(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+    with _KEPT_LOCK:
+        if key in _KEPT:
+            _KEPT.move_to_end(key)
+            return _KEPT[key]
+    value = make()
+    with _KEPT_LOCK:
+        _KEPT[key] = value
+        while len(_KEPT) > KEPT:
+            _KEPT.popitem(last=False)
+    return value
+
+
+def published_document(queries: Queries, listed: dict[str, Any]) -> dict[str, Any]:
+    """A publication's document (read once, kept by its digest: treat as read-only)."""
+    return kept(("document", listed["digest"]),  # type: ignore[no-any-return]
+                lambda: queries.publication(listed["year"], listed["version"])["document"])
 
 
 def _placed(person: dict[str, Any]) -> tuple[Any, ...]:
@@ -189,7 +223,7 @@ def notice_context(queries: Queries, ledger: Any, settings: Any, found: dict[str
     year, version = found["year"], found["version"]
     scheme = document.get("scheme") or {}
     labels = labels_for(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
-    people = sorted(document.get("people", []), key=ranking_order)
+    people = kept(("ranked", found["digest"]), lambda: sorted(document.get("people", []), key=ranking_order))
     pages = max(1, -(-len(people) // PAGE_SIZE))
     if page_number is not None:  # only this page's people are shaped (a year may have thousands)
         page_number = min(max(page_number, 1), pages)
@@ -205,8 +239,9 @@ def notice_context(queries: Queries, ledger: Any, settings: Any, found: dict[str
     breakdowns = queries.published_breakdowns([key for key, _, _ in subjects], version)
     items = [row for key, name, department in subjects if key in breakdowns
              for row in itemised(breakdowns[key], labels, name, department)]
-    previous = queries.publication(year, version - 1)["document"] if version > 1 else None
-    moved = changes(previous, document, labels)
+    before = publications[version - 2] if version > 1 else None
+    moved = kept(("moved", found["digest"], before["digest"] if before else ""),
+                 lambda: changes(published_document(queries, before) if before else None, document, labels))
     moved_ids = {m["id"] for m in moved}
     for person in shown:
         person["revised"] = person["id"] in moved_ids
@@ -220,7 +255,8 @@ def notice_context(queries: Queries, ledger: Any, settings: Any, found: dict[str
         "year": year, "version": version, "p": found, "y": {**table, "people": shown},
         "title": f"关于{year}年度考核结果的公示",
         "revised": version > 1,
-        "revision": {"reason": revision_words(queries, ledger, labels, document.get("revision_reason")),
+        "revision": {"reason": kept(("reason", found["digest"]), lambda: revision_words(
+                         queries, ledger, labels, document.get("revision_reason"))),
                      "previous": {**publications[version - 2], "on": chinese_date(publications[version - 2]["at"])},
                      "moved": moved[:CHANGED_SHOWN], "more": max(0, len(moved) - CHANGED_SHOWN),
                      "count": len(moved)} if version > 1 else None,
@@ -257,9 +293,10 @@ def notice_page(request: Request, year: YearNumber, viewer: ViewerDep, queries: 
                 settings: SettingsDep, version: Version = None,
                 page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> Response:
     """The 公示, a page of its list at a time."""
-    found, publications = publication_of(queries, viewer, year, version)
-    context = notice_context(queries, ledger, settings, found, publications, page_number)
-    return page(request, "notice.html", {**context, "layout": "base.html"}, viewer=viewer)
+    with paused_gc():  # a hundred breakdowns read and shaped: many small objects, no cycles
+        found, publications = publication_of(queries, viewer, year, version)
+        context = notice_context(queries, ledger, settings, found, publications, page_number)
+        return page(request, "notice.html", {**context, "layout": "base.html"}, viewer=viewer)
 
 
 # --- the PDF -------------------------------------------------------------------------------------------
@@ -292,11 +329,16 @@ def notice_pdf_bytes(context: dict[str, Any]) -> bytes:
 
 @router.get("/years/{year}/notice.pdf")
 def notice_pdf(year: YearNumber, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
-               settings: SettingsDep, version: Version = None) -> Response:
-    """The whole 公示 as a PDF on A4, rendered here (the same template, every page of the list)."""
+               settings: SettingsDep, version: Version = None,
+               page_number: Annotated[int | None, Query(alias="page", ge=1, le=100_000)] = None) -> Response:
+    """The 公示 as a PDF on A4, rendered here with the same template: the whole of it, or (`page`)
+    one page of its list with that page's 明细 (a big year's whole notice takes minutes)."""
     found, publications = publication_of(queries, viewer, year, version)
-    context = notice_context(queries, ledger, settings, found, publications, None)
-    name = f"{context['title']}（第{found['version']}次）.pdf"
-    headers = {**HEADERS, "Content-Disposition": f"attachment; filename=\"notice-{year}-{found['version']}.pdf\"; "
+    with paused_gc():
+        context = notice_context(queries, ledger, settings, found, publications, page_number)
+    part = f"-p{context['page']}" if page_number is not None else ""
+    which = f"第{found['version']}次" + (f"，第{context['page']}页" if part else "")
+    name = f"{context['title']}（{which}）.pdf"
+    headers = {**HEADERS, "Content-Disposition": f"attachment; filename=\"notice-{year}-{found['version']}{part}.pdf\"; "
                                                  f"filename*=UTF-8''{quote(name)}"}
     return Response(notice_pdf_bytes(context), media_type="application/pdf", headers=headers)

@@ -247,3 +247,21 @@ def test_the_issuing_body_and_objection_contact_are_settings() -> None:
     assert defaults.issuing_body and defaults.objection_contact
     assert Settings.variable("issuing_body") == "APPRAISAL_ISSUING_BODY"
     assert Settings.variable("objection_contact") == "APPRAISAL_OBJECTION_CONTACT"
+
+
+def test_a_page_of_the_notice_as_a_pdf_holds_that_page_only(w: World, client: TestClient,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from pypdf import PdfReader
+
+    w.ledger.submit([{"type": "year.publish", "id": "n-publish", "actor": "admin-2", "year": 2025}])
+    monkeypatch.setattr(notice, "PAGE_SIZE", 1)
+    sign_in(client, w.tokens["staff"])
+    html = client.get("/years/2025/notice?page=2", headers=HTML).text
+    assert 'data-testid="notice-page-pdf"' in html and "notice.pdf?version=1&amp;page=2" in html
+    (second,) = names_in(html, "notice-people")
+    (first,) = names_in(client.get("/years/2025/notice?page=1", headers=HTML).text, "notice-people")
+    response = client.get("/years/2025/notice.pdf?page=2", headers=HTML)
+    assert response.status_code == 200 and response.content[:5] == b"%PDF-"
+    assert 'filename="notice-2025-1-p2.pdf"' in response.headers["content-disposition"]
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages).replace("\n", "")
+    assert second.split(" ")[0] in text and first.split(" ")[0] not in text
