@@ -30,7 +30,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from api.store.gcpause import paused_gc
 from api.http.auth import Principal, forbidden
 from api.http.deps import LedgerDep, QueriesDep, SettingsDep
 from api.http.problems import Problem
@@ -42,6 +41,7 @@ from api.pages.routes import asset
 from api.pages.session import PageRoute, ViewerDep
 from api.pages.views import Explained
 from api.pages.views import _order as ranking_order
+from api.store.gcpause import paused_gc
 from domain.errors import DomainError, NotFound
 from domain.handlers import working_days_after
 
