@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from api.ledger import AppraisalLedger, UnitOfWork
+from api.ledger import AppraisalLedger
+from api.ledger.application import UnitOfWork
 from domain.aggregates import ledger_id
 from projections.db import open_view_db
 from projections.events import read_events
