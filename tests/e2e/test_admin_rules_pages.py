@@ -154,7 +154,7 @@ def test_job4_the_admin_reads_compares_replays_and_adopts_a_corrected_scheme(
     assert (switch["actor"], switch["reason"]) == ("admin-2", "按考核办公室会议纪要采用修订方案")
     assert {p["id"]: p["total"] for p in results["people"]} == {"p-A": "76.70", "p-H1": "91.49"}
     page.goto("/years/2025")
-    expect(page.locator("main")).to_contain_text("bianban@2")  # the year now shows the adopted binding
+    expect(page.locator("main")).to_contain_text("第2版 version 2")  # the year now shows the adopted binding, by name
 
     # the replay under the version in use: nothing to adopt
     page.goto("/admin/years/2025/replay?scheme=bianban@2")

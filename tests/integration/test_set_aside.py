@@ -15,9 +15,12 @@ import dataclasses
 import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 from fastapi.testclient import TestClient
 
 from api.cli.demo import demo_commands
@@ -38,6 +41,14 @@ from tests.builders.read_models import assert_equal_to_direct, opened, snapshot
 YEAR = 2025
 RENDER, FOLD, DECODE = "2025:p-002", "2025:p-003", "2025:p-004"  # where the bad events go
 TAIL = 40  # valid commands recorded after them
+
+
+@pytest.fixture
+def logged() -> Iterator[list[dict[str, Any]]]:
+    """What the read side logs during the test, as structlog's entries (whatever renderer and stream
+    an earlier test of the same process configured)."""
+    with structlog.testing.capture_logs() as entries:
+        yield entries
 
 
 def year_commands() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -122,7 +133,7 @@ def set_aside(url: str) -> list[dict[str, Any]]:
 
 
 def test_events_that_cannot_be_processed_are_set_aside_and_everything_else_goes_on(
-        db_url: str, empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        db_url: str, empty_url: str, logged: list[dict[str, Any]]) -> None:
     head, tail = year_commands()
     # The store with the bad events: some of the year, then the events, then the rest of it.
     with opened(db_url) as store:
@@ -169,9 +180,9 @@ def test_events_that_cannot_be_processed_are_set_aside_and_everything_else_goes_
         store.projection.rebuild()
     assert snapshot(db_url) == tables  # first seen kept
     # Each is a warning in the log, naming the position and the error's type (not its message).
-    warnings = [line for line in capsys.readouterr().out.splitlines() if "event set aside" in line]
-    assert any(f"position={positions[FOLD]}" in w and "error=KeyError" in w for w in warnings), warnings
-    assert not any("'leaf'" in w for w in warnings)
+    warnings = [entry for entry in logged if entry["event"] == "event set aside"]
+    assert any(w["position"] == positions[FOLD] and w["error"] == "KeyError" for w in warnings), warnings
+    assert not any("'leaf'" in repr(w) for w in warnings)
 
     # /health: degraded, still 200, with the positions; the admin's and inspector's pages list
     # them, staff pages do not.
@@ -311,7 +322,7 @@ def test_a_year_that_cannot_be_graded_keeps_its_last_rows_and_the_log_is_still_f
 
 
 def test_the_worker_follows_the_log_past_an_event_it_cannot_process(
-        db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        db_url: str, logged: list[dict[str, Any]]) -> None:
     """`appraisal project`'s loop: no restart, no crash; it reaches the end of the log and stays."""
     head, tail = year_commands()
     ledger = AppraisalLedger(db_url)
@@ -336,8 +347,8 @@ def test_the_worker_follows_the_log_past_an_event_it_cannot_process(
         if views is not None:
             views.close()
         ledger.close()
-    out = capsys.readouterr().out
-    assert out.count("projection started") == 1 and "restarting" not in out, out
+    events = [entry["event"] for entry in logged]
+    assert events.count("projection started") == 1 and not any("restarting" in e for e in events), events
     assert [row["stage"] for row in set_aside(db_url)] == ["fold"]
 
 
