@@ -72,14 +72,18 @@ DEMO = ("api.cli.demo:demo_commands", "api.demo:demo_commands")
 
 def child(kind: str, tree: str, url: str, arg: str) -> dict[str, Any]:
     """One measurement on the tree at `tree` (first on sys.path through PYTHONPATH)."""
+    import importlib
     import inspect
 
-    import api
+    # The venv's editable install maps the packages to this tree ahead of sys.path: drop that
+    # finder, so that every package (api, projections, domain) comes from `tree`.
+    sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in type(finder).__module__.lower()]
+    for name in ("api", "projections", "domain"):
+        here = Path(importlib.import_module(name).__file__ or "").resolve().parent.parent
+        if here != Path(tree).resolve():
+            raise SystemExit(f"imported {name} from {here}, not from {tree}")
     from api.ledger import AppraisalLedger
 
-    here = Path(api.__file__).resolve().parent.parent
-    if here != Path(tree).resolve():
-        raise SystemExit(f"imported api from {here}, not from {tree}")
     figures: dict[str, Any] = {}
     if kind == "import":
         with open(arg, encoding="utf-8") as lines:
