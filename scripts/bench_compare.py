@@ -77,7 +77,8 @@ def child(kind: str, tree: str, url: str, arg: str) -> dict[str, Any]:
 
     # The venv's editable install maps the packages to this tree ahead of sys.path: drop that
     # finder, so that every package (api, projections, domain) comes from `tree`.
-    sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in type(finder).__module__.lower()]
+    sys.meta_path[:] = [finder for finder in sys.meta_path  # a class (setuptools' finder) or an instance
+                        if "editable" not in str(getattr(finder, "__module__", type(finder).__module__)).lower()]
     for name in ("api", "projections", "domain"):
         here = Path(importlib.import_module(name).__file__ or "").resolve().parent.parent
         if here != Path(tree).resolve():
