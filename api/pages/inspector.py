@@ -117,8 +117,8 @@ def trace_rows(doc: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
     for figure in doc.get("figures", []):
         rule = figure.get("rule") or {}
         rule_type = rule.get("type", "")
-        pairs = [name(k, v) for k, v in (figure.get("params") or {}).items()]
-        inputs = [name(k, v) for k, v in (figure.get("inputs") or {}).items()]
+        pairs = [name(k, v, rule_type) for k, v in (figure.get("params") or {}).items()]
+        inputs = [name(k, v, rule_type) for k, v in (figure.get("inputs") or {}).items()]
         terms = [{"weight": t.get("weight"), "label": bilingual((figures.get(t["of"]) or {}).get("label"), t["of"]),
                   "value": (figures.get(t["of"]) or {}).get("value")} for t in figure.get("terms") or []]
         events = [{"ref": r, "short": short_ref(r), "anchor": "ev-" + r.replace("#", "-").replace(":", "-")}
@@ -180,6 +180,8 @@ def data_fields(data: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
             shown = label(OUTCOMES, value)
         elif isinstance(value, dict) and set(value) <= {"zh", "en"}:
             shown = bilingual(value)
+        elif key == "counts" and isinstance(value, dict):  # a survey round's responses per option
+            shown = "，".join(f"{labels.option(option)} {count}" for option, count in value.items())
         text = shown if isinstance(shown, str) else json.dumps(shown, ensure_ascii=False)
         long = len(text) > 80
         if long and isinstance(value, dict) and isinstance(value.get("name"), dict):  # a scheme's document
