@@ -479,7 +479,9 @@ def subject_row(entry: dict[str, Any], labels: Labels, namer: Namer) -> dict[str
         "leaves": [{"name": PARTS[k], "old": old.get(k), "new": new.get(k)} for k in PARTS if k in entry["changed"]]
         + [{"name": namer.leaf(k), "old": v["old"], "new": v["new"]} for k, v in entry["leaves"].items()],
         "rules": [{"name": namer.figure(k, v), "old": v["old"], "new": v["new"],
-                   "params": [{"name": namer.param(p), "old": pv["old"], "new": pv["new"]}
+                   "params": [{"name": namer.param(p), **{side: namer.input(pv[side])
+                                                           if p in ("input", "total") and pv[side] else pv[side]
+                                                           for side in ("old", "new")}}
                               for p, pv in (v.get("params") or {}).items()]}
                   for k, v in entry["rules"].items()],
         "not_applicable": [{"kind": label(KINDS, n.get("kind")), "why": struck_reason(n.get("why")),

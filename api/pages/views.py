@@ -424,6 +424,19 @@ class Explained:
                 rows.append(row)
         return rows
 
+    def adoptions(self) -> list[str]:
+        """The year's switches of scheme version (`year.adopt`), in words: when, to and from which
+        version by name, who and why."""
+        lines = []
+        for adoption in self.doc.get("adoptions") or []:
+            if isinstance(adoption, str):
+                lines.append(adoption)
+                continue
+            lines.append(f"{beijing(adoption.get('at'))} 采用 adopted {self.labels.scheme(adoption.get('to'))}"
+                         f"（原为 was {self.labels.scheme(adoption.get('from'))}）· "
+                         f"{self.labels.person(adoption.get('actor'))} · 理由 reason：{adoption.get('reason') or '—'}")
+        return lines
+
     # struck items, events, trace
     def struck_items(self) -> list[dict[str, Any]]:
         return [{**entry, "kind_label": label(KINDS, entry.get("kind")), "event": self.events.get(entry["ref"])}
