@@ -117,8 +117,11 @@ def trace_rows(doc: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
     for figure in doc.get("figures", []):
         rule = figure.get("rule") or {}
         rule_type = rule.get("type", "")
-        pairs = [name(k, v) for k, v in (figure.get("params") or {}).items()]
-        inputs = [name(k, v) for k, v in (figure.get("inputs") or {}).items()]
+        where = rule.get("path", "")
+        if where.startswith("inputs."):  # a survey's figures (SCORING.md §12): the input by name
+            where = f"输入项 input · {labels.input(where.removeprefix('inputs.'))}"
+        pairs = [name(k, v, rule_type) for k, v in (figure.get("params") or {}).items()]
+        inputs = [name(k, v, rule_type) for k, v in (figure.get("inputs") or {}).items()]
         terms = [{"weight": t.get("weight"), "label": bilingual((figures.get(t["of"]) or {}).get("label"), t["of"]),
                   "value": (figures.get(t["of"]) or {}).get("value")} for t in figure.get("terms") or []]
         events = [{"ref": r, "short": short_ref(r), "anchor": "ev-" + r.replace("#", "-").replace(":", "-")}
@@ -127,7 +130,7 @@ def trace_rows(doc: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
             "key": figure["key"], "label": bilingual(figure.get("label"), figure["key"]),
             "value": figure.get("value"), "exact": figure.get("exact"),
             "exact_differs": exact_differs(figure.get("value"), figure.get("exact")),
-            "rule": TRACE_RULES.get(rule_type, rule_type), "rule_source": f"{rule.get('scheme', '')} {rule.get('path', '')}".strip(),
+            "rule": TRACE_RULES.get(rule_type, rule_type), "rule_source": f"{rule.get('scheme', '')} {where}".strip(),
             "params": pairs, "inputs": inputs, "terms": terms, "events": events,
             "notes": [note(text, labels) for text in figure.get("notes") or []],
             "struck": [{"ref": s.get("ref", ""), "short": short_ref(s.get("ref", "")),
@@ -180,6 +183,8 @@ def data_fields(data: dict[str, Any], labels: Labels) -> list[dict[str, Any]]:
             shown = label(OUTCOMES, value)
         elif isinstance(value, dict) and set(value) <= {"zh", "en"}:
             shown = bilingual(value)
+        elif key == "counts" and isinstance(value, dict):  # a survey round's responses per option
+            shown = "，".join(f"{labels.option(option)} {count}" for option, count in value.items())
         text = shown if isinstance(shown, str) else json.dumps(shown, ensure_ascii=False)
         long = len(text) > 80
         if long and isinstance(value, dict) and isinstance(value.get("name"), dict):  # a scheme's document

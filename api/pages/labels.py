@@ -81,6 +81,12 @@ RULES_ZH.update({
     "token-create": "无法创建令牌。",
     "business-time": "业务时间有误。",
 })
+# The appeal form's grounds refused by the command's field rules (pydantic's words are not for people):
+# (Chinese, English) for grounds left blank and grounds too long.
+APPEAL_GROUNDS = {
+    "blank": ("请填写申诉理由。", "please give the grounds of the appeal"),
+    "long": ("申诉理由过长，最多 4000 字。", "the grounds of the appeal are too long: at most 4000 characters"),
+}
 STATUS_ZH = {400: "请求有误", 401: "未登录", 403: "无权查看", 404: "未找到", 409: "冲突", 413: "内容过大",
              415: "格式不支持", 422: "未被接受", 429: "尝试过多", 500: "内部错误", 503: "暂不可用"}
 STATUS_EN = {400: "Bad request", 401: "Not signed in", 403: "Forbidden", 404: "Not found", 409: "Conflict",
@@ -108,6 +114,7 @@ class Labels:
     adjustments: dict[str, dict[str, str]] = field(default_factory=dict)
     vetoes: dict[str, dict[str, str]] = field(default_factory=dict)
     nodes: dict[str, dict[str, str]] = field(default_factory=dict)  # indicator tree nodes, in tree order
+    options: dict[str, dict[str, str]] = field(default_factory=dict)  # survey options by id (SCORING.md §12)
     appeal_window_days: int | None = None
     scheme_name: dict[str, str] = field(default_factory=dict)
 
@@ -150,12 +157,22 @@ class Labels:
         name = bilingual(self.scheme_name) if self.scheme_name else "考核方案 scheme"
         return f"{name} 第{version}版 version {version}" if version else name
 
-    def parameter(self, key: str, value: Any = None) -> tuple[str, Any]:
+    def parameter(self, key: str, value: Any = None, rule_type: str = "") -> tuple[str, Any]:
         """A rule's parameter or input as (name, value) by name: the scheme's inputs, rater groups,
-        grade and tier shares, the parameters of the rule types (PARAMETERS); an input named as
-        a value (`input`, `total`) by its name too."""
+        grade and tier shares, a survey's options, weights, counts and parts (SCORING.md §12), the
+        parameters of the rule types (PARAMETERS); an input named as a value (`input`, `total`, the
+        survey figure a reading names) and the recorder by name too."""
         if key in self.inputs:
             return self.input(key), value
+        if key.endswith(".figure") and key.removesuffix(".figure") in self.inputs:
+            return "满意度测评 survey", self.input(key.removesuffix(".figure"))
+        if key.startswith(("weight.", "count.")) and key.split(".", 1)[1] in self.options:
+            kind, option = key.split(".", 1)
+            return ("权重 weight" if kind == "weight" else "份数 count") + f" · {self.option(option)}", value
+        if rule_type in ("survey", "survey.round") and key in SURVEY_PARTS:
+            return SURVEY_PARTS[key], value
+        if key == "recorder" and isinstance(value, str):
+            return PARAMETERS[key], self.person(value)
         if key.startswith("others."):
             return "他评权重 others: " + label(ROLES, key.split(".", 1)[1]), value
         role, dot, what = key.partition(".")
@@ -170,6 +187,10 @@ class Labels:
 
     def input(self, name: str) -> str:
         return bilingual(self.inputs.get(name), name)
+
+    def option(self, option: str) -> str:
+        """A survey's option by name ("基本满意 basically satisfied")."""
+        return bilingual(self.options.get(option), option)
 
     def adjustment(self, item: str) -> str:
         return bilingual(self.adjustments.get(item), item)
@@ -199,7 +220,13 @@ PARAMETERS = {
     "others": "他评 others", "allowance": "容错数 allowance", "R": "比率 R",
     "approved_posts": "核定编制 approved posts", "posts": "编制数 posts", "rate": "比率 rate",
     "people": "人数 people", "weight": "权重 weight",
+    # a survey's figures (SCORING.md §12)
+    "min_responses": "最少答卷数 minimum responses", "responses": "答卷数 responses",
+    "weighted": "加权和 weighted sum", "rounds": "轮次数 rounds", "recorder": "记录人 recorder",
+    "at": "业务时间 business time", "recorded_at": "记录时间 recorded at", "evidence": "依据 evidence",
 }
+# The parts of a survey's figure named otherwise than elsewhere.
+SURVEY_PARTS = {"rate": "满意率 satisfaction rate"}
 
 
 def zh(text: str) -> str:
@@ -236,7 +263,9 @@ STRUCK_REASONS = (
     (re.compile(r"^rater role (?P<role>\S+) has no weight in .*$"),
      "该评分身份（{role_label}）在本方案中没有权重 this rater role has no weight in the scheme"),
     (re.compile(r"^no rating leaf .* in .*$"), "本方案没有该评分指标 the scheme has no such rated indicator"),
-    (re.compile(r"^(input|item) .* is not read in .*$"), "本方案不计此项 the scheme does not count this"),
+    (re.compile(r"^(input|item|survey) .* is not read in .*$"), "本方案不计此项 the scheme does not count this"),
+    (re.compile(r"^option\(s\) .* of .* are not in .*$"),
+     "有本方案没有的选项 it has options the scheme has not"),
     (re.compile(r"^(item|reason) .* is not in .*'s catalogue$"),
      "不在本方案的目录中 not in the scheme's catalogue"),
 )
@@ -287,6 +316,11 @@ NOTES = (
     (r"no usable ratings for (?P<node>\S+)", "{node_name} 没有可用的评分 no usable ratings"),
     (r"department (?P<d>\S+) has no appraisal this year", "{d_name} 本年度没有考核 the department has no appraisal this year"),
     (r"department (?P<d>\S+) is incomplete", "{d_name} 的考核不完整 the department's appraisal is incomplete"),
+    (r"(?P<n>\d+) responses, fewer than min_responses (?P<m>\d+): .*",
+     "答卷 {n} 份，少于最少答卷数 {m}：该输入缺失，考核不完整，读取它的规则不增减分 "
+     "{n} responses, fewer than the minimum {m}: missing, the appraisal incomplete"),
+    (r"survey (?P<input>\S+): (?P<n>\d+) responses, fewer than (?P<m>\d+)",
+     "{input_name}：答卷 {n} 份，少于最少答卷数 {m} {n} responses, fewer than the minimum {m}"),
 )
 _NOTES = [(re.compile(f"^{pattern}$", re.S), text) for pattern, text in NOTES]
 
@@ -332,6 +366,7 @@ def labels_for(ledger: Any, scheme: str | None = None, *, every_scheme: bool = F
                 labels.adjustments.update(named.adjustments)
                 labels.vetoes.update(named.vetoes)
                 labels.nodes.update(named.nodes)
+                labels.options.update(named.options)
         return labels
     if scheme and "@" in scheme:
         scheme_id, _, version = scheme.partition("@")
@@ -342,6 +377,8 @@ def labels_for(ledger: Any, scheme: str | None = None, *, every_scheme: bool = F
         labels.inputs = {k: v.name.model_dump() for k, v in document.inputs.items()}
         labels.adjustments = {k: v.name.model_dump() for k, v in document.adjustments.items()}
         labels.vetoes = {k: v.name.model_dump() for k, v in document.vetoes.items()}
+        labels.options = {option.id: option.name.model_dump()
+                          for declared in document.inputs.values() for option in declared.options or ()}
         labels.appeal_window_days = document.appeal_window_days
         labels.scheme_name = document.name.model_dump()
         stack = [*document.department, *document.individual][::-1]

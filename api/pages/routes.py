@@ -41,7 +41,7 @@ from api.http.writes import authorize, business_time, check_text, submit
 from api.ledger import AppraisalLedger
 from api.pages.charts import history_series, line_chart
 from api.pages.inspector import LookBack, trace_rows
-from api.pages.labels import POSITIONS, RULES_ZH, STATUS, label, labels_for
+from api.pages.labels import APPEAL_GROUNDS, POSITIONS, RULES_ZH, STATUS, label, labels_for
 from api.pages.layout import page, sign_in_page
 from api.pages.session import (
     COOKIE,
@@ -351,8 +351,11 @@ def file_appeal(request: Request, key: AppraisalKey, viewer: ViewerDep, form: Fo
         problem = error if isinstance(error, Problem) else from_domain(error)
         entry.update(outcome="refused", rule=problem.rule, field=problem.field)
         context = appraisal_context(queries, ledger, viewer, key)
+        zh, detail = RULES_ZH.get(problem.rule, "申诉未被接受。"), problem.detail
+        if problem.rule == "command-fields" and problem.field == "grounds":
+            zh, detail = APPEAL_GROUNDS["long" if body["grounds"] else "blank"]
         context["refusal"] = {"target": body["target"], "grounds": body["grounds"], "status": problem.status,
-                              "zh": RULES_ZH.get(problem.rule, "申诉未被接受。"), "detail": problem.detail,
+                              "zh": zh, "detail": detail,
                               "rule": problem.rule, "field": problem.field,
                               "inline": any(body["target"] in row["commands"] for row in context["itemised"])}
         return page(request, "appraisal.html", context, status=problem.status, viewer=viewer)

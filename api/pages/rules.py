@@ -39,6 +39,7 @@ from api.ledger import AppraisalLedger
 from api.pages.admin import refusal_of, require_admin, run_command
 from api.pages.labels import (
     KINDS,
+    PARAMETERS,
     ROLES,
     RULE_TYPES,
     RULES_ZH,
@@ -54,7 +55,7 @@ from api.pages.routes import asset, known_years
 from api.pages.session import FormDep, PageRoute, ViewerDep
 from domain.aggregates import SchemeCatalogue, SchemeVersion, Year
 from domain.errors import DomainError, NotFound
-from domain.numbers import shown_value
+from domain.numbers import decimal_text, shown_value
 from domain.replay import parse_scheme_ref
 from domain.results import adoption_lines
 from domain.scheme import Scheme
@@ -361,6 +362,7 @@ class Namer:
 
     def __init__(self, ledger: AppraisalLedger, old: Scheme, new: Scheme) -> None:
         self.old, self.new = labels_for(ledger, old.ref), labels_for(ledger, new.ref)
+        self.old_scheme, self.new_scheme = old, new
         self.rules: dict[str, tuple[str, str]] = {}  # rule id -> (leaf id, input id)
         self.rule_dicts: dict[str, list[dict[str, Any]]] = {}  # rule id -> the rule in new, old
         for scheme in (new, old):
@@ -393,6 +395,9 @@ class Namer:
         if kind == "adjustment":
             item = rule.get("id") or name
             return self.new.adjustment(item) if item in self.new.adjustments else self.old.adjustment(item)
+        if kind in ("survey", "survey-round"):  # SCORING.md §12: the survey's rate, a round's weighted sum
+            what = label(RULE_TYPES, "survey" if kind == "survey" else "survey.round")
+            return f"{self.input(rule.get('id') or name)} · {what}"
         return self.rule(name, rule.get("type"))
 
     def param(self, key: str) -> str:
@@ -400,12 +405,36 @@ class Namer:
             return "自评占比 self share"
         if key.startswith("others."):
             return f"他评权重 rater weight · {label(ROLES, key.removeprefix('others.'))}"
+        if key.startswith("weight.") or key == "min_responses":  # a survey's (SCORING.md §12)
+            return (self.new if key.removeprefix("weight.") in self.new.options else self.old).parameter(key)[0]
         return RULE_PARAMETERS.get(key, BASE_PARAMETERS.get(key, key))
+
+    def option(self, option_id: str) -> str:
+        return self.new.option(option_id) if option_id in self.new.options else self.old.option(option_id)
+
+    def input_change(self, change: dict[str, Any]) -> dict[str, Any]:
+        """A change of the inputs with a survey's options and `min_responses` by name (SCORING.md §12):
+        an input added or removed as its kind, unit, options and fewest responses; an option by name."""
+        parts = change["path"].split(".")
+        if len(parts) == 2:
+            values = {side: None if change[side] is None else input_summary(scheme.inputs[parts[1]], self)
+                      for side, scheme in (("old", self.old_scheme), ("new", self.new_scheme))}
+            return {**change, **values}
+        if len(parts) >= 4 and parts[2] == "options":
+            if parts[3] == "order":
+                values = {side: "、".join(self.option(o.strip()) for o in (change[side] or "").split(",") if o.strip())
+                          for side in ("old", "new")}
+                return {**change, **values}
+            return {**change, "label": change["label"].replace(f"选项 option {parts[3]}",
+                                                               f"选项 option {self.option(parts[3])}")}
+        return change
 
     def change(self, change: dict[str, Any]) -> dict[str, Any]:
         """A change of the scheme diff with the indicators, rules and inputs by name (the diff's own
         label names rules by id: they have no names in a document)."""
         category, path = change["category"], change["path"]
+        if category == "inputs":
+            return self.input_change(change)
         if category not in ("department", "individual"):
             return change
         parts = path.split(".")
@@ -428,6 +457,19 @@ class Namer:
         return {**change, **values, "label": text}
 
 
+def input_summary(declared: Any, namer: Namer) -> str:
+    """An input as the diff shows one added or removed: kind, unit, required; a survey's options with
+    their weights and its fewest responses (SCORING.md §12), by name."""
+    parts = [INPUT_KINDS.get(declared.kind, declared.kind), *([declared.unit] if declared.unit else []),
+             *(["必填 required"] if declared.required else [])]
+    text = " ".join(parts)
+    if declared.options:
+        text += "；选项 options " + "、".join(f"{namer.option(o.id)} {decimal_text(o.weight)}" for o in declared.options)
+    if declared.min_responses is not None:
+        text += f"；{PARAMETERS['min_responses']} {declared.min_responses}"
+    return text
+
+
 def subject_row(entry: dict[str, Any], labels: Labels, namer: Namer) -> dict[str, Any]:
     old, new = entry["old"] or {}, entry["new"] or {}
     return {
@@ -437,7 +479,9 @@ def subject_row(entry: dict[str, Any], labels: Labels, namer: Namer) -> dict[str
         "leaves": [{"name": PARTS[k], "old": old.get(k), "new": new.get(k)} for k in PARTS if k in entry["changed"]]
         + [{"name": namer.leaf(k), "old": v["old"], "new": v["new"]} for k, v in entry["leaves"].items()],
         "rules": [{"name": namer.figure(k, v), "old": v["old"], "new": v["new"],
-                   "params": [{"name": namer.param(p), "old": pv["old"], "new": pv["new"]}
+                   "params": [{"name": namer.param(p), **{side: namer.input(pv[side])
+                                                           if p in ("input", "total") and pv[side] else pv[side]
+                                                           for side in ("old", "new")}}
                               for p, pv in (v.get("params") or {}).items()]}
                   for k, v in entry["rules"].items()],
         "not_applicable": [{"kind": label(KINDS, n.get("kind")), "why": struck_reason(n.get("why")),

@@ -202,8 +202,8 @@ class Explained:
         return fact.get("command") or self.commands.get(fact["ref"])
 
     # helpers
-    def _names(self, mapping: dict[str, Any]) -> list[dict[str, str]]:
-        return [dict(zip(("name", "value"), self.labels.parameter(key, value), strict=True))
+    def _names(self, mapping: dict[str, Any], rule_type: str = "") -> list[dict[str, str]]:
+        return [dict(zip(("name", "value"), self.labels.parameter(key, value, rule_type), strict=True))
                 for key, value in mapping.items()]
 
     def _struck_entries(self, figure: dict[str, Any]) -> list[dict[str, Any]]:
@@ -293,7 +293,7 @@ class Explained:
                 if rule_type in RULE_TYPES else "", "value": figure.get("value"), "exact": figure.get("exact"),
                 "sign": sign_class(figure.get("value")), "rule": rule_text(figure),
                 "shown": figure.get("value") if figure["key"].startswith("base:") else signed(figure.get("value")),
-                "params": self._names(params), "inputs": self._names(figure.get("inputs") or {}),
+                "params": self._names(params, rule_type), "inputs": self._names(figure.get("inputs") or {}, rule_type),
                 "notes": figure.get("notes", []), "events": self.event_refs(figure.get("events", [])),
                 "periods": periods, "struck": self._struck_entries(figure)}
 
@@ -424,6 +424,19 @@ class Explained:
                 rows.append(row)
         return rows
 
+    def adoptions(self) -> list[str]:
+        """The year's switches of scheme version (`year.adopt`), in words: when, to and from which
+        version by name, who and why."""
+        lines = []
+        for adoption in self.doc.get("adoptions") or []:
+            if isinstance(adoption, str):
+                lines.append(adoption)
+                continue
+            lines.append(f"{beijing(adoption.get('at'))} 采用 adopted {self.labels.scheme(adoption.get('to'))}"
+                         f"（原为 was {self.labels.scheme(adoption.get('from'))}）· "
+                         f"{self.labels.person(adoption.get('actor'))} · 理由 reason：{adoption.get('reason') or '—'}")
+        return lines
+
     # struck items, events, trace
     def struck_items(self) -> list[dict[str, Any]]:
         return [{**entry, "kind_label": label(KINDS, entry.get("kind")), "event": self.events.get(entry["ref"])}
@@ -453,7 +466,8 @@ class Explained:
         if kind == "occurrence":
             return f"{self.labels.input(event.get('item', ''))} × {event.get('count', 1)}"
         if kind == "survey":
-            counts = ", ".join(f"{option} {count}" for option, count in (event.get("counts") or {}).items())
+            counts = "，".join(f"{self.labels.option(option)} {count}"
+                              for option, count in (event.get("counts") or {}).items())
             return f"{self.labels.input(event.get('input', ''))}: {counts}"
         if kind == "adjustment":
             return self.labels.adjustment(event.get("item", ""))
