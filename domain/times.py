@@ -9,11 +9,14 @@ is known: the HTTP layer). Nobody names one in the future (`business_time`, for 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from domain.errors import DomainError
 
 RULE = "business-time"
+# China Standard Time: the office's clock, in which the pages, the Excel ledgers and the demo show
+# and read times that carry no offset of their own.
+OFFICE_TZ = timezone(timedelta(hours=8))
 # COMMANDS.md § Envelope: no caller may give an `at` more than 5 minutes in the future.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 # COMMANDS.md § Envelope: without the admin or recorder grant, an `at` more than 5 minutes away

@@ -42,9 +42,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.cli.demo import TZ, demo_commands  # noqa: E402
+from api.cli.demo import demo_commands  # noqa: E402
 from api.ledger import AppraisalLedger  # noqa: E402
 from domain.scheme import builtin_document  # noqa: E402
+from domain.times import OFFICE_TZ as TZ  # noqa: E402
 from scripts.benchlib import build_store, pg_store_url, safe_url  # noqa: E402
 
 YEAR = 2025

@@ -30,13 +30,14 @@ import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from domain.times import OFFICE_TZ
+
 SCHEME = {"id": "bianban", "version": 1}
-TZ = timezone(timedelta(hours=8))
 LEADER_COUNT = 4
 WORKDAY_START = time(9, 0)
 WORKDAY_SECONDS = 8 * 3600 + 1800  # 09:00-17:30
@@ -181,7 +182,7 @@ class _DemoYear:
         self.used_names: set[str] = set()
         self.setup_day = _working_days(date(year, 1, 2), date(year, 1, 8))[0]
         self.last_day = date(year, 12, 31)
-        self.clock = datetime.combine(self.setup_day, time(8, 30), TZ)
+        self.clock = datetime.combine(self.setup_day, time(8, 30), OFFICE_TZ)
         self.absences: list[_Entry] = []
 
     def build(self) -> list[dict]:
@@ -220,7 +221,7 @@ class _DemoYear:
         """A random moment in the working hours of one of `days` (one draw: this runs per rating)."""
         offset = int(self.rng.random() * len(days) * WORKDAY_SECONDS)
         day, seconds = divmod(offset, WORKDAY_SECONDS)
-        return datetime.combine(days[day], WORKDAY_START, TZ) + timedelta(seconds=seconds)
+        return datetime.combine(days[day], WORKDAY_START, OFFICE_TZ) + timedelta(seconds=seconds)
 
     def _after(self, at: datetime, first: int, last: int) -> datetime:
         """A working moment `first` to `last` days after `at` (inside the year)."""
@@ -353,7 +354,7 @@ class _DemoYear:
 
     def _replace_some(self, ratings: list[_Entry]) -> None:
         """Re-record a few ratings later with another score: the latest one replaces the first."""
-        cutoff = datetime.combine(date(self.year, 11, 30), WORKDAY_START, TZ)
+        cutoff = datetime.combine(date(self.year, 11, 30), WORKDAY_START, OFFICE_TZ)
         candidates = [r for r in ratings if r.command["leaf"] == "business"
                       and r.command["rater_role"] != "self" and r.at < cutoff]
         for original in self.rng.sample(candidates, min(REPLACED_RATINGS, len(candidates))):
@@ -469,7 +470,7 @@ class _DemoYear:
 
     def _appealable_absence(self, excluded: set[str]) -> _Entry:
         """An absence early enough for its appeal to be filed and decided within the year."""
-        cutoff = datetime.combine(date(self.year, 10, 31), time(0), TZ)
+        cutoff = datetime.combine(date(self.year, 10, 31), time(0), OFFICE_TZ)
 
         def subject(entry: _Entry) -> str:
             return entry.command["appraisal"].split(":", 1)[1]
@@ -536,7 +537,7 @@ def rule_change_commands(year: int = 2025, *, departments: int = 6, seed: int = 
     the history and every explanation show both versions and the switch."""
     rng = random.Random(seed + 12)
     width = max(2, len(str(departments)))
-    moment = datetime.combine(date(year + 1, 1, 5), time(9, 0), TZ)
+    moment = datetime.combine(date(year + 1, 1, 5), time(9, 0), OFFICE_TZ)
     commands: list[dict[str, Any]] = [
         {"type": "scheme.publish", "id": f"demo-{year}-scheme-v2", "actor": ADMIN,
          "at": moment.isoformat(), "document": satisfaction_scheme_document()},
@@ -550,7 +551,7 @@ def rule_change_commands(year: int = 2025, *, departments: int = 6, seed: int = 
             responses = rng.randint(40, 90)
             dissatisfied = rng.randint(0, responses // 10)
             basically = rng.randint(0, (responses - dissatisfied) // 3)
-            at = datetime.combine(date(year + 1, 1, day), time(10), TZ) + timedelta(minutes=index)
+            at = datetime.combine(date(year + 1, 1, day), time(10), OFFICE_TZ) + timedelta(minutes=index)
             commands.append({
                 "type": "survey.record", "id": f"demo-{year}-survey-{number}-{department}", "actor": RECORDER,
                 "at": at.isoformat(), "appraisal": appraisal_id(year, department), "input": "public_satisfaction",

@@ -30,7 +30,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from io import BytesIO
 from typing import Any
 
@@ -42,8 +42,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from api.ledger import AppraisalLedger, Outcome, Refused
 from domain.errors import DomainError, NotFound
+from domain.times import OFFICE_TZ
 
-CHINA = timezone(timedelta(hours=8))
 MAX_ROW = 5000  # the rows the drop-downs and formats cover
 LISTS = "lists"
 INSTRUCTIONS = "说明"
@@ -428,7 +428,7 @@ def _time(value: Any) -> str:
     else:
         raise ValueError("不是日期时间 not a date and time: a date cell or ISO 8601 text")
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=CHINA)  # Excel has no offsets: China time
+        moment = moment.replace(tzinfo=OFFICE_TZ)  # Excel has no offsets: China time
     return moment.isoformat()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -43,6 +43,7 @@ from api.pages.layout import page
 from api.pages.session import PageRoute, ViewerDep
 from api.pages.views import consequences_text, year_view
 from api.store.logstore import log_store
+from domain.times import OFFICE_TZ
 from projections.reading import results_at
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -212,7 +213,6 @@ def audit_view(events: list[dict[str, Any]], labels: Labels) -> list[dict[str, A
     return rows
 
 
-BEIJING = timezone(timedelta(hours=8))
 
 
 def _time(text: str | None, field: str) -> datetime | None:
@@ -225,7 +225,7 @@ def _time(text: str | None, field: str) -> datetime | None:
     except ValueError:
         raise Problem(422, "request-parameters", f"{field}: a date (2025-06-30) or a time "
                       "(2025-06-30T10:00:00+08:00)", field=field) from None
-    return value if value.utcoffset() is not None else value.replace(tzinfo=BEIJING)
+    return value if value.utcoffset() is not None else value.replace(tzinfo=OFFICE_TZ)
 
 
 def _when(text: str) -> datetime | None:
@@ -466,7 +466,7 @@ def integrity_page(request: Request, viewer: ViewerDep, ledger: LedgerDep,
     return page(request, "integrity.html", {
         "ok": verdict.ok, "message": verdict.message, "size": verdict.walked.size,
         "verified_to": verdict.walked.position, "head": verdict.walked.chain.hex(),
-        "problem": verdict.walked.problem, "checked_at": ledger.clock().astimezone(BEIJING).isoformat(timespec="seconds"),
+        "problem": verdict.walked.problem, "checked_at": ledger.clock().astimezone(OFFICE_TZ).isoformat(timespec="seconds"),
         "checkpoint": checkpoint, "position": position or (checkpoint or {}).get("head_position", 1),
     }, viewer=viewer)
 

@@ -7,7 +7,7 @@ both read from the trace), which is how the trace's own figure is made.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -29,9 +29,9 @@ from api.pages.labels import (
     zh,
 )
 from domain.handlers import appeal_deadline
+from domain.times import OFFICE_TZ
 
 APPEALABLE = frozenset({"occurrence", "measurement", "survey", "adjustment", "veto"})
-BEIJING = timezone(timedelta(hours=8))  # the office's time, in which the pages show times
 
 
 def _decimal(text: Any) -> Decimal | None:
@@ -137,7 +137,7 @@ def beijing(moment: datetime | str | None) -> str:
     else:
         when = moment
     if when.utcoffset() is not None:
-        when = when.astimezone(BEIJING)
+        when = when.astimezone(OFFICE_TZ)
     return when.strftime("%Y-%m-%d %H:%M")
 
 
