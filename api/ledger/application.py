@@ -37,7 +37,6 @@ from domain.aggregates import (
 )
 from domain.errors import Conflict, DomainError, NotFound
 from domain.handlers import Envelope, decide, revise_publication
-from domain.numbers import TOO_MANY_DIGITS, number_format_message
 from domain.results import YearFacts, YearResults, compute_year, explanation, export
 from domain.scheme import Scheme, parse_scheme
 from domain.times import business_time
@@ -670,18 +669,3 @@ def _appraisal_year(target: str) -> int | None:
     head, _, rest = target.partition(":")
     return int(head) if rest and head.isascii() and head.isdigit() else None  # "²⁰²⁵".isdigit(), int() refuses it
 
-
-def iter_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed body) for each non-blank line; a malformed line yields a DomainError."""
-    import json
-
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, DomainError("(line)", f"not valid JSON: {exc.msg} at column {exc.colno}",
-                                      rule="jsonl")
-        except ValueError:  # an integer beyond Python's 4300 digits: never a number of ours
-            yield number, DomainError("(line)", number_format_message(TOO_MANY_DIGITS), rule="number-format")
