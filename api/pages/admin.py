@@ -47,7 +47,7 @@ from api.pages.labels import (
     labels_for,
 )
 from api.pages.layout import page, templates
-from api.pages.routes import asset, known_years
+from api.pages.routes import known_years
 from api.pages.session import FormDep, PageRoute, ViewerDep, same_origin
 from domain.errors import DomainError, NotFound
 
@@ -117,11 +117,6 @@ def run_command(request: Request, viewer: Principal, ledger: AppraisalLedger,
     position = int(outcome.answer.get("position") or ledger.event_count())
     entry.update(outcome="duplicate" if outcome.duplicate else "accepted", position=position)
     return position
-
-
-@router.get("/assets/admin.css")
-def stylesheet() -> Response:
-    return asset("admin.css", "text/css")
 
 
 # --- the admin's start -----------------------------------------------------------------------------
@@ -405,11 +400,6 @@ def import_page(request: Request, viewer: Principal, queries: Queries, *, result
                 status: int = 200) -> Response:
     return page(request, "admin_import.html", {"years": known_years(queries, viewer), "result": result},
                 viewer=viewer, status=status, headers={"Content-Security-Policy": IMPORT_CSP})
-
-
-@router.get("/assets/admin-import.js")
-def import_script() -> Response:
-    return asset("admin-import.js", "text/javascript")
 
 
 @router.get("/admin/import")

@@ -37,7 +37,6 @@ from api.http.read_side import Queries
 from api.pages.inspector import EVENT_TYPES, results_table
 from api.pages.labels import CONSEQUENCES, OUTCOMES, RULES_ZH, Labels, bilingual, label, labels_for
 from api.pages.layout import HEADERS, page, templates
-from api.pages.routes import asset
 from api.pages.session import PageRoute, ViewerDep
 from api.pages.views import Explained
 from api.pages.views import _order as ranking_order
@@ -281,11 +280,6 @@ def _scheme_name(ledger: Any, scheme: dict[str, Any]) -> Any:
         return ledger.scheme(scheme["id"], int(scheme["version"])).name.model_dump()
     except (DomainError, KeyError, ValueError):
         return scheme.get("id", "")
-
-
-@router.get("/assets/notice.css")
-def notice_stylesheet() -> Response:
-    return asset("notice.css", "text/css")
 
 
 @router.get("/years/{year}/notice")

@@ -203,15 +203,18 @@ def sign_out(request: Request, credentials: CredentialsDep) -> Response:
     return response
 
 
-def asset(name: str, media_type: str) -> Response:
-    """A file of api/pages/static, cached for five minutes."""
-    return FileResponse(STATIC / name, media_type=media_type,
+# The pages' own stylesheets and script (api/pages/static), by name: nothing else is served from there.
+ASSETS = {"pages.css": "text/css", "admin.css": "text/css", "admin-rules.css": "text/css",
+          "notice.css": "text/css", "admin-import.js": "text/javascript"}
+
+
+@router.get("/assets/{name}")
+def asset(name: str) -> Response:
+    """A file of api/pages/static, cached for five minutes; any other name is 404."""
+    if name not in ASSETS:
+        raise NotFound("asset", f"no asset {name!r}")
+    return FileResponse(STATIC / name, media_type=ASSETS[name],
                         headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"})
-
-
-@router.get("/assets/pages.css")
-def stylesheet() -> Response:
-    return asset("pages.css", "text/css")
 
 
 @router.get("/favicon.ico")

@@ -51,7 +51,7 @@ from api.pages.labels import (
     struck_reason,
 )
 from api.pages.layout import page
-from api.pages.routes import asset, known_years
+from api.pages.routes import known_years
 from api.pages.session import FormDep, PageRoute, ViewerDep
 from domain.aggregates import SchemeCatalogue, SchemeVersion, Year
 from domain.errors import DomainError, NotFound
@@ -346,11 +346,6 @@ class Reports:
 
 
 reports = Reports()
-
-
-@router.get("/assets/admin-rules.css")
-def stylesheet() -> Response:
-    return asset("admin-rules.css", "text/css")
 
 
 def changed(entry: dict[str, Any]) -> bool:
