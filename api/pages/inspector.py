@@ -40,8 +40,8 @@ from api.pages.labels import (
     struck_reason,
 )
 from api.pages.layout import page
-from api.pages.session import PageRoute, ViewerDep
-from api.pages.views import consequences_text, year_view
+from api.pages.session import PageRoute, ViewerDep, same_origin
+from api.pages.views import Rows, consequences_text, year_view
 from api.store.logstore import log_store
 from domain.times import OFFICE_TZ
 from projections.reading import results_at
@@ -49,6 +49,8 @@ from projections.reading import results_at
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 YearNumber = Annotated[int, Path(ge=1900, le=2999)]
+PageNumber = Annotated[int, Query(alias="page", ge=1, le=100_000)]
+Filter = Annotated[str, Query(max_length=100)]
 
 # --- words ---------------------------------------------------------------------------------------------
 
@@ -391,10 +393,11 @@ def _end_of_day(value: datetime | None, text: str) -> datetime | None:
     return value
 
 
-def results_table(document: dict[str, Any], labels: Labels) -> dict[str, Any]:
-    """A results document (the year's as of a time, or a publication) shaped for the look-back pages."""
+def results_table(document: dict[str, Any], labels: Labels, rows: Rows | None = None) -> dict[str, Any]:
+    """A results document (the year's as of a time, or a publication) shaped for the look-back pages:
+    the people `rows` picks (a page of them)."""
     ranking = [{"department": d["id"], **d} for d in document.get("departments", [])]
-    shaped = year_view(document, labels, ranking)
+    shaped = year_view(document, labels, ranking, rows)
     for row in shaped["departments"]:
         row["consequence_labels"] = consequences_text(next(
             (d.get("consequences", []) for d in document.get("departments", []) if d["id"] == row["id"]), []))
@@ -408,31 +411,38 @@ def publication_rows(queries: Queries, year: int) -> list[dict[str, Any]]:
 @router.get("/years/{year}/lookback")
 def year_lookback(request: Request, year: YearNumber, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
                   as_of: Annotated[str | None, Query(max_length=40)] = None,
-                  known_at: Annotated[str | None, Query(max_length=40)] = None) -> Response:
-    """The year as the system showed it at a recording time and/or as known at a business time, and
-    every publication of the year (admin, inspector)."""
+                  known_at: Annotated[str | None, Query(max_length=40)] = None,
+                  page_number: PageNumber = 1, department: Filter = "", q: Filter = "") -> Response:
+    """The year as the system showed it at a recording time and/or as known at a business time (a
+    page of `PAGE_ROWS` people, filtered as the year's page is), and every publication of the year
+    (admin, inspector)."""
     require_reader(viewer, "looking back")
     back = LookBack(as_of, known_at)
+    kept = urlencode({k: v for k, v in (("as_of", back.as_of_text), ("known_at", back.known_at_text)) if v})
+    rows = Rows(page_number, department.strip(), q.strip(), f"/years/{year}/lookback" + (f"?{kept}" if kept else ""))
     info = queries.year(year)
     document = back.results(ledger, year) if back.active else None
     scheme = (document or {}).get("scheme") or {}
     labels = _labels(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
     return page(request, "lookback.html", {
         "year": year, "status_label": label(STATUS, info.status), "back": back,
-        "y": results_table(document, labels) if document is not None else None,
+        "y": results_table(document, labels, rows) if document is not None else None,
         "publications": publication_rows(queries, year)}, viewer=viewer)
 
 
 @router.get("/years/{year}/published/{version}")
 def published(request: Request, year: YearNumber, version: Annotated[int, Path(ge=1, le=100_000)],
-              viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep) -> Response:
-    """One publication exactly as published (a publication is public: anyone signed in)."""
+              viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
+              page_number: PageNumber = 1, department: Filter = "", q: Filter = "") -> Response:
+    """One publication exactly as published (a publication is public: anyone signed in), a page of
+    `PAGE_ROWS` people at a time, filtered as the year's page is."""
     found = queries.publication(year, version)
+    rows = Rows(page_number, department.strip(), q.strip(), f"/years/{year}/published/{version}")
     document = found["document"]
     scheme = document.get("scheme") or {}
     labels = _labels(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
     return page(request, "publication.html", {
-        "year": year, "p": found, "y": results_table(document, labels),
+        "year": year, "p": found, "y": results_table(document, labels, rows),
         "publications": publication_rows(queries, year)}, viewer=viewer)
 
 
@@ -454,21 +464,56 @@ def _store(ledger: Any) -> Any:
     return log_store(ledger.recorder)
 
 
+def integrity_context(ledger: Any, position: int | None, *, whole: bool) -> dict[str, Any]:
+    """The state of the chain as verified now: with a signed checkpoint, the events after it,
+    chained onto the chain hash it signed (what it covers was verified when it was signed); the
+    whole log from its first event (`whole`, or without a checkpoint), with the checkpoint's tree
+    head checked too."""
+    store = _store(ledger)
+    checkpoint = latest_checkpoint(store)
+    if checkpoint is not None and not whole:
+        verdict = verification.verify_after(store, checkpoint)
+        start = checkpoint["head_position"]
+    else:
+        verdict = (verification.verify(store, checkpoint, load_public(checkpoint["public_key"]))
+                   if checkpoint is not None else verification.verify(store))
+        start = 0
+    walked = verdict.walked
+    return {
+        "ok": verdict.ok, "message": verdict.message, "size": walked.size, "verified_to": walked.position,
+        "head": walked.chain.hex(), "problem": walked.problem, "whole": start == 0,
+        "walked_from": start + 1, "walked_count": walked.size - (checkpoint["size"] if start else 0),
+        "checked_at": ledger.clock().astimezone(OFFICE_TZ).isoformat(timespec="seconds"),
+        "checkpoint": checkpoint, "position": position or (checkpoint or {}).get("head_position", 1),
+        "signed_at": _signed_at(checkpoint),
+    }
+
+
+def _signed_at(checkpoint: dict[str, Any] | None) -> str:
+    if checkpoint is None:
+        return ""
+    moment = _when(checkpoint["timestamp"].replace("Z", "+00:00"))
+    return moment.astimezone(OFFICE_TZ).isoformat(timespec="seconds") if moment else checkpoint["timestamp"]
+
+
 @router.get("/integrity")
 def integrity_page(request: Request, viewer: ViewerDep, ledger: LedgerDep,
                    position: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> Response:
-    """The state of the chain (verified now, up to which position), the latest signed checkpoint
-    with its download, a proof for any event, and how to check them without trusting the server."""
+    """The state of the chain (what was verified, up to which position, when), the latest signed
+    checkpoint with its download, a proof for any event, and how to check them without trusting
+    the server. Each view verifies the events after the latest checkpoint; the whole log is
+    verified on demand (the button: `POST /integrity`), and when no checkpoint was signed yet."""
     require_reader(viewer, "the integrity of the log")
-    store = _store(ledger)
-    verdict = verification.verify(store)
-    checkpoint = latest_checkpoint(store)
-    return page(request, "integrity.html", {
-        "ok": verdict.ok, "message": verdict.message, "size": verdict.walked.size,
-        "verified_to": verdict.walked.position, "head": verdict.walked.chain.hex(),
-        "problem": verdict.walked.problem, "checked_at": ledger.clock().astimezone(OFFICE_TZ).isoformat(timespec="seconds"),
-        "checkpoint": checkpoint, "position": position or (checkpoint or {}).get("head_position", 1),
-    }, viewer=viewer)
+    return page(request, "integrity.html", integrity_context(ledger, position, whole=False), viewer=viewer)
+
+
+@router.post("/integrity")
+def integrity_whole(request: Request, viewer: ViewerDep, ledger: LedgerDep) -> Response:
+    """The whole log verified now, from its first event, and the latest checkpoint's tree head
+    checked against it (a big log: some seconds)."""
+    require_reader(viewer, "the integrity of the log")
+    same_origin(request)
+    return page(request, "integrity.html", integrity_context(ledger, None, whole=True), viewer=viewer)
 
 
 def _json_download(document: dict[str, Any], name: str) -> Response:

@@ -53,7 +53,7 @@ from api.pages.session import (
     same_origin,
     set_session,
 )
-from api.pages.views import Explained, appeal_rows, appeal_windows, year_view
+from api.pages.views import Explained, Rows, appeal_rows, appeal_windows, year_view
 from domain.errors import DomainError, NotFound
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -283,14 +283,23 @@ def person_page(request: Request, person: PersonId, viewer: ViewerDep, queries: 
 
 # --- a year's results ----------------------------------------------------------------------------------
 
+PageNumber = Annotated[int, Query(alias="page", ge=1, le=100_000)]
+DepartmentFilter = Annotated[str, Query(max_length=100)]
+NameFilter = Annotated[str, Query(max_length=100)]
+
+
 @router.get("/years/{year}")
 def year_page(request: Request, year: YearNumber, viewer: ViewerDep, queries: QueriesDep,
-              ledger: LedgerDep) -> Response:
+              ledger: LedgerDep, page_number: PageNumber = 1, department: DepartmentFilter = "",
+              q: NameFilter = "") -> Response:
+    """The year's results, a page of `PAGE_ROWS` people at a time in the order of the ranking
+    (`page`), of one department (`department`) and/or by name (`q`)."""
     document = year_document(queries, viewer, year)
     scheme = document.get("scheme") or {}
     labels = labels_for(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
     ranking = department_ranking(queries, viewer, year)
-    return page(request, "year.html", {"y": year_view(document, labels, ranking), "own_id": viewer.person},
+    rows = Rows(page_number, department.strip(), q.strip(), f"/years/{year}")
+    return page(request, "year.html", {"y": year_view(document, labels, ranking, rows), "own_id": viewer.person},
                 viewer=viewer)
 
 

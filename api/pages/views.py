@@ -7,9 +7,11 @@ both read from the trace), which is how the trace's own figure is made.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from api.pages.labels import (
     APPEAL_STATUS,
@@ -83,13 +85,63 @@ def _order(person: dict[str, Any]) -> tuple[Any, ...]:
             person.get("rank") or 10**9, person.get("id", ""))
 
 
-def year_view(document: dict[str, Any], labels: Labels, ranking: list[dict[str, Any]]) -> dict[str, Any]:
+PAGE_ROWS = 100  # people a page of a results table (a year may have thousands)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Which people a results table shows: page `page` (of `PAGE_ROWS`) of those in `department`
+    (an id; "" for all) whose name or id contains `q` ("" for all), in the order of the ranking.
+    `base`: the page's path and the query it keeps (looking back: `as_of`, `known_at`). `everyone`:
+    all on one page (the 公示, which pages its list itself)."""
+
+    page: int = 1
+    department: str = ""
+    q: str = ""
+    base: str = ""
+    everyone: bool = False
+
+    def query(self, **changes: Any) -> str:
+        values = {"department": self.department, "q": self.q, "page": self.page, **changes}
+        kept = {k: v for k, v in values.items() if v not in ("", None, 1)}
+        joiner = "&" if "?" in self.base else "?"
+        return self.base + (joiner + urlencode(kept) if kept else "")
+
+    def pick(self, people: list[dict[str, Any]], labels: Labels) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The people of this page (`people` ranked), and the pager: how many in all, how many match,
+        the pages and their links."""
+        matched = people
+        if self.department:
+            matched = [p for p in matched if p.get("department") == self.department]
+        needle = self.q.strip().casefold()
+        if needle:
+            matched = [p for p in matched if needle in f"{labels.person(p['id'])} {p['id']}".casefold()]
+        size = max(1, len(matched)) if self.everyone else PAGE_ROWS
+        pages = max(1, -(-len(matched) // size))
+        number = min(max(self.page, 1), pages)
+        shown = matched[(number - 1) * size:number * size]
+        return shown, {
+            "page": number, "pages": pages, "total": len(people), "matched": len(matched),
+            "first": (number - 1) * size + 1 if shown else 0, "last": (number - 1) * size + len(shown),
+            "department": self.department, "q": self.q, "action": self.base.split("?", 1)[0],
+            "keep": [(k, v) for k, v in parse_qsl(self.base.partition("?")[2])],
+            "filtered": bool(self.department or needle), "everyone": self.base or "?",
+            "links": [{"number": n, "href": self.query(page=n), "current": n == number} for n in range(1, pages + 1)],
+            "previous": self.query(page=number - 1) if number > 1 else None,
+            "next": self.query(page=number + 1) if number < pages else None,
+        }
+
+
+def year_view(document: dict[str, Any], labels: Labels, ranking: list[dict[str, Any]],
+              rows: Rows | None = None) -> dict[str, Any]:
     """The results table (`document`, as the viewer may see it) and the department ranking
-    (`ranking`, rows of `Queries.department_ranking`)."""
+    (`ranking`, rows of `Queries.department_ranking`): the people `rows` picks (one page of
+    `PAGE_ROWS`, by default the first), only they shaped."""
     ties = document.get("unresolved_ties") or []
     tie_of = {person: index + 1 for index, tie in enumerate(ties) for person in tie.get("people", [])}
+    chosen, pager = (rows or Rows()).pick(sorted(document.get("people", []), key=_order), labels)
     people = []
-    for person in sorted(document.get("people", []), key=_order):
+    for person in chosen:
         people.append({
             **person,
             "name": labels.person(person["id"]),
@@ -115,7 +167,10 @@ def year_view(document: dict[str, Any], labels: Labels, ranking: list[dict[str, 
         "scheme": f"{document['scheme']['id']}@{document['scheme']['version']}" if document.get("scheme") else "",
         "scheme_label": labels.scheme(document["scheme"]) if document.get("scheme") else "",
         "publication": document.get("publication"), "revision_reason": document.get("revision_reason"),
-        "view": document.get("view"), "people": people, "departments": departments,
+        "view": document.get("view"), "people": people, "pager": pager, "departments": departments,
+        "department_choices": sorted(((d, labels.department(d)) for d in
+                                      {p.get("department") for p in document.get("people", [])} - {None, ""}),
+                                     key=lambda choice: choice[1]),
         "ties": [{"number": i + 1, "total": t.get("total"), "people": [labels.person(p) for p in t["people"]]}
                  for i, t in enumerate(ties)],
         "leaf_names": [(leaf, labels.node_names(leaf)) for leaf in leaf_names],

@@ -401,3 +401,100 @@ def test_unresolved_ties_are_highlighted(db_url: str) -> None:
             assert re.findall(r'data-person="([^"]+)"', own.text) == ["p-2"] and "并列待定" in own.text
     finally:
         ledger.close()
+
+
+def people_on(html: str) -> list[str]:
+    return re.findall(r'<tr data-person="([^"]+)"', html)
+
+
+def test_a_year_of_many_people_is_shown_a_page_at_a_time_with_filters(db_url: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The year's page, a publication and the year looked back show `PAGE_ROWS` people a page in
+    the order of the ranking, of one department or found by name (a 3,000-person year is megabytes
+    of HTML in one page)."""
+    from api.ledger import AppraisalLedger
+    from api.pages import views
+    from api.server.app import create_app
+    from tests.builders.http_world import settings
+    from tests.builders.years import Years
+
+    monkeypatch.setattr(views, "PAGE_ROWS", 2)
+    ranked = ["p-3", "p-5", "p-1", "p-4", "p-2"]
+    ledger = AppraisalLedger(db_url)
+    try:
+        ledger.submit(Years().year(2025, {"p-1": "80", "p-2": "60", "p-3": "95", "p-4": "70", "p-5": "90"}).commands)
+        app = create_app(settings(db_url), ledger=ledger)
+        with TestClient(app, headers={"Origin": ORIGIN}) as client:
+            sign_in(client, app.state.credentials.create("admin-2", ("admin",), created_by="tests")[0])
+            seen: list[str] = []
+            for number in (1, 2, 3):
+                html = client.get(f"/years/2025?page={number}", headers=HTML).text
+                assert 'data-testid="people-pager"' in html and "共 5 人" in html
+                seen += people_on(html)
+            assert seen == ranked
+            assert people_on(client.get("/years/2025?page=9", headers=HTML).text) == ["p-2"]  # past the end: the last
+
+            html = client.get("/years/2025?department=d-01&page=2", headers=HTML).text
+            assert people_on(html) == ranked[2:4] and "department=d-01&amp;page=3" in html  # the pages keep the filter
+            nobody = client.get("/years/2025?department=d-99", headers=HTML)
+            assert nobody.status_code == 200 and people_on(nobody.text) == [] and "没有符合条件的人员" in nobody.text
+            assert people_on(client.get("/years/2025?q=p-4", headers=HTML).text) == ["p-4"]  # by id
+            found = client.get("/years/2025?q=" + "员工p-5", headers=HTML).text  # by name
+            assert people_on(found) == ["p-5"] and "共 1 人（全部 5 人）" in found
+
+            ledger.submit([{"type": "year.publish", "id": "paged-publish", "actor": "admin-2", "year": 2025}])
+            published = client.get("/years/2025/published/1?page=2", headers=HTML).text
+            assert people_on(published) == ranked[2:4] and "/years/2025/published/1?page=3" in published
+            back = client.get("/years/2025/lookback?known_at=2025-12-31&page=2", headers=HTML).text
+            assert people_on(back) == ranked[2:4] and "/years/2025/lookback?known_at=2025-12-31&amp;page=3" in back
+            assert 'name="known_at" value="2025-12-31"' in back  # the filter form keeps the look-back's times
+    finally:
+        ledger.close()
+
+
+def test_a_workbook_is_made_once_for_the_same_figures_and_names_and_again_after_any_change(
+        w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The results and 公示 workbooks (seconds for a big year) are kept by the digest of what they
+    are made of: the same figures and names give the kept file; a change to either, a new one."""
+    import io
+    from collections import OrderedDict
+
+    from openpyxl import load_workbook
+
+    from api.pages import admin, notice
+
+    monkeypatch.setattr(notice, "_KEPT", OrderedDict())  # what another test's identical world left
+    made: list[str] = []
+    real = admin.office_workbook
+
+    def counted(document: dict[str, Any], **kwargs: Any) -> bytes:
+        made.append(kwargs["title"])
+        return real(document, **kwargs)
+
+    monkeypatch.setattr(admin, "office_workbook", counted)
+    sign_in(client, w.tokens["admin"])
+
+    def cells(response: Any) -> list[Any]:
+        assert response.status_code == 200
+        book = load_workbook(io.BytesIO(response.content))
+        return [cell for sheet in book.worksheets for row in sheet.iter_rows(values_only=True) for cell in row]
+
+    first = client.get("/admin/years/2025/results.xlsx", headers=HTML)
+    again = client.get("/admin/years/2025/results.xlsx", headers=HTML)
+    assert again.content == first.content and len(made) == 1
+    # a figure changes: a new file, with the new figure
+    w.ledger.submit([{"type": "adjustment.apply", "id": "kept-adjust", "actor": "hr-office",
+                      "at": "2025-12-20T09:00:00+08:00", "appraisal": A, "item": "over_quota_hiring",
+                      "evidence": "超编进人 1 名"}])
+    changed = client.get("/admin/years/2025/results.xlsx", headers=HTML)
+    assert len(made) == 2 and cells(changed) != cells(first)
+    # a name changes (the figures do not): a new file, with the new name
+    w.ledger.submit([{"type": "org.person", "id": "kept-rename", "actor": "admin", "person": "p-A",
+                      "name": "王新名", "position": "staff", "department": "d-01"}])
+    renamed = client.get("/admin/years/2025/results.xlsx", headers=HTML)
+    assert len(made) == 3 and any("王新名" in str(cell) for cell in cells(renamed))
+    # a publication's workbook: kept by its own inputs, beside the results'
+    w.ledger.submit([{"type": "year.publish", "id": "kept-publish", "actor": "admin-2", "year": 2025}])
+    published = client.get("/admin/years/2025/publication.xlsx", headers=HTML)
+    assert client.get("/admin/years/2025/publication.xlsx", headers=HTML).content == published.content
+    assert len(made) == 4 and "公示" in made[-1]
