@@ -101,15 +101,20 @@ class Walk:
 
 def walk(store: LogStore, *, heads_at: Collection[int] = (), keep_leaves: bool = False,
          capture: int | None = None, check_chain: bool = True, on_row: Callable[[Row, bytes], None] | None = None,
-         tree: bool = True, page: int = PAGE) -> Walk:
+         tree: bool = True, page: int = PAGE, start: Head | None = None) -> Walk:
     """One pass over the log in position order. With `check_chain`, stop at the first event that
     does not match its chain row; `heads_at` snapshots the tree at those sizes; `keep_leaves`
     keeps every leaf (for proofs); `capture` keeps the row at that position; `on_row` sees each
     row that passed, with its chain hash (backups). Without `tree` (a plain verification) no
-    Merkle root is computed: a third of the hashing."""
+    Merkle root is computed: a third of the hashing. `start`: begin after that head (its size,
+    position and chain hash, e.g. a signed checkpoint's), the events before it not read (a plain
+    verification only)."""
+    if start is not None and (tree or heads_at or keep_leaves):
+        raise ValueError("a walk from a head checks the chain only (no tree, heads or leaves)")
     result = Walk(leaves=[] if keep_leaves else None, positions=[] if keep_leaves else None)
     pack, pack_length, join = _FIXED.pack, _LENGTH.pack, b"".join
-    chain, size, last = SEED, 0, 0
+    chain, size, last = (start.chain, start.size, start.position) if start is not None else (SEED, 0, 0)
+    after = last
     stack: list[bytes] = []  # the Merkle tree, as merkle.Tree keeps it (inlined: this loop is the cost)
     push, pop = stack.append, stack.pop
     tree = tree or bool(heads_at)
@@ -117,7 +122,7 @@ def walk(store: LogStore, *, heads_at: Collection[int] = (), keep_leaves: bool =
     pending = sorted(set(heads_at), reverse=True)
     next_head = pending.pop() if pending else -1
     extras = keep_leaves or capture is not None or on_row is not None
-    with closing(store.pages(page)) as pages:
+    with closing(store.pages(page, after)) as pages:
         for rows in pages:
             for row in rows:
                 position, oid, version, topic, state, stored = row
@@ -276,6 +281,19 @@ def verify(store: LogStore, checkpoint: dict[str, Any] | None = None,
     if checkpoint is not None:
         summary += f"; matches checkpoint of {checkpoint['size']} events ({checkpoint['timestamp']})"
     return Verdict(True, summary, walked)
+
+
+def verify_after(store: LogStore, checkpoint: dict[str, Any]) -> Verdict:
+    """The events after a checkpoint (its signature checked by the caller): each chained onto the
+    one before it, starting from the chain hash the checkpoint signed (not the one the database
+    holds for its last event). What the checkpoint covers is not read: that part was verified
+    when it was signed (`make_checkpoint`), and `verify` walks it again."""
+    start = Head(checkpoint["size"], b"", checkpoint["head_position"], bytes.fromhex(checkpoint["chain_head"]))
+    walked = walk(store, tree=False, start=start)
+    if walked.problem is not None:
+        return Verdict(False, f"first bad event at {walked.problem.describe()}", walked)
+    return Verdict(True, f"ok, {walked.size - start.size} events after the checkpoint of {checkpoint['size']} "
+                         f"({checkpoint['timestamp']}), head {walked.chain.hex()}", walked)
 
 
 def make_checkpoint(store: LogStore, signer: Signer, clock: Callable[[], datetime]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The whole log as the integrity code reads it, one class per store (SQLite, PostgreSQL, memory).
 
-`pages()` streams every event with its chain row, in position order, from one snapshot, as
+`pages()` streams every event (after a position) with its chain row, in position order, from one snapshot, as
 `(position, originator id as 16 bytes, version, topic, state, chain hash or None)`; the other
 methods answer the verifier's follow-up questions (chain rows without an event), read the command
 rows and the checkpoints table, and load a backup into an empty store in one transaction. Nothing
@@ -42,7 +42,7 @@ class Loader(Protocol):
 class LogStore(Protocol):
     kind: str
 
-    def pages(self, page: int) -> Generator[list[Row], None, None]: ...
+    def pages(self, page: int, after: int = 0) -> Generator[list[Row], None, None]: ...
     def raw_pages(self, page: int) -> Generator[list[Any], None, None]: ...
     def first_orphan(self, after: int, before: int | None) -> int | None: ...
     def chain_rows_upto(self, position: int) -> int: ...
@@ -100,12 +100,13 @@ class SQLiteLog:
         finally:
             conn.close()
 
-    def pages(self, page: int) -> Generator[list[Row], None, None]:
+    def pages(self, page: int, after: int = 0) -> Generator[list[Row], None, None]:
         with self._connection() as conn:
             conn.execute("BEGIN")  # one snapshot (WAL) for the whole walk
             cursor = conn.execute(
                 f"SELECT e.rowid, unhex(e.originator_id), e.originator_version, e.topic, e.state, c.hash "
-                f"FROM {self.events} e LEFT JOIN {self.chain} c ON c.position = e.rowid ORDER BY e.rowid")
+                f"FROM {self.events} e LEFT JOIN {self.chain} c ON c.position = e.rowid WHERE e.rowid > ? "
+                f"ORDER BY e.rowid", (after,))
             while rows := cursor.fetchmany(page):
                 yield rows
             conn.execute("ROLLBACK")
@@ -238,18 +239,18 @@ class PostgresLog:
             conn.execute("SET LOCAL idle_in_transaction_session_timeout = '120s'")
             yield conn
 
-    def _stream(self, query: Any, page: int) -> Generator[list[Any], None, None]:
+    def _stream(self, query: Any, page: int, params: tuple[Any, ...] = ()) -> Generator[list[Any], None, None]:
         with self._snapshot() as conn, conn.cursor("log_walk", row_factory=tuple_row, binary=True) as cursor:
             cursor.itersize = page
-            cursor.execute(query)
+            cursor.execute(query, params or None)
             while rows := cursor.fetchmany(page):
                 yield rows
 
-    def pages(self, page: int) -> Generator[list[Row], None, None]:
+    def pages(self, page: int, after: int = 0) -> Generator[list[Row], None, None]:
         yield from self._stream(self._sql(
             "SELECT e.notification_id, uuid_send(e.originator_id), e.originator_version, e.topic, e.state, "
             "c.hash FROM {schema}.{events} e LEFT JOIN {schema}.{chain} c ON c.position = e.notification_id "
-            "ORDER BY e.notification_id"), page)
+            "WHERE e.notification_id > %s ORDER BY e.notification_id"), page, (after,))
 
     def raw_pages(self, page: int) -> Generator[list[Any], None, None]:
         yield from self._stream(self._sql(
@@ -374,10 +375,10 @@ class MemoryLog:
         with self.recorder._database_lock:
             return list(enumerate(self.recorder._stored_events, start=1))
 
-    def pages(self, page: int) -> Generator[list[Row], None, None]:
+    def pages(self, page: int, after: int = 0) -> Generator[list[Row], None, None]:
         chain = dict(self.recorder.chain.rows)
         rows = [(p, oid_bytes(e.originator_id), e.originator_version, e.topic, e.state, chain.get(p))
-                for p, e in self._events()]
+                for p, e in self._events() if p > after]
         for start in range(0, len(rows), page):
             yield rows[start:start + page]
 

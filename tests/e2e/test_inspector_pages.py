@@ -327,12 +327,16 @@ def test_10_the_inspector_checks_the_log_without_trusting_the_server(
     stranger.write_text(public_pem(load_or_create(tmp_path / "other.key").public))
     assert verifier("checkpoint", checkpoint, "--public-key", stranger).returncode == 1
 
-    # an event altered behind the ledger's back: the page says where
+    # an event altered behind the ledger's back: a view verifies what came after the checkpoint and
+    # says so; the whole log verified on demand says where
     with sqlite3.connect(tmp_path / "appraisal.db") as conn:
         state = conn.execute("SELECT state FROM stored_events WHERE rowid = 7").fetchone()[0]
         conn.execute("UPDATE stored_events SET state = ? WHERE rowid = 7", (bytes(state) + b" ",))
     page.reload()
+    expect(page.get_by_test_id("verified-how")).to_contain_text(f"位置 1–{last}")
+    page.get_by_test_id("verify-whole").locator("button").click()
     expect(page.get_by_test_id("chain-broken")).to_contain_text("7")
+    expect(page.get_by_test_id("verified-how")).to_contain_text("整个日志")
     screenshot(page, "inspector/10-integrity-broken.png")
 
     narrow = signed_in(browser, base, w.tokens["inspector"], NARROW)

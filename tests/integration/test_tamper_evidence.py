@@ -30,6 +30,7 @@ from api.integrity.verification import (
     prove_consistency,
     prove_inclusion,
     verify,
+    verify_after,
     walk,
 )
 from api.ledger import AppraisalLedger
@@ -272,6 +273,48 @@ def test_a_rewritten_chain_passes_the_chain_check_but_not_the_checkpoint(
     (tmp_path / "forged.json").write_text(json.dumps(forged))
     checked = verify_proof("consistency", tmp_path / "forged.json", "--public-key", public_key_file)
     assert checked.returncode == 1 and "FAILED" in checked.stdout
+
+
+def more_people(ledger: AppraisalLedger, *names: str) -> None:
+    ledger.submit([{"type": "org.person", "id": f"more-{name}", "actor": "admin", "person": f"p-{name}",
+                    "name": name, "position": "leader"} for name in names])
+
+
+def test_after_a_checkpoint_only_what_came_after_it_is_walked_from_the_chain_head_it_signed(
+        ledger: AppraisalLedger, intruder: Intruder, signer: Signer) -> None:
+    """What the integrity page verifies on each view (api/pages/inspector.py): the events after
+    the latest checkpoint, chained onto the chain hash the checkpoint signed."""
+    store = log_store(ledger.recorder)
+    checkpoint = make_checkpoint(store, signer, ledger.clock)
+    more_people(ledger, "Y1", "Y2", "Y3")
+    verdict = verify_after(store, checkpoint)
+    assert verdict.ok, verdict.message
+    assert verdict.walked.size == ledger.event_count() == checkpoint["size"] + 3
+    assert verdict.walked.position == intruder.rows()[-1][0]
+
+    # before the checkpoint: not read again here (the whole walk names it)
+    change_a_score(intruder)
+    assert verify_after(store, checkpoint).ok
+    assert not verify(store).ok
+    # the chain rewritten from the altered event on: the events after the checkpoint no longer
+    # chain onto the head it signed
+    intruder.rewrite_chain()
+    assert verify(store).ok
+    rewritten = verify_after(store, checkpoint)
+    assert not rewritten.ok and rewritten.walked.problem is not None
+    assert rewritten.walked.problem.position == checkpoint["head_position"] + 1
+
+
+def test_an_event_altered_after_the_checkpoint_is_named(ledger: AppraisalLedger, intruder: Intruder,
+                                                        signer: Signer) -> None:
+    store = log_store(ledger.recorder)
+    checkpoint = make_checkpoint(store, signer, ledger.clock)
+    more_people(ledger, "Y1", "Y2", "Y3")
+    position = intruder.rows()[-2][0]
+    intruder.replace_in_state(position, b'"Y2"', b'"Y9"')
+    verdict = verify_after(store, checkpoint)
+    assert not verdict.ok and verdict.walked.problem is not None
+    assert verdict.walked.problem.position == position and verdict.walked.position == position - 1
 
 
 def test_a_write_after_the_last_event_was_deleted_is_refused(
