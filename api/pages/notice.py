@@ -8,11 +8,12 @@ office-wide itemised list of bonuses and deductions with their dates (加分/扣
 | page | who |
 |---|---|
 | `/years/{year}/notice?version=&page=` | anyone signed in, once the year is published (a publication is public); before it: 403 (admin, inspector: 404) |
-| `/years/{year}/notice.pdf?version=` | the same, the whole notice as a PDF on A4 (WeasyPrint, Debian's fonts) |
+| `/years/{year}/notice.pdf?version=&page=` | the same, a page of the notice as a PDF on A4 (WeasyPrint, Debian's fonts); the whole notice where it is one page |
 
 A 3,000-person year is shown `PAGE_SIZE` people a page, with the 明细 of those people (and the
 departments' on the first page): a page reads its publication's document and the breakdowns of
-its own people only. The PDF holds every page. Nothing here computes a figure: the figures are the
+its own people only. The PDF is made a page at a time (a whole 3,000-person notice takes
+WeasyPrint minutes: not on a request). Nothing here computes a figure: the figures are the
 publication's, the 明细 the published breakdowns' (api/pages/views.py `Explained.itemised`).
 """
 
@@ -38,7 +39,7 @@ from api.pages.inspector import EVENT_TYPES, results_table
 from api.pages.labels import CONSEQUENCES, OUTCOMES, RULES_ZH, Labels, bilingual, label, labels_for
 from api.pages.layout import HEADERS, page, templates
 from api.pages.session import PageRoute, ViewerDep
-from api.pages.views import Explained
+from api.pages.views import Explained, Rows
 from api.pages.views import _order as ranking_order
 from api.store.gcpause import paused_gc
 from domain.errors import DomainError, NotFound
@@ -55,6 +56,7 @@ CHANGED_SHOWN = 100  # people moved by a revision listed in its note (the rest c
 RULES_ZH.update({
     "notice-before-publication": "该年度尚未公示：公示发布后，本单位人员均可在此查看公示。",
     "publication-known": "该年度还没有这一次公示。",
+    "notice-pdf-page": "该公示分多页：PDF 按页提供，请在公示页面逐页下载（每页一个 PDF）。",
 })
 NUMERALS = "〇一二三四五六七八九十"
 
@@ -229,7 +231,7 @@ def notice_context(queries: Queries, ledger: Any, settings: Any, found: dict[str
         people_shown = people[(page_number - 1) * PAGE_SIZE:page_number * PAGE_SIZE]
     else:
         people_shown = people
-    table = results_table({**document, "people": people_shown}, labels)
+    table = results_table({**document, "people": people_shown}, labels, Rows(everyone=True))
     shown = table["people"]
     first_page = page_number in (None, 1)
     subjects = [(f"{year}:{p['id']}", p["name"], p["department_zh"]) for p in shown]
@@ -325,9 +327,16 @@ def notice_pdf_bytes(context: dict[str, Any]) -> bytes:
 def notice_pdf(year: YearNumber, viewer: ViewerDep, queries: QueriesDep, ledger: LedgerDep,
                settings: SettingsDep, version: Version = None,
                page_number: Annotated[int | None, Query(alias="page", ge=1, le=100_000)] = None) -> Response:
-    """The 公示 as a PDF on A4, rendered here with the same template: the whole of it, or (`page`)
-    one page of its list with that page's 明细 (a big year's whole notice takes minutes)."""
+    """The 公示 as a PDF on A4, rendered here with the same template: one page of its list with that
+    page's 明细 (`page`), the way the notice is read on the screen and printed page by page; the
+    whole of it in one file only where its list is one page. A whole notice of a big year is not
+    made on a request: 3,000 people's list and 明细 take WeasyPrint minutes (scripts/BENCHMARKS.md,
+    notice), and an office prints the pages it posts; refused (422) with the number of pages."""
     found, publications = publication_of(queries, viewer, year, version)
+    pages = max(1, -(-len(found["document"].get("people", [])) // PAGE_SIZE))
+    if page_number is None and pages > 1:
+        raise Problem(422, "notice-pdf-page", f"the notice of {year} has {pages} pages of {PAGE_SIZE} people: "
+                      f"its PDF is made a page at a time (?page=1 … ?page={pages})", field="page")
     with paused_gc():
         context = notice_context(queries, ledger, settings, found, publications, page_number)
     part = f"-p{context['page']}" if page_number is not None else ""

@@ -265,3 +265,7 @@ def test_a_page_of_the_notice_as_a_pdf_holds_that_page_only(w: World, client: Te
     assert 'filename="notice-2025-1-p2.pdf"' in response.headers["content-disposition"]
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages).replace("\n", "")
     assert second.split(" ")[0] in text and first.split(" ")[0] not in text
+    # a notice of several pages: its PDF a page at a time, the whole of it refused with the reason
+    assert 'data-testid="notice-pdf"' not in html and 'data-testid="notice-pdf-per-page"' in html
+    whole = client.get("/years/2025/notice.pdf", headers=HTML)
+    assert whole.status_code == 422 and "PDF 按页提供" in whole.text
