@@ -179,14 +179,18 @@ def results_at(ledger: Any, year: int, *, as_of: datetime | None = None, known_a
 
 def explain_at(ledger: Any, appraisal: str, *, as_of: datetime | None = None,
                known_at: datetime | None = None) -> dict[str, Any]:
-    state = fold(ledger, recorded_by=as_of)
-    record = state.appraisals.get(appraisal)
-    if record is None or (known_at is not None and record.opened_at > known_at):
-        raise NotFound("appraisal", f"no appraisal {appraisal} at that time", rule="appraisal-open")
-    facts = state.year_facts(record.facts.year, known_at=known_at)
-    subject = record.facts.subject.id
-    chosen = next(a for a in facts.appraisals if a.subject.id == subject)
-    return _stamp(explanation(compute_year(facts), subject, chosen), as_of, known_at)
+    """One appraisal's explanation as `results_at` shows its year: the rank, tier and grade in it
+    are the cohort's, so the whole year is folded and scored (seconds for 3,000 people)."""
+    with paused_gc():
+        state = fold(ledger, recorded_by=as_of)
+        record = state.appraisals.get(appraisal)
+        if record is None or (known_at is not None and record.opened_at > known_at):
+            raise NotFound("appraisal", f"no appraisal {appraisal} at that time", rule="appraisal-open")
+        facts = state.year_facts(record.facts.year, known_at=known_at)
+        subject = record.facts.subject.id
+        chosen = next(a for a in facts.appraisals if a.subject.id == subject)
+        document = explanation(compute_year(facts), subject, chosen)
+    return _stamp(document, as_of, known_at)
 
 
 def _stamp(document: dict[str, Any], as_of: datetime | None, known_at: datetime | None) -> dict[str, Any]:
