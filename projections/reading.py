@@ -168,11 +168,12 @@ class ReadModels:
 
 
 def results_at(ledger: Any, year: int, *, as_of: datetime | None = None, known_at: datetime | None = None,
-               scheme: tuple[str, int] | None = None) -> dict[str, Any]:
+               scheme: tuple[str, int] | None = None, stop: int | None = None) -> dict[str, Any]:
     """The year's results as the system showed them at recording time `as_of`, and/or as known by
-    business time `known_at`, optionally replayed under another scheme version."""
+    business time `known_at`, optionally replayed under another scheme version; from the log up
+    to position `stop` (None: all of it)."""
     with paused_gc():
-        state = fold(ledger, recorded_by=as_of)
+        state = fold(ledger, stop=stop, recorded_by=as_of)
         document = export(compute_year(state.year_facts(year, scheme=scheme, known_at=known_at)))
     return _stamp(document, as_of, known_at)
 

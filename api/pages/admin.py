@@ -35,6 +35,7 @@ from api.http.problems import Problem, from_domain
 from api.http.read_side import Queries
 from api.http.writes import authorize, business_time, check_text, submit
 from api.ledger import AppraisalLedger, Refused
+from api.pages.inspector import kept
 from api.pages.labels import (
     APPEAL_STATUS,
     CONSEQUENCES,
@@ -49,7 +50,6 @@ from api.pages.labels import (
     labels_for,
 )
 from api.pages.layout import page, templates
-from api.pages.notice import kept
 from api.pages.routes import known_years
 from api.pages.session import FormDep, PageRoute, ViewerDep, same_origin
 from domain.errors import DomainError, NotFound

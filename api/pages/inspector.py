@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -102,6 +105,28 @@ def event_type_label(event_type: str) -> str:
 
 def exact_differs(value: Any, exact: Any) -> bool:
     return exact is not None and str(exact) != str(value)
+
+
+# What a page derives from something that never changes is kept for the next page, the few most
+# recent, by a key that names it: a publication by its digest (a 3,000-person year's document is a
+# megabyte of JSON to read), a look-back by its times and the log's position (seconds to fold), a
+# workbook by the digest of its inputs (api/pages/admin.py).
+_KEPT: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
+KEPT = 8
+
+
+def kept(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+    with _KEPT_LOCK:
+        if key in _KEPT:
+            _KEPT.move_to_end(key)
+            return _KEPT[key]
+    value = make()
+    with _KEPT_LOCK:
+        _KEPT[key] = value
+        while len(_KEPT) > KEPT:
+            _KEPT.popitem(last=False)
+    return value
 
 
 # --- job 7: the trace, readable ----------------------------------------------------------------------
@@ -382,8 +407,15 @@ class LookBack:
         return queries.explanation_at(key, self.as_of, self.known_at)
 
     def results(self, ledger: Any, year: int) -> dict[str, Any]:
-        """The year's results at these times, from the log (as `appraisal results --as-of` does)."""
-        return results_at(ledger, year, as_of=self.as_of, known_at=self.known_at)
+        """The year's results at these times, from the log (as `appraisal results --as-of` does) up
+        to its last position now. Folding and scoring a 3,000-person year takes seconds, and the
+        look-back is read a page at a time: the answer is kept by the year, the times and that
+        position (it is a function of them alone), for the next page. Treat as read-only."""
+        position = ledger.event_count()
+        key = ("lookback", str(year), self.as_of.isoformat() if self.as_of else "",
+               self.known_at.isoformat() if self.known_at else "", str(position))
+        return kept(key, lambda: results_at(ledger, year, as_of=self.as_of, known_at=self.known_at,  # type: ignore[no-any-return]
+                                            stop=position))
 
 
 def _end_of_day(value: datetime | None, text: str) -> datetime | None:

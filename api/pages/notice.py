@@ -20,9 +20,6 @@ publication's, the 明细 the published breakdowns' (api/pages/views.py `Explain
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -35,7 +32,7 @@ from api.http.auth import Principal, forbidden
 from api.http.deps import LedgerDep, QueriesDep, SettingsDep
 from api.http.problems import Problem
 from api.http.read_side import Queries
-from api.pages.inspector import EVENT_TYPES, results_table
+from api.pages.inspector import EVENT_TYPES, kept, results_table
 from api.pages.labels import CONSEQUENCES, OUTCOMES, RULES_ZH, Labels, bilingual, label, labels_for
 from api.pages.layout import HEADERS, page, templates
 from api.pages.session import PageRoute, ViewerDep
@@ -156,26 +153,6 @@ def publication_of(queries: Queries, viewer: Principal, year: int,
     if listed is None:
         raise NotFound("version", f"year {year} has no publication {wanted}", rule="publication-known")
     return {**listed, "document": published_document(queries, listed)}, publications
-
-
-# A publication never changes (its digest names it): what a page derives from one is kept for the
-# next page, the few most recent (a 3,000-person year's document is a megabyte of JSON to read).
-_KEPT: OrderedDict[tuple[str, ...], Any] = OrderedDict()
-_KEPT_LOCK = threading.Lock()
-KEPT = 8
-
-
-def kept(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
-    with _KEPT_LOCK:
-        if key in _KEPT:
-            _KEPT.move_to_end(key)
-            return _KEPT[key]
-    value = make()
-    with _KEPT_LOCK:
-        _KEPT[key] = value
-        while len(_KEPT) > KEPT:
-            _KEPT.popitem(last=False)
-    return value
 
 
 def published_document(queries: Queries, listed: dict[str, Any]) -> dict[str, Any]:

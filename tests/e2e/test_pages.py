@@ -461,9 +461,9 @@ def test_a_workbook_is_made_once_for_the_same_figures_and_names_and_again_after_
 
     from openpyxl import load_workbook
 
-    from api.pages import admin, notice
+    from api.pages import admin, inspector
 
-    monkeypatch.setattr(notice, "_KEPT", OrderedDict())  # what another test's identical world left
+    monkeypatch.setattr(inspector, "_KEPT", OrderedDict())  # what another test's identical world left
     made: list[str] = []
     real = admin.office_workbook
 
@@ -498,3 +498,36 @@ def test_a_workbook_is_made_once_for_the_same_figures_and_names_and_again_after_
     published = client.get("/admin/years/2025/publication.xlsx", headers=HTML)
     assert client.get("/admin/years/2025/publication.xlsx", headers=HTML).content == published.content
     assert len(made) == 4 and "公示" in made[-1]
+
+
+def test_a_look_back_is_folded_once_for_its_pages_and_again_once_the_log_grows(
+        w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The year looked back is read a page at a time: its pages share one fold of the log (kept by
+    the year, the times and the log's last position); a new event makes a new one, with it."""
+    from collections import OrderedDict
+
+    from api.pages import inspector
+
+    monkeypatch.setattr(inspector, "_KEPT", OrderedDict())
+    folds: list[int | None] = []
+    real = inspector.results_at
+
+    def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        folds.append(kwargs.get("stop"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inspector, "results_at", counted)
+    sign_in(client, w.tokens["inspector"])
+    path = "/years/2025/lookback?known_at=2025-12-31"
+    first = client.get(path, headers=HTML)
+    assert client.get(path + "&page=2", headers=HTML).status_code == 200
+    assert first.status_code == 200 and folds == [w.ledger.event_count()]
+    assert "79.16" in first.text
+    w.ledger.submit([{"type": "adjustment.apply", "id": "lookback-adjust", "actor": "hr-office",
+                      "at": "2025-12-20T09:00:00+08:00", "appraisal": A, "item": "over_quota_hiring",
+                      "evidence": "超编进人 1 名"}])
+    again = client.get(path, headers=HTML)
+    assert folds == [folds[0], w.ledger.event_count()] and folds[1] > folds[0]
+    assert "79.16" not in again.text  # the back-dated deduction (20 December) is known by 31 December
+    other = client.get("/years/2025/lookback?known_at=2025-06-30", headers=HTML)
+    assert other.status_code == 200 and len(folds) == 3  # other times: a fold of their own
