@@ -192,6 +192,12 @@ class Labels:
         """A survey's option by name ("基本满意 basically satisfied")."""
         return bilingual(self.options.get(option), option)
 
+    def in_option_order(self, counts: dict[str, Any]) -> list[tuple[str, Any]]:
+        """A survey round's counts in the scheme's order of its options (a round is stored with its
+        options in alphabetical order); an option the scheme does not name comes last."""
+        order = {option: place for place, option in enumerate(self.options)}
+        return sorted(counts.items(), key=lambda pair: (order.get(pair[0], len(order)), pair[0]))
+
     def adjustment(self, item: str) -> str:
         return bilingual(self.adjustments.get(item), item)
 

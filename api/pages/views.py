@@ -452,6 +452,12 @@ class Explained:
             elif kind in ("survey-round", "survey"):  # SCORING.md §12: each round, appealable like an item
                 survey = self.figures.get(f"survey:{(figure.get('rule') or {}).get('id', '')}", figure)
                 leaf, rule = bilingual(survey.get("label")), label(RULE_TYPES, "survey.round")
+                if kind == "survey":  # the survey's totals: rounds, responses, weighted sum, rate
+                    inputs = figure.get("inputs") or {}
+                    what = "；".join(" ".join(str(part) for part in self.labels.parameter(key, inputs[key], "survey"))
+                                    for key in ("rounds", "responses", "weighted", "rate") if key in inputs)
+                    rows.append(self._row(leaf=leaf, what=what, rule=label(RULE_TYPES, "survey"), points=None,
+                                          refs=[], struck=None, note="；".join(figure.get("notes", []))))
                 if kind == "survey-round":
                     ref = figure["events"][0]
                     rows.append(self._row(leaf=leaf, what=self.event_detail(self.events.get(ref) or {}), rule=rule,
@@ -522,7 +528,7 @@ class Explained:
             return f"{self.labels.input(event.get('item', ''))} × {event.get('count', 1)}"
         if kind == "survey":
             counts = "，".join(f"{self.labels.option(option)} {count}"
-                              for option, count in (event.get("counts") or {}).items())
+                              for option, count in self.labels.in_option_order(event.get("counts") or {}))
             return f"{self.labels.input(event.get('input', ''))}: {counts}"
         if kind == "adjustment":
             return self.labels.adjustment(event.get("item", ""))

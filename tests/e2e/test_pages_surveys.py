@@ -58,6 +58,19 @@ def test_the_department_page_shows_the_rounds_and_the_head_appeals_one(w: World,
     assert "overturned on appeal pg-ap" in page.text or "撤销" in page.text
 
 
+def test_the_breakdown_shows_the_surveys_totals_and_each_rounds_counts_in_the_schemes_order(
+        w: World, client: TestClient) -> None:
+    """The head's 加分/扣分明细: a row of the survey's totals (rounds, responses, weighted sum, rate,
+    SCORING.md §12: (40 + 4.8 + 25 + 3) / 80 = 91 %), and each round's counts in the order the
+    scheme lists its options (satisfied, basically satisfied, dissatisfied), not alphabetical."""
+    sign_in(client, w.tokens["head"])
+    text = re.sub(r"<[^>]+>", " ", client.get(f"/appraisals/{D01}", headers=HTML).text)
+    assert "轮次数 rounds 2" in text and "答卷数 responses 80" in text
+    assert re.search(r"加权和 weighted sum 72\.8\b", text), "the weighted sum 72.8"
+    assert re.search(r"满意率 satisfaction rate 91(\.0+)?\b", text), "the rate 91"
+    assert "满意 satisfied 40，基本满意 basically satisfied 8，不满意 dissatisfied 2" in text
+
+
 def test_the_survey_figure_the_diff_and_the_replay_name_every_part(w: World, client: TestClient) -> None:
     """The admin's full trace, the diff of bianban 1 → 2 and the replay under bianban 1: the survey,
     its options, weights, counts and parts by name (labels.py), no id of the scheme document."""
