@@ -32,6 +32,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 from api.http import models as m
 from api.http.auth import Principal, forbidden, require_reader
@@ -41,7 +44,32 @@ from api.http.read_side import Queries, SubjectInfo
 from api.http.visibility import own_results, own_view, public_breakdown, public_history, staff_view
 from domain.errors import NotFound
 
-router = APIRouter(tags=["queries 查询"])
+# Paths that are both a query and a page (api/pages): a browser asking for HTML without a bearer
+# token gets the page, every other client the query's answer.
+SHARED_WITH_PAGES = frozenset({"/audit"})
+
+
+def wants_page(scope: Scope) -> bool:
+    """A browser's request for a page: HTML accepted, no bearer token."""
+    headers = dict(scope.get("headers") or [])
+    if b"authorization" in headers:
+        return False
+    return b"text/html" in headers.get(b"accept", b"")
+
+
+class QueryRoute(APIRoute):
+    """A query's route. The queries are tried before the pages (api/server/app.py: a request walks
+    past no page route); on a path shared with a page, this route leaves a browser's request to
+    the page."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and self.path in SHARED_WITH_PAGES and wants_page(scope):
+            return Match.NONE, {}
+        return match, child
+
+
+router = APIRouter(tags=["queries 查询"], route_class=QueryRoute)
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemBody"}}}
 RESPONSES: dict[int | str, dict[str, Any]] = {
