@@ -7,6 +7,7 @@ records what it accepted as explicit past-tense events (domain/aggregates.py).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -270,7 +271,17 @@ def storable(text: str) -> bool:
 
 def check_text(body: Any) -> None:
     """Refuse a body holding text the stores cannot keep, naming where it is (a loop, not a
-    recursion: a body may be nested as deep as its JSON parser allows)."""
+    recursion: a body may be nested as deep as its JSON parser allows). A body is first written as
+    JSON text, at C speed: there a NUL can only be the escape `\\u0000` and a lone surrogate stays
+    itself (UTF-8 refuses it); a body with neither is storable. Only a body that may hold one (or
+    that `json` cannot write) is walked, value by value, for where (walking every body cost the
+    import about a tenth of its time)."""
+    try:
+        text: str | None = json.dumps(body, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if text is not None and "\\u0000" not in text and storable(text):
+        return
     pending: list[tuple[str, Any]] = [("", body)]
     while pending:
         path, value = pending.pop()

@@ -58,6 +58,23 @@ def json_text(value: Any) -> str:
         return _json_std(value)
 
 
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19  # 19 digits in a row: perhaps an integer beyond 64 bits
+
+
+def json_value(text: str) -> Any:
+    """The value of a stored text, as `json.loads` gives it, read by orjson (about twice as fast
+    on the documents) when that gives the same: orjson reads an integer beyond 64 bits as a float,
+    and refuses `NaN`, infinities and lone surrogates. A text with 19 digits in a row (found at C
+    speed: each digit made a 0, then the run looked for) or that orjson refuses goes to `json`."""
+    if _LONG_NUMBER not in text.encode(errors="surrogatepass").translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -3,18 +3,17 @@ from the log on both time axes."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg
 
 from api.store.gcpause import paused_gc
 from domain.errors import NotFound
 from domain.results import assemble, compute_year, explanation, export
 from projections.db import ViewDB, open_view_db
+from projections.documents import json_value
 from projections.events import fold
 from projections.tables import NAME, set_aside
 
@@ -41,10 +40,13 @@ class ReadModels:
         return set_aside(self.db)
 
     def _document(self, sql: str, params: list[Any], what: str) -> dict[str, Any]:
+        return json_value(self._text(sql, params, what))
+
+    def _text(self, sql: str, params: list[Any], what: str) -> str:
         rows = self.db.query(sql, params)
         if not rows:
             raise NotFound(what.split(" ")[0], f"no {what}", rule="read-model")
-        return json.loads(rows[0]["document"])
+        return str(rows[0]["document"])
 
     def year_status(self, year: int) -> str | None:
         """provisional, published or final; None for a year the read models do not hold."""
@@ -52,7 +54,11 @@ class ReadModels:
         return str(rows[0]["status"]) if rows else None
 
     def results(self, year: int) -> dict[str, Any]:
-        return self._document("SELECT document FROM rm_year_results WHERE year = ?", [year], f"year {year} results")
+        return json_value(self.results_text(year))
+
+    def results_text(self, year: int) -> str:
+        """The year's results as stored (`documents.json_text`)."""
+        return self._text("SELECT document FROM rm_year_results WHERE year = ?", [year], f"year {year} results")
 
     def _current(self, table: str, column: str, where: str, params: list[Any], what: str) -> dict[str, Any]:
         """A current document: its body joined with its placement (see rm_placements in the package's docstring)."""
@@ -60,7 +66,7 @@ class ReadModels:
                              f"JOIN rm_placements p ON p.appraisal = d.appraisal WHERE {where}", params)
         if not rows:
             raise NotFound(what.split(" ")[0], f"no {what}", rule="read-model")
-        return assemble(json.loads(rows[0]["document"]), json.loads(rows[0]["placement"]))
+        return assemble(json_value(rows[0]["document"]), json_value(rows[0]["placement"]))
 
     def explanation(self, appraisal: str) -> dict[str, Any]:
         return self._current("rm_explanations", "explanation", "d.appraisal = ?", [appraisal],
@@ -87,7 +93,7 @@ class ReadModels:
             marks = ", ".join("?" * len(chunk))
             for row in self.db.query(f"SELECT appraisal, document FROM rm_breakdowns WHERE version = ? "
                                      f"AND appraisal IN ({marks})", [version, *chunk]):
-                found[row["appraisal"]] = orjson.loads(row["document"])  # a page reads a hundred of them
+                found[row["appraisal"]] = json_value(row["document"])  # a page reads a hundred of them
         return found
 
     def published_versions(self, appraisal: str) -> list[int]:
@@ -109,7 +115,7 @@ class ReadModels:
         if not rows:
             which = "any publication" if version is None else f"publication {version}"
             raise NotFound("publication", f"year {year} has no {which}", rule="publication-known")
-        return {**rows[0], "document": json.loads(rows[0]["document"])}
+        return {**rows[0], "document": json_value(rows[0]["document"])}
 
     def person_history(self, person: str) -> list[dict[str, Any]]:
         return self.db.query("SELECT * FROM rm_person_history WHERE person = ? ORDER BY year", [person])
@@ -158,8 +164,8 @@ class ReadModels:
         rows = self.db.query(f"SELECT * FROM rm_audit WHERE {' AND '.join(where)} ORDER BY position LIMIT ?",
                              [*params, limit])
         for row in rows:
-            row["detail"] = json.loads(row["detail"])
-            row["figures"] = json.loads(row["figures"])
+            row["detail"] = json_value(row["detail"])
+            row["figures"] = json_value(row["figures"])
             row["backdated"] = bool(row["backdated"])
         return rows
 

@@ -100,7 +100,7 @@ async def authenticate(request: Request, sent: BearerDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
-async def read_position(request: Request, queries: QueriesDep, ledger: LedgerDep, settings: SettingsDep,
+async def read_position(request: Request,
                         position: Annotated[int | None, Query(
                             ge=0, le=2**62, description="等待读模型追上此日志位置(命令应答中的 position)后再读 — "
                             "wait (bounded) until the read side has caught up with this log position (a "
@@ -108,14 +108,20 @@ async def read_position(request: Request, queries: QueriesDep, ledger: LedgerDep
                             "too many requests are waiting, 422 when the log has no such position")] = None) -> int:
     """Read-your-writes. A position past the end of the log was never answered to anyone: 422. One
     in the log that the read side has not reached yet is waited for, within `wait_seconds`, on the
-    event loop (`ReadProgress`: no thread is held while waiting). The reads go to a worker thread."""
+    event loop (`ReadProgress`: no thread is held while waiting). The reads go to a worker thread.
+    (The queries, the ledger and the settings come straight from the application's state, as the
+    caller's credentials do: every query takes this dependency.)"""
+    state = request.app.state
+    queries: Queries = state.queries
+    ledger: AppraisalLedger = state.ledger
+    settings: Settings = state.settings
     if position is None or position == 0:
         return await run_in_threadpool(queries.position)
     end = await run_in_threadpool(ledger.event_count)
     if position > end:
         raise Problem(422, "position-beyond-log", f"the log ends at position {end}: {position} was "
                       "never the answer to a command", field="position")
-    progress: ReadProgress = request.app.state.progress
+    progress: ReadProgress = state.progress
     reached = await progress.reach(position, settings.wait_seconds)
     if reached < position:
         raise Problem(503, "position-not-reached", f"the read side is at position {reached}, not yet "

@@ -34,6 +34,7 @@ from domain.aggregates import (
 )
 from domain.errors import DomainError, NotFound
 from projections.db import open_view_db
+from projections.documents import json_value
 from projections.projection import ReadModelProjection
 from projections.reading import ReadModels, explain_at, results_at
 from projections.tables import create_tables
@@ -140,12 +141,19 @@ class Queries:
     def results(self, year: int, scheme: tuple[str, int] | None = None) -> dict[str, Any]:
         if scheme is not None:
             return {**results_at(self.ledger, year, scheme=scheme), "status": "replay"}
+        return json_value(self.results_text(year))
+
+    def results_text(self, year: int) -> str:
+        """The year's results as the read models store them: JSON text (`projections.documents.json_text`)."""
         with self._views() as views, contextlib.suppress(NotFound):
-            return views.results(year)
+            return views.results_text(year)
         raise self._no_year(year)
 
     def subject(self, key: str) -> SubjectInfo:
-        appraisal = self.ledger.get(ledger_id("appraisal", key), private=True)
+        # What is read of the appraisal (its year, subject, kind and the subject's department) is
+        # fixed when it is opened: a cached copy is not fast-forwarded first (a round trip to the
+        # store on every read); one not cached is read from the store.
+        appraisal = self.ledger.get(ledger_id("appraisal", key), private=True, fastforward=False)
         if appraisal is None:
             raise self._no_appraisal(key)
         facts = appraisal.facts

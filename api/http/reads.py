@@ -26,11 +26,15 @@ history); an unknown person or department has no published year, like one they m
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 from api.http import models as m
 from api.http.auth import Principal, forbidden, require_reader
@@ -40,7 +44,32 @@ from api.http.read_side import Queries, SubjectInfo
 from api.http.visibility import own_results, own_view, public_breakdown, public_history, staff_view
 from domain.errors import NotFound
 
-router = APIRouter(tags=["queries 查询"])
+# Paths that are both a query and a page (api/pages): a browser asking for HTML without a bearer
+# token gets the page, every other client the query's answer.
+SHARED_WITH_PAGES = frozenset({"/audit"})
+
+
+def wants_page(scope: Scope) -> bool:
+    """A browser's request for a page: HTML accepted, no bearer token."""
+    headers = dict(scope.get("headers") or [])
+    if b"authorization" in headers:
+        return False
+    return b"text/html" in headers.get(b"accept", b"")
+
+
+class QueryRoute(APIRoute):
+    """A query's route. The queries are tried before the pages (api/server/app.py: a request walks
+    past no page route); on a path shared with a page, this route leaves a browser's request to
+    the page."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and self.path in SHARED_WITH_PAGES and wants_page(scope):
+            return Match.NONE, {}
+        return match, child
+
+
+router = APIRouter(tags=["queries 查询"], route_class=QueryRoute)
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemBody"}}}
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -63,6 +92,16 @@ PUBLISHED = ("published", "final")
 
 def answer(document: Any, position: int) -> JSONResponse:
     return JSONResponse(document, headers={"X-Log-Position": str(position)})
+
+
+def answer_stored(text: str, fields: dict[str, str], position: int) -> Response:
+    """A stored document (`projections.documents.json_text`: compact, keys sorted, UTF-8 as is, no
+    floats) with `fields` added after its own keys, as bytes: what `answer({**document, **fields})`
+    writes, byte for byte, without reading the document and writing it again (a year's results are
+    about 100 KB). `fields` are not keys of the document, which is not empty."""
+    added = "".join(f",{json.dumps(key)}:{json.dumps(value, ensure_ascii=False)}" for key, value in fields.items())
+    body = text[:-1] + added + "}"  # a document is an object with keys of its own
+    return Response(body.encode(), media_type="application/json", headers={"X-Log-Position": str(position)})
 
 
 def _speaks_for(principal: Principal, subject: SubjectInfo) -> bool:
@@ -114,11 +153,10 @@ def year_results(year: YearNumber, principal: PrincipalDep, queries: QueriesDep,
                      pattern=r"^[^@\x00]+@[1-9]\d{0,5}$", description="按此方案版本重算(不记录) — replay "
                      "under ID@VERSION, recording nothing (admin, inspector)")] = None) -> JSONResponse:
     if principal.sees_everything:
-        ref = None
-        if scheme is not None:
-            scheme_id, _, version = scheme.partition("@")
-            ref = (scheme_id, int(version))
-        return answer({**queries.results(year, ref), "view": "all"}, position)
+        if scheme is None:
+            return answer_stored(queries.results_text(year), {"view": "all"}, position)
+        scheme_id, _, version = scheme.partition("@")
+        return answer({**queries.results(year, (scheme_id, int(version))), "view": "all"}, position)
     if scheme is not None:
         raise forbidden("role-required", "a replay under another scheme version needs the admin or "
                         "inspector grant", field="scheme")

@@ -10,7 +10,6 @@ Admins and inspectors read the full explanation.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from projections.documents import MIN_RATERS_SHOWN, public_breakdown
@@ -21,9 +20,11 @@ __all__ = ["MIN_RATERS_SHOWN", "own_results", "public_breakdown", "public_histor
 def staff_view(breakdown: dict[str, Any], explanation: dict[str, Any], viewer: str) -> dict[str, Any]:
     """A public breakdown (`public_breakdown`, the current one or a publication's) as `viewer`
     sees it: with `viewer`'s own ratings of the subject, taken from the current `explanation`, as
-    `events`, and how many ratings by others it leaves out."""
+    `events`, and how many ratings by others it leaves out. (The view holds the explanation's own
+    event objects, not copies: like every function here it changes nothing it is given, and what
+    it answers is written out, not changed.)"""
     ratings = [event for event in explanation.get("events", []) if event.get("kind") == "rating"]
-    own = [copy.deepcopy(event) for event in ratings if _rated_by(event, viewer)]
+    own = [event for event in ratings if _rated_by(event, viewer)]
     return {**breakdown, "events": own, "view": "breakdown",
             "hidden": {"ratings_by_others": len(ratings) - len(own)}}
 
@@ -35,8 +36,8 @@ def own_view(explanation: dict[str, Any], viewer: str) -> dict[str, Any]:
 
 def public_history(events: list[dict[str, Any]], viewer: str) -> list[dict[str, Any]]:
     """An appraisal's stored events (`queries.audit_view`) as `viewer` may see them: the rating
-    events of other raters are left out (the same rule as the breakdown)."""
-    return [copy.deepcopy(event) for event in events
+    events of other raters are left out (the same rule as the breakdown). The events given, not copies."""
+    return [event for event in events
             if not event["type"].endswith("RatingRecorded") or event["data"].get("rater") == viewer]
 
 

@@ -24,8 +24,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
-from starlette.types import Scope
 
 from api.http.auth import Principal
 from api.http.deps import CredentialsDep, client_address, log_entry, throttled
@@ -40,9 +38,6 @@ from domain.errors import DomainError
 
 COOKIE = "appraisal_session"
 MAX_FORM_BYTES = 64_000
-# Paths that are both a page and an API query: a browser asking for HTML without a bearer token
-# gets the page, every other client the API's answer.
-SHARED_WITH_API = frozenset({"/audit"})
 
 log = structlog.get_logger("appraisal.pages")
 
@@ -125,22 +120,10 @@ def safe_next(target: str | None, default: str = "/home") -> str:
     return target
 
 
-def _wants_page(scope: Scope) -> bool:
-    headers = dict(scope.get("headers") or [])
-    if b"authorization" in headers:
-        return False
-    return b"text/html" in headers.get(b"accept", b"")
-
-
 class PageRoute(APIRoute):
-    """A page: matches a path it shares with the API only for a browser, and answers every failure
-    with an HTML page (the API's handlers in api/http/problems.py answer problem+json)."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        if match is not Match.NONE and self.path in SHARED_WITH_API and not _wants_page(scope):
-            return Match.NONE, {}
-        return match, child
+    """A page: answers every failure with an HTML page (the API's handlers in api/http/problems.py
+    answer problem+json). A path it shares with an API query is the page's for a browser only: the
+    queries come first and leave a browser's request to it (`api.http.reads.QueryRoute`)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -121,16 +121,17 @@ def create_app(settings: Settings | None = None, *, ledger: AppraisalLedger | No
     app.state.throttle = Throttle(settings.auth_failures_max, settings.auth_failures_window_seconds)
     problems.install(app)
     # Routes are tried in order. The commands (POST and PUT only, none on a page's path and method)
-    # come first: a rating no longer walks past every page route. The pages come before the reads:
-    # GET /audit from a browser is the page (api/pages/session.py). The bench's raw endpoint, when
-    # mounted, comes before everything, so that the baseline is never the dearer to route.
+    # and the queries (GET) come first: a command or a query walks past no page route (each one
+    # passed costs a request a few µs). A query on a path shared with a page (GET /audit) leaves a
+    # browser's request to the page (api/http/reads.py `QueryRoute`). The bench's raw endpoint,
+    # when mounted, comes before everything, so that the baseline is never the dearer to route.
     if settings.bench_raw_endpoint:
         from api.http import bench_baseline
 
         app.include_router(bench_baseline.router)
     app.include_router(writes.router)
-    app.include_router(pages.router)
     app.include_router(reads.router)
+    app.include_router(pages.router)
     app.include_router(docs.router)  # /docs and /redoc, every asset from this server
     app.add_middleware(Guard, max_bytes=settings.body_max_bytes, max_depth=settings.body_max_depth)
     app.add_middleware(logs.RequestLog)  # the outermost: it logs what the guard refuses too

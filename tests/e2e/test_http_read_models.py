@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from api.http.read_side import Queries
@@ -179,6 +180,24 @@ def test_the_worked_example_is_answered_from_the_read_models_as_the_ledger_compu
     assert w.get(f"/years/{YEAR}/publications")["publications"] == []
     w.get(f"/years/{YEAR}/publications/1", status=404)
     assert w.get("/health")["position"] == w.ledger.event_count()
+
+
+def test_the_results_are_answered_as_stored_byte_for_byte(w: Served) -> None:
+    """An admin's results are the stored document with `view` added to it, not read and written
+    again: the same bytes and headers as writing the document read (the way they were answered
+    before), provisional and published."""
+    headers = {"Authorization": f"Bearer {w.tokens['admin']}"}
+    for command in (None, PUBLISH):
+        if command is not None:
+            w.send(command)
+        response = w.client.get(f"/years/{YEAR}/results", headers=headers)
+        document = w.client.app.state.queries.results(YEAR)
+        assert "view" not in document
+        written = JSONResponse({**document, "view": "all"})
+        assert response.content == written.body
+        assert response.headers["content-type"] == written.headers["content-type"]
+        assert response.headers["content-length"] == written.headers["content-length"]
+    assert response.json()["status"] == "published"
 
 
 def test_who_reads_the_new_queries(w: Served) -> None:
