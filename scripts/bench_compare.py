@@ -268,7 +268,11 @@ def import_and_rebuild(args: argparse.Namespace, trees: list[Tree], work: Path, 
 class Client:
     """A minimal HTTP/1.1 client over asyncio streams: keep-alive connections, a new one whenever
     none is idle, up to `most` (then a request waits for one: that wait counts in its latency,
-    which runs from its scheduled time). A request that cannot connect or read counts as status 0."""
+    which runs from its scheduled time). A request that cannot connect or read counts as status 0.
+    A connection that was idle may have been closed by the server meanwhile (uvicorn closes one
+    idle for 5 s): when such a reused connection gives no byte of an answer, the request is sent
+    again once on a new connection, as HTTP clients do (urllib3); the benchmark's commands carry
+    ids, so sending one again is a no-op if it was accepted."""
 
     def __init__(self, host: str, port: int, most: int = 256) -> None:
         self.host, self.port = host, port
@@ -281,8 +285,17 @@ class Client:
             return await self._request(method, path, token, body)
 
     async def _request(self, method: str, path: str, token: str, body: bytes | None) -> int:
+        reused = bool(self.idle)
+        status = await self._exchange(method, path, token, body)
+        if status is None and reused:  # the server closed it while it was idle: once more, on a new one
+            status = await self._exchange(method, path, token, body, fresh=True)
+        return status or 0
+
+    async def _exchange(self, method: str, path: str, token: str, body: bytes | None, fresh: bool = False
+                        ) -> int | None:
+        """The status of one request and answer (0: it failed; None: not a byte of an answer came)."""
         try:
-            if self.idle:
+            if self.idle and not fresh:
                 reader, writer = self.idle.pop()
             else:
                 reader, writer = await asyncio.open_connection(self.host, self.port)
@@ -293,9 +306,13 @@ class Client:
                 f"Authorization: Bearer {token}\r\nAccept: application/json\r\n")
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        status_line = b""
         try:
             writer.write(head.encode() + b"\r\n" + (body or b""))
             status_line = await reader.readline()
+            if not status_line:
+                writer.close()
+                return None
             status = int(status_line.split()[1])
             length, chunked, close = 0, False, False
             while True:
@@ -320,7 +337,7 @@ class Client:
                 await reader.readexactly(length)
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
             writer.close()
-            return 0
+            return 0 if status_line else None
         if close:
             writer.close()
         else:
@@ -414,7 +431,8 @@ def http_peak(args: argparse.Namespace, trees: list[Tree]) -> dict[str, Any]:
     shape = {"departments": args.http_departments, "staff": args.staff}
     people_count = args.http_departments * (args.staff + 1)
     print(f"  an office of {people_count} people; offered {args.writes:g} commands/s + {args.reads:g} reads/s "
-          f"for {args.seconds:g} s after {args.warm:g} s of warm-up", flush=True)
+          f"for {args.seconds:g} s after {args.warm:g} s of warm-up; {args.server_workers} server "
+          f"process(es)", flush=True)
     figures: dict[str, Any] = {}
     for tree in trees:
         schema = f"cmp_http_{tree.name}_{secrets.token_hex(3)}"
@@ -422,7 +440,8 @@ def http_peak(args: argparse.Namespace, trees: list[Tree]) -> dict[str, Any]:
         people = tree.measure("office", url, json.dumps(shape))
         port = free_port()
         processes = [tree.start(["project"], url, logs / f"compare-{tree.name}-worker.log"),
-                     tree.start(["serve", "--port", str(port), "--projection", "none"], url,
+                     tree.start(["serve", "--port", str(port), "--projection", "none",
+                                 "--workers", str(args.server_workers)], url,
                                 logs / f"compare-{tree.name}-server.log")]
         try:
             deadline = time.monotonic() + 120
@@ -467,6 +486,7 @@ def http_peak(args: argparse.Namespace, trees: list[Tree]) -> dict[str, Any]:
             print(f"    {endpoint:<34} {row['requests']:>6} p50 {row['p50_ms']:>7.1f} ms  p99 {row['p99_ms']:>7.1f} ms  "
                   f"max {row['max_ms']:>7.1f} ms  not 2xx {row['not_ok']}", flush=True)
     return {"people": people_count, "writes_per_s": args.writes, "reads_per_s": args.reads,
+            "server_workers": args.server_workers,
             "seconds": args.seconds, "warm_s": args.warm, "trees": figures}
 
 
@@ -515,6 +535,8 @@ def main() -> None:
     parser.add_argument("--http-departments", type=int, default=10, help="the office of the HTTP load")
     parser.add_argument("--writes", type=float, default=50.0, help="rating commands/s offered")
     parser.add_argument("--reads", type=float, default=200.0, help="reads/s offered")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="`appraisal serve --workers` of the HTTP part (several processes: production on PostgreSQL)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warm", type=float, default=5.0, help="seconds of load before the measured ones")
     parser.add_argument("--json", type=Path, help="write the figures here too")
