@@ -67,7 +67,7 @@ class Runner:
         self.cwd = str(code or ROOT)
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "api.cli", *args]
+        return [sys.executable, "-m", "api.cli.main", *args]
 
     def run(self, *args: str) -> dict[str, Any]:
         """Run to the end: wall seconds and peak RSS (MiB); raises on a failure."""
