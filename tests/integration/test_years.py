@@ -194,3 +194,28 @@ def test_the_ledger_lets_a_finalized_years_appraisals_go(db_url: str, monkeypatc
         cached = set(ledger.repository.cache.cache)  # type: ignore[union-attr]
         assert not any(ledger_id("appraisal", f"2025:{s}") in cached for s in ("d-01", *Years.PEOPLE))
         assert ledger.explain("2023:p-1")["summary"]["tier"] == 2  # read again from the store
+
+
+def test_a_rebuild_lets_a_year_go_before_it_folds_the_next(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild's page ends at a year's finalization: the year is rendered and let go before any
+    event of a later year is folded, whatever the page size (it holds one year, not a year and a
+    page of the next)."""
+    with ledger_at(db_url) as ledger:
+        ledger.submit(three_years().commands)
+    met: list[tuple[int, set[int]]] = []  # (the year of an appraisal's event, the years let go then)
+    fold = ReadModelProjection._fold_one
+
+    def watched(projection: ReadModelProjection, position: int, event: Any, rows: Any) -> Any:
+        change = fold(projection, position, event, rows)
+        if change is not None and change.appraisal is not None:
+            met.append((change.year, set(projection.state.closed)))
+        return change
+
+    monkeypatch.setattr(ReadModelProjection, "_fold_one", watched)
+    with ledger_at(db_url) as ledger:
+        projection = ReadModelProjection(ledger, resume=False)
+        projection.rebuild(page=100_000)  # the whole log in one page
+        projection.close()
+    assert {year for year, _ in met} == {2023, 2024, 2025}
+    assert all(closed == {2023} for year, closed in met if year == 2024)
+    assert all(closed == {2023, 2024} for year, closed in met if year == 2025)
