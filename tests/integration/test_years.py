@@ -219,3 +219,27 @@ def test_a_rebuild_lets_a_year_go_before_it_folds_the_next(db_url: str, monkeypa
     assert {year for year, _ in met} == {2023, 2024, 2025}
     assert all(closed == {2023} for year, closed in met if year == 2024)
     assert all(closed == {2023, 2024} for year, closed in met if year == 2025)
+
+
+def test_a_restart_reads_no_rows_of_the_years_let_go(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restarted worker (or server) reads the digests of the open years only: the rows of the
+    finalized years, many in a log of many years, are not read into memory to be dropped."""
+    with ledger_at(db_url) as ledger:
+        ledger.submit(three_years().commands)
+    caught_up(db_url)
+    read: list[dict[str, Any]] = []
+    db = open_view_db(db_url)
+    kind = type(db)
+    db.close()
+    query = kind.query
+
+    def watched(db: Any, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        rows = query(db, sql, params)
+        read.extend(rows)
+        return rows
+
+    monkeypatch.setattr(kind, "query", watched)
+    restarted = caught_up(db_url)
+    assert set(restarted.state.closed) == {2023, 2024}
+    assert {row["year"] for row in read if "year" in row} == {2025}
+    assert {key[1] for key in restarted.renderer.digests if key[0] == "results"} == {2025}
