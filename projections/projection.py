@@ -102,13 +102,14 @@ class ReadModelProjection:
                     write(tx, Rows(setaside=self._take_pending()))
 
     def catch_up(self, page: int = 2000) -> int:
-        """Process every event after the tracking position; returns how many were processed."""
+        """Process every event after the tracking position; returns how many were processed. A
+        batch ends between two commands (`_pages`)."""
         processed = 0
+        batches = _pages(read_events(self.ledger, start=self.state.position, page=page, tolerant=True), page)
         while True:
             with paused_gc():  # see `rebuild`
-                batch = list(_take(read_events(self.ledger, start=self.state.position, page=page, tolerant=True),
-                                   page))
-                if not batch:
+                batch = next(batches, None)
+                if batch is None:
                     return processed
                 self.process(batch)
             processed += len(batch)
@@ -486,11 +487,8 @@ def _year_of(aggregate: Any) -> tuple[int | None, str | None, str]:
     return None, None, "SetAside"
 
 
-def _take(events: Iterable[Any], n: int) -> Iterable[Any]:
-    for index, item in enumerate(events):
-        if index >= n:
-            return
-        yield item
+def _command(item: tuple[int, Any]) -> str | None:
+    return getattr(item[1], "command_id", None)
 
 
 def _finalizes(item: tuple[int, Any]) -> bool:
@@ -498,12 +496,17 @@ def _finalizes(item: tuple[int, Any]) -> bool:
 
 
 def _pages(events: Iterable[Any], n: int, ends: Callable[[Any], bool] | None = None) -> Iterable[list[Any]]:
-    """Lists of `n` items, a list cut short after an item that `ends` one."""
+    """Lists of `n` (position, event) items, or a few more: a list ends only between two commands
+    (a command that opens an appraisal records the year's new subject, then the appraisal: a year
+    rendered between the two has a subject without its appraisal), and ends there early after an
+    item that `ends` one."""
     page: list[Any] = []
+    due = False
     for item in events:
-        page.append(item)
-        if len(page) >= n or (ends is not None and ends(item)):
+        if due and ((command := _command(item)) is None or command != _command(page[-1])):
             yield page
-            page = []
+            page, due = [], False
+        page.append(item)
+        due = due or len(page) >= n or (ends is not None and ends(item))
     if page:
         yield page
