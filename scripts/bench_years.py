@@ -70,7 +70,8 @@ class Runner:
         return [sys.executable, "-m", "api.cli.main", *args]
 
     def run(self, *args: str) -> dict[str, Any]:
-        """Run to the end: wall seconds and peak RSS (MiB); raises on a failure."""
+        """Run to the end: wall seconds, CPU seconds (user + system: what survives a busy machine)
+        and peak RSS (MiB); raises on a failure."""
         started = time.perf_counter()
         process = subprocess.Popen(self.argv(*args), env=self.env, cwd=self.cwd,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -84,7 +85,8 @@ class Runner:
         if process.returncode:
             raise RuntimeError(f"appraisal {' '.join(args)} failed ({process.returncode}): "
                                f"{b''.join(stderr).decode(errors='replace')[-2000:]}")
-        return {"s": round(elapsed, 2), "rss_mib": round(usage.ru_maxrss / 1024)}
+        return {"s": round(elapsed, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+                "rss_mib": round(usage.ru_maxrss / 1024)}
 
     def output(self, *args: str) -> str:
         return subprocess.run(self.argv(*args), env=self.env, cwd=self.cwd, check=True,
@@ -197,13 +199,14 @@ def bench_store(name: str, url: str, args: argparse.Namespace, work: Path) -> di
             row["rebuild"] = runner.run("project", "--rebuild")
         if year in (FIRST, last) and args.readers:
             row["serve"] = serve_and_read(runner, year, people, args.readers, args.rounds, row["events"])
+        row["load"] = round(os.getloadavg()[0], 1)  # the machine is shared: beside every figure
         rows.append(row)
         print(f"  {name} {year}: {json.dumps({k: v for k, v in row.items() if k != 'year'})}", flush=True)
     return figures
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["| store | year | events | import s / MiB | worker s / MiB | rebuild s / MiB | serve MiB | "
+    lines = ["| store | year | events | import s (CPU s) / MiB | worker s (CPU s) / MiB | rebuild s (CPU s) / MiB | serve MiB | "
              "results p50/p99 ms | explanation p50/p99 ms |", "|---|---|---|---|---|---|---|---|---|"]
     for store in results:
         for row in store["years"]:
@@ -211,7 +214,7 @@ def table(results: list[dict[str, Any]]) -> str:
 
             def pair(part: str, row: dict[str, Any] = row) -> str:
                 value = row.get(part)
-                return f"{value['s']} / {value['rss_mib']}" if value else ""
+                return f"{value['s']} ({value.get('cpu_s', '?')}) / {value['rss_mib']}" if value else ""
 
             lines.append(
                 f"| {store['store']} | {row['year']} | {row['events']:,} | {pair('import')} | {pair('worker')} | "
