@@ -207,7 +207,7 @@ def bench_store(name: str, url: str, args: argparse.Namespace, work: Path) -> di
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = ["| store | year | events | import s (CPU s) / MiB | worker s (CPU s) / MiB | rebuild s (CPU s) / MiB | serve MiB | "
-             "results p50/p99 ms | explanation p50/p99 ms |", "|---|---|---|---|---|---|---|---|---|"]
+             "results p50/p99 ms | explanation p50/p99 ms | load |", "|---|---|---|---|---|---|---|---|---|---|"]
     for store in results:
         for row in store["years"]:
             serve = row.get("serve") or {}
@@ -220,7 +220,8 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"| {store['store']} | {row['year']} | {row['events']:,} | {pair('import')} | {pair('worker')} | "
                 f"{pair('rebuild')} | {serve.get('rss_peak_mib', '')} | "
                 + (f"{serve['results_p50_ms']} / {serve['results_p99_ms']} | "
-                   f"{serve['explanation_p50_ms']} / {serve['explanation_p99_ms']} |" if serve else "| |"))
+                   f"{serve['explanation_p50_ms']} / {serve['explanation_p99_ms']} |" if serve else "| |")
+                + f" {row.get('load', '')} |")
     return "\n".join(lines)
 
 
@@ -236,7 +237,11 @@ def main() -> None:
     parser.add_argument("--rebuild-every", action="store_true", help="rebuild after every year")
     parser.add_argument("--code", type=Path, help="run the commands from this checkout of the code")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "years.json")
+    parser.add_argument("--table", type=Path, help="only print the table of an earlier run's JSON")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())["results"]))
+        return
     tag = f"{args.departments}x{args.staff}x{args.years}"
     work = ROOT / "var" / "bench" / f"years-{tag}{'-' + args.code.name if args.code else ''}"
     work.mkdir(parents=True, exist_ok=True)
