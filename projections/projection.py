@@ -416,7 +416,11 @@ class ReadModelProjection:
             # the next year's events are folded (a rebuild holds one year, not a year and a page).
             for batch in _pages(read_events(self.ledger, page=page, tolerant=True), page, _finalizes):
                 if any(isinstance(event, Year.Published) for _, event in batch):
-                    self.process(batch, suffix, writer=writer)  # rendered at the publication
+                    self.renderer.spill = writer.put  # the year's documents, as they are made
+                    try:
+                        self.process(batch, suffix, writer=writer)  # rendered at the publication
+                    finally:
+                        self.renderer.spill = None
                 else:
                     writer.put(self._fold(batch))
                 processed += len(batch)
