@@ -260,3 +260,30 @@ def test_a_catch_up_never_cuts_a_commands_events(db_url: str) -> None:
     followed = snapshot(db_url)
     rebuilt(db_url)
     assert snapshot(db_url) == followed
+
+
+def test_a_rebuild_hands_a_publications_documents_to_the_writer_as_they_are_made(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild's page with a publication renders the year there: its documents go to the writer
+    every `SPILL_EVERY` of them, as the final render's do, not all at the end of the page."""
+    import projections.documents
+    from projections.documents import Rows
+    from projections.write import PageWriter
+
+    with ledger_at(db_url) as ledger:
+        ledger.submit(three_years().commands)
+    monkeypatch.setattr(projections.documents, "SPILL_EVERY", 4)
+    sizes: list[int] = []
+    put = PageWriter.put
+
+    def watched(writer: PageWriter, rows: Any) -> None:
+        if isinstance(rows, Rows):
+            sizes.append(len(rows.explanations) + len(rows.breakdowns) + len(rows.placements))
+        put(writer, rows)
+
+    monkeypatch.setattr(PageWriter, "put", watched)
+    with ledger_at(db_url) as ledger:
+        projection = ReadModelProjection(ledger, resume=False)
+        projection.rebuild(page=100_000)
+        projection.close()
+    assert sum(sizes) > 40 and max(sizes) <= 4 + 3  # a subject's explanation, breakdown(s), placement
