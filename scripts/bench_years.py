@@ -109,6 +109,24 @@ def vm(pid: int, name: str) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle(pid: int, timeout: float = 600) -> None:
+    """Wait until a process has used less than 0.1 s of CPU in a second (a server that has
+    finished folding the log in its projection thread), so that readers do not measure that."""
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = cpu_seconds(pid)
+        if now - before < 0.1:
+            return
+        before = now
+
+
 def serve_and_read(runner: Runner, year: int, people: list[str], readers: int, rounds: int,
                    events: int) -> dict[str, Any]:
     """Start `serve`, wait until its projection has caught up with the log (`events`), then let
@@ -135,6 +153,7 @@ def serve_and_read(runner: Runner, year: int, people: list[str], readers: int, r
                 except (httpx.HTTPError, ValueError):
                     pass
                 time.sleep(0.5)
+        idle(server.pid)  # its projection thread has folded the log up to the tracking row
         ready = time.perf_counter() - started
         caught_up = vm(server.pid, "VmHWM")
         latencies: dict[str, list[float]] = {"results": [], "explanation": []}
