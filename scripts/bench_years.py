@@ -67,10 +67,11 @@ class Runner:
         self.cwd = str(code or ROOT)
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "api.cli", *args]
+        return [sys.executable, "-m", "api.cli.main", *args]
 
     def run(self, *args: str) -> dict[str, Any]:
-        """Run to the end: wall seconds and peak RSS (MiB); raises on a failure."""
+        """Run to the end: wall seconds, CPU seconds (user + system: what survives a busy machine)
+        and peak RSS (MiB); raises on a failure."""
         started = time.perf_counter()
         process = subprocess.Popen(self.argv(*args), env=self.env, cwd=self.cwd,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -84,7 +85,8 @@ class Runner:
         if process.returncode:
             raise RuntimeError(f"appraisal {' '.join(args)} failed ({process.returncode}): "
                                f"{b''.join(stderr).decode(errors='replace')[-2000:]}")
-        return {"s": round(elapsed, 2), "rss_mib": round(usage.ru_maxrss / 1024)}
+        return {"s": round(elapsed, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+                "rss_mib": round(usage.ru_maxrss / 1024)}
 
     def output(self, *args: str) -> str:
         return subprocess.run(self.argv(*args), env=self.env, cwd=self.cwd, check=True,
@@ -105,6 +107,24 @@ def vm(pid: int, name: str) -> int:
         if line.startswith(name + ":"):
             return round(int(line.split()[1]) / 1024)
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle(pid: int, timeout: float = 600) -> None:
+    """Wait until a process has used less than 0.1 s of CPU in a second (a server that has
+    finished folding the log in its projection thread), so that readers do not measure that."""
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = cpu_seconds(pid)
+        if now - before < 0.1:
+            return
+        before = now
 
 
 def serve_and_read(runner: Runner, year: int, people: list[str], readers: int, rounds: int,
@@ -133,6 +153,7 @@ def serve_and_read(runner: Runner, year: int, people: list[str], readers: int, r
                 except (httpx.HTTPError, ValueError):
                     pass
                 time.sleep(0.5)
+        idle(server.pid)  # its projection thread has folded the log up to the tracking row
         ready = time.perf_counter() - started
         caught_up = vm(server.pid, "VmHWM")
         latencies: dict[str, list[float]] = {"results": [], "explanation": []}
@@ -197,27 +218,29 @@ def bench_store(name: str, url: str, args: argparse.Namespace, work: Path) -> di
             row["rebuild"] = runner.run("project", "--rebuild")
         if year in (FIRST, last) and args.readers:
             row["serve"] = serve_and_read(runner, year, people, args.readers, args.rounds, row["events"])
+        row["load"] = round(os.getloadavg()[0], 1)  # the machine is shared: beside every figure
         rows.append(row)
         print(f"  {name} {year}: {json.dumps({k: v for k, v in row.items() if k != 'year'})}", flush=True)
     return figures
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["| store | year | events | import s / MiB | worker s / MiB | rebuild s / MiB | serve MiB | "
-             "results p50/p99 ms | explanation p50/p99 ms |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| store | year | events | import s (CPU s) / MiB | worker s (CPU s) / MiB | rebuild s (CPU s) / MiB | serve MiB | "
+             "results p50/p99 ms | explanation p50/p99 ms | load |", "|---|---|---|---|---|---|---|---|---|---|"]
     for store in results:
         for row in store["years"]:
             serve = row.get("serve") or {}
 
             def pair(part: str, row: dict[str, Any] = row) -> str:
                 value = row.get(part)
-                return f"{value['s']} / {value['rss_mib']}" if value else ""
+                return f"{value['s']} ({value.get('cpu_s', '?')}) / {value['rss_mib']}" if value else ""
 
             lines.append(
                 f"| {store['store']} | {row['year']} | {row['events']:,} | {pair('import')} | {pair('worker')} | "
                 f"{pair('rebuild')} | {serve.get('rss_peak_mib', '')} | "
                 + (f"{serve['results_p50_ms']} / {serve['results_p99_ms']} | "
-                   f"{serve['explanation_p50_ms']} / {serve['explanation_p99_ms']} |" if serve else "| |"))
+                   f"{serve['explanation_p50_ms']} / {serve['explanation_p99_ms']} |" if serve else "| |")
+                + f" {row.get('load', '')} |")
     return "\n".join(lines)
 
 
@@ -233,7 +256,11 @@ def main() -> None:
     parser.add_argument("--rebuild-every", action="store_true", help="rebuild after every year")
     parser.add_argument("--code", type=Path, help="run the commands from this checkout of the code")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "years.json")
+    parser.add_argument("--table", type=Path, help="only print the table of an earlier run's JSON")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())["results"]))
+        return
     tag = f"{args.departments}x{args.staff}x{args.years}"
     work = ROOT / "var" / "bench" / f"years-{tag}{'-' + args.code.name if args.code else ''}"
     work.mkdir(parents=True, exist_ok=True)
