@@ -8,7 +8,7 @@ import contextlib
 import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
@@ -19,18 +19,27 @@ from projections.projection import ReadModelProjection
 log = structlog.get_logger("projections")
 
 
-def _wait_for_events(ledger: Any, timeout: float) -> None:
-    """Sleep until the log may have grown: a PostgreSQL NOTIFY, or the polling interval."""
+@contextlib.contextmanager
+def _waiting(ledger: Any) -> Iterator[Callable[[float], None]]:
+    """How the loop sleeps until the log may have grown: on PostgreSQL a NOTIFY on one LISTEN
+    connection kept for the whole run (opened before the first catch-up, so a command committed
+    while the loop catches up is waiting in it, never missed; one connection, not one per wait),
+    on SQLite the polling interval."""
     if not ledger.db_url.startswith(("postgresql", "postgres")):
-        time.sleep(timeout)
+        yield time.sleep
         return
     import psycopg
 
-    channel = ledger.recorder.channel_name
     with psycopg.connect(pg_conninfo(ledger.db_url), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'LISTEN "{channel}"')
-        for _ in conn.notifies(timeout=timeout, stop_after=1):
-            break
+        conn.execute(f'LISTEN "{ledger.recorder.channel_name}"')
+
+        def wait(timeout: float) -> None:
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                break
+            for _ in conn.notifies(timeout=0, stop_after=1000):  # the others already come: one catch-up reads them all
+                pass
+
+        yield wait
 
 
 def run(ledger_factory: Callable[[], Any], *, stop: threading.Event | None = None, interval: float = 0.5,
@@ -41,9 +50,11 @@ def run(ledger_factory: Callable[[], Any], *, stop: threading.Event | None = Non
     backoff = 0.5
     while not stop.is_set():
         ledger = projection = None
+        waiting = contextlib.ExitStack()
         frozen = False
         try:
             ledger = ledger_factory()
+            wait = waiting.enter_context(_waiting(ledger))
             projection = ReadModelProjection(ledger)
             log.info("projection started", position=projection.state.position)
             backoff = 0.5
@@ -58,7 +69,7 @@ def run(ledger_factory: Callable[[], Any], *, stop: threading.Event | None = Non
                 if processed and on_batch:
                     on_batch(processed, projection.state.position)
                 if not processed:
-                    _wait_for_events(ledger, interval)
+                    wait(interval)
         except Exception as error:  # supervised: log, wait, start again from the tracking row
             log.warning("projection stopped; restarting", error=repr(error), backoff=backoff)
             stop.wait(backoff)
@@ -66,6 +77,8 @@ def run(ledger_factory: Callable[[], Any], *, stop: threading.Event | None = Non
         finally:
             if frozen:  # what this run kept may be collected again once it is dropped
                 gc.unfreeze()
+            with contextlib.suppress(Exception):
+                waiting.close()
             if projection is not None:
                 with contextlib.suppress(Exception):
                     projection.close()
