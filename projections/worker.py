@@ -43,9 +43,13 @@ def _waiting(ledger: Any) -> Iterator[Callable[[float], None]]:
 
 
 def run(ledger_factory: Callable[[], Any], *, stop: threading.Event | None = None, interval: float = 0.5,
-        on_batch: Callable[[int, int], None] | None = None) -> None:
+        gather: float = 0.1, on_batch: Callable[[int, int], None] | None = None) -> None:
     """Catch up, then follow the log until `stop` is set. A failure (a dropped connection, the
-    store restarting) is logged; the projection is rebuilt from its tracking row and goes on."""
+    store restarting) is logged; the projection is rebuilt from its tracking row and goes on.
+    After a batch it waits `gather` seconds before looking again, so that the commands of a busy
+    moment come as one batch: each batch grades its year again (the ranking moves with every
+    score), and at 50 commands a second one batch per command took a third of a core beside the
+    servers. The read models then follow the log at most that much later."""
     stop = stop or threading.Event()
     backoff = 0.5
     while not stop.is_set():
@@ -70,6 +74,8 @@ def run(ledger_factory: Callable[[], Any], *, stop: threading.Event | None = Non
                     on_batch(processed, projection.state.position)
                 if not processed:
                     wait(interval)
+                elif gather:
+                    stop.wait(gather)
         except Exception as error:  # supervised: log, wait, start again from the tracking row
             log.warning("projection stopped; restarting", error=repr(error), backoff=backoff)
             stop.wait(backoff)
