@@ -123,27 +123,19 @@ def figures_fed(event: LedgerEvent, state: LedgerState, appraisal: Appraisal | N
     tail = [tree] + (["total"] if tree == "individual" else [])
     if isinstance(event, Appraisal.RatingRecorded):
         return [f"period:{event.leaf}:{event.period}", f"base:{event.leaf}", f"node:{event.leaf}", *tail]
-    if isinstance(event, Appraisal.MeasurementRecorded | Appraisal.OccurrenceRecorded):
-        name = event.input if isinstance(event, Appraisal.MeasurementRecorded) else event.item
-        return _input_figures(scheme, tree, name) + tail
-    if isinstance(event, Appraisal.SurveyRecorded):
-        return [f"survey:{event.input}", *_input_figures(scheme, tree, event.input), *tail]
-    if isinstance(event, Appraisal.AdjustmentApplied):
-        return [f"adjustment:{event.command_id}", "total"]
-    if isinstance(event, Appraisal.VetoImposed):
-        return [f"veto:{event.command_id}", "tier", "grade"]
-    if isinstance(event, Appraisal.AppealDecided):
+    item: Any = event
+    if isinstance(event, Appraisal.AppealDecided):  # a decision feeds what its appeal's item feeds
         appeal = appraisal.facts.appeals.get(event.appeal)
-        target = appraisal.facts.items.get(appeal.target) if appeal else None
-        if isinstance(target, f.Measurement | f.Occurrence):
-            name = target.input if isinstance(target, f.Measurement) else target.item
-            return _input_figures(scheme, tree, name) + tail
-        if isinstance(target, f.SurveyRound):
-            return [f"survey:{target.input}", *_input_figures(scheme, tree, target.input), *tail]
-        if isinstance(target, f.AdjustmentFact):
-            return [f"adjustment:{target.command_id}", "total"]
-        if isinstance(target, f.VetoFact):
-            return [f"veto:{target.command_id}", "tier", "grade"]
+        item = appraisal.facts.items.get(appeal.target) if appeal else None
+    if isinstance(item, Appraisal.MeasurementRecorded | f.Measurement | Appraisal.SurveyRecorded | f.SurveyRound):
+        survey = [f"survey:{item.input}"] if isinstance(item, Appraisal.SurveyRecorded | f.SurveyRound) else []
+        return [*survey, *_input_figures(scheme, tree, item.input), *tail]
+    if isinstance(item, Appraisal.OccurrenceRecorded | f.Occurrence):
+        return _input_figures(scheme, tree, item.item) + tail
+    if isinstance(item, Appraisal.AdjustmentApplied | f.AdjustmentFact):
+        return [f"adjustment:{item.command_id}", "total"]
+    if isinstance(item, Appraisal.VetoImposed | f.VetoFact):
+        return [f"veto:{item.command_id}", "tier", "grade"]
     return []
 
 

@@ -35,7 +35,6 @@ from api.http.problems import Problem, from_domain
 from api.http.read_side import Queries
 from api.http.writes import authorize, business_time, check_text, submit
 from api.ledger import AppraisalLedger, Refused
-from api.pages.inspector import kept
 from api.pages.labels import (
     APPEAL_STATUS,
     CONSEQUENCES,
@@ -52,6 +51,7 @@ from api.pages.labels import (
 from api.pages.layout import page, templates
 from api.pages.routes import known_years
 from api.pages.session import FormDep, PageRoute, ViewerDep, same_origin
+from api.pages.views import kept
 from domain.errors import DomainError, NotFound
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)

@@ -11,9 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -44,7 +41,7 @@ from api.pages.labels import (
 )
 from api.pages.layout import page
 from api.pages.session import PageRoute, ViewerDep, same_origin
-from api.pages.views import Rows, consequences_text, year_view
+from api.pages.views import Rows, consequences_text, kept, year_view
 from api.store.logstore import log_store
 from domain.times import OFFICE_TZ
 from projections.reading import results_at
@@ -105,28 +102,6 @@ def event_type_label(event_type: str) -> str:
 
 def exact_differs(value: Any, exact: Any) -> bool:
     return exact is not None and str(exact) != str(value)
-
-
-# What a page derives from something that never changes is kept for the next page, the few most
-# recent, by a key that names it: a publication by its digest (a 3,000-person year's document is a
-# megabyte of JSON to read), a look-back by its times and the log's position (seconds to fold), a
-# workbook by the digest of its inputs (api/pages/admin.py).
-_KEPT: OrderedDict[tuple[str, ...], Any] = OrderedDict()
-_KEPT_LOCK = threading.Lock()
-KEPT = 8
-
-
-def kept(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
-    with _KEPT_LOCK:
-        if key in _KEPT:
-            _KEPT.move_to_end(key)
-            return _KEPT[key]
-    value = make()
-    with _KEPT_LOCK:
-        _KEPT[key] = value
-        while len(_KEPT) > KEPT:
-            _KEPT.popitem(last=False)
-    return value
 
 
 # --- job 7: the trace, readable ----------------------------------------------------------------------

@@ -32,11 +32,11 @@ from api.http.auth import Principal, forbidden
 from api.http.deps import LedgerDep, QueriesDep, SettingsDep
 from api.http.problems import Problem
 from api.http.read_side import Queries
-from api.pages.inspector import EVENT_TYPES, kept, results_table
+from api.pages.inspector import EVENT_TYPES, results_table
 from api.pages.labels import CONSEQUENCES, OUTCOMES, RULES_ZH, Labels, bilingual, label, labels_for
 from api.pages.layout import HEADERS, page, templates
 from api.pages.session import PageRoute, ViewerDep
-from api.pages.views import Explained, Rows
+from api.pages.views import Explained, Rows, kept
 from api.pages.views import _order as ranking_order
 from api.store.gcpause import paused_gc
 from domain.errors import DomainError, NotFound

@@ -1,4 +1,5 @@
-"""What the pages show, shaped from the documents the queries answer (pure functions, no I/O).
+"""What the pages show, shaped from the documents the queries answer (pure functions, no I/O),
+and `kept`: what a page derives from something that never changes, kept for the next page.
 
 Nothing here computes a score: every figure is read from the explanation's trace or the results
 export. The only arithmetic is the itemised list's per-occurrence amount (`points_each × count`,
@@ -7,6 +8,9 @@ both read from the trace), which is how the trace's own figure is made.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -34,6 +38,28 @@ from domain.handlers import appeal_deadline
 from domain.times import OFFICE_TZ
 
 APPEALABLE = frozenset({"occurrence", "measurement", "survey", "adjustment", "veto"})
+
+
+# What a page derives from something that never changes is kept for the next page, the few most
+# recent, by a key that names it: a publication by its digest (a 3,000-person year's document is a
+# megabyte of JSON to read), a look-back by its times and the log's position (seconds to fold), a
+# workbook by the digest of its inputs (api/pages/admin.py).
+_KEPT: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
+KEPT = 8
+
+
+def kept(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+    with _KEPT_LOCK:
+        if key in _KEPT:
+            _KEPT.move_to_end(key)
+            return _KEPT[key]
+    value = make()
+    with _KEPT_LOCK:
+        _KEPT[key] = value
+        while len(_KEPT) > KEPT:
+            _KEPT.popitem(last=False)
+    return value
 
 
 def _decimal(text: Any) -> Decimal | None:

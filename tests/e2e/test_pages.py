@@ -461,9 +461,9 @@ def test_a_workbook_is_made_once_for_the_same_figures_and_names_and_again_after_
 
     from openpyxl import load_workbook
 
-    from api.pages import admin, inspector
+    from api.pages import admin, views
 
-    monkeypatch.setattr(inspector, "_KEPT", OrderedDict())  # what another test's identical world left
+    monkeypatch.setattr(views, "_KEPT", OrderedDict())  # what another test's identical world left
     made: list[str] = []
     real = admin.office_workbook
 
@@ -506,9 +506,9 @@ def test_a_look_back_is_folded_once_for_its_pages_and_again_once_the_log_grows(
     the year, the times and the log's last position); a new event makes a new one, with it."""
     from collections import OrderedDict
 
-    from api.pages import inspector
+    from api.pages import inspector, views
 
-    monkeypatch.setattr(inspector, "_KEPT", OrderedDict())
+    monkeypatch.setattr(views, "_KEPT", OrderedDict())
     folds: list[int | None] = []
     real = inspector.results_at
 
