@@ -1,7 +1,9 @@
 """Grading a year (SCORING.md §7): order, ranks, unresolved ties, tiers, grades, consequences,
 and the department ranking with its staffing cut.
 
-Every decision here is traced as figures on the subjects it concerns.
+Every decision here is traced as figures on the subjects it concerns: a department's when it is
+ranked (a dozen of them), a person's when asked (`person_figures`): a projection grades the whole
+cohort after every batch of commands and shows the figures of the few whose placement moved.
 """
 
 from __future__ import annotations
@@ -50,13 +52,28 @@ class Placement:
 class DepartmentPlacement:
     rank: int
     consequences: list[dict[str, Any]] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)  # the staffing cut, if any, then the rank
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    """What every person's grading figures show beside their own placement."""
+
+    size: int
+    vetoed: int
+    history: dict[int, dict[str, int | None]]
+    year: int
+    params: dict[str, str]  # the grading parameters, the same for everyone placed
 
 
 def order_key(score: SubjectScore, first_leaf: str) -> tuple[Any, ...]:
     """Rounded total, then rounded individual score, then rounded first leaf; vetoed last."""
     assert score.total is not None
-    return (score.vetoed, -round2(score.total), -round2(score.score),
-            -round2(score.leaves.get(first_leaf, ZERO)))
+    key = score.derived.get(("order", first_leaf))
+    if key is None:
+        key = score.derived[("order", first_leaf)] = (
+            score.vetoed, -round2(score.total), -round2(score.score), -round2(score.leaves.get(first_leaf, ZERO)))
+    return key
 
 
 def bands(entries: Sequence[Tier | Grade], n: int, vetoed: int) -> list[Any]:
@@ -85,10 +102,13 @@ def bands(entries: Sequence[Tier | Grade], n: int, vetoed: int) -> list[Any]:
 
 
 def grade_people(scheme: Scheme, people: list[SubjectScore], tie_breaks: list[dict[str, Any]],
-                 history: dict[int, dict[str, int | None]], year: int) -> tuple[dict[str, Placement], list[dict[str, Any]]]:
-    """Place every person of the cohort; return placements and the unresolved ties."""
+                 history: dict[int, dict[str, int | None]], year: int
+                 ) -> tuple[dict[str, Placement], list[dict[str, Any]], Cohort]:
+    """Place every person of the cohort; return placements, the unresolved ties, and what their
+    figures show of the cohort (`person_figures`)."""
     first_leaf = next(iter(scheme.leaves("person"))).id
-    keyed = sorted(people, key=lambda s: (order_key(s, first_leaf), s.subject.id))
+    order = {s.subject.id: order_key(s, first_leaf) for s in people}
+    keyed = sorted(people, key=lambda s: (order[s.subject.id], s.subject.id))
     n = len(keyed)
     vetoed = sum(1 for s in keyed if s.vetoed)
     tiers = bands(scheme.grading.tiers, n, vetoed)
@@ -99,7 +119,7 @@ def grade_people(scheme: Scheme, people: list[SubjectScore], tie_breaks: list[di
 
     groups: list[list[SubjectScore]] = []
     for score in keyed:
-        if groups and order_key(groups[-1][0], first_leaf) == order_key(score, first_leaf):
+        if groups and order[groups[-1][0].subject.id] == order[score.subject.id]:
             groups[-1].append(score)
         else:
             groups.append([score])
@@ -129,11 +149,9 @@ def grade_people(scheme: Scheme, people: list[SubjectScore], tie_breaks: list[di
                 placements[score.subject.id] = Placement(position=start + offset + 1, rank=start + 1)
         start += len(group)
 
-    params = _grading_params(scheme, n, vetoed)  # the same for everyone placed (figures are never changed)
     for score in keyed:
         placement = placements[score.subject.id]
         if placement.position is None:
-            _trace_unresolved(scheme, score, placement)
             continue
         index = placement.position - 1
         placement.tier = bottom_tier if score.vetoed else tiers[index]
@@ -148,9 +166,15 @@ def grade_people(scheme: Scheme, people: list[SubjectScore], tie_breaks: list[di
         if placement.tier == bottom_tier:
             consequences += BOTTOM_TIER_CONSEQUENCES
         placement.consequences = [{"type": kind} for kind in sorted(consequences)]
-        _trace_placement(scheme, score, placement, n, vetoed, history, year, top_tier, params)
     unresolved.sort(key=lambda tie: (-shown_value(tie["total"]), tie["people"]))
-    return placements, unresolved
+    return placements, unresolved, Cohort(n, vetoed, history, year, _grading_params(scheme, n, vetoed))
+
+
+def person_figures(scheme: Scheme, score: SubjectScore, placement: Placement, cohort: Cohort) -> list[Figure]:
+    """The figures grading adds to a person's trace: rank, tier and grade, or the unresolved tie."""
+    if placement.position is None:
+        return [_unresolved_figure(scheme, score, placement)]
+    return _placement_figures(scheme, score, placement, cohort)
 
 
 def _tie_break_for(ids: list[str], tie_breaks: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -167,41 +191,42 @@ def _grading_params(scheme: Scheme, n: int, vetoed: int) -> dict[str, str]:
             **{f"grade.{g.id}.share": exact_text(exact(g.share)) for g in scheme.grading.grades if g.share}}
 
 
-def _trace_placement(scheme: Scheme, score: SubjectScore, placement: Placement, n: int, vetoed: int,
-                     history: dict[int, dict[str, int | None]], year: int, top_tier: int,
-                     params: dict[str, str]) -> None:
-    notes = [f"position {placement.position} of {n}"]
+def _placement_figures(scheme: Scheme, score: SubjectScore, placement: Placement, cohort: Cohort) -> list[Figure]:
+    history, year, params = cohort.history, cohort.year, cohort.params
+    notes = [f"position {placement.position} of {cohort.size}"]
     if placement.tie_break:
         notes.append(f"tie broken by {placement.tie_break}")
     if score.vetoed:
         notes.append("vetoed: tier and grade are the bottom ones regardless of score")
-    if placement.tier == top_tier:
+    if placement.tier == scheme.grading.tiers[0].id:
         past = {y: history.get(y, {}).get(score.subject.id) for y in (year - 1, year - 2)}
         notes.append("published tiers of the two previous years: "
                      + ", ".join(f"{y}: {t if t is not None else '—'}" for y, t in past.items()))
-    score.trace.append(Figure("rank", label(f"名次 {placement.rank}", f"rank {placement.rank}"), None,
-                              rule=RuleRef(scheme.ref, "order", "grading.order", "grading"),
-                              inputs={"rank": str(placement.rank), "total": shown(score.total or ZERO),
-                                      "individual": shown(score.score)},
-                              notes=notes))
-    score.trace.append(Figure("tier", label(f"档次 {placement.tier}", f"tier {placement.tier}"), None,
-                              rule=RuleRef(scheme.ref, str(placement.tier), "grading.tier", "grading.tiers"),
-                              params=params,
-                              inputs={"tier": str(placement.tier), "coefficient": str(placement.coefficient)}))
-    score.trace.append(Figure("grade", label(f"等次 {placement.grade}", f"grade {placement.grade}"), None,
-                              rule=RuleRef(scheme.ref, str(placement.grade), "grading.grade", "grading.grades"),
-                              params=params,
-                              notes=[", ".join(c["type"] for c in placement.consequences) or "no consequences"]))
+    return [
+        Figure("rank", label(f"名次 {placement.rank}", f"rank {placement.rank}"), None,
+               rule=RuleRef(scheme.ref, "order", "grading.order", "grading"),
+               inputs={"rank": str(placement.rank), "total": shown(score.total or ZERO),
+                       "individual": shown(score.score)},
+               notes=notes),
+        Figure("tier", label(f"档次 {placement.tier}", f"tier {placement.tier}"), None,
+               rule=RuleRef(scheme.ref, str(placement.tier), "grading.tier", "grading.tiers"),
+               params=params,
+               inputs={"tier": str(placement.tier), "coefficient": str(placement.coefficient)}),
+        Figure("grade", label(f"等次 {placement.grade}", f"grade {placement.grade}"), None,
+               rule=RuleRef(scheme.ref, str(placement.grade), "grading.grade", "grading.grades"),
+               params=params,
+               notes=[", ".join(c["type"] for c in placement.consequences) or "no consequences"]),
+    ]
 
 
-def _trace_unresolved(scheme: Scheme, score: SubjectScore, placement: Placement) -> None:
-    score.trace.append(Figure(
+def _unresolved_figure(scheme: Scheme, score: SubjectScore, placement: Placement) -> Figure:
+    return Figure(
         "rank", label("名次(并列待定)", "rank (unresolved tie)"), None,
         rule=RuleRef(scheme.ref, "order", "grading.unresolved_tie", "grading"),
         notes=["tied with " + ", ".join(p for p in placement.unresolved_tie or [] if p != score.subject.id)
                + " across a tier or grade boundary: no rank, tier, grade or consequences until an "
                "admin records a tie-break (year.tie_break)"],
-    ))
+    )
 
 
 def rank_departments(scheme: Scheme, departments: list[SubjectScore]) -> dict[str, DepartmentPlacement]:
@@ -225,7 +250,7 @@ def rank_departments(scheme: Scheme, departments: list[SubjectScore]) -> dict[st
             if posts_before > 0:
                 cut = max(cut, 1)
             placement.consequences.append({"type": "staffing_cut", "posts": cut})
-            score.trace.append(Figure(
+            placement.figures.append(Figure(
                 "staffing_cut", label("下年度核减编制", "staffing cut next year"), Fraction(cut),
                 rule=RuleRef(scheme.ref, "staffing_cut", "grading.staffing_cut"),
                 params={"rate": exact_text(STAFFING_CUT_RATE)},
@@ -235,10 +260,11 @@ def rank_departments(scheme: Scheme, departments: list[SubjectScore]) -> dict[st
             ))
     for score in ordered:
         rank = placements[score.subject.id].rank
-        score.trace.append(Figure("rank", label(f"部门名次 {rank}", f"department rank {rank}"), None,
-                                  rule=RuleRef(scheme.ref, "department_order", "grading.department_rank"),
-                                  inputs={"rank": str(rank), "score": shown(score.score)},
-                                  notes=[f"of {len(ordered)} departments"]))
+        placements[score.subject.id].figures.append(Figure(
+            "rank", label(f"部门名次 {rank}", f"department rank {rank}"), None,
+            rule=RuleRef(scheme.ref, "department_order", "grading.department_rank"),
+            inputs={"rank": str(rank), "score": shown(score.score)},
+            notes=[f"of {len(ordered)} departments"]))
     return placements
 
 

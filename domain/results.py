@@ -3,18 +3,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
 from domain import facts as f
-from domain.grading import DepartmentPlacement, Placement, grade_people, rank_departments
+from domain.grading import (
+    Cohort,
+    DepartmentPlacement,
+    Placement,
+    grade_people,
+    person_figures,
+    rank_departments,
+)
 from domain.numbers import SIGNIFICANT, ZERO, decimal_str, decimal_text, shown
 from domain.scheme import Scheme
 from domain.scoring import SubjectScore, score_department, score_person
 from domain.times import backdated
-from domain.trace import Struck
+from domain.trace import Figure, Struck
 
 
 @dataclass(slots=True)
@@ -40,10 +47,18 @@ class YearResults:
     people: dict[str, SubjectScore]
     placements: dict[str, Placement]
     unresolved_ties: list[dict[str, Any]]
+    cohort: Cohort
     adoptions: list[dict[str, Any]] = field(default_factory=list)
 
     def subject(self, subject_id: str) -> SubjectScore | None:
+        """A subject's score before grading."""
         return self.people.get(subject_id) or self.departments.get(subject_id)
+
+    def graded_figures(self, subject_id: str) -> list[Figure]:
+        """The figures grading adds after a subject's trace (made when asked, for a person)."""
+        if subject_id in self.people:
+            return person_figures(self.scheme, self.people[subject_id], self.placements[subject_id], self.cohort)
+        return list(self.department_placements[subject_id].figures)
 
 
 def compute_year(facts: YearFacts) -> YearResults:
@@ -91,25 +106,19 @@ def score_year(facts: YearFacts, known: dict[str, SubjectScore] | None = None,
 
 def grade_year(facts: YearFacts, departments: dict[str, SubjectScore],
                people: dict[str, SubjectScore]) -> YearResults:
-    """Grade the cohort and rank the departments. Grading adds its figures (rank, tier, grade,
-    staffing cut) to copies of the scores' traces: the scores given stay as they were, so that they
+    """Grade the cohort and rank the departments. The scores given stay as they were (grading's
+    figures, rank, tier, grade and staffing cut, are `YearResults.graded_figures`), so that they
     can be graded again after another change."""
     scheme = facts.scheme
-    departments = {key: _for_grading(score) for key, score in departments.items()}
-    people = {key: _for_grading(score) for key, score in people.items()}
-    placements, unresolved = grade_people(scheme, list(people.values()), facts.tie_breaks,
-                                          facts.history, facts.year)
+    placements, unresolved, cohort = grade_people(scheme, list(people.values()), facts.tie_breaks,
+                                                  facts.history, facts.year)
     department_placements = rank_departments(scheme, list(departments.values()))
-    return YearResults(facts.year, scheme, facts.status, departments, department_placements, people,
-                       placements, unresolved, list(facts.adoptions))
-
-
-def _for_grading(score: SubjectScore) -> SubjectScore:
-    return replace(score, trace=list(score.trace))
+    return YearResults(facts.year, scheme, facts.status, dict(departments), department_placements, dict(people),
+                       placements, unresolved, cohort, list(facts.adoptions))
 
 
 def _leaves(score: SubjectScore) -> dict[str, str]:
-    return {leaf: shown(value) for leaf, value in score.leaves.items()}
+    return dict(score.shown_texts()["leaves"])
 
 
 def coefficient_text(value: Decimal | None) -> str | None:
@@ -127,7 +136,7 @@ def export(results: YearResults) -> dict[str, Any]:
         score = results.departments[dep_id]
         ranked = results.department_placements[dep_id]
         departments.append({
-            "id": dep_id, "score": shown(score.score), "rank": ranked.rank,
+            "id": dep_id, "score": score.shown_texts()["score"], "rank": ranked.rank,
             "incomplete": score.is_incomplete, "leaves": _leaves(score),
             "consequences": sorted(ranked.consequences, key=lambda c: c["type"]),
         })
@@ -135,11 +144,12 @@ def export(results: YearResults) -> dict[str, Any]:
     for person_id in sorted(results.people):
         score = results.people[person_id]
         placement = results.placements[person_id]
+        texts = score.shown_texts()
         people.append({
             "id": person_id, "department": score.subject.department, "position": score.subject.position,
-            "department_score": shown(score.department_score or ZERO),
-            "individual_score": shown(score.score), "adjustments": shown(score.adjustments),
-            "total": shown(score.total or ZERO), "vetoed": score.vetoed,
+            "department_score": texts["department_score"],
+            "individual_score": texts["score"], "adjustments": texts["adjustments"],
+            "total": texts["total"], "vetoed": score.vetoed,
             "incomplete": score.is_incomplete, "rank": placement.rank, "tier": placement.tier,
             "coefficient": coefficient_text(placement.coefficient), "grade": placement.grade,
             "leaves": _leaves(score), "consequences": placement.consequences,
@@ -170,7 +180,7 @@ def explanation(results: YearResults, subject_id: str, facts: f.AppraisalFacts) 
     (what grading the cohort decides), put together."""
     score = results.subject(subject_id)
     assert score is not None
-    document = assemble(explanation_body(score, facts), explanation_placement(results, subject_id, len(score.trace)))
+    document = assemble(explanation_body(score, facts), explanation_placement(results, subject_id))
     return {key: document[key] for key in _EXPLANATION_ORDER if key in document}
 
 
@@ -193,16 +203,16 @@ def explanation_body(score: SubjectScore, facts: f.AppraisalFacts) -> dict[str, 
     }
 
 
-def explanation_placement(results: YearResults, subject_id: str, before: int) -> dict[str, Any]:
-    """The part of an explanation that grading the cohort decides: the figures grading added to
-    the graded trace after its first `before`, the status, the summary, and the adoptions (the
-    scheme of the body is the current one; they say since when and before what)."""
+def explanation_placement(results: YearResults, subject_id: str) -> dict[str, Any]:
+    """The part of an explanation that grading the cohort decides: the figures grading adds after
+    the trace, the status, the summary, and the adoptions (the scheme of the body is the current
+    one; they say since when and before what)."""
     graded = results.subject(subject_id)
     assert graded is not None
     placement: dict[str, Any] = {}
     if results.adoptions:
         placement["adoptions"] = adoption_lines(results.adoptions)
-    placement["figures"] = [figure.as_dict() for figure in graded.trace[before:]]
+    placement["figures"] = [figure.as_dict() for figure in results.graded_figures(subject_id)]
     placement["status"] = results.status
     placement["summary"] = explanation_summary(results, subject_id, graded)
     return placement

@@ -17,7 +17,7 @@ from operator import attrgetter
 from typing import Any
 
 from domain import facts as f
-from domain.numbers import ZERO, decimal_fraction, exact, exact_text
+from domain.numbers import ZERO, decimal_fraction, exact, exact_text, shown
 from domain.scheme import (
     ExcessOverAllowanceRule,
     FullBase,
@@ -58,10 +58,25 @@ class SubjectScore:
     # persons: their individual tree as scored before the department's score was composed in (a
     # function of the scheme and their facts alone), to compose again with another department score
     individual_part: IndividualPart | None = field(default=None, repr=False, compare=False)
+    # What is derived from its figures for showing and ordering (`shown_texts`, `order_key`), made
+    # once: a score is never changed once made, and a year is exported and graded again after
+    # every batch of commands with most of its scores as they were.
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_incomplete(self) -> bool:
         return bool(self.incomplete)
+
+    def shown_texts(self) -> dict[str, Any]:
+        """The 2-decimal texts a person sees of the score, its leaves, and (a person's) department
+        score, adjustments and total. Shared: copy the leaves before changing them."""
+        texts = self.derived.get("shown")
+        if texts is None:
+            texts = self.derived["shown"] = {
+                "score": shown(self.score), "leaves": {leaf: shown(value) for leaf, value in self.leaves.items()},
+                "department_score": shown(self.department_score or ZERO), "adjustments": shown(self.adjustments),
+                "total": shown(self.total or ZERO)}
+        return texts
 
 
 @dataclass(slots=True, frozen=True)

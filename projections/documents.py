@@ -447,7 +447,7 @@ class Renderer:
                 body = explanation_body(score, facts)
                 public = public_breakdown(body)
                 self._document_rows(key, year, subject_id, json_text(body), json_text(public), rows)
-            placed = explanation_placement(results, subject_id, len(score.trace))
+            placed = explanation_placement(results, subject_id)
             public_placed = public_placement(placed, rating_refs(facts))
             self._placement_row(key, year, placed, public_placed, rows)
             if publication:

@@ -102,7 +102,7 @@ def test_the_stored_explanations_are_the_domain_builders_output(db_url: str) -> 
         by_key = {a.key: a for a in facts.appraisals}
         for score in (*departments.values(), *people.values()):
             body = explanation_body(score, by_key[score.key])
-            placement = explanation_placement(results, score.subject.id, len(score.trace))
+            placement = explanation_placement(results, score.subject.id)
             rows = store.views.db.query(
                 "SELECT d.document, p.explanation FROM rm_explanations d JOIN rm_placements p "
                 "ON p.appraisal = d.appraisal WHERE d.appraisal = ?", [score.key])
