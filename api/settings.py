@@ -37,6 +37,10 @@ class Settings(BaseSettings):
                                           "(`appraisal project` runs beside the server)")
     projection_interval_seconds: float = Field(
         default=0.2, gt=0, le=10, description="how often the server's projection thread looks for new events (SQLite)")
+    # The worker (`appraisal project`) gives way to the servers on a shared machine: a batch's
+    # render takes the CPU a request waiting for its answer would have had.
+    worker_nice: int = Field(default=10, ge=0, le=19,
+                             description="the niceness `appraisal project` runs at (0: as the servers)")
     # Read-your-writes: how long a query waits for the read side to reach a requested position.
     wait_seconds: float = Field(default=5.0, ge=0, le=60,
                                 description="how long a query with ?position=P waits for the read side")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -287,6 +288,13 @@ def demo(
     err.print(f"wrote 已写入 {count} commands to {out_file}")
 
 
+def give_way(niceness: int) -> None:
+    """Run at least this nice (a worker already nicer stays so)."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > current:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+
+
 @app.command()
 def project(
     once: Annotated[bool, typer.Option("--once", help="catch up and exit")] = False,
@@ -308,6 +316,7 @@ def project(
                   f"{time.perf_counter() - started:.2f}s; position {projection.state.position}", highlight=False)
         projection.close()
         return
+    give_way(settings.worker_nice)
     err.print("following the log (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         run(lambda: AppraisalLedger(settings.db), interval=interval,

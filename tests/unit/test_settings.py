@@ -103,3 +103,21 @@ def test_the_command_line_refuses_a_bad_setting(clean: pytest.MonkeyPatch, capsy
         main()
     assert exit_.value.code == 2
     assert "APPRAISAL_LOG_FORMAT" in capsys.readouterr().err
+
+
+def test_the_worker_gives_way_to_the_servers() -> None:
+    """`appraisal project` runs at least `worker_nice` nice (default 10); one started nicer stays so."""
+    import subprocess
+    import sys
+
+    script = ("import os\nfrom api.cli.main import give_way\nfrom api.settings import load\n"
+              "give_way(load().worker_nice)\nprint(os.getpriority(os.PRIO_PROCESS, 0))")
+    env = {key: value for key, value in os.environ.items() if key != "APPRAISAL_WORKER_NICE"}
+    default = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert default.stdout.strip() == "10"
+    nicer = subprocess.run(["nice", "-n", "15", sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True, env=env)
+    assert nicer.stdout.strip() == "15"
+    chosen = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env={**env, "APPRAISAL_WORKER_NICE": "3"})
+    assert chosen.stdout.strip() == "3"
