@@ -46,8 +46,9 @@ default 5) until the read models have processed `P`, else answers 503 with `Retr
 after an appeal filed on a page waits so for the appeal. A waiting request holds no thread (it
 awaits on the event loop, one reading of the read side's position every `APPRAISAL_WAIT_POLL_SECONDS`
 for all of them); beyond `APPRAISAL_WAIT_LIMIT` (default 50) waiting at once, one more is answered
-503 `position-waiters-full` with `Retry-After` at once. Answers carry the read side's position in `X-Log-Position`; `/health` shows
-it beside the end of the log. A layout change of the read models (`VERSION` in
+503 `position-waiters-full` with `Retry-After` at once. Answers carry in `X-Log-Position` a position
+the read side had reached before their documents were read (that reading, at most
+`APPRAISAL_WAIT_POLL_SECONDS` old); `/health` shows the read side's position beside the end of the log. A layout change of the read models (`VERSION` in
 `projections/tables.py`) makes the projection rebuild them from zero when it starts.
 
 What the read models hold, how they are kept and what is set aside: `projections/__init__.py`.

@@ -109,19 +109,20 @@ async def read_position(request: Request,
     """Read-your-writes. A position past the end of the log was never answered to anyone: 422. One
     in the log that the read side has not reached yet is waited for, within `wait_seconds`, on the
     event loop (`ReadProgress`: no thread is held while waiting). The reads go to a worker thread.
-    (The queries, the ledger and the settings come straight from the application's state, as the
+    Without one, the answer's position is the read side's last reading (`ReadProgress.reading`, at
+    most `wait_poll_seconds` old): the read side had reached it before the documents are read.
+    (The ledger, the settings and the reading come straight from the application's state, as the
     caller's credentials do: every query takes this dependency.)"""
     state = request.app.state
-    queries: Queries = state.queries
     ledger: AppraisalLedger = state.ledger
     settings: Settings = state.settings
+    progress: ReadProgress = state.progress
     if position is None or position == 0:
-        return await run_in_threadpool(queries.position)
+        return await progress.reading()
     end = await run_in_threadpool(ledger.event_count)
     if position > end:
         raise Problem(422, "position-beyond-log", f"the log ends at position {end}: {position} was "
                       "never the answer to a command", field="position")
-    progress: ReadProgress = state.progress
     reached = await progress.reach(position, settings.wait_seconds)
     if reached < position:
         raise Problem(503, "position-not-reached", f"the read side is at position {reached}, not yet "

@@ -453,6 +453,11 @@ class ReadProgress:
             self.waiting -= 1
         return reached
 
+    async def reading(self) -> int:
+        """A position the read side has reached: the last reading, or a new one when it is `poll`
+        seconds old (at most one a `poll` for all the requests of this process)."""
+        return await self._reading(asyncio.get_running_loop())
+
     async def _reading(self, loop: asyncio.AbstractEventLoop) -> int:
         """The last reading of the read side's position, or a new one when it is `poll` seconds old."""
         if loop.time() - self._read_at >= self.poll:
