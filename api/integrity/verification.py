@@ -136,7 +136,7 @@ def walk(store: LogStore, *, heads_at: Collection[int] = (), keep_leaves: bool =
     after = last
     stack: list[bytes] = []  # the Merkle tree, as merkle.Tree keeps it (inlined: this loop is the cost)
     push, pop = stack.append, stack.pop
-    tree = tree or bool(heads_at)
+    tree = tree or bool(heads_at) or bool(chunk)
     topics: dict[str, bytes] = {}
     pending = sorted(set(heads_at), reverse=True)
     next_head = pending.pop() if pending else -1
