@@ -21,7 +21,10 @@ leaves, the size, the last position and chain hash, the time, Ed25519 signature)
 JSON file that the inspector keeps. The signing key lives outside the database, in
 `$APPRAISAL_SIGNING_KEY` or `~/.config/appraisal-ledger/signing.key` (created on first use, mode
 0600); `appraisal key --out public.pem` gives the inspector the public key. A copy of each
-checkpoint is kept in the store's `_checkpoints` table for listing, never for verifying.
+checkpoint is kept in the store's `_checkpoints` table for listing, never for verifying; beside
+it, `_chunks` keeps the Merkle root of each run of 1,024 leaves the checkpoint covers, so that an
+inclusion proof reads its event's run rather than the whole log (checked against the signed root
+on each proof: `verification.py`, "Chunks").
 
 ```bash
 appraisal verify                                   # "ok, N events, head H", or exit 1 naming the first bad event

@@ -25,6 +25,19 @@ older checkpoint's tree is a prefix of a newer one's. Both are refused when the 
 yields the checkpoint's root: a log changed after a checkpoint cannot be proved consistent with it.
 scripts/verify_proof.py checks all three without importing this project.
 
+**Chunks.** In an RFC 6962 tree every run of `CHUNK` (a power of two) leaves starting at a multiple
+of `CHUNK` is a node when the tree holds all of it, and the tree over those nodes and the root of the
+last, shorter run is the same tree (its splits fall on multiples of `CHUNK`). Signing a checkpoint
+computes every leaf anyway, so `make_checkpoint` stores those roots beside it, with the position of
+each run's first event (PostgreSQL leaves gaps in positions: leaf index is not position). An
+inclusion proof then reads only the run of its event (`CHUNK` events from that position), refuses
+unless their leaves give the stored root of the run and the stored roots give the root the
+checkpoint signed, and takes its path inside the run, then among the runs: the same path, byte for
+byte, as from every leaf, in O(`CHUNK` + size / `CHUNK`) rather than O(size). What it checks is the
+event's own run; the rest of the log is for `verify` (the integrity page's button). A checkpoint
+signed before the roots were kept (or restored from a backup, which does not carry them) is proved
+by walking the whole log, as before.
+
 The chain alone proves nothing to someone who can rewrite it: its worth is the signed checkpoints
 kept outside the database (RFC 9162's "gossip" is the inspector filing them).
 """
@@ -32,7 +45,7 @@ kept outside the database (RFC 9162's "gossip" is the inspector filing them).
 from __future__ import annotations
 
 import base64
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -45,13 +58,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from api.integrity import merkle
 from api.integrity.keys import Signer, key_id, raw_public, verify_signature
-from api.store.chain import _FIXED, _LENGTH, SEED
-from api.store.logstore import LogStore, Row
+from api.store.chain import _FIXED, _LENGTH, SEED, leaf_hash
+from api.store.logstore import Chunk, LogStore, Row
 
 CHECKPOINT_FORMAT = "appraisal-ledger-checkpoint/1"
 INCLUSION_FORMAT = "appraisal-ledger-inclusion/1"
 CONSISTENCY_FORMAT = "appraisal-ledger-consistency/1"
 PAGE = 5000
+CHUNK = 1024  # leaves per stored Merkle root (a power of two): what an inclusion proof reads
 
 
 class IntegrityFailure(Exception):
@@ -97,31 +111,37 @@ class Walk:
     leaves: list[bytes] | None = None
     positions: list[int] | None = None
     captured: Row | None = None
+    chunks: list[Chunk] = field(default_factory=list)
 
 
 def walk(store: LogStore, *, heads_at: Collection[int] = (), keep_leaves: bool = False,
          capture: int | None = None, check_chain: bool = True, on_row: Callable[[Row, bytes], None] | None = None,
-         tree: bool = True, page: int = PAGE, start: Head | None = None) -> Walk:
+         tree: bool = True, page: int = PAGE, start: Head | None = None, chunk: int = 0) -> Walk:
     """One pass over the log in position order. With `check_chain`, stop at the first event that
     does not match its chain row; `heads_at` snapshots the tree at those sizes; `keep_leaves`
     keeps every leaf (for proofs); `capture` keeps the row at that position; `on_row` sees each
     row that passed, with its chain hash (backups). Without `tree` (a plain verification) no
     Merkle root is computed: a third of the hashing. `start`: begin after that head (its size,
     position and chain hash, e.g. a signed checkpoint's), the events before it not read (a plain
-    verification only)."""
-    if start is not None and (tree or heads_at or keep_leaves):
-        raise ValueError("a walk from a head checks the chain only (no tree, heads or leaves)")
+    verification only). `chunk` (a power of two, at least 2): the root of each run of that many
+    leaves from leaf 0 on, and of the last, shorter run, with its first event's position
+    (`Walk.chunks`)."""
+    if start is not None and (tree or heads_at or keep_leaves or chunk):
+        raise ValueError("a walk from a head checks the chain only (no tree, heads, leaves or chunks)")
+    if chunk and (chunk < 2 or chunk & (chunk - 1)):
+        raise ValueError(f"chunks of {chunk} leaves: a power of two, at least 2")
     result = Walk(leaves=[] if keep_leaves else None, positions=[] if keep_leaves else None)
     pack, pack_length, join = _FIXED.pack, _LENGTH.pack, b"".join
     chain, size, last = (start.chain, start.size, start.position) if start is not None else (SEED, 0, 0)
     after = last
     stack: list[bytes] = []  # the Merkle tree, as merkle.Tree keeps it (inlined: this loop is the cost)
     push, pop = stack.append, stack.pop
-    tree = tree or bool(heads_at)
+    tree = tree or bool(heads_at) or bool(chunk)
     topics: dict[str, bytes] = {}
     pending = sorted(set(heads_at), reverse=True)
     next_head = pending.pop() if pending else -1
     extras = keep_leaves or capture is not None or on_row is not None
+    low, depth, first = chunk - 1, chunk.bit_length() - 1, 0
     with closing(store.pages(page, after)) as pages:
         for rows in pages:
             for row in rows:
@@ -141,6 +161,15 @@ def walk(store: LogStore, *, heads_at: Collection[int] = (), keep_leaves: bool =
                 if tree:
                     push(leaf)
                     carry = size
+                    if chunk:
+                        if size & low == 1:  # the first leaf of a run
+                            first = position
+                        elif not size & low:  # the last: its run's root, before it merges further
+                            for _ in range(depth):
+                                right = pop()
+                                stack[-1] = sha256(b"\x01" + stack[-1] + right).digest()
+                            carry >>= depth
+                            result.chunks.append(Chunk(size - chunk, chunk, first, stack[-1]))
                     while not carry & 1:
                         right = pop()
                         stack[-1] = sha256(b"\x01" + stack[-1] + right).digest()
@@ -162,6 +191,9 @@ def walk(store: LogStore, *, heads_at: Collection[int] = (), keep_leaves: bool =
     # with a problem: the walk up to the last good event
     result.size, result.position, result.chain = size, last, chain
     result.root = merkle.fold(stack) if tree else None
+    if chunk and size & low:  # the last run, shorter: the perfect subtrees it is made of
+        result.chunks.append(Chunk(size - (size & low), size & low, first,
+                                   merkle.fold(stack[-(size & low).bit_count():])))
     if check_chain and result.problem is None:
         result.problem = _orphans(store, last, size)
     return result
@@ -296,11 +328,13 @@ def verify_after(store: LogStore, checkpoint: dict[str, Any]) -> Verdict:
                          f"({checkpoint['timestamp']}), head {walked.chain.hex()}", walked)
 
 
-def make_checkpoint(store: LogStore, signer: Signer, clock: Callable[[], datetime]) -> dict[str, Any]:
+def make_checkpoint(store: LogStore, signer: Signer, clock: Callable[[], datetime],
+                    chunk: int = CHUNK) -> dict[str, Any]:
     """Sign the tree head of the whole log, after verifying it and checking it still extends the
-    latest checkpoint recorded with this key; record it in the checkpoints table."""
+    latest checkpoint recorded with this key; record it in the checkpoints table, and the roots of
+    its runs of `chunk` leaves beside it (for proofs)."""
     previous = _latest_own(store, signer)
-    walked = walk(store, heads_at=[previous["size"]] if previous else [])
+    walked = walk(store, heads_at=[previous["size"]] if previous else [], chunk=chunk)
     if walked.problem is not None:
         raise IntegrityFailure(f"refusing to sign a log that does not verify: first bad event at "
                                f"{walked.problem.describe()}")
@@ -313,7 +347,7 @@ def make_checkpoint(store: LogStore, signer: Signer, clock: Callable[[], datetim
                                    f"{previous['timestamp']} (size {previous['size']}): {mismatch}")
     assert walked.root is not None
     document = sign_checkpoint(Head(walked.size, walked.root, walked.position, walked.chain), signer, clock())
-    store.record_checkpoint(document)
+    store.record_checkpoint(document, walked.chunks)
     return document
 
 
@@ -363,8 +397,60 @@ def _leaves_for(store: LogStore, checkpoints: list[dict[str, Any]], capture: int
 
 
 def prove_inclusion(store: LogStore, position: int, checkpoint: dict[str, Any],
-                    public: Ed25519PublicKey) -> dict[str, Any]:
+                    public: Ed25519PublicKey, chunk: int = CHUNK) -> dict[str, Any]:
+    """The event at `position` is leaf i of the checkpoint's tree: from the run of `chunk` leaves
+    it is in and the runs' roots stored when the checkpoint was signed, or (none stored) from every
+    leaf of the log."""
     check_checkpoint(checkpoint, public)
+    size = checkpoint["size"]
+    chunks = store.chunks(size, chunk)
+    if [(c.start, c.leaves) for c in chunks] != [(s, min(chunk, size - s)) for s in range(0, size, chunk)]:
+        return _inclusion_from_every_leaf(store, position, checkpoint)
+    what = f"the checkpoint of {checkpoint['timestamp']} (size {size})"
+    if merkle.root([c.root for c in chunks]).hex() != checkpoint["root"]:
+        raise IntegrityFailure(f"cannot prove anything against {what}: the roots stored with it for each run "
+                               f"of {chunk} events do not give its signed root: they were changed, or the log "
+                               "was and a checkpoint was signed over it since (`appraisal verify --checkpoint` "
+                               "tells which)")
+    if position > checkpoint["head_position"]:
+        found = store.events_from(position, 1)
+        if not found or found[0][0] != position:
+            raise IntegrityFailure(f"no event at position {position}")
+        raise IntegrityFailure(f"the event at position {position} came after the checkpoint "
+                               f"(its last event is at {checkpoint['head_position']}): take a newer one")
+    number = bisect_right([c.first_position for c in chunks], position) - 1
+    if number < 0:
+        raise IntegrityFailure(f"no event at position {position}")
+    run = chunks[number]
+    events = store.events_from(run.first_position, run.leaves)
+    leaves = [leaf_hash(p, bytes(oid), version, topic, bytes(state)) for p, oid, version, topic, state in events]
+    if len(leaves) != run.leaves or merkle.root(leaves) != run.root:
+        raise IntegrityFailure(
+            f"cannot prove anything against {what}: its leaves {run.start}–{run.start + run.leaves - 1} (from "
+            f"position {run.first_position}) no longer give the root stored for them when it was signed: events "
+            "they cover were changed, removed, reordered or inserted")
+    offset = next((n for n, event in enumerate(events) if event[0] == position), None)
+    if offset is None:
+        raise IntegrityFailure(f"no event at position {position}")
+    _, oid, version, topic, state = events[offset]
+    path = merkle.inclusion_path(leaves, offset, run.leaves) + merkle.inclusion_path(
+        [c.root for c in chunks], number, len(chunks))
+    return _inclusion(checkpoint, run.start + offset, (position, oid, version, topic, state),
+                      leaves[offset], path)
+
+
+def _inclusion(checkpoint: dict[str, Any], index: int, event: tuple[int, bytes, int, str, bytes],
+               leaf: bytes, path: list[bytes]) -> dict[str, Any]:
+    position, oid, version, topic, state = event
+    return {
+        "format": INCLUSION_FORMAT, "checkpoint": checkpoint, "leaf_index": index, "tree_size": checkpoint["size"],
+        "event": {"position": position, "originator_id": str(UUID(bytes=bytes(oid))), "originator_version": version,
+                  "topic": topic, "state": base64.b64encode(bytes(state)).decode()},
+        "leaf_hash": leaf.hex(), "path": [h.hex() for h in path],
+    }
+
+
+def _inclusion_from_every_leaf(store: LogStore, position: int, checkpoint: dict[str, Any]) -> dict[str, Any]:
     walked = _leaves_for(store, [checkpoint], capture=position)
     assert walked.leaves is not None and walked.positions is not None
     index = bisect_left(walked.positions, position)
@@ -374,13 +460,8 @@ def prove_inclusion(store: LogStore, position: int, checkpoint: dict[str, Any],
         raise IntegrityFailure(f"the event at position {position} came after the checkpoint "
                                f"(its last event is at {checkpoint['head_position']}): take a newer one")
     _, oid, version, topic, state, _ = walked.captured
-    return {
-        "format": INCLUSION_FORMAT, "checkpoint": checkpoint, "leaf_index": index, "tree_size": checkpoint["size"],
-        "event": {"position": position, "originator_id": str(UUID(bytes=bytes(oid))), "originator_version": version,
-                  "topic": topic, "state": base64.b64encode(bytes(state)).decode()},
-        "leaf_hash": walked.leaves[index].hex(),
-        "path": [h.hex() for h in merkle.inclusion_path(walked.leaves, index, checkpoint["size"])],
-    }
+    return _inclusion(checkpoint, index, (position, oid, version, topic, state), walked.leaves[index],
+                      merkle.inclusion_path(walked.leaves, index, checkpoint["size"]))
 
 
 def prove_consistency(store: LogStore, old: dict[str, Any], new: dict[str, Any],

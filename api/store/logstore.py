@@ -5,15 +5,23 @@
 methods answer the verifier's follow-up questions (chain rows without an event), read the command
 rows and the checkpoints table, and load a backup into an empty store in one transaction. Nothing
 here decides whether the log is sound: api/integrity/verification.py does, from these rows.
+
+Beside the checkpoints, the `<prefix>_chunks` table keeps the Merkle roots a signed checkpoint had
+just computed (`Chunk`: each run of `chunk` leaves from leaf 0 on, and a checkpoint's last, shorter
+run), with the position of each run's first event, so that a proof reads one run of events
+(`events_from`) rather than the whole log. Rows are keyed by (first leaf, leaves): a run's root
+never changes in an append-only log, and whoever changes a row only makes proofs refuse (they
+check the rows against the signed root). Backups do not carry them: a restored store's old
+checkpoints are proved by walking the log, as before.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from psycopg.rows import tuple_row
@@ -28,9 +36,19 @@ from api.store.storage import (
 )
 
 Row = tuple[int, bytes, int, str, bytes, bytes | None]
+Event = tuple[int, bytes, int, str, bytes]  # position, originator id as 16 bytes, version, topic, state
 EventRow = tuple[int, str, int, str, bytes]  # position, originator id (text), version, topic, state
 CHECKPOINT_COLUMNS = ("size", "head_position", "root", "timestamp", "key_id")
 COMMAND_COLUMNS = ("command_id", "type", "fingerprint", "target", "position", "answer")
+
+
+class Chunk(NamedTuple):
+    """The Merkle root of leaves start .. start + leaves - 1, whose first event is at `first_position`."""
+
+    start: int
+    leaves: int
+    first_position: int
+    root: bytes
 
 
 class Loader(Protocol):
@@ -48,8 +66,10 @@ class LogStore(Protocol):
     def chain_rows_upto(self, position: int) -> int: ...
     def is_empty(self) -> bool: ...
     def command_rows(self) -> Iterator[dict[str, Any]]: ...
-    def record_checkpoint(self, document: dict[str, Any]) -> None: ...
+    def record_checkpoint(self, document: dict[str, Any], chunks: Sequence[Chunk] = ...) -> None: ...
     def checkpoints(self) -> list[dict[str, Any]]: ...
+    def chunks(self, size: int, chunk: int) -> list[Chunk]: ...
+    def events_from(self, position: int, count: int) -> list[Event]: ...
     def loader(self) -> Any: ...
     def adopt(self, after: int, head: bytes) -> int: ...
 
@@ -78,6 +98,11 @@ def _command_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[column] for column in COMMAND_COLUMNS)
 
 
+def _chunks_of(size: int, chunk: int) -> tuple[int, int]:
+    """The query of `chunks`: the start of the last, shorter run of a tree of `size` leaves, and its leaves."""
+    return size - size % chunk, size % chunk
+
+
 # --- SQLite ---------------------------------------------------------------------------------------
 
 
@@ -90,6 +115,7 @@ class SQLiteLog:
         self.chain = recorder.chain.table
         self.commands = recorder.commands_table
         self.checkpoints_table = self.events.replace("events", "checkpoints")
+        self.chunks_table = self.events.replace("events", "chunks")
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -147,12 +173,33 @@ class SQLiteLog:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {self.checkpoints_table} (size INTEGER NOT NULL, "
                      "head_position INTEGER NOT NULL, root TEXT NOT NULL, timestamp TEXT NOT NULL, "
                      "key_id TEXT NOT NULL, document TEXT NOT NULL)")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {self.chunks_table} (start INTEGER NOT NULL, "
+                     "leaves INTEGER NOT NULL, first_position INTEGER NOT NULL, root BLOB NOT NULL, "
+                     "PRIMARY KEY (start, leaves))")
 
-    def record_checkpoint(self, document: dict[str, Any]) -> None:
+    def record_checkpoint(self, document: dict[str, Any], chunks: Sequence[Chunk] = ()) -> None:
         with self._connection() as conn:
             self._create_checkpoints(conn)
+            conn.execute("BEGIN IMMEDIATE")
             conn.execute(f"INSERT INTO {self.checkpoints_table} VALUES (?,?,?,?,?,?)",
                          (*[document[c] for c in CHECKPOINT_COLUMNS], json.dumps(document)))
+            conn.executemany(f"INSERT INTO {self.chunks_table} VALUES (?,?,?,?) ON CONFLICT (start, leaves) "
+                             "DO UPDATE SET first_position = excluded.first_position, root = excluded.root", chunks)
+            conn.execute("COMMIT")
+
+    def chunks(self, size: int, chunk: int) -> list[Chunk]:
+        with self._connection() as conn:
+            self._create_checkpoints(conn)
+            return [Chunk(*row) for row in conn.execute(
+                f"SELECT start, leaves, first_position, root FROM {self.chunks_table} "
+                "WHERE (leaves = ? AND start + leaves <= ?) OR (start = ? AND leaves = ?) ORDER BY start",
+                (chunk, size, *_chunks_of(size, chunk)))]
+
+    def events_from(self, position: int, count: int) -> list[Event]:
+        with self._connection() as conn:
+            return conn.execute(f"SELECT rowid, unhex(originator_id), originator_version, topic, state "
+                                f"FROM {self.events} WHERE rowid >= ? ORDER BY rowid LIMIT ?",
+                                (position, count)).fetchall()
 
     def checkpoints(self) -> list[dict[str, Any]]:
         with self._connection() as conn:
@@ -225,7 +272,8 @@ class PostgresLog:
         events = recorder.events_table_name
         self.names = {"schema": schema, "events": Identifier(events), "chain": Identifier(recorder.chain.table),
                       "commands": Identifier(recorder.commands_table),
-                      "checkpoints": Identifier(events.replace("_events", "_checkpoints"))}
+                      "checkpoints": Identifier(events.replace("_events", "_checkpoints")),
+                      "chunks": Identifier(events.replace("_events", "_chunks"))}
         self.events_name = f"{self.datastore.schema}.{events}"
 
     def _sql(self, text: str) -> Any:
@@ -290,12 +338,37 @@ class PostgresLog:
             conn.execute(self._sql("CREATE TABLE IF NOT EXISTS {schema}.{checkpoints} (size bigint NOT NULL, "
                                    "head_position bigint NOT NULL, root text NOT NULL, timestamp text NOT NULL, "
                                    "key_id text NOT NULL, document text NOT NULL)"))
+            conn.execute(self._sql("CREATE TABLE IF NOT EXISTS {schema}.{chunks} (start bigint NOT NULL, "
+                                   "leaves integer NOT NULL, first_position bigint NOT NULL, root bytea NOT NULL, "
+                                   "PRIMARY KEY (start, leaves))"))
 
-    def record_checkpoint(self, document: dict[str, Any]) -> None:
+    def record_checkpoint(self, document: dict[str, Any], chunks: Sequence[Chunk] = ()) -> None:
         with self.datastore.get_connection() as conn:
             self._create_checkpoints(conn)
-            conn.execute(self._sql("INSERT INTO {schema}.{checkpoints} VALUES (%s,%s,%s,%s,%s,%s)"),
-                         (*[document[c] for c in CHECKPOINT_COLUMNS], json.dumps(document)))
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.execute(self._sql("INSERT INTO {schema}.{checkpoints} VALUES (%s,%s,%s,%s,%s,%s)"),
+                               (*[document[c] for c in CHECKPOINT_COLUMNS], json.dumps(document)))
+                if chunks:
+                    cursor.execute(self._sql(
+                        "INSERT INTO {schema}.{chunks} SELECT * FROM unnest(%b::bigint[], %b::integer[], "
+                        "%b::bigint[], %b::bytea[]) ON CONFLICT (start, leaves) DO UPDATE SET "
+                        "first_position = excluded.first_position, root = excluded.root"),
+                        [list(column) for column in zip(*chunks, strict=True)])
+
+    def chunks(self, size: int, chunk: int) -> list[Chunk]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+            self._create_checkpoints(conn)
+            cursor.execute(self._sql("SELECT start, leaves, first_position, root FROM {schema}.{chunks} "
+                                     "WHERE (leaves = %s AND start + leaves <= %s) OR (start = %s AND leaves = %s) "
+                                     "ORDER BY start"), (chunk, size, *_chunks_of(size, chunk)))
+            return [Chunk(start, leaves, first, bytes(root)) for start, leaves, first, root in cursor.fetchall()]
+
+    def events_from(self, position: int, count: int) -> list[Event]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row, binary=True) as cursor:
+            cursor.execute(self._sql("SELECT notification_id, uuid_send(originator_id), originator_version, topic, "
+                                     "state FROM {schema}.{events} WHERE notification_id >= %s "
+                                     "ORDER BY notification_id LIMIT %s"), (position, count))
+            return [(p, bytes(o), v, t, bytes(s)) for p, o, v, t, s in cursor.fetchall()]
 
     def checkpoints(self) -> list[dict[str, Any]]:
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
@@ -370,6 +443,7 @@ class MemoryLog:
         self.recorder = recorder
         if not hasattr(recorder, "checkpoint_documents"):
             recorder.checkpoint_documents = []  # type: ignore[attr-defined]
+            recorder.chunk_rows = {}  # type: ignore[attr-defined]
 
     def _events(self) -> list[tuple[int, Any]]:
         with self.recorder._database_lock:
@@ -403,8 +477,22 @@ class MemoryLog:
         for row in sorted(self.recorder.commands.values(), key=lambda r: (r["position"], r["command_id"])):
             yield {**row, "answer": json.dumps(row["answer"], ensure_ascii=False)}
 
-    def record_checkpoint(self, document: dict[str, Any]) -> None:
-        self.recorder.checkpoint_documents.append(document)  # type: ignore[attr-defined]
+    def record_checkpoint(self, document: dict[str, Any], chunks: Sequence[Chunk] = ()) -> None:
+        with self.recorder._database_lock:
+            self.recorder.checkpoint_documents.append(document)  # type: ignore[attr-defined]
+            self.recorder.chunk_rows.update({(c.start, c.leaves): c for c in chunks})  # type: ignore[attr-defined]
+
+    def chunks(self, size: int, chunk: int) -> list[Chunk]:
+        last = _chunks_of(size, chunk)
+        rows = self.recorder.chunk_rows  # type: ignore[attr-defined]
+        return sorted(c for key, c in rows.items() if (c.leaves == chunk and c.start + c.leaves <= size) or key == last)
+
+    def events_from(self, position: int, count: int) -> list[Event]:
+        first = max(position, 1)
+        with self.recorder._database_lock:
+            events = self.recorder._stored_events[first - 1:first - 1 + count]
+        return [(p, oid_bytes(e.originator_id), e.originator_version, e.topic, e.state)
+                for p, e in enumerate(events, start=first)]
 
     def checkpoints(self) -> list[dict[str, Any]]:
         return sorted(self.recorder.checkpoint_documents,  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ backups must restore a log that verifies and gives identical results."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sqlite3
@@ -31,6 +32,7 @@ from api.integrity.verification import (
     prove_inclusion,
     verify,
     verify_after,
+    verify_inclusion_proof,
     walk,
 )
 from api.ledger import AppraisalLedger
@@ -53,7 +55,7 @@ class Intruder:
         if url.startswith("sqlite:///"):
             self.conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
             self.events, self.chain, self.pos, self.p = "stored_events", "stored_chain", "rowid", "?"
-            self.checkpoints = "stored_checkpoints"
+            self.checkpoints, self.chunks = "stored_checkpoints", "stored_chunks"
         else:
             parts = urlsplit(url)
             query = parse_qsl(parts.query)
@@ -63,11 +65,11 @@ class Intruder:
             self.conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
             self.events, self.chain, self.pos, self.p = ("appraisalledger_events", "appraisalledger_chain",
                                                          "notification_id", "%s")
-            self.checkpoints = "appraisalledger_checkpoints"
+            self.checkpoints, self.chunks = "appraisalledger_checkpoints", "appraisalledger_chunks"
 
     def q(self, text: str) -> str:
-        return text.format(events=self.events, chain=self.chain, pos=self.pos,
-                           checkpoints=self.checkpoints).replace("?", self.p)
+        return text.format(events=self.events, chain=self.chain, pos=self.pos, checkpoints=self.checkpoints,
+                           chunks=self.chunks).replace("?", self.p)
 
     def rows(self) -> list[tuple[int, str, int, str, bytes]]:
         found = self.conn.execute(self.q("SELECT {pos}, originator_id, originator_version, topic, state "
@@ -109,6 +111,20 @@ class Intruder:
 
     def forget_checkpoints(self) -> None:
         self.conn.execute(self.q("DELETE FROM {checkpoints}"))
+
+    def forget_chunks(self) -> None:
+        """The Merkle roots kept beside the checkpoints, as before they were kept."""
+        self.conn.execute(self.q("DELETE FROM {chunks}"))
+
+    def set_chunk(self, start: int, column: str, value: Any) -> None:
+        self.conn.execute(self.q(f"UPDATE {{chunks}} SET {column} = ? WHERE start = ?"), (value, start))
+
+    def skip_positions(self, count: int) -> None:
+        """PostgreSQL: positions drawn and never used, as by transactions that rolled back (SQLite
+        numbers rowids without gaps)."""
+        if self.p == "%s":
+            for _ in range(count):
+                self.conn.execute(self.q("SELECT nextval(pg_get_serial_sequence('{events}', 'notification_id'))"))
 
     def close(self) -> None:
         self.conn.close()
@@ -389,6 +405,116 @@ def test_an_event_after_the_checkpoint_has_no_inclusion_proof_against_it(
         prove_inclusion(store, ledger.event_count(), checkpoint, signer.public)
     assert prove_inclusion(store, checkpoint["head_position"], checkpoint, signer.public)["leaf_index"] == \
         checkpoint["size"] - 1
+
+
+# --- proofs from the roots kept with a checkpoint ---------------------------------------------------------
+
+RUN = 8  # leaves per root kept with a checkpoint in these tests (verification.CHUNK, 1,024, in the application)
+
+
+def standalone_verifier() -> Any:
+    """scripts/verify_proof.py, loaded in this process (its `main` is what the inspector runs)."""
+    spec = importlib.util.spec_from_file_location("verify_proof", VERIFY_PROOF)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_proof_from_the_kept_roots_is_the_proof_from_every_leaf_byte_for_byte(
+        db_url: str, ledger: AppraisalLedger, intruder: Intruder, signer: Signer, public_key_file: Path,
+        tmp_path: Path) -> None:
+    """Two checkpoints, of a size that is not a multiple of the run and of one that is; on
+    PostgreSQL with gaps in the positions (leaf index is not position - 1). Each proof (the first
+    event, the last of a run, the first of the next, the middle, the last run's first, the last
+    event) is made from one run of events and the kept roots, then again from every leaf once the
+    kept roots are gone (a checkpoint signed before they were kept): the same bytes, and the
+    standalone verifier accepts them."""
+    store = log_store(ledger.recorder)
+    for number, gap in enumerate((5, 3, 0)):
+        intruder.skip_positions(gap)
+        more_people(ledger, f"G{number}")
+    for number in range(RUN):
+        if len(intruder.rows()) % RUN:
+            break
+        more_people(ledger, f"R{number}")
+    ragged = make_checkpoint(store, signer, ledger.clock, chunk=RUN)
+    for number in range(RUN):
+        if not len(intruder.rows()) % RUN:
+            break
+        more_people(ledger, f"E{number}")
+    even = make_checkpoint(store, signer, ledger.clock, chunk=RUN)
+    assert ragged["size"] % RUN and not even["size"] % RUN
+    rows = intruder.rows()
+
+    proofs = {}
+    for checkpoint in (ragged, even):
+        size = checkpoint["size"]
+        for index in sorted({0, RUN - 1, RUN, 2 * RUN, size // 2, size - (size % RUN or RUN), size - 1}):
+            proofs[size, index] = prove_inclusion(store, rows[index][0], checkpoint, signer.public, chunk=RUN)
+            assert proofs[size, index]["leaf_index"] == index
+    assert proofs[even["size"], even["size"] - 1]["event"]["position"] == even["head_position"]
+    if intruder.p == "%s":
+        assert rows[-1][0] >= len(rows) + 8  # the gaps: leaf index is not position - 1
+
+    assert [c.leaves for c in store.chunks(ragged["size"], RUN)][-2:] == [RUN, ragged["size"] % RUN]
+    assert len(store.chunks(even["size"], RUN)) == even["size"] // RUN
+    intruder.forget_chunks()
+    assert store.chunks(even["size"], RUN) == []
+    verifier = standalone_verifier()
+    for checkpoint in (ragged, even):
+        kept = tmp_path / f"checkpoint-{checkpoint['size']}.json"
+        kept.write_text(json.dumps(checkpoint))
+        for (size, index), proof in proofs.items():
+            if size != checkpoint["size"]:
+                continue
+            from_every_leaf = prove_inclusion(store, rows[index][0], checkpoint, signer.public, chunk=RUN)
+            assert json.dumps(proof) == json.dumps(from_every_leaf)
+            verify_inclusion_proof(proof, signer.public)
+            (tmp_path / "proof.json").write_text(json.dumps(proof))
+            assert verifier.main(["inclusion", str(tmp_path / "proof.json"), "--public-key",
+                                  str(public_key_file), "--checkpoint", str(kept)]) == 0
+
+
+def test_a_proof_refuses_a_changed_event_of_its_run_and_changed_kept_roots(
+        ledger: AppraisalLedger, intruder: Intruder, signer: Signer) -> None:
+    store = log_store(ledger.recorder)
+    checkpoint = make_checkpoint(store, signer, ledger.clock, chunk=RUN)
+    rows = intruder.rows()
+    proved, neighbour, elsewhere = rows[RUN + 2][0], rows[RUN + 5][0], rows[3 * RUN + 1][0]
+
+    def prove(position: int) -> dict[str, Any]:
+        proof = prove_inclusion(store, position, checkpoint, signer.public, chunk=RUN)
+        verify_inclusion_proof(proof, signer.public)
+        return proof
+
+    prove(proved)
+    # another event of its run changed: the run's leaves no longer give the root kept for them
+    original = intruder.state(neighbour)
+    intruder.set_state(neighbour, original + b" ")
+    with pytest.raises(IntegrityFailure, match=f"leaves {RUN}–{2 * RUN - 1} .*no longer give the root"):
+        prove(proved)
+    # a proof stands on its own run (and the kept roots): an event of another run is still proved,
+    # and `verify` (the integrity page's button) names the change
+    assert prove(elsewhere)["leaf_index"] == 3 * RUN + 1
+    assert not verify(store, checkpoint, signer.public).ok
+    intruder.set_state(neighbour, original)
+    prove(proved)
+
+    # a kept root changed: the kept roots no longer give the signed root
+    intruder.set_chunk(0, "root", bytes(32))
+    with pytest.raises(IntegrityFailure, match="do not give its signed root"):
+        prove(proved)
+    with pytest.raises(IntegrityFailure, match="do not give its signed root"):
+        prove(elsewhere)
+    # the next checkpoint writes them again
+    make_checkpoint(store, signer, ledger.clock, chunk=RUN)
+    prove(proved)
+
+    # a run's first position changed: the events read are not the run's
+    intruder.set_chunk(RUN, "first_position", rows[RUN + 1][0])
+    with pytest.raises(IntegrityFailure, match="no longer give the root"):
+        prove(proved)
 
 
 # --- backups ------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from api.integrity.keys import SigningKeyError, load_or_create
 from api.integrity.verification import (
+    CHUNK,
     IntegrityFailure,
     check_checkpoint,
     make_checkpoint,
@@ -93,6 +94,30 @@ def test_a_checkpoint_is_signed_and_any_changed_field_breaks_it(ledger: Appraisa
     proof["event"]["topic"] += "x"
     with pytest.raises(IntegrityFailure, match="leaf hash"):
         verify_inclusion_proof(proof, signer.public)
+
+
+def test_a_proof_on_a_log_of_more_than_one_run_reads_its_run_and_equals_the_proof_from_every_leaf(
+        ledger: AppraisalLedger, tmp_path: Path) -> None:
+    """The application's runs (CHUNK leaves): a checkpoint of two runs and a bit, its roots kept."""
+    ledger.submit([{"type": "org.person", "id": f"run-{n}", "actor": "admin", "person": f"p-run-{n}",
+                    "name": f"run {n}", "position": "leader"} for n in range(CHUNK + 1000)])
+    signer = load_or_create(tmp_path / "signing.key")
+    store = log_store(ledger.recorder)
+    checkpoint = make_checkpoint(store, signer, ledger.clock)
+    size = checkpoint["size"]
+    assert size > 2 * CHUNK and size % CHUNK
+    assert [c.leaves for c in store.chunks(size, CHUNK)] == [CHUNK, CHUNK, size % CHUNK]
+    indices = [0, CHUNK - 1, CHUNK, size // 2, 2 * CHUNK, size - 1]
+    proofs = [prove_inclusion(store, index + 1, checkpoint, signer.public) for index in indices]
+    ledger.recorder.chunk_rows.clear()  # type: ignore[attr-defined]
+    standalone = _standalone()
+    root = bytes.fromhex(checkpoint["root"])
+    for index, proof in zip(indices, proofs, strict=True):
+        assert proof == prove_inclusion(store, index + 1, checkpoint, signer.public)  # from every leaf
+        assert proof["leaf_index"] == index
+        leaf = standalone.leaf_hash(proof["event"])
+        assert leaf.hex() == proof["leaf_hash"]
+        assert standalone.verify_inclusion(leaf, index, size, [bytes.fromhex(h) for h in proof["path"]], root)
 
 
 def test_the_key_file_is_created_private_and_a_readable_one_is_refused(tmp_path: Path) -> None:
