@@ -113,11 +113,12 @@ def test_the_worker_gives_way_to_the_servers() -> None:
     script = ("import os\nfrom api.cli.main import give_way\nfrom api.settings import load\n"
               "give_way(load().worker_nice)\nprint(os.getpriority(os.PRIO_PROCESS, 0))")
     env = {key: value for key, value in os.environ.items() if key != "APPRAISAL_WORKER_NICE"}
+    here = os.getpriority(os.PRIO_PROCESS, 0)  # a test run may itself run nice
     default = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
-    assert default.stdout.strip() == "10"
+    assert int(default.stdout) == max(10, here)
     nicer = subprocess.run(["nice", "-n", "15", sys.executable, "-c", script], capture_output=True, text=True,
                            check=True, env=env)
-    assert nicer.stdout.strip() == "15"
+    assert int(nicer.stdout) == min(19, here + 15)
     chosen = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                             env={**env, "APPRAISAL_WORKER_NICE": "3"})
-    assert chosen.stdout.strip() == "3"
+    assert int(chosen.stdout) == max(3, here)
