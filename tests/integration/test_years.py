@@ -326,6 +326,10 @@ def test_a_worker_catching_up_years_at_once_writes_their_documents_as_they_are_m
     with ledger_at(db_url) as ledger:
         projection = ReadModelProjection(ledger)
         assert projection.catch_up(page=100_000) == ledger.event_count()
+        # what a subject's explanation depends on beyond its facts, kept as a digest: early in a
+        # year it names the whole cohort's tie, for each member
+        assert projection.renderer.signatures and all(
+            len(kept) == 64 for kept in projection.renderer.signatures.values())
         projection.close()
     assert sum(sizes) > 40 and max(sizes) <= 2 * (4 + 3), sizes  # a subject's explanation, breakdowns, placement
     followed = snapshot(db_url)
