@@ -141,9 +141,10 @@ def grade_people(scheme: Scheme, people: list[SubjectScore], tie_breaks: list[di
         elif straddles:
             total = group[0].total
             assert total is not None
-            unresolved.append({"people": sorted(ids), "total": shown(total)})
+            tied = sorted(ids)  # one list for the whole group: early in a year it is the whole cohort
+            unresolved.append({"people": tied, "total": shown(total)})
             for score in group:
-                placements[score.subject.id] = Placement(unresolved_tie=sorted(ids))
+                placements[score.subject.id] = Placement(unresolved_tie=tied)
         else:
             for offset, score in enumerate(group):
                 placements[score.subject.id] = Placement(position=start + offset + 1, rank=start + 1)

@@ -135,6 +135,14 @@ class LedgerState:
             {"id": person["id"], "tier": person["tier"]} for person in publication["document"]["people"]]}}
             for publication in year.publications]
 
+    def passed(self, year_number: int, versions: dict[UUID, int]) -> None:
+        """Appraisals of a finalized year whose events were not folded at all (a restart knew the
+        year finalized: see projections/projection.py), with their versions: let go as `let_go`
+        leaves them (`take_back` folds them in again)."""
+        self.closed.setdefault(year_number, {}).update(versions)
+        for aggregate_id in versions:
+            self._closed_ids[aggregate_id.int] = year_number
+
     def closed_year(self, aggregate_id: UUID) -> int | None:
         """The year whose appraisals were let go, if this is one of them."""
         return self._closed_ids.get(aggregate_id.int) if self._closed_ids else None

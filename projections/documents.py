@@ -299,7 +299,7 @@ class Renderer:
 
     def __init__(self) -> None:
         self.digests: dict[tuple[Any, ...], str] = {}
-        self.signatures: dict[str, str] = {}  # appraisal -> what its explanation depends on beyond its facts
+        self.signatures: dict[str, str] = {}  # appraisal -> (the digest of) what its explanation depends on beyond its facts
         self._rating_figures: dict[tuple[Any, ...], str] = {}
         self._scores: dict[int, tuple[Scheme, dict[str, SubjectScore]]] = {}  # year -> scores before grading
         self._stale: dict[int, set[str]] = {}  # year -> appraisals whose facts changed since they were scored
@@ -429,8 +429,10 @@ class Renderer:
         for subject_id in [*results.departments, *results.people]:
             key = f"{year}:{subject_id}"
             placement = results.placements.get(subject_id)
-            signature = json_text([document["status"], cohort, entries[subject_id], ties.get(subject_id),
-                               placement.position if placement else None])
+            # (its digest: with an unresolved tie of the whole cohort, early in a year, the text
+            # names every member, for each of them)
+            signature = _digest(json_text([document["status"], cohort, entries[subject_id], ties.get(subject_id),
+                                           placement.position if placement else None]))
             score = scores[key]
             if (changed is not None and key not in changed and self.signatures.get(key) == signature
                     and self._made.get(key) is score):

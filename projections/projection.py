@@ -4,6 +4,7 @@ cannot process, and rebuilds from zero (see the package's docstring)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
@@ -15,7 +16,7 @@ from eventsourcing.utils import get_topic
 
 from api.store.gcpause import paused_gc
 from domain import facts as f
-from domain.aggregates import Appraisal, LedgerEvent, Year
+from domain.aggregates import Appraisal, LedgerEvent, Year, ledger_id
 from domain.log import Change, LedgerState
 from domain.scheme import Scheme
 from domain.scoring import SubjectScore, score_department
@@ -28,7 +29,7 @@ from projections.documents import (
     render_error,
     rendered,
 )
-from projections.events import PAGE, Undecodable, read_events
+from projections.events import PAGE, Passed, Undecodable, read_events
 from projections.tables import (
     NAME,
     REPLACED,
@@ -40,12 +41,16 @@ from projections.tables import (
     free_index_generation,
     set_aside,
 )
-from projections.write import PageWriter, keep_last_rows, set_tracking, write
+from projections.write import BatchWriter, PageWriter, keep_last_rows, set_tracking, write
 
 log = structlog.get_logger("projections")
 
 
 # --- the projection -----------------------------------------------------------------------------
+
+
+class TakeBackFailed(RuntimeError):
+    """A finalized year let go could not be folded again from the store (`_take_back`)."""
 
 
 class ReadModelProjection:
@@ -60,6 +65,7 @@ class ReadModelProjection:
             create_tables(tx)
         self.state = LedgerState()
         self.renderer = Renderer()
+        self._batch: BatchWriter | None = None  # the live batch being processed (`process`)
         self._set_aside_nothing()
         if resume:
             self._resume()
@@ -84,17 +90,37 @@ class ReadModelProjection:
 
     def _resume(self) -> None:
         """Fold the log up to the tracking position again: nothing is written for it. Tables of
-        an older layout are rebuilt from zero."""
+        an older layout are rebuilt from zero. The appraisals of the years finalized by then (as
+        their results row says) are passed unread: their events are neither decoded nor folded,
+        only their versions kept, as if let go (`LedgerState.passed`; a start's CPU does not grow
+        with the years behind it)."""
         position = self.tracking()
         if position and (self.layout_version() != VERSION or set_aside(self.db)):
             self.rebuild()  # set-aside events are tried again: this may be a fixed version
             return
         if position:
+            finalized = {int(row["year"]) for row in
+                         self.db.query("SELECT year FROM rm_year_results WHERE status = 'final'")}
+            passing: dict[int, int] = {}  # an appraisal of a finalized year (its id's integer) -> its year
+            versions: dict[int, dict[UUID, int]] = {year: {} for year in finalized}
             with paused_gc():  # see `rebuild`
-                for at, event in read_events(self.ledger, stop=position, tolerant=True):
-                    self._fold_one(at, event, None)
-                    if type(event) is Year.Finalized:
+                for at, event in read_events(self.ledger, stop=position, tolerant=True, passing=passing):
+                    if type(event) is Passed:
+                        versions[passing[event.originator_id.int]][event.originator_id] = event.originator_version
+                        continue
+                    change = self._fold_one(at, event, None)
+                    if type(event) is Year.SubjectEnrolled and change is not None and change.year in finalized:
+                        # (enrolled before its appraisal opens: the appraisal's events all pass)
+                        appraisal = ledger_id("appraisal", f"{change.year}:{event.subject}")
+                        if appraisal not in self.state.aggregates:
+                            passing[appraisal.int] = change.year
+                    elif type(event) is Year.Finalized:
                         self._let_go_finalized()  # rendered by the run that processed it
+            for year_number, passed in versions.items():
+                self.state.passed(year_number, passed)
+                year = self.state.years.get(year_number)
+                if passed and (year is None or not year.finalized):  # its finalization set aside here
+                    self._take_back(year_number)
             self.state.position = position
             self.renderer.load_digests(self.db, skip=set(self.state.closed))
             if self._pending:  # met by this version only
@@ -114,16 +140,35 @@ class ReadModelProjection:
                 self.process(batch)
             processed += len(batch)
 
-    def process(self, batch: list[tuple[int, LedgerEvent]], suffix: str = "", *,
-                writer: PageWriter | None = None) -> Rows:
-        """Fold a batch, render the years it touched, write rows and tracking in one transaction.
-        A publication is rendered at its own position, so its breakdowns are what was published.
-        (A rebuild's pages, into fresh tables and without tracking, go to its `writer`.)"""
+    def process(self, batch: list[tuple[int, LedgerEvent]], *, writer: PageWriter | None = None) -> Rows:
+        """Fold a batch, render the years it touched, write rows and tracking in one transaction
+        (`BatchWriter`: a render's documents as they are made). A publication is rendered at its
+        own position, so its breakdowns are what was published. (A rebuild's pages, into fresh
+        tables and without tracking, go to its `writer`.)"""
         rows = Rows()
+        if writer is not None:
+            self._fold_and_render(batch, rows)
+            writer.put(rows)
+            return rows
+        expected = self.state.position  # where this projection left the tracking row
+        try:
+            with BatchWriter(self.db, rows) as self._batch:
+                self.renderer.spill = self._batch.spill
+                self._fold_and_render(batch, rows)
+                self._batch.finish(self.state.position, expected)
+        except TakeBackFailed:
+            with self.db.transaction() as tx:  # alone, after the batch rolled back
+                write(tx, Rows(setaside=self._take_pending()))
+            raise
+        finally:
+            self.renderer.spill, self._batch = None, None
+        self._let_go_finalized()
+        return rows
+
+    def _fold_and_render(self, batch: list[tuple[int, LedgerEvent]], rows: Rows) -> None:
         dirty: set[int] = set()
         whole: set[int] = set()  # years with a year-wide change: every subject is rendered again
         changed: set[str] = set()  # appraisals whose facts changed
-        expected = self.state.position  # where this projection left the tracking row
         for position, event in batch:
             change = self._fold_one(position, event, rows)
             if change is None:  # set aside
@@ -150,15 +195,6 @@ class ReadModelProjection:
         for year_number in sorted(dirty):
             self._render(year_number, rows, changed=None if year_number in whole else changed)
         rows.setaside += self._take_pending()
-        if writer is not None:
-            writer.put(rows)
-            return rows
-        with self.db.transaction() as tx:
-            write(tx, rows, suffix)
-            if not suffix:
-                set_tracking(tx, self.state.position, expected=expected)
-        self._let_go_finalized()
-        return rows
 
     def _fold(self, batch: list[tuple[int, LedgerEvent]]) -> Rows:
         """A rebuild's page without a publication: folded and audited; nothing is rendered (the
@@ -221,15 +257,18 @@ class ReadModelProjection:
             return
         if year_number in self.state.closed:
             self._take_back(year_number)
-        renderer = self.renderer
+        renderer, batch = self.renderer, self._batch
         # What changed since the year was last rendered (None: all of it): looked at first.
         since = (set(renderer._stale.get(year_number, ())) if year_number in renderer._scores
                  and year_number not in renderer._stale_years else None)
         while True:
             attempt = Rows()
             try:
-                renderer.year(self.state, year_number, attempt, **options)
+                with batch.attempt() if batch is not None else contextlib.nullcontext():
+                    renderer.year(self.state, year_number, attempt, **options)
             except Exception as error:
+                if batch is not None and batch.error is not None:
+                    raise  # a write that failed, not the render
                 renderer.forget(year_number)
                 options["changed"] = None
                 found = self._set_aside_appraisals(year_number, since) or (
@@ -368,13 +407,21 @@ class ReadModelProjection:
 
     def _take_back(self, year_number: int) -> None:
         """A finalized year let go, folded again from the store (each appraisal up to the version
-        it had), for an event on it or a render of it; let go again after the batch."""
+        it had), for an event on it or a render of it; let go again after the batch. An event that
+        this version cannot fold may be met here first, a start having passed it unread (`_resume`):
+        it is noted (`TakeBackFailed`: written after the batch is rolled back), so that the next
+        start rebuilds, setting it aside as every fold does."""
         mapper, recorder = self.ledger.mapper, self.ledger.recorder
         appraisals = []
         for aggregate_id, version in self.state.closed[year_number].items():
             aggregate = None
             for stored in recorder.select_events(aggregate_id, lte=version):
-                aggregate = mapper.to_domain_event(stored).mutate(aggregate)
+                try:
+                    aggregate = mapper.to_domain_event(stored).mutate(aggregate)
+                except Exception as error:
+                    self._record(self._position_of(aggregate_id, stored.originator_version),
+                                 f"aggregate:{aggregate_id}", stored.topic, "fold", error)
+                    raise TakeBackFailed(f"year {year_number} cannot be folded again") from error
             appraisals.append(aggregate)
         self.state.take_back(year_number, appraisals)
 
@@ -418,7 +465,7 @@ class ReadModelProjection:
                 if any(isinstance(event, Year.Published) for _, event in batch):
                     self.renderer.spill = writer.put  # the year's documents, as they are made
                     try:
-                        self.process(batch, suffix, writer=writer)  # rendered at the publication
+                        self.process(batch, writer=writer)  # rendered at the publication
                     finally:
                         self.renderer.spill = None
                 else:

@@ -3,9 +3,11 @@ thread of their own (`PageWriter`), and the tracking rows."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import TracebackType
 from typing import Any
 
 from projections.db import ViewDB
@@ -79,6 +81,72 @@ class PageWriter:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+class BatchWriter:
+    """The rows of one batch of the live projection and its tracking, in one transaction (exactly
+    once) that opens when the renderer first hands documents over (`spill`): a batch that renders
+    a whole year (a year caught up at once, a publication) writes its documents as they are made
+    instead of holding them all until the end (for 3,000 people some hundreds of megabytes of
+    text, issue 19); a small batch opens it only to write at its end, as before. Documents are
+    written in the order they were made (`rows`, the batch's rows gathered so far, go first). A
+    render that fails half way (`attempt`) takes back what it wrote. Used as a context: the
+    transaction commits at its end, or rolls back if it raises."""
+
+    def __init__(self, db: ViewDB, rows: Rows) -> None:
+        self.db, self.rows = db, rows
+        self.tx: Any = None
+        self.error: BaseException | None = None  # a write that failed: not the render's fault
+        self._transaction = contextlib.ExitStack()
+        self._attempt = False  # a render under way: its savepoint is made as the transaction opens
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> bool | None:
+        return self._transaction.__exit__(kind, error, traceback)
+
+    def _write(self, rows: Rows) -> None:
+        try:
+            if self.tx is None:
+                self.tx = self._transaction.enter_context(self.db.transaction())
+                write(self.tx, self.rows.take_documents())  # made before: first
+                if self._attempt:
+                    self.tx.execute("SAVEPOINT render")
+            write(self.tx, rows)
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def spill(self, documents: Rows) -> None:
+        """Documents of the render under way (`Renderer.spill`)."""
+        self._write(documents)
+
+    def finish(self, position: int, expected: int) -> None:
+        """The batch's rows not written yet and its tracking position (`set_tracking`)."""
+        self._write(self.rows)
+        set_tracking(self.tx, position, expected=expected)
+
+    @contextlib.contextmanager
+    def attempt(self) -> Iterator[None]:
+        """A render: the documents it handed over are taken back if it raises."""
+        if self.tx is not None:
+            self._write(self.rows.take_documents())  # earlier renders' documents: kept
+            self.tx.execute("SAVEPOINT render")
+        self._attempt = True
+        try:
+            yield
+        except BaseException:
+            if self.tx is not None and self.error is None:
+                self.tx.execute("ROLLBACK TO SAVEPOINT render")
+                self.tx.execute("RELEASE SAVEPOINT render")
+            raise
+        else:
+            if self.tx is not None:
+                self.tx.execute("RELEASE SAVEPOINT render")
+        finally:
+            self._attempt = False
 
 
 class TrackingMoved(RuntimeError):

@@ -30,7 +30,7 @@ from domain.results import (
     score_year,
 )
 from domain.times import backdated
-from projections import documents, projection, tables
+from projections import documents, tables
 from projections import write as writing
 from projections.db import open_view_db
 from projections.events import fold
@@ -590,7 +590,7 @@ def test_after_a_restart_only_the_documents_that_changed_are_written_again(
         written.append(rows)
         write(tx, rows, suffix)
 
-    monkeypatch.setattr(projection, "write", recorded)
+    monkeypatch.setattr(writing, "write", recorded)  # the live batch's (`BatchWriter`)
     with opened(db_url) as store:
         store.submit([{"type": "rating.record", "id": "restart-1", "actor": "p-A", "at": "2025-12-21T10:00:00+08:00",
                        "appraisal": "2025:p-A", "leaf": "business", "period": "2025-11", "rater": "p-A",

@@ -31,6 +31,7 @@ from api.store.logstore import log_store
 from domain import results as domain_results
 from domain.aggregates import FactEvent, ledger_id
 from projections import documents, tables, worker
+from projections import write as writing
 from projections.db import open_view_db
 from projections.events import read_events
 from projections.projection import ReadModelProjection
@@ -317,6 +318,58 @@ def test_a_year_that_cannot_be_graded_keeps_its_last_rows_and_the_log_is_still_f
 
         monkeypatch.undo()  # the fixed version
         store.projection = ReadModelProjection(store.ledger)
+        assert set_aside(db_url) == []
+        assert_equal_to_direct(store)
+
+
+def test_a_year_that_fails_after_it_handed_documents_over_keeps_its_last_rows(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A render that fails half way, after its documents went into the batch's transaction
+    (`Renderer.spill`, here every one), takes them back: the year keeps its last rows."""
+    head, tail = year_commands()
+    with opened(db_url) as store:
+        store.submit(head)
+        before = read_models(db_url)
+
+        def cannot_make_histories(*args: Any) -> None:
+            raise ArithmeticError("cannot make the histories")
+
+        store.ledger.submit(tail)
+        monkeypatch.setattr(documents, "SPILL_EVERY", 1)
+        monkeypatch.setattr(documents.Renderer, "_history", cannot_make_histories)  # after the documents
+        store.projection.catch_up()
+        assert [(r["aggregate"], r["stage"]) for r in set_aside(db_url)] == [(f"year:{YEAR}", "render")]
+        assert read_models(db_url) == before
+        assert store.views.position() == store.ledger.event_count()
+
+
+def test_a_write_that_fails_during_a_render_is_not_the_renders_fault(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write of documents handed over during a render (the store gone, the disk full) fails the
+    batch, to be tried again, rather than setting the year or an appraisal aside."""
+    head, tail = year_commands()
+    with opened(db_url) as store:
+        store.submit(head)
+        before = snapshot(db_url)
+        store.ledger.submit(tail)
+        write = writing.write
+        calls: list[int] = []
+
+        def full(tx: Any, rows: Any, suffix: str = "") -> None:
+            calls.append(1)
+            if len(calls) == 3:
+                raise OSError("disk full")
+            write(tx, rows, suffix)
+
+        monkeypatch.setattr(documents, "SPILL_EVERY", 1)
+        monkeypatch.setattr(writing, "write", full)
+        with pytest.raises(OSError, match="disk full"):
+            store.projection.catch_up()
+        assert snapshot(db_url) == before and set_aside(db_url) == []
+        monkeypatch.undo()
+        store.projection.close()
+        store.projection = ReadModelProjection(store.ledger)  # the worker's restart
+        store.projection.catch_up()
         assert set_aside(db_url) == []
         assert_equal_to_direct(store)
 

@@ -18,7 +18,7 @@ from api.ledger.application import UnitOfWork
 from domain.aggregates import ledger_id
 from projections.db import open_view_db
 from projections.events import read_events
-from projections.projection import ReadModelProjection
+from projections.projection import ReadModelProjection, TakeBackFailed
 from projections.reading import ReadModels
 from projections.tables import YEAR_TABLES, set_aside
 from tests.builders.read_models import as_json, snapshot
@@ -241,7 +241,7 @@ def test_a_restart_reads_no_rows_of_the_years_let_go(db_url: str, monkeypatch: p
     monkeypatch.setattr(kind, "query", watched)
     restarted = caught_up(db_url)
     assert set(restarted.state.closed) == {2023, 2024}
-    assert {row["year"] for row in read if "year" in row} == {2025}
+    assert {row["year"] for row in read if "digest" in row} == {2025}  # (and which years are final)
     assert {key[1] for key in restarted.renderer.digests if key[0] == "results"} == {2025}
 
 
@@ -287,3 +287,126 @@ def test_a_rebuild_hands_a_publications_documents_to_the_writer_as_they_are_made
         projection.rebuild(page=100_000)
         projection.close()
     assert sum(sizes) > 40 and max(sizes) <= 4 + 3  # a subject's explanation, breakdown(s), placement
+
+
+def test_a_worker_catching_up_years_at_once_writes_their_documents_as_they_are_made(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live batch that renders whole years (here the whole log in one batch, as a worker that
+    catches up a year at once) hands its documents over every `SPILL_EVERY` of them into its one
+    transaction, not all at its end (`BatchWriter`): exactly once still (a batch that fails at its
+    end leaves nothing written), and the tables are those of a rebuild."""
+    import projections.documents
+    from projections import write as writing
+
+    with ledger_at(db_url) as ledger:
+        ledger.submit(three_years().commands)
+    monkeypatch.setattr(projections.documents, "SPILL_EVERY", 4)
+    sizes: list[int] = []
+    write, set_tracking = writing.write, writing.set_tracking
+
+    def watched(tx: Any, rows: Any, suffix: str = "") -> None:
+        sizes.append(len(rows.explanations) + len(rows.breakdowns) + len(rows.placements))
+        write(tx, rows, suffix)
+
+    def moved(tx: Any, position: int, *, expected: int | None = None) -> None:
+        raise writing.TrackingMoved("moved")
+
+    monkeypatch.setattr(writing, "write", watched)
+    monkeypatch.setattr(writing, "set_tracking", moved)
+    with ledger_at(db_url) as ledger:
+        projection = ReadModelProjection(ledger)
+        with pytest.raises(writing.TrackingMoved):
+            projection.catch_up(page=100_000)
+        projection.close()
+    assert len(sizes) > 10  # written before the end, then rolled back with it
+    assert all(rows == [] for rows in snapshot(db_url).values())
+
+    monkeypatch.setattr(writing, "set_tracking", set_tracking)
+    sizes.clear()
+    with ledger_at(db_url) as ledger:
+        projection = ReadModelProjection(ledger)
+        assert projection.catch_up(page=100_000) == ledger.event_count()
+        # what a subject's explanation depends on beyond its facts, kept as a digest: early in a
+        # year it names the whole cohort's tie, for each member
+        assert projection.renderer.signatures and all(
+            len(kept) == 64 for kept in projection.renderer.signatures.values())
+        projection.close()
+    assert sum(sizes) > 40 and max(sizes) <= 2 * (4 + 3), sizes  # a subject's explanation, breakdowns, placement
+    followed = snapshot(db_url)
+    rebuilt(db_url)
+    assert snapshot(db_url) == followed
+
+
+def test_a_start_passes_the_finalized_years_events_unread_and_a_revision_still_takes_them_back(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start (`_resume`) neither decodes nor folds the events of the appraisals of the years
+    finalized by its tracking row (its CPU does not grow with the years behind it); a revision of
+    such a year recorded afterwards still folds them back from the store and reaches its read
+    models and later years, as a rebuild has them."""
+    with ledger_at(db_url) as ledger:
+        ledger.submit(three_years().commands)
+    caught_up(db_url)
+    decoded: list[Any] = []
+    with ledger_at(db_url) as ledger:
+        to_domain_event = ledger.mapper.to_domain_event
+
+        def watched(stored: Any) -> Any:
+            decoded.append(stored.originator_id)
+            return to_domain_event(stored)
+
+        monkeypatch.setattr(ledger.mapper, "to_domain_event", watched)
+        projection = ReadModelProjection(ledger)
+        assert decoded and not {ledger_id("appraisal", f"{year}:{s}") for year in (2023, 2024)
+                                for s in ("d-01", *Years.PEOPLE)} & set(decoded)
+        assert held(projection) == {2025} and set(projection.state.closed) == {2023, 2024}
+        assert projection.state.closed[2023][ledger_id("appraisal", "2023:p-1")] == len(
+            list(ledger.recorder.select_events(ledger_id("appraisal", "2023:p-1"))))
+        write_raw(ledger, ledger_id("appraisal", "2023:p-1"), "RatingRecorded", score=Decimal("100"),
+                  leaf="innovation", command_id="revision-1")
+        with ledger_at(db_url) as fresh:
+            revised = fresh.results(2023)
+        write_raw(ledger, ledger_id("year", "2023"), "Published", document={**revised, "publication": 2},
+                  digest="revised", command_id="revision-2")
+        assert projection.catch_up() == 2
+        assert set(projection.state.closed) == {2023, 2024}  # taken back, and let go again
+        projection.close()
+    views = ReadModels(db_url)
+    try:
+        assert views.results(2023) == as_json(revised)
+    finally:
+        views.close()
+    followed = snapshot(db_url)
+    rebuilt(db_url)
+    assert snapshot(db_url) == followed
+
+
+def test_an_event_a_start_passed_that_cannot_be_folded_again_makes_the_next_start_rebuild(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event of a finalized year that this version cannot decode, passed unread by a start, is
+    met when a revision takes the year back: noted, the batch fails, and the next start rebuilds,
+    setting it aside as every fold does."""
+    with ledger_at(db_url) as ledger:
+        ledger.submit(three_years().commands)
+    caught_up(db_url)
+    bad = ledger_id("appraisal", "2023:p-3")
+    with ledger_at(db_url) as ledger:
+        to_domain_event = ledger.mapper.to_domain_event
+
+        def fails_to_decode(stored: Any) -> Any:  # this version cannot decode p-3's second event
+            if stored.originator_id == bad and stored.originator_version == 2:
+                raise ValueError("cannot decode this event")
+            return to_domain_event(stored)
+
+        monkeypatch.setattr(ledger.mapper, "to_domain_event", fails_to_decode)
+        projection = ReadModelProjection(ledger)
+        assert set_aside(projection.db) == []  # passed, not met
+        write_raw(ledger, ledger_id("appraisal", "2023:p-1"), "RatingRecorded", score=Decimal("100"),
+                  leaf="innovation", command_id="revision-1")
+        with pytest.raises(TakeBackFailed):
+            projection.catch_up()
+        assert [row["stage"] for row in set_aside(projection.db)] == ["fold"]
+        projection.close()
+        restarted = ReadModelProjection(ledger)  # rebuilds
+        assert [(row["aggregate"], row["stage"]) for row in set_aside(restarted.db)] == [("2023:p-3", "decode")]
+        assert restarted.state.position == ledger.event_count()
+        restarted.close()

@@ -490,6 +490,15 @@ def test_people_in_an_unresolved_tie_get_no_consequences():
     assert [person_row(results, p)["consequences"] for p in ("p-02", "p-03")] == [[], []]
 
 
+def test_the_members_of_an_unresolved_tie_share_one_list_of_it():
+    """Early in a year the whole cohort is tied: a list of every member for each member would be
+    quadratic (3,000 people: 9 million names held by one render)."""
+    ledger = _cohort(["100", "90", "90", "90", "70", "60", "50", "40", "30", "20"]).ledger()
+    placements = ledger.compute(2025).placements
+    assert placements["p-02"].unresolved_tie == ["p-02", "p-03", "p-04"]
+    assert placements["p-02"].unresolved_tie is placements["p-03"].unresolved_tie is placements["p-04"].unresolved_tie
+
+
 ORDER_KEYS = [
     # p-X in d-01 (D 100), p-Y in d-02 (D 90 after 2 complaints): totals 0.5 D + 0.5 I
     # equal totals 90.00: the higher I (p-Y: 90 vs 80, p-X has no report) goes first
