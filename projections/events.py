@@ -63,10 +63,20 @@ def read_events(ledger: Any, start: int = 0, stop: int | None = None,
 
 def fold(ledger: Any, *, stop: int | None = None, recorded_by: datetime | None = None) -> LedgerState:
     """The state after the whole log, or after `stop`, or as shown at the recording time
-    `recorded_by` (the log up to the last event recorded at or before it)."""
+    `recorded_by` (the log up to the last command whose events were all recorded at or before it:
+    a command's events are written in one transaction, so a moment between two of them shows
+    none of it, as `appraisal.open` half applied would show a year's subject without its appraisal)."""
     state = LedgerState()
+    command: list[tuple[int, Any]] = []  # the events of the command being read, applied once it is whole
     for position, event in read_events(ledger, stop=stop):
+        command_id = getattr(event, "command_id", None)
+        if command and (command_id is None or command_id != getattr(command[-1][1], "command_id", None)):
+            for at, earlier in command:
+                state.apply(earlier, at)
+            command = []
         if recorded_by is not None and event.timestamp > recorded_by:
-            break
-        state.apply(event, position)
+            return state  # (and the command it belongs to, if begun before, is left out whole)
+        command.append((position, event))
+    for at, earlier in command:
+        state.apply(earlier, at)
     return state

@@ -173,3 +173,21 @@ def test_the_command_line_answers_as_of_and_known_at(ledger: AppraisalLedger, db
 
     done = cli(db_url, "results", "--year", "2025", "--known-at", "2025-12-24T00:00:00")  # no offset
     assert done.returncode == 2 and "offset" in done.stderr
+
+
+def test_as_of_between_the_events_of_one_command_shows_none_of_it(ledger: AppraisalLedger) -> None:
+    """`appraisal.open` records the year's new subject, then the appraisal, in one transaction: a
+    recording time between the two events' timestamps shows the system before the command (it
+    committed after both), not a year with a subject and no appraisal."""
+    from projections.events import read_events
+
+    ledger.submit(build())
+    events = [event for _, event in read_events(ledger)]
+    enrolled = next(e for e in events if type(e).__name__ == "SubjectEnrolled" and e.subject == "p-A")
+    opened = next(e for e in events if getattr(e, "command_id", None) == enrolled.command_id and e is not enrolled)
+    assert enrolled.timestamp < opened.timestamp  # the moment below is between them
+    results = results_at(ledger, YEAR, as_of=enrolled.timestamp)
+    assert "p-A" not in totals(results)
+    with pytest.raises(NotFound):
+        explain_at(ledger, "2025:p-A", as_of=enrolled.timestamp)
+    assert explain_at(ledger, "2025:p-A", as_of=opened.timestamp)["appraisal"] == "2025:p-A"
