@@ -406,6 +406,12 @@ class _AppraisalScorer:
 
     def period_composite(self, node: Node, period: str, ratings: list[f.Rating], mix: _RaterMix,
                          rule: RuleRef) -> Fraction | None:
+        key, name = _period_names(node.id, period)
+        refs = list(map(_REF, ratings))
+        earlier = self._earlier.get(key)
+        if earlier is not None and earlier.events == refs:  # the same ratings: the same figure
+            self.trace.append(earlier)
+            return earlier.value
         groups: dict[str, list[f.Rating]] = {}
         for rating in ratings:
             members = groups.get(rating.rater_role)
@@ -413,12 +419,6 @@ class _AppraisalScorer:
                 groups[rating.rater_role] = [rating]
             else:
                 members.append(rating)
-        key, name = _period_names(node.id, period)
-        refs = list(map(_REF, ratings))
-        earlier = self._earlier.get(key)
-        if earlier is not None and earlier.events == refs:  # the same ratings: the same figure
-            self.trace.append(earlier)
-            return earlier.value
         figure = Figure(key, name, None, rule=rule, events=refs)
         inputs = figure.inputs
         means: dict[str, tuple[int, int]] = {}  # role -> its mean as (numerator, denominator)
