@@ -55,8 +55,9 @@ Years pile up, memory does not (issue 19): the projection holds the organisation
 open years, and of a finalized year only its `Year` (its publications: what the three-year
 preference of the next two years reads). Once a finalized year's rows are made, its appraisals
 and what the renderer kept of it are let go (`LedgerState.let_go`, `Renderer.forget`); a restart
-lets them go as it folds past the finalization, and a rebuild renders each year when it is
-finalized, then lets it go. An event on a finalized year, or a render of it (a publication of an
+passes the events of the appraisals of the years finalized by its tracking row unread (neither
+decoded nor folded: only their versions kept, `LedgerState.passed`), and a rebuild renders each
+year when it is finalized, then lets it go. An event on a finalized year, or a render of it (a publication of an
 earlier year that its preference reads), takes it back from the store first (each appraisal
 folded up to the version it had) and it is let go again after the batch.
 """

@@ -134,7 +134,7 @@ def test_a_batch_that_fails_between_its_rows_and_its_tracking_row_leaves_neither
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The deterministic half of the kill test: a crash after the rows are written but before the
     tracking row is rolls the rows back too, and the next projection processes the batch once."""
-    from projections import write as writing  # the live batch's writer sets the tracking row
+    from projections import write as writing
     from tests.builders.worked_example import build
 
     commands = build()
@@ -149,7 +149,7 @@ def test_a_batch_that_fails_between_its_rows_and_its_tracking_row_leaves_neither
         def crash(*args: Any, **kwargs: Any) -> None:
             raise RuntimeError("killed between the rows and the tracking row")
 
-        monkeypatch.setattr(writing, "set_tracking", crash)
+        monkeypatch.setattr(writing, "set_tracking", crash)  # the live batch's (`BatchWriter.finish`)
         with pytest.raises(RuntimeError, match="killed"):
             projection.catch_up()
         monkeypatch.undo()
