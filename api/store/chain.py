@@ -139,8 +139,7 @@ class PostgresChain:
         self.create_statement = SQL("CREATE TABLE IF NOT EXISTS {schema}.{table} "
                                     "(position bigint PRIMARY KEY, hash bytea NOT NULL)").format(**names)
         self._names = names
-        self._insert = SQL("INSERT INTO {schema}.{table} (position, hash) "
-                           "SELECT * FROM unnest(%b::bigint[], %b::bytea[])").format(**names)
+        self._copy = SQL("COPY {schema}.{table} (position, hash) FROM STDIN (FORMAT BINARY)").format(**names)
 
     def head_query(self, first: Composable) -> Composable:
         """The last event before the batch (`first`: an SQL expression of its first position) and
@@ -159,7 +158,11 @@ class PostgresChain:
         _check_head(head_row["position"], head_row["before"], min(ids))
         head = bytes(head_row["hash"]) if head_row["hash"] is not None else SEED
         positions, hashes = extend(head, ids, stored_events)
-        curs.execute(self._insert, (list(positions), list(hashes)), prepare=True)
+        with curs.copy(self._copy) as copy:
+            copy.set_types(["int8", "bytea"])
+            write = copy.write_row
+            for pair in zip(positions, hashes, strict=True):
+                write(pair)
 
 
 class MemoryChain:

@@ -265,6 +265,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.copy_events_statement = SQL(
             "COPY {schema}.{events} (notification_id, originator_id, originator_version, topic, state) "
             "FROM STDIN (FORMAT BINARY)").format(**names)
+        self.copy_commands_statement = SQL(
+            "COPY {schema}.{commands} (command_id, type, fingerprint, target, position, answer) "
+            "FROM STDIN (FORMAT BINARY)").format(**names)
         self.insert_commands_statement = SQL(  # api/store/logstore.py loads backups with it
             "INSERT INTO {schema}.{commands} SELECT * FROM "
             "unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[])"
@@ -307,9 +310,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             try:
                 # One round trip opens the transaction, takes the lock and checks the read set and
-                # the command ids; one more draws the positions; two the COPY of the events; one
-                # more writes the rest and commits (five in all, from nine: under a busy server,
-                # each answer from PostgreSQL waits for its thread's turn at the GIL).
+                # the command ids; one more draws the positions (then one per COPY and the commit).
                 # A refused write has drawn no position: it leaves no gap in the log.
                 read = _read_set(kwargs)
                 with conn.pipeline():
@@ -328,20 +329,19 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 head = curs.fetchone()
                 assert head is not None
                 ids = sorted(head["ids"])
-                # The events by COPY (an import's thousands of them go in at COPY's speed: an
-                # INSERT over arrays took 1.3 times as long), then in one round trip their chain
-                # rows and command rows, each one statement over arrays, and the commit.
                 with curs.copy(self.copy_events_statement) as copy:
                     copy.set_types(_EVENT_TYPES)
                     write = copy.write_row
                     for position, event in zip(ids, stored_events, strict=True):
                         write((position, event.originator_id, event.originator_version, event.topic, event.state))
-                with conn.pipeline():
-                    self.chain.append(curs, stored_events, ids, head)
-                    if commands:
-                        columns = zip(*_command_params(ids, commands), strict=True)
-                        curs.execute(self.insert_commands_statement, [list(c) for c in columns], prepare=True)
-                    curs.execute("COMMIT")
+                self.chain.append(curs, stored_events, ids, head)
+                if commands:
+                    with curs.copy(self.copy_commands_statement) as copy:
+                        copy.set_types(_COMMAND_TYPES)
+                        write = copy.write_row
+                        for row in _command_params(ids, commands):
+                            write(row)
+                curs.execute("COMMIT")
             except BaseException:
                 with suppress(Exception):  # a broken connection: the pool discards it
                     conn.rollback()
@@ -375,9 +375,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             return {row["command_id"]: _row(row) for row in curs.fetchall()}
 
 
-
-
 _EVENT_TYPES = ["int8", "uuid", "int8", "text", "bytea"]
+_COMMAND_TYPES = ["text", "text", "text", "text", "int8", "text"]
 
 
 def _log_lock_statements(*, schema: Composable, events: Composable) -> list[Composed]:
