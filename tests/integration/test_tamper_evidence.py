@@ -6,7 +6,6 @@ backups must restore a log that verifies and gives identical results."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sqlite3
@@ -38,6 +37,7 @@ from api.integrity.verification import (
 from api.ledger import AppraisalLedger
 from api.store.chain import SEED, ChainBroken, chain_hash, leaf_hash, oid_bytes
 from api.store.logstore import log_store
+from tests.builders.verifier import standalone_verifier
 from tests.builders.worked_example import build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -412,13 +412,6 @@ def test_an_event_after_the_checkpoint_has_no_inclusion_proof_against_it(
 RUN = 8  # leaves per root kept with a checkpoint in these tests (verification.CHUNK, 1,024, in the application)
 
 
-def standalone_verifier() -> Any:
-    """scripts/verify_proof.py, loaded in this process (its `main` is what the inspector runs)."""
-    spec = importlib.util.spec_from_file_location("verify_proof", VERIFY_PROOF)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_proof_from_the_kept_roots_is_the_proof_from_every_leaf_byte_for_byte(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 from hashlib import sha256
 from pathlib import Path
-from types import ModuleType
 from uuid import UUID
 
 import pytest
@@ -25,18 +23,8 @@ from api.integrity.verification import (
 from api.ledger import AppraisalLedger
 from api.store.chain import SEED, canonical, chain_hash, leaf_hash
 from api.store.logstore import log_store
+from tests.builders.verifier import standalone_verifier
 from tests.builders.worked_example import build
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_proof.py"
-
-
-def _standalone() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("verify_proof", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 OID = UUID("12345678-1234-5678-1234-567812345678")
 
@@ -52,7 +40,7 @@ def test_the_canonical_bytes_and_leaf_hash_of_an_event_are_pinned() -> None:
     assert leaf.hex() == "3ffab3b3a75133973b6599e0ea4ae7dcc1b5de55786e6d3bf3a35fbfe3540aa7"
     event = {"position": 7, "originator_id": str(OID), "originator_version": 3,
              "topic": "domain.aggregates:Year.Published", "state": "eyJhIjoxfQ=="}
-    assert _standalone().leaf_hash(event) == leaf
+    assert standalone_verifier().leaf_hash(event) == leaf
     assert chain_hash(SEED, leaf) == sha256(bytes(32) + leaf).digest()
 
 
@@ -75,7 +63,7 @@ def test_a_checkpoint_is_signed_and_any_changed_field_breaks_it(ledger: Appraisa
     store = log_store(ledger.recorder)
     checkpoint = make_checkpoint(store, signer, ledger.clock)
     check_checkpoint(checkpoint, signer.public)
-    standalone = _standalone()
+    standalone = standalone_verifier()
     standalone.check_checkpoint(checkpoint, signer.public)
     for name, value in [("size", checkpoint["size"] - 1), ("root", "00" * 32), ("head_position", 1),
                         ("chain_head", "11" * 32), ("timestamp", "2000-01-01T00:00:00Z")]:
@@ -110,7 +98,7 @@ def test_a_proof_on_a_log_of_more_than_one_run_reads_its_run_and_equals_the_proo
     indices = [0, CHUNK - 1, CHUNK, size // 2, 2 * CHUNK, size - 1]
     proofs = [prove_inclusion(store, index + 1, checkpoint, signer.public) for index in indices]
     ledger.recorder.chunk_rows.clear()  # type: ignore[attr-defined]
-    standalone = _standalone()
+    standalone = standalone_verifier()
     root = bytes.fromhex(checkpoint["root"])
     for index, proof in zip(indices, proofs, strict=True):
         assert proof == prove_inclusion(store, index + 1, checkpoint, signer.public)  # from every leaf

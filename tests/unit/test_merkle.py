@@ -4,27 +4,14 @@ against every proof of every small tree."""
 
 from __future__ import annotations
 
-import importlib.util
 from hashlib import sha256
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from api.integrity import merkle
+from tests.builders.verifier import standalone_verifier
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_proof.py"
-
-
-def _standalone() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("verify_proof", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-standalone = _standalone()
+standalone = standalone_verifier()
 
 # RFC 6962 reference inputs and the roots of the trees of their first n leaves (n = 0..8).
 INPUTS = [bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657",
