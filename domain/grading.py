@@ -206,8 +206,8 @@ def _placement_figures(scheme: Scheme, score: SubjectScore, placement: Placement
     return [
         Figure("rank", label(f"名次 {placement.rank}", f"rank {placement.rank}"), None,
                rule=RuleRef(scheme.ref, "order", "grading.order", "grading"),
-               inputs={"rank": str(placement.rank), "total": shown(score.total or ZERO),
-                       "individual": shown(score.score)},
+               inputs={"rank": str(placement.rank), "total": score.shown_texts()["total"],
+                       "individual": score.shown_texts()["score"]},
                notes=notes),
         Figure("tier", label(f"档次 {placement.tier}", f"tier {placement.tier}"), None,
                rule=RuleRef(scheme.ref, str(placement.tier), "grading.tier", "grading.tiers"),

@@ -17,7 +17,7 @@ from domain.grading import (
     person_figures,
     rank_departments,
 )
-from domain.numbers import SIGNIFICANT, ZERO, decimal_str, decimal_text, shown
+from domain.numbers import SIGNIFICANT, decimal_str, decimal_text
 from domain.scheme import Scheme
 from domain.scoring import SubjectScore, score_department, score_person
 from domain.times import backdated
@@ -238,13 +238,14 @@ def fact_lines(facts: f.AppraisalFacts) -> list[dict[str, Any]]:
 
 
 def explanation_summary(results: YearResults, subject_id: str, score: SubjectScore) -> dict[str, Any]:
-    summary: dict[str, Any] = {"score": shown(score.score), "leaves": _leaves(score),
+    texts = score.shown_texts()
+    summary: dict[str, Any] = {"score": texts["score"], "leaves": _leaves(score),
                                "incomplete": score.incomplete}
     if score.subject.kind == "person":
         placement = results.placements[subject_id]
         summary.update({
-            "department_score": shown(score.department_score or ZERO),
-            "adjustments": shown(score.adjustments), "total": shown(score.total or ZERO),
+            "department_score": texts["department_score"],
+            "adjustments": texts["adjustments"], "total": texts["total"],
             "vetoed": score.vetoed, "rank": placement.rank, "tier": placement.tier,
             "grade": placement.grade, "coefficient": coefficient_text(placement.coefficient),
             "consequences": placement.consequences, "unresolved_tie": placement.unresolved_tie,
