@@ -269,13 +269,33 @@ def storable(text: str) -> bool:
     return True
 
 
+_SCALARS = (int, float, type(None))  # (bool is an int)
+
+
+def _flat_and_storable(body: dict[str, Any]) -> bool:
+    """True when every key and value of `body` is storable text or a scalar; False when a value
+    is anything else (a nested object) or a text is not storable (`check_text` then says where)."""
+    for key, value in body.items():
+        if type(key) is not str or "\x00" in key or not (key.isascii() or storable(key)):
+            return False
+        if type(value) is str:
+            if "\x00" in value or not (value.isascii() or storable(value)):
+                return False
+        elif not isinstance(value, _SCALARS):
+            return False
+    return True
+
+
 def check_text(body: Any) -> None:
     """Refuse a body holding text the stores cannot keep, naming where it is (a loop, not a
     recursion: a body may be nested as deep as its JSON parser allows). A body is first written as
     JSON text, at C speed: there a NUL can only be the escape `\\u0000` and a lone surrogate stays
     itself (UTF-8 refuses it); a body with neither is storable. Only a body that may hold one (or
     that `json` cannot write) is walked, value by value, for where (walking every body cost the
-    import about a tenth of its time)."""
+    import about a tenth of its time). A flat body (texts, numbers, true/false/null: nearly every
+    command) is looked at directly, faster still."""
+    if isinstance(body, dict) and _flat_and_storable(body):
+        return
     try:
         text: str | None = json.dumps(body, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):

@@ -249,8 +249,8 @@ class AppraisalLedger(Application):
         `Year`; a process keeps the open years, not every year it has met. (One that reads them
         again, `explain` say, loads them from the store.)"""
         for (_, body), outcome in zip(batch, decided, strict=False):
-            if not (outcome.accepted and not outcome.duplicate and isinstance(body, dict)
-                    and body.get("type") == "year.finalize"):
+            if not (isinstance(body, dict) and body.get("type") == "year.finalize"
+                    and outcome.accepted and not outcome.duplicate):
                 continue
             year = unit.loaded.get(Year.create_id(int(body["year"])).int)
             if year is None:

@@ -318,7 +318,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     self._lock_table(curs)
                     self._notify_channel(curs)
                     curs.execute(self.stale_read_statement,
-                                 (*_array_literals(read), [row.command_id for row in commands]))
+                                 (*_array_literals(read), _text_array([row.command_id for row in commands])))
                 check = curs.fetchone()
                 if check is None or check["stale"]:
                     raise IntegrityError(STALE_READ)
@@ -418,6 +418,12 @@ def _array_literals(read: dict[UUID, int]) -> tuple[str, str]:
     """A read set as two array literals (`{id,...}`, `{version,...}`): uuids and integers need no
     quoting, and a string is sent far more cheaply than a list the driver dumps element by element."""
     return "{" + ",".join(map(str, read)) + "}", "{" + ",".join(map(str, read.values())) + "}"
+
+
+def _text_array(texts: Sequence[str]) -> str:
+    """Texts as one array literal (`{"a","b\\"c"}`): each quoted, its backslashes and double quotes
+    escaped (sent as one string, as `_array_literals`, not element by element)."""
+    return "{" + ",".join('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"' for text in texts) + "}"
 
 
 def _row(row: Any) -> dict[str, Any]:

@@ -271,22 +271,24 @@ def test_the_chain_runs_on_across_bulk_batches_and_single_commands(db_url: str) 
         ledger.close()
 
 
-def test_a_re_sent_command_id_refused_by_the_store_leaves_no_gap_in_the_log(db_url: str) -> None:
+@pytest.mark.parametrize("command_id", ["resent-1", 'a "quoted", {braced} \\ back-slashed, NULL id', "NULL",
+                                        " 科室 考核 "])
+def test_a_re_sent_command_id_refused_by_the_store_leaves_no_gap_in_the_log(db_url: str, command_id: str) -> None:
     """A command id already recorded is refused before any position is drawn (PostgreSQL draws
     positions from a sequence that a rollback does not give back): the next write goes on at the
-    next position."""
+    next position. Any text is an id."""
     from eventsourcing.persistence import StoredEvent
 
     ledger = AppraisalLedger(db_url)
     try:
         recorder = ledger.recorder
-        row = CommandRow("resent-1", "rating.record", "f", "t", 0, {"status": "accepted"})
+        row = CommandRow(command_id, "rating.record", "f", "t", 0, {"status": "accepted"})
         first = recorder.insert_events([StoredEvent(uuid.uuid4(), 1, "t", b"{}")], commands=[row])
         with pytest.raises(Exception) as refused:  # noqa: PT011 - the store's own IntegrityError
             recorder.insert_events([StoredEvent(uuid.uuid4(), 1, "t", b"{}")], commands=[row])
         assert "already" in str(refused.value) or "duplicate" in str(refused.value) or "UNIQUE" in str(refused.value)
         after = recorder.insert_events([StoredEvent(uuid.uuid4(), 1, "t", b"{}")],
-                                       commands=[row._replace(command_id="resent-2")])
+                                       commands=[row._replace(command_id=command_id + "-2")])
         assert list(after) == [first[0] + 1]
     finally:
         ledger.close()

@@ -17,6 +17,7 @@ from domain.errors import DomainError
     {"note": "\\u0000 written out, not a NUL"},  # the six characters: JSON text holds \\u0000
     {"at": datetime(2025, 6, 30, tzinfo=UTC), "tags": {"a", "b"}, 7: "a key that is a number"},  # json refuses it
     {"emoji": "\U0001f600"},
+    {"type": "rating.record", "reason": "年度考核", "score": 85, "valid": True, "note": None, "x": 1.5},  # flat
 ])
 def test_storable_bodies_pass(body: dict[str, Any]) -> None:
     check_text(body)
@@ -24,6 +25,8 @@ def test_storable_bodies_pass(body: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("body", "where"), [
     ({"reason": "a\x00b"}, "reason"),
+    ({"type": "rating.record", "reason": "科室\ud800"}, "reason"),  # flat bodies, looked at directly
+    ({"type": "rating.record", "reason": "ok", "bad\x00key": 1}, "(command)"),
     ({"items": [{"k\x00": 1}]}, "items[0]"),
     ({"items": ["ok", "\ud800"]}, "items[1]"),
     ({"at": datetime(2025, 6, 30, tzinfo=UTC), "reason": "\x00"}, "reason"),  # json refuses the body: walked
