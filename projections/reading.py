@@ -192,7 +192,7 @@ class YearAt:
         """The year's results export at those times (`results_at`)."""
         if self.results is None:
             assert self.missing is not None
-            raise self.missing
+            raise NotFound(self.missing.field, self.missing.message, rule=self.missing.rule)  # (not the kept one)
         if self._document is None:
             self._document = _stamp(export(self.results), self.as_of, self.known_at)
         return self._document
