@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +37,7 @@ from domain.errors import DomainError, NotFound
 from projections.db import open_view_db
 from projections.documents import json_value
 from projections.projection import ReadModelProjection
-from projections.reading import ReadModels, explain_at, results_at
+from projections.reading import ReadModels, YearAt, appraisal_year, results_at, year_at
 from projections.tables import create_tables
 from projections.write import TrackingMoved
 
@@ -60,6 +61,9 @@ class YearInfo:
     published: dict[str, Any] | None  # the latest publication's document
 
 
+LOOKED_BACK = 2  # years at given times kept by `Queries.year_at` (a 3,000-person year: about 150 MB each)
+
+
 class Queries:
     """Everything the routes and the pages read, served from the read models
     (projections/projection.py): one indexed row read per question. Unknown things raise
@@ -80,6 +84,9 @@ class Queries:
         self._readers = _Readers(lambda: ReadModels(ledger.db_url), readers)
         self._projection: ReadModelProjection | None = None
         self._catching_up = threading.Lock()
+        self._looked_back: OrderedDict[tuple[int, str, str, int], YearAt] = OrderedDict()  # `year_at`
+        self._looked_back_lock = threading.Lock()
+        self._looking_back = threading.Lock()  # one fold at a time (see `year_at`)
         db = open_view_db(ledger.db_url)  # the tables, so that a read before the first run finds them
         try:
             with db.transaction() as tx:
@@ -169,7 +176,45 @@ class Queries:
         raise self._no_appraisal(key)
 
     def explanation_at(self, key: str, as_of: datetime | None, known_at: datetime | None) -> dict[str, Any]:
-        return explain_at(self.ledger, key, as_of=as_of, known_at=known_at)
+        """An appraisal's explanation as of those times (`projections.reading.explain_at`), from
+        its year at those times as `year_at` keeps it: right after the year's look-back at the
+        same times, or another appraisal's, it costs one explanation, not a fold."""
+        return self.year_at(appraisal_year(key), as_of, known_at).explanation(key)
+
+    def results_at(self, year: int, as_of: datetime | None, known_at: datetime | None) -> dict[str, Any]:
+        """The year's results as of those times (`projections.reading.results_at`), as `year_at`
+        keeps them. Read-only: the same document is given to every caller."""
+        return self.year_at(year, as_of, known_at).document()
+
+    def year_at(self, year: int, as_of: datetime | None, known_at: datetime | None) -> YearAt:
+        """The year folded and scored at those times from the log up to its last position now
+        (seconds for a 3,000-person year): kept, the `LOOKED_BACK` most recent, by the year, the
+        times and that position (a function of them alone; the times by their text, which the
+        documents carry), for the year's next pages and its appraisals at the same times. One fold
+        at a time: a request for the same times waits for the fold under way, not a second one (a
+        fold holds the interpreter anyway)."""
+        position = self.ledger.event_count()
+        key = (year, as_of.isoformat() if as_of else "", known_at.isoformat() if known_at else "", position)
+        kept = self._kept_year(key)
+        if kept is not None:
+            return kept
+        with self._looking_back:
+            kept = self._kept_year(key)  # made meanwhile
+            if kept is not None:
+                return kept
+            made = year_at(self.ledger, year, as_of=as_of, known_at=known_at, stop=position)
+            with self._looked_back_lock:
+                self._looked_back[key] = made
+                while len(self._looked_back) > LOOKED_BACK:
+                    self._looked_back.popitem(last=False)
+        return made
+
+    def _kept_year(self, key: tuple[int, str, str, int]) -> YearAt | None:
+        with self._looked_back_lock:
+            if key in self._looked_back:
+                self._looked_back.move_to_end(key)
+                return self._looked_back[key]
+        return None
 
     def breakdown(self, key: str, version: int | None = None) -> dict[str, Any]:
         """The public breakdown as published in publication `version` (the latest by default;

@@ -41,10 +41,9 @@ from api.pages.labels import (
 )
 from api.pages.layout import page
 from api.pages.session import PageRoute, ViewerDep, same_origin
-from api.pages.views import Rows, consequences_text, kept, year_view
+from api.pages.views import Rows, consequences_text, year_view
 from api.store.logstore import log_store
 from domain.times import OFFICE_TZ
-from projections.reading import results_at
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -381,16 +380,13 @@ class LookBack:
     def explanation(self, queries: Queries, key: str) -> dict[str, Any]:
         return queries.explanation_at(key, self.as_of, self.known_at)
 
-    def results(self, ledger: Any, year: int) -> dict[str, Any]:
+    def results(self, queries: Queries, year: int) -> dict[str, Any]:
         """The year's results at these times, from the log (as `appraisal results --as-of` does) up
         to its last position now. Folding and scoring a 3,000-person year takes seconds, and the
-        look-back is read a page at a time: the answer is kept by the year, the times and that
-        position (it is a function of them alone), for the next page. Treat as read-only."""
-        position = ledger.event_count()
-        key = ("lookback", str(year), self.as_of.isoformat() if self.as_of else "",
-               self.known_at.isoformat() if self.known_at else "", str(position))
-        return kept(key, lambda: results_at(ledger, year, as_of=self.as_of, known_at=self.known_at,  # type: ignore[no-any-return]
-                                            stop=position))
+        look-back is read a page at a time: the year at these times is kept by the year, the times
+        and that position (`Queries.year_at`), for the next page and for its appraisals looked
+        back at the same times. Treat as read-only."""
+        return queries.results_at(year, self.as_of, self.known_at)
 
 
 def _end_of_day(value: datetime | None, text: str) -> datetime | None:
@@ -428,7 +424,7 @@ def year_lookback(request: Request, year: YearNumber, viewer: ViewerDep, queries
     kept = urlencode({k: v for k, v in (("as_of", back.as_of_text), ("known_at", back.known_at_text)) if v})
     rows = Rows(page_number, department.strip(), q.strip(), f"/years/{year}/lookback" + (f"?{kept}" if kept else ""))
     info = queries.year(year)
-    document = back.results(ledger, year) if back.active else None
+    document = back.results(queries, year) if back.active else None
     scheme = (document or {}).get("scheme") or {}
     labels = _labels(ledger, f"{scheme.get('id')}@{scheme.get('version')}" if scheme else None)
     return page(request, "lookback.html", {

@@ -42,8 +42,8 @@ APPEALABLE = frozenset({"occurrence", "measurement", "survey", "adjustment", "ve
 
 # What a page derives from something that never changes is kept for the next page, the few most
 # recent, by a key that names it: a publication by its digest (a 3,000-person year's document is a
-# megabyte of JSON to read), a look-back by its times and the log's position (seconds to fold), a
-# workbook by the digest of its inputs (api/pages/admin.py).
+# megabyte of JSON to read), a workbook by the digest of its inputs (api/pages/admin.py). (A year
+# looked back is kept beside the read side, for the API too: `Queries.year_at`.)
 _KEPT: OrderedDict[tuple[str, ...], Any] = OrderedDict()
 _KEPT_LOCK = threading.Lock()
 KEPT = 8

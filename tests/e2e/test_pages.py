@@ -500,34 +500,42 @@ def test_a_workbook_is_made_once_for_the_same_figures_and_names_and_again_after_
     assert len(made) == 4 and "公示" in made[-1]
 
 
-def test_a_look_back_is_folded_once_for_its_pages_and_again_once_the_log_grows(
+def test_a_look_back_is_folded_once_for_its_pages_and_its_appraisals_and_again_once_the_log_grows(
         w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The year looked back is read a page at a time: its pages share one fold of the log (kept by
-    the year, the times and the log's last position); a new event makes a new one, with it."""
-    from collections import OrderedDict
+    """The year looked back is read a page at a time: its pages, and its appraisals looked back at
+    the same times (in the pages and through the API), share one fold of the log (kept by the
+    year, the times and the log's last position); a new event makes a new one, with it."""
+    from api.http import read_side
 
-    from api.pages import inspector, views
+    folds: list[tuple[int, int | None]] = []
+    real = read_side.year_at
 
-    monkeypatch.setattr(views, "_KEPT", OrderedDict())
-    folds: list[int | None] = []
-    real = inspector.results_at
+    def counted(ledger: Any, year: int, **kwargs: Any) -> Any:
+        folds.append((year, kwargs.get("stop")))
+        return real(ledger, year, **kwargs)
 
-    def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        folds.append(kwargs.get("stop"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(inspector, "results_at", counted)
+    monkeypatch.setattr(read_side, "year_at", counted)
     sign_in(client, w.tokens["inspector"])
     path = "/years/2025/lookback?known_at=2025-12-31"
     first = client.get(path, headers=HTML)
     assert client.get(path + "&page=2", headers=HTML).status_code == 200
-    assert first.status_code == 200 and folds == [w.ledger.event_count()]
+    assert first.status_code == 200 and folds == [(2025, w.ledger.event_count())]
     assert "79.16" in first.text
+    # its appraisals at the same times: the same fold, in the pages and through the API
+    for key in (A, H1):
+        assert client.get(f"/appraisals/{key}?known_at=2025-12-31", headers=HTML).status_code == 200
+    explained = client.get(f"/appraisals/{A}/explanation", headers=w.auth("inspector"),
+                           params={"known_at": "2025-12-31T23:59:59.999999+08:00"})
+    assert explained.status_code == 200 and explained.json()["summary"]["total"] == "79.16"
+    assert len(folds) == 1
+    assert client.get(f"/appraisals/{A}?known_at=2025-01-01", headers=HTML).status_code == 404  # not open yet
+    assert len(folds) == 2
     w.ledger.submit([{"type": "adjustment.apply", "id": "lookback-adjust", "actor": "hr-office",
                       "at": "2025-12-20T09:00:00+08:00", "appraisal": A, "item": "over_quota_hiring",
                       "evidence": "超编进人 1 名"}])
-    again = client.get(path, headers=HTML)
-    assert folds == [folds[0], w.ledger.event_count()] and folds[1] > folds[0]
-    assert "79.16" not in again.text  # the back-dated deduction (20 December) is known by 31 December
+    again = client.get(f"/appraisals/{A}?known_at=2025-12-31", headers=HTML)
+    assert folds[2:] == [(2025, w.ledger.event_count())] and folds[2][1] > folds[0][1]  # type: ignore[operator]
+    assert again.status_code == 200 and "79.16" not in again.text  # the back-dated deduction is known by then
+    assert "79.16" not in client.get(path, headers=HTML).text and len(folds) == 3  # the year: that fold
     other = client.get("/years/2025/lookback?known_at=2025-06-30", headers=HTML)
-    assert other.status_code == 200 and len(folds) == 3  # other times: a fold of their own
+    assert other.status_code == 200 and len(folds) == 4  # other times: a fold of their own
