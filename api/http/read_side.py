@@ -61,7 +61,9 @@ class YearInfo:
     published: dict[str, Any] | None  # the latest publication's document
 
 
-LOOKED_BACK = 2  # years at given times kept by `Queries.year_at` (a 3,000-person year: about 150 MB each)
+# Years at given times kept by `Queries.year_at`: one (a 3,000-person year is about 150 MB; the
+# server's memory is planned with one, README), let go before the next is folded.
+LOOKED_BACK = 1
 
 
 class Queries:
@@ -202,11 +204,12 @@ class Queries:
             kept = self._kept_year(key)  # made meanwhile
             if kept is not None:
                 return kept
+            with self._looked_back_lock:  # room first: the old and the new are never held together
+                while self._looked_back and len(self._looked_back) >= LOOKED_BACK:
+                    self._looked_back.popitem(last=False)
             made = year_at(self.ledger, year, as_of=as_of, known_at=known_at, stop=position)
             with self._looked_back_lock:
                 self._looked_back[key] = made
-                while len(self._looked_back) > LOOKED_BACK:
-                    self._looked_back.popitem(last=False)
         return made
 
     def _kept_year(self, key: tuple[int, str, str, int]) -> YearAt | None:
