@@ -442,6 +442,13 @@ def appraisal_key(year: int, subject: str) -> str:
     return f"{year}:{subject}"
 
 
+def appraisal_key_year(key: str) -> int | None:
+    """The year of an appraisal key ("2025:p-017", `appraisal_key`'s inverse); None for any other
+    text ("org", "year:2025", "2025:")."""
+    head, _, rest = key.partition(":")
+    return int(head) if rest and head.isascii() and head.isdigit() and len(head) <= 9 else None  # "²⁰²⁵".isdigit()
+
+
 FACT_EVENTS: tuple[type[FactEvent], ...] = (
     Appraisal.RatingRecorded, Appraisal.MeasurementRecorded, Appraisal.OccurrenceRecorded,
     Appraisal.AdjustmentApplied, Appraisal.VetoImposed, Appraisal.AppealFiled,

@@ -276,10 +276,10 @@ def _flat_and_storable(body: dict[str, Any]) -> bool:
     """True when every key and value of `body` is storable text or a scalar; False when a value
     is anything else (a nested object) or a text is not storable (`check_text` then says where)."""
     for key, value in body.items():
-        if type(key) is not str or "\x00" in key or not (key.isascii() or storable(key)):
+        if type(key) is not str or not storable(key):
             return False
         if type(value) is str:
-            if "\x00" in value or not (value.isascii() or storable(value)):
+            if not storable(value):
                 return False
         elif not isinstance(value, _SCALARS):
             return False

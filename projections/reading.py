@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from api.store.gcpause import paused_gc
+from domain.aggregates import appraisal_key_year
 from domain.errors import NotFound
 from domain.facts import AppraisalFacts
 from domain.results import YearFacts, YearResults, assemble, compute_year, explanation, export
@@ -239,9 +240,9 @@ def explain_at(ledger: Any, appraisal: str, *, as_of: datetime | None = None,
 def appraisal_year(appraisal: str) -> int:
     """The year of an appraisal, from its key (`domain.aggregates.appraisal_key`: year:subject),
     before anything is folded; refused as an appraisal not open for a key that names none."""
-    year, colon, _ = appraisal.partition(":")
-    if colon and year.isascii() and year.isdigit() and len(year) <= 9:
-        return int(year)
+    year = appraisal_key_year(appraisal)
+    if year is not None:
+        return year
     raise NotFound("appraisal", f"no appraisal {appraisal} at that time", rule="appraisal-open")
 
 

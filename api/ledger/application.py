@@ -33,6 +33,7 @@ from domain.aggregates import (
     SchemeCatalogue,
     SchemeVersion,
     Year,
+    appraisal_key_year,
     ledger_id,
 )
 from domain.errors import Conflict, DomainError, NotFound
@@ -580,7 +581,7 @@ class UnitOfWork:
         self._collect()
         # Any change that moves a published year's figures revises its publication (SCORING.md §7):
         # facts on its appraisals, a tie-break, the adoption of another scheme version.
-        year_number = _appraisal_year(accepted.target)
+        year_number = appraisal_key_year(accepted.target)
         if isinstance(command, _YEAR_WIDE):
             year_number = command.year
         if year_number is not None and accepted.recorded:
@@ -656,16 +657,9 @@ def _needs(body: dict[str, Any]) -> list[UUID]:
     and its appraisal and year when it names them."""
     needs = [Organisation.create_id()]
     key, year = body.get("appraisal"), body.get("year")
-    if isinstance(key, str) and _appraisal_year(key) is not None and c.storable(key):  # else refused as text
+    if isinstance(key, str) and appraisal_key_year(key) is not None and c.storable(key):  # else refused as text
         needs.append(ledger_id("appraisal", key))
-        year = _appraisal_year(key)
+        year = appraisal_key_year(key)
     if isinstance(year, int) and not isinstance(year, bool):
         needs.append(Year.create_id(year))
     return needs
-
-
-def _appraisal_year(target: str) -> int | None:
-    """The year of an appraisal key ("2025:p-017"); None for other targets ("org", "year:2025")."""
-    head, _, rest = target.partition(":")
-    return int(head) if rest and head.isascii() and head.isdigit() else None  # "²⁰²⁵".isdigit(), int() refuses it
-
