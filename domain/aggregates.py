@@ -22,7 +22,7 @@ from domain import facts as f
 NAMESPACE = UUID("5b1d6c1e-6f0a-4d0c-9d8e-61707072616c")  # "appral"
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # a year's appraisals and people, and then some; a few MB, whatever the years
 def ledger_id(kind: str, key: str) -> UUID:
     return uuid5(NAMESPACE, f"{kind}:{key}")
 
@@ -321,6 +321,15 @@ class Year(CheapCopy, LeanEvents, Aggregate):
              command_id: str) -> Year:
         return cls._create(cls.Opened, id=cls.create_id(year), year=year, scheme_id=scheme_id,
                            scheme_version=scheme_version, actor=actor, at=at, command_id=command_id)
+
+    @staticmethod
+    def tiers(publication: dict[str, Any]) -> dict[str, int | None]:
+        """Each person's tier in a publication (§7 consequences read them). A finalized year let go
+        keeps only these (`LedgerState.let_go`)."""
+        kept = publication.get("tiers")
+        if kept is not None:
+            return dict(kept)
+        return {person["id"]: person["tier"] for person in publication["document"]["people"]}
 
     @property
     def status(self) -> str:

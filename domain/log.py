@@ -53,9 +53,10 @@ class LedgerState:
     _by_int: dict[int, Any] = field(default_factory=dict, repr=False)
     _strings: dict[str, str] = field(default_factory=dict, repr=False)
     _scores: dict[str, Decimal] = field(default_factory=dict, repr=False)
-    # Finalized years whose appraisals were let go (`let_go`): year -> appraisal id -> its version
-    # then, and the years by the integer of each of those ids.
-    closed: dict[int, dict[UUID, int]] = field(default_factory=dict, repr=False)
+    # Finalized years whose appraisals were let go (`let_go`): year -> appraisal id's integer -> its
+    # version then, and the years by the same integers (one int object for both: ten years of a
+    # large office keep 31,000 of them).
+    closed: dict[int, dict[int, int]] = field(default_factory=dict, repr=False)
     _closed_ids: dict[int, int] = field(default_factory=dict, repr=False)
 
     def apply(self, event: LedgerEvent, position: int | None = None) -> Change:
@@ -119,29 +120,32 @@ class LedgerState:
         again). What later years read of it stays: its `Year` with the tiers of its publications,
         the organisation and the schemes. `take_back` puts them in again, folded from the store."""
         year = self.years[year_number]
-        versions: dict[UUID, int] = {}
+        versions: dict[int, int] = {}
         for subject in year.subjects:
             appraisal = self.appraisals.pop(f"{year_number}:{subject}", None)
             if appraisal is None:
                 continue
-            versions[appraisal.id] = appraisal.version
+            key = appraisal.id.int
+            versions[key] = appraisal.version
             del self.aggregates[appraisal.id]
-            del self._by_int[appraisal.id.int]
-            self._closed_ids[appraisal.id.int] = year_number
+            del self._by_int[key]
+            self._closed_ids[key] = year_number
         self.closed[year_number] = versions
-        # Of its publications, later years read the tiers (`published_tiers`): the documents are
-        # cut down to them (a year's results export is some megabytes for a large office).
-        year.publications = [{**publication, "document": {"people": [
-            {"id": person["id"], "tier": person["tier"]} for person in publication["document"]["people"]]}}
+        # Of its publications, later years read the tiers (`published_tiers`): each document gives
+        # way to them (a year's results export is some megabytes for a large office), the people's
+        # ids the texts its subjects already hold.
+        strings = self._strings
+        year.publications = [{**publication, "document": None, "tiers": {
+            strings.setdefault(person, person): tier for person, tier in Year.tiers(publication).items()}}
             for publication in year.publications]
 
-    def passed(self, year_number: int, versions: dict[UUID, int]) -> None:
+    def passed(self, year_number: int, versions: dict[int, int]) -> None:
         """Appraisals of a finalized year whose events were not folded at all (a restart knew the
         year finalized: see projections/projection.py), with their versions: let go as `let_go`
         leaves them (`take_back` folds them in again)."""
         self.closed.setdefault(year_number, {}).update(versions)
-        for aggregate_id in versions:
-            self._closed_ids[aggregate_id.int] = year_number
+        for key in versions:
+            self._closed_ids[key] = year_number
 
     def closed_year(self, aggregate_id: UUID) -> int | None:
         """The year whose appraisals were let go, if this is one of them."""
@@ -217,7 +221,7 @@ class LedgerState:
                 continue
             publications = [p for p in earlier.publications if known_at is None or p["at"] <= known_at]
             if publications:
-                history[year - back] = {p["id"]: p["tier"] for p in publications[-1]["document"]["people"]}
+                history[year - back] = Year.tiers(publications[-1])
         return history
 
     def copy_for_replay(self) -> LedgerState:
@@ -229,6 +233,7 @@ _SHARED_TEXT: dict[type, tuple[str, ...]] = {
     Appraisal.MeasurementRecorded: ("actor", "input"),
     Appraisal.OccurrenceRecorded: ("actor", "item"),
     Appraisal.SurveyRecorded: ("actor", "input"),
+    Year.SubjectEnrolled: ("actor", "subject", "kind"),  # the same subjects every year
 }
 
 

@@ -102,11 +102,12 @@ class ReadModelProjection:
             finalized = {int(row["year"]) for row in
                          self.db.query("SELECT year FROM rm_year_results WHERE status = 'final'")}
             passing: dict[int, int] = {}  # an appraisal of a finalized year (its id's integer) -> its year
-            versions: dict[int, dict[UUID, int]] = {year: {} for year in finalized}
+            versions: dict[int, dict[int, int]] = {year: {} for year in finalized}
             with paused_gc():  # see `rebuild`
                 for at, event in read_events(self.ledger, stop=position, tolerant=True, passing=passing):
                     if type(event) is Passed:
-                        versions[passing[event.originator_id.int]][event.originator_id] = event.originator_version
+                        key = event.originator_id.int
+                        versions[passing[key]][key] = event.originator_version
                         continue
                     change = self._fold_one(at, event, None)
                     if type(event) is Year.SubjectEnrolled and change is not None and change.year in finalized:
@@ -413,8 +414,8 @@ class ReadModelProjection:
         start rebuilds, setting it aside as every fold does."""
         mapper, recorder = self.ledger.mapper, self.ledger.recorder
         appraisals = []
-        for aggregate_id, version in self.state.closed[year_number].items():
-            aggregate = None
+        for key, version in self.state.closed[year_number].items():
+            aggregate_id, aggregate = UUID(int=key), None
             for stored in recorder.select_events(aggregate_id, lte=version):
                 try:
                     aggregate = mapper.to_domain_event(stored).mutate(aggregate)

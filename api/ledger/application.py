@@ -365,8 +365,7 @@ class AppraisalLedger(Application):
         for back in (1, 2):
             earlier = self.year(year - back)
             if earlier is not None and earlier.publications:
-                document = earlier.publications[-1]["document"]
-                history[year - back] = {p["id"]: p["tier"] for p in document["people"]}
+                history[year - back] = Year.tiers(earlier.publications[-1])
         return history
 
     def compute(self, year: int, scheme: tuple[str, int] | None = None) -> YearResults:

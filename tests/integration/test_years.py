@@ -359,7 +359,7 @@ def test_a_start_passes_the_finalized_years_events_unread_and_a_revision_still_t
         assert decoded and not {ledger_id("appraisal", f"{year}:{s}") for year in (2023, 2024)
                                 for s in ("d-01", *Years.PEOPLE)} & set(decoded)
         assert held(projection) == {2025} and set(projection.state.closed) == {2023, 2024}
-        assert projection.state.closed[2023][ledger_id("appraisal", "2023:p-1")] == len(
+        assert projection.state.closed[2023][ledger_id("appraisal", "2023:p-1").int] == len(
             list(ledger.recorder.select_events(ledger_id("appraisal", "2023:p-1"))))
         write_raw(ledger, ledger_id("appraisal", "2023:p-1"), "RatingRecorded", score=Decimal("100"),
                   leaf="innovation", command_id="revision-1")
