@@ -48,6 +48,10 @@ class Tree:
     def root(self) -> bytes:
         return fold(self._stack)
 
+    def stack(self) -> list[bytes]:
+        """The roots of its perfect subtrees, largest first (what `fold` takes)."""
+        return list(self._stack)
+
 
 def fold(stack: Sequence[bytes]) -> bytes:
     """The root of a tree from the roots of its perfect subtrees, largest first (`Tree`'s stack:

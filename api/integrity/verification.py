@@ -19,6 +19,18 @@ builds from those fields. A copy is kept in the `<prefix>_checkpoints` table for
 verification never trusts the database, only the file and the public key. A checkpoint is refused
 for a log that does not verify, or that no longer matches the latest checkpoint recorded.
 
+**What signing walks.** The first checkpoint walks the whole log. A later one walks from the last
+run of `CHUNK` leaves (below) the latest checkpoint signed with the same key covers: the runs before
+it come from the roots kept beside that checkpoint, which must give the root it signed, and the
+walk must give that checkpoint's root and chain head again before it goes on. So signing costs the
+events since the last checkpoint, not the years behind them (issue 19: an import that publishes
+signs one). A change to an event the earlier checkpoint covers, outside its last run and with its
+chain row left as it was, is therefore not what refuses a signature: the new checkpoint signs the
+tree the log had (the kept roots'), never the changed one, so the change stays evident against
+both checkpoints and `verify` (the integrity page's button, `appraisal verify`) names it. A chain
+rewritten to match the change no longer gives the earlier checkpoint's chain head: refused. Kept
+roots missing or changed (a checkpoint restored from a backup): the whole log is walked, as before.
+
 **Proofs.** An inclusion proof shows one event (its stored bytes, from which the verifier
 recomputes the leaf) is leaf i of the tree a checkpoint signed; a consistency proof shows an
 older checkpoint's tree is a prefix of a newer one's. Both are refused when the log no longer
@@ -46,7 +58,7 @@ from __future__ import annotations
 
 import base64
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -116,25 +128,30 @@ class Walk:
 
 def walk(store: LogStore, *, heads_at: Collection[int] = (), keep_leaves: bool = False,
          capture: int | None = None, check_chain: bool = True, on_row: Callable[[Row, bytes], None] | None = None,
-         tree: bool = True, page: int = PAGE, start: Head | None = None, chunk: int = 0) -> Walk:
+         tree: bool = True, page: int = PAGE, start: Head | None = None, chunk: int = 0,
+         stack: Sequence[bytes] | None = None) -> Walk:
     """One pass over the log in position order. With `check_chain`, stop at the first event that
     does not match its chain row; `heads_at` snapshots the tree at those sizes; `keep_leaves`
     keeps every leaf (for proofs); `capture` keeps the row at that position; `on_row` sees each
     row that passed, with its chain hash (backups). Without `tree` (a plain verification) no
     Merkle root is computed: a third of the hashing. `start`: begin after that head (its size,
-    position and chain hash, e.g. a signed checkpoint's), the events before it not read (a plain
-    verification only). `chunk` (a power of two, at least 2): the root of each run of that many
-    leaves from leaf 0 on, and of the last, shorter run, with its first event's position
-    (`Walk.chunks`)."""
-    if start is not None and (tree or heads_at or keep_leaves or chunk):
-        raise ValueError("a walk from a head checks the chain only (no tree, heads, leaves or chunks)")
+    position and chain hash, e.g. a signed checkpoint's), the events before it not read: a plain
+    verification, unless `stack` gives the tree at that head (the roots of its perfect subtrees,
+    as `merkle.Tree` keeps them). `chunk` (a power of two, at least 2): the root of each run of
+    that many leaves from leaf 0 on (from the head on: it must end a run), and of the last,
+    shorter run, with its first event's position (`Walk.chunks`)."""
+    if start is not None and (keep_leaves or ((tree or heads_at or chunk) and stack is None)):
+        raise ValueError("a walk from a head checks the chain only (no tree, heads, leaves or chunks), unless "
+                         "it is given the tree at that head")
     if chunk and (chunk < 2 or chunk & (chunk - 1)):
         raise ValueError(f"chunks of {chunk} leaves: a power of two, at least 2")
+    if start is not None and chunk and start.size % chunk:
+        raise ValueError(f"a walk from a head of {start.size} leaves cannot keep runs of {chunk}")
     result = Walk(leaves=[] if keep_leaves else None, positions=[] if keep_leaves else None)
     pack, pack_length, join = _FIXED.pack, _LENGTH.pack, b"".join
     chain, size, last = (start.chain, start.size, start.position) if start is not None else (SEED, 0, 0)
     after = last
-    stack: list[bytes] = []  # the Merkle tree, as merkle.Tree keeps it (inlined: this loop is the cost)
+    stack = list(stack or ())  # the Merkle tree, as merkle.Tree keeps it (inlined: this loop is the cost)
     push, pop = stack.append, stack.pop
     tree = tree or bool(heads_at) or bool(chunk)
     topics: dict[str, bytes] = {}
@@ -330,11 +347,17 @@ def verify_after(store: LogStore, checkpoint: dict[str, Any]) -> Verdict:
 
 def make_checkpoint(store: LogStore, signer: Signer, clock: Callable[[], datetime],
                     chunk: int = CHUNK) -> dict[str, Any]:
-    """Sign the tree head of the whole log, after verifying it and checking it still extends the
-    latest checkpoint recorded with this key; record it in the checkpoints table, and the roots of
-    its runs of `chunk` leaves beside it (for proofs)."""
+    """Sign the tree head of the whole log, after verifying what the latest checkpoint recorded
+    with this key did not cover (`_after_kept_runs`; the whole log when there is none) and checking
+    the log still extends it; record it in the checkpoints table, and the roots of its runs of
+    `chunk` leaves beside it (for proofs)."""
     previous = _latest_own(store, signer)
-    walked = walk(store, heads_at=[previous["size"]] if previous else [], chunk=chunk)
+    resumed = _after_kept_runs(store, previous, chunk) if previous else None
+    if resumed is not None:
+        start, stack = resumed
+        walked = walk(store, heads_at=[previous["size"]], chunk=chunk, start=start, stack=stack)
+    else:
+        walked = walk(store, heads_at=[previous["size"]] if previous else [], chunk=chunk)
     if walked.problem is not None:
         raise IntegrityFailure(f"refusing to sign a log that does not verify: first bad event at "
                                f"{walked.problem.describe()}")
@@ -349,6 +372,31 @@ def make_checkpoint(store: LogStore, signer: Signer, clock: Callable[[], datetim
     document = sign_checkpoint(Head(walked.size, walked.root, walked.position, walked.chain), signer, clock())
     store.record_checkpoint(document, walked.chunks)
     return document
+
+
+def _after_kept_runs(store: LogStore, previous: dict[str, Any], chunk: int) -> tuple[Head, list[bytes]] | None:
+    """Where the walk before a signature begins when `previous` (a checkpoint signed with the same
+    key) covers at least one whole run of `chunk` leaves: at the first event of its last run, with
+    the tree of the runs before it from the roots kept when it was signed (which must give the
+    root it signed) and the chain hash stored before that event. The walk then checks the last run
+    and everything after it, and that they give `previous`'s root and chain head again. None (the
+    whole log is walked) when the roots are not kept, or do not give its root."""
+    size = previous["size"]
+    runs = (size - 1) // chunk  # the runs taken as kept: the last one is walked again
+    if not runs:
+        return None
+    kept = store.chunks(size, chunk)
+    if [(c.start, c.leaves) for c in kept] != [(s, min(chunk, size - s)) for s in range(0, size, chunk)]:
+        return None
+    if merkle.root([c.root for c in kept]).hex() != previous["root"]:
+        return None
+    chain = store.chain_before(kept[runs].first_position)
+    if chain is None:
+        return None
+    tree = merkle.Tree()
+    for run in kept[:runs]:
+        tree.append(run.root)  # a run is a perfect subtree: the tree of runs is the tree of leaves
+    return Head(runs * chunk, b"", kept[runs].first_position - 1, chain), tree.stack()
 
 
 def _latest_own(store: LogStore, signer: Signer) -> dict[str, Any] | None:

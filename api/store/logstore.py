@@ -64,6 +64,7 @@ class LogStore(Protocol):
     def raw_pages(self, page: int) -> Generator[list[Any], None, None]: ...
     def first_orphan(self, after: int, before: int | None) -> int | None: ...
     def chain_rows_upto(self, position: int) -> int: ...
+    def chain_before(self, position: int) -> bytes | None: ...
     def is_empty(self) -> bool: ...
     def command_rows(self) -> Iterator[dict[str, Any]]: ...
     def record_checkpoint(self, document: dict[str, Any], chunks: Sequence[Chunk] = ...) -> None: ...
@@ -157,6 +158,12 @@ class SQLiteLog:
     def chain_rows_upto(self, position: int) -> int:
         with self._connection() as conn:
             return conn.execute(f"SELECT count(*) FROM {self.chain} WHERE position <= ?", (position,)).fetchone()[0]
+
+    def chain_before(self, position: int) -> bytes | None:
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT hash FROM {self.chain} WHERE position < ? ORDER BY position DESC LIMIT 1",
+                               (position,)).fetchone()
+            return bytes(row[0]) if row else None
 
     def is_empty(self) -> bool:
         with self._connection() as conn:
@@ -320,6 +327,11 @@ class PostgresLog:
     def chain_rows_upto(self, position: int) -> int:
         return self._one("SELECT count(*) FROM {schema}.{chain} WHERE position <= %s", (position,))
 
+    def chain_before(self, position: int) -> bytes | None:
+        found = self._one("SELECT hash FROM {schema}.{chain} WHERE position < %s ORDER BY position DESC LIMIT 1",
+                          (position,))
+        return bytes(found) if found is not None else None
+
     def is_empty(self) -> bool:
         return not self._one("SELECT EXISTS (SELECT 1 FROM {schema}.{events}) OR EXISTS "
                              "(SELECT 1 FROM {schema}.{chain}) OR EXISTS (SELECT 1 FROM {schema}.{commands})")
@@ -469,6 +481,9 @@ class MemoryLog:
 
     def chain_rows_upto(self, position: int) -> int:
         return sum(1 for p, _ in self.recorder.chain.rows if p <= position)
+
+    def chain_before(self, position: int) -> bytes | None:
+        return max(((p, h) for p, h in self.recorder.chain.rows if p < position), default=(0, None))[1]
 
     def is_empty(self) -> bool:
         return not (self.recorder._stored_events or self.recorder.chain.rows or self.recorder.commands)

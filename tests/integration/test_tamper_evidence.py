@@ -510,6 +510,63 @@ def test_a_proof_refuses_a_changed_event_of_its_run_and_changed_kept_roots(
         prove(proved)
 
 
+def test_a_later_checkpoint_walks_from_the_last_run_the_one_before_covered_and_signs_the_tree_the_log_had(
+        ledger: AppraisalLedger, intruder: Intruder, signer: Signer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: signing costs the events since the latest checkpoint, not the years behind it. The
+    runs before that checkpoint's last run come from the roots kept with it; a change there (its
+    chain row left as it was) does not stop the next signature, but that signature is over the
+    tree the log had, so every checkpoint names the change; a change in the walked part, or a chain
+    rewritten to hide one, is refused."""
+    store = log_store(ledger.recorder)
+    first = make_checkpoint(store, signer, ledger.clock, chunk=RUN)
+    assert first["size"] > 4 * RUN
+    more_people(ledger, "N1", "N2")
+    read: list[int] = []
+    pages = store.pages
+
+    def counted(page: int, after: int = 0) -> Iterator[list[Any]]:
+        for found in pages(page, after):
+            read.extend(row[0] for row in found)
+            yield found
+
+    monkeypatch.setattr(store, "pages", counted)
+    second = make_checkpoint(store, signer, ledger.clock, chunk=RUN)
+    rows = intruder.rows()
+    assert read == [row[0] for row in rows[(first["size"] - 1) // RUN * RUN:]]  # the last run on
+    assert second["root"] == walk(store).root.hex()  # type: ignore[union-attr]
+    assert verify(store, second, signer.public).ok
+
+    # An event of a run before the last, changed, its chain row left: signed over the tree as it was.
+    target = rows[RUN + 1][0]
+    original = intruder.state(target)
+    intruder.set_state(target, original + b" ")
+    more_people(ledger, "N3")
+    read.clear()
+    third = make_checkpoint(store, signer, ledger.clock, chunk=RUN)
+    assert target not in read and third["size"] == second["size"] + 1
+    for checkpoint in (first, second, third):
+        verdict = verify(store, checkpoint, signer.public)
+        assert not verdict.ok and f"first bad event at position {target}" in verdict.message
+    intruder.set_state(target, original)
+    assert verify(store, third, signer.public).ok
+
+    # An event of the last run the latest checkpoint covered: walked again, refused.
+    last_run = intruder.rows()[(third["size"] - 1) // RUN * RUN][0]
+    original = intruder.state(last_run)
+    intruder.set_state(last_run, original + b" ")
+    more_people(ledger, "N4")
+    with pytest.raises(IntegrityFailure, match=f"does not verify: first bad event at position {last_run}"):
+        make_checkpoint(store, signer, ledger.clock, chunk=RUN)
+    intruder.set_state(last_run, original)
+
+    # A change before the last run with the chain rewritten to match: the chain head the latest
+    # checkpoint signed is not met again.
+    intruder.set_state(target, intruder.state(target) + b" ")
+    intruder.rewrite_chain()
+    with pytest.raises(IntegrityFailure, match="no longer extends the checkpoint"):
+        make_checkpoint(store, signer, ledger.clock, chunk=RUN)
+
+
 # --- backups ------------------------------------------------------------------------------------------------
 
 
