@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from api.store.storage import pg_conninfo, serialize_ddl
+from api.store.storage import pg_conninfo, serialize_ddl, wal_pages
 
 
 class ViewDB:
@@ -39,6 +39,7 @@ class SQLiteViewDB(ViewDB):
         self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
+        wal_pages(self.conn)
 
     @contextmanager
     def transaction(self) -> Iterator[_Cursor]:

@@ -157,10 +157,34 @@ class LocalNewer:
         return events, recorder.select_commands(command_ids) if command_ids else {}
 
 
+# SQLite copies the write-ahead log back into the database file once it holds this many pages
+# (4 KiB each; SQLite's default is 1,000). A batch of commands writes about 500 pages, most of them
+# at random places in the indexes of aggregate and command ids, and the copy rewrites them all: at
+# the default, the commits of a year's import cost 1.5× more CPU once ten years lie in the file
+# (issue 19, scripts/BENCHMARKS.md "years"). Each page is copied once however often it was written
+# meanwhile. The log stays as durable: a commit is in the write-ahead log when it returns.
+WAL_PAGES = 10_000
+
+
+def wal_pages(conn: Any) -> None:
+    """Set `WAL_PAGES` on a SQLite connection (a connection's own setting, for its commits)."""
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+
+
 class SQLiteLedgerRecorder(LocalNewer, SQLiteApplicationRecorder):
     def __init__(self, datastore: Any, events_table_name: str = "stored_events") -> None:
         self.commands_table = events_table_name.replace("events", "commands")
         self.chain = SQLiteChain(events_table_name)  # the hash chain (api/store/chain.py)
+        pool, create = datastore.pool, datastore.pool._create_connection
+        if not getattr(create, "wal_pages", False):  # one recorder per datastore, but be sure
+
+            def created() -> Any:
+                connection = create()
+                wal_pages(connection._sqlite_conn)
+                return connection
+
+            created.wal_pages = True  # type: ignore[attr-defined]
+            pool._create_connection = created
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:

@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError
 
 from api.ledger import AppraisalLedger
 from api.store.groupcommit import GroupCommit
-from api.store.storage import CommandRow
+from api.store.storage import WAL_PAGES, CommandRow
 from tests.builders.worked_example import build
 
 
@@ -667,4 +667,27 @@ def test_a_refused_write_in_an_import_is_decided_again_and_the_import_goes_on(
         verdict = verify(log_store(ledger.recorder))
         assert verdict.ok and verdict.walked.size == ledger.event_count()
     finally:
+        ledger.close()
+
+
+def test_sqlite_copies_its_write_ahead_log_back_in_large_steps_on_every_connection(tmp_path: Any) -> None:
+    """Issue 19: every connection that commits to a SQLite store (the ledger's, the read models')
+    waits for `WAL_PAGES` pages before copying the write-ahead log back, not SQLite's 1,000."""
+    from projections.db import open_view_db
+
+    url = f"sqlite:///{tmp_path / 'wal.db'}"
+    ledger = AppraisalLedger(url)
+    views = open_view_db(url)
+    try:
+        ledger.submit(build())
+        connections = [ledger.recorder.datastore.pool.get_connection(is_writer=writer) for writer in (True, False)]
+        try:
+            found = [c._sqlite_conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] for c in connections]
+        finally:
+            for connection in connections:
+                ledger.recorder.datastore.pool.put_connection(connection)
+        found.append(views.query("PRAGMA wal_autocheckpoint")[0]["wal_autocheckpoint"])
+        assert found == [WAL_PAGES] * 3 and WAL_PAGES > 1000
+    finally:
+        views.close()
         ledger.close()
