@@ -16,6 +16,11 @@ and its peak RSS is the kernel's account of it (`os.wait4`; `serve`: VmHWM):
 
     .venv/bin/python scripts/bench_years.py [--years 10] [--departments 100 --staff 29]
         [--stores sqlite,postgresql --pg postgresql://…] [--code DIR] [--json var/bench/years.json]
+        [--quick]
+
+`--quick`: the first and the last year only, in a third of the time (the worker's catch-up of a
+year is most of it): the years between are imported alone, and their read models made by one
+rebuild before the last year is imported (its figures: "rebuild" on the year before the last).
 
 `--code DIR` runs the commands from another checkout of the code (e.g. `git archive` of an earlier
 commit unpacked in DIR), so that a run of the code before a change sits beside the code after it.
@@ -61,7 +66,8 @@ class Runner:
 
     def __init__(self, url: str, code: Path | None) -> None:
         self.url = url
-        self.env = {**os.environ, "APPRAISAL_DB": url, "APPRAISAL_LOG_FORMAT": "json"}
+        self.env = {**os.environ, "APPRAISAL_DB": url, "APPRAISAL_LOG_FORMAT": "json",
+                    "APPRAISAL_CHECKPOINT_DIR": str(ROOT / "var" / "bench" / "checkpoints")}
         if code is not None:
             self.env["PYTHONPATH"] = str(code)
         self.cwd = str(code or ROOT)
@@ -213,6 +219,13 @@ def bench_store(name: str, url: str, args: argparse.Namespace, work: Path) -> di
         row: dict[str, Any] = {"year": year, "commands": len(commands)}
         row["import"] = runner.run("import", str(path))
         row["events"] = event_count(url)
+        if args.quick and year not in (FIRST, last):
+            if year == last - 1:  # the read models of every year but the last, at once
+                row["rebuild"] = runner.run("project", "--rebuild")
+            row["load"] = round(os.getloadavg()[0], 1)
+            rows.append(row)
+            print(f"  {name} {year}: {json.dumps({k: v for k, v in row.items() if k != 'year'})}", flush=True)
+            continue
         row["worker"] = runner.run("project", "--once")
         if year in (FIRST, last) or args.rebuild_every:
             row["rebuild"] = runner.run("project", "--rebuild")
@@ -254,6 +267,8 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=20, help="requests of each kind per reader")
     parser.add_argument("--rebuild-every", action="store_true", help="rebuild after every year")
+    parser.add_argument("--quick", action="store_true",
+                        help="measure the first and the last year only (the years between: imported alone)")
     parser.add_argument("--code", type=Path, help="run the commands from this checkout of the code")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "years.json")
     parser.add_argument("--table", type=Path, help="only print the table of an earlier run's JSON")
