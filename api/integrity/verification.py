@@ -17,7 +17,8 @@ Merkle tree (api/integrity/merkle.py, RFC 6962/9162), whose root the checkpoints
 the Ed25519 signature (api/integrity/keys.py, key outside the database) covers the text `signed_body`
 builds from those fields. A copy is kept in the `<prefix>_checkpoints` table for listing only:
 verification never trusts the database, only the file and the public key. A checkpoint is refused
-for a log that does not verify, or that no longer matches the latest checkpoint recorded.
+for a log that does not verify where signing walks it (below), or that no longer matches the latest
+checkpoint recorded.
 
 **What signing walks.** The first checkpoint walks the whole log. A later one walks from the last
 run of `CHUNK` leaves (below) the latest checkpoint signed with the same key covers: the runs before

@@ -160,7 +160,7 @@ class LocalNewer:
 # SQLite copies the write-ahead log back into the database file once it holds this many pages
 # (4 KiB each; SQLite's default is 1,000). A batch of commands writes about 500 pages, most of them
 # at random places in the indexes of aggregate and command ids, and the copy rewrites them all: at
-# the default, the commits of a year's import cost 1.5× more CPU once ten years lie in the file
+# the default, year ten's import of a 3,000-person office cost 1.31× year one's CPU, against 1.13–1.18×
 # (issue 19, scripts/BENCHMARKS.md "years"). Each page is copied once however often it was written
 # meanwhile. The log stays as durable: a commit is in the write-ahead log when it returns.
 WAL_PAGES = 10_000
