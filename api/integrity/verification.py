@@ -386,10 +386,8 @@ def _after_kept_runs(store: LogStore, previous: dict[str, Any], chunk: int) -> t
     runs = (size - 1) // chunk  # the runs taken as kept: the last one is walked again
     if not runs:
         return None
-    kept = store.chunks(size, chunk)
-    if [(c.start, c.leaves) for c in kept] != [(s, min(chunk, size - s)) for s in range(0, size, chunk)]:
-        return None
-    if merkle.root([c.root for c in kept]).hex() != previous["root"]:
+    kept = _kept_runs(store, size, chunk)
+    if kept is None or merkle.root([c.root for c in kept]).hex() != previous["root"]:
         return None
     chain = store.chain_before(kept[runs].first_position)
     if chain is None:
@@ -398,6 +396,14 @@ def _after_kept_runs(store: LogStore, previous: dict[str, Any], chunk: int) -> t
     for run in kept[:runs]:
         tree.append(run.root)  # a run is a perfect subtree: the tree of runs is the tree of leaves
     return Head(runs * chunk, b"", kept[runs].first_position - 1, chain), tree.stack()
+
+
+def _kept_runs(store: LogStore, size: int, chunk: int) -> list[Chunk] | None:
+    """The roots kept for every run of `chunk` leaves of a tree of `size` (the last run shorter),
+    in order; None when any is not kept."""
+    kept = store.chunks(size, chunk)
+    whole = [(c.start, c.leaves) for c in kept] == [(s, min(chunk, size - s)) for s in range(0, size, chunk)]
+    return kept if whole else None
 
 
 def _latest_own(store: LogStore, signer: Signer) -> dict[str, Any] | None:
@@ -452,8 +458,8 @@ def prove_inclusion(store: LogStore, position: int, checkpoint: dict[str, Any],
     leaf of the log."""
     check_checkpoint(checkpoint, public)
     size = checkpoint["size"]
-    chunks = store.chunks(size, chunk)
-    if [(c.start, c.leaves) for c in chunks] != [(s, min(chunk, size - s)) for s in range(0, size, chunk)]:
+    chunks = _kept_runs(store, size, chunk)
+    if chunks is None:
         return _inclusion_from_every_leaf(store, position, checkpoint)
     what = f"the checkpoint of {checkpoint['timestamp']} (size {size})"
     if merkle.root([c.root for c in chunks]).hex() != checkpoint["root"]:

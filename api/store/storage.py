@@ -175,16 +175,14 @@ class SQLiteLedgerRecorder(LocalNewer, SQLiteApplicationRecorder):
     def __init__(self, datastore: Any, events_table_name: str = "stored_events") -> None:
         self.commands_table = events_table_name.replace("events", "commands")
         self.chain = SQLiteChain(events_table_name)  # the hash chain (api/store/chain.py)
-        pool, create = datastore.pool, datastore.pool._create_connection
-        if not getattr(create, "wal_pages", False):  # one recorder per datastore, but be sure
+        create = datastore.pool._create_connection  # the library's; every connection gets `WAL_PAGES`
 
-            def created() -> Any:
-                connection = create()
-                wal_pages(connection._sqlite_conn)
-                return connection
+        def created() -> Any:
+            connection = create()
+            wal_pages(connection._sqlite_conn)
+            return connection
 
-            created.wal_pages = True  # type: ignore[attr-defined]
-            pool._create_connection = created
+        datastore.pool._create_connection = created
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
