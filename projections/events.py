@@ -69,6 +69,12 @@ def read_events(ledger: Any, start: int = 0, stop: int | None = None,
 
 def fold(ledger: Any, *, stop: int | None = None, recorded_by: datetime | None = None,
          year: int | None = None) -> LedgerState:
+    """`fold_to`'s state."""
+    return fold_to(ledger, stop=stop, recorded_by=recorded_by, year=year)[0]
+
+
+def fold_to(ledger: Any, *, stop: int | None = None, recorded_by: datetime | None = None,
+            year: int | None = None) -> tuple[LedgerState, bool]:
     """The state after the whole log, or after `stop`, or as shown at the recording time
     `recorded_by` (the log up to the last command whose events were all recorded at or before it:
     a command's events are written in one transaction, so a moment between two of them shows
@@ -78,7 +84,11 @@ def fold(ledger: Any, *, stop: int | None = None, recorded_by: datetime | None =
     years and the years other than it and the two before it (their publications' tiers) are met
     once, at their opening, and their events pass undecoded from then on (a log of ten years:
     about a tenth of the work). Where the cut at `recorded_by` falls does not depend on `year`:
-    a passed event's recording time and command are read from its stored JSON (`_recorded`)."""
+    a passed event's recording time and command are read from its stored JSON (`_recorded`).
+
+    With it, whether the fold met an event recorded after `recorded_by` (and stopped there): the
+    state is then the log's before that event, which no event appended later changes (the log only
+    grows); otherwise a later event may still belong before the cut."""
     state = LedgerState()
     passing: set[int] = set()  # the aggregates `year` does not read, by their id's integer
     command: list[tuple[int, Any, Any]] = []  # (position, event or None: passed, command id) of the
@@ -98,10 +108,10 @@ def fold(ledger: Any, *, stop: int | None = None, recorded_by: datetime | None =
             _apply(state, command)
             command = []
         if recorded_by is not None and timestamp > recorded_by:
-            return state  # (and the command it belongs to, if begun before, is left out whole)
+            return state, True  # (and the command it belongs to, if begun before, is left out whole)
         command.append((position, event, command_id))
     _apply(state, command)
-    return state
+    return state, False
 
 
 def _apply(state: LedgerState, command: list[tuple[int, Any, Any]]) -> None:

@@ -16,7 +16,7 @@ from domain.facts import AppraisalFacts
 from domain.results import YearFacts, YearResults, assemble, compute_year, explanation, export
 from projections.db import ViewDB, open_view_db
 from projections.documents import json_value
-from projections.events import fold
+from projections.events import fold_to
 from projections.tables import NAME, set_aside
 
 
@@ -182,8 +182,11 @@ class YearAt:
     Read-only once made (`document` is made once and shared)."""
 
     def __init__(self, year: int, as_of: datetime | None, known_at: datetime | None,
-                 facts: YearFacts | None, missing: NotFound | None) -> None:
+                 facts: YearFacts | None, missing: NotFound | None, settled: bool = False) -> None:
         self.year, self.as_of, self.known_at = year, as_of, known_at
+        # The log held an event recorded after `as_of`: this is the year of the log before it, the
+        # same however the log grows (`fold_to`).
+        self.settled = settled
         self.missing = missing  # why there is no year to show at those times
         self.results: YearResults | None = compute_year(facts) if facts is not None else None
         self._appraisals: dict[str, AppraisalFacts] = {a.key: a for a in facts.appraisals} if facts else {}
@@ -214,12 +217,12 @@ def year_at(ledger: Any, year: int, *, as_of: datetime | None = None, known_at: 
     position `stop` (None: all of it), folding only what the year reads (seconds for 3,000
     people)."""
     with paused_gc():
-        state = fold(ledger, stop=stop, recorded_by=as_of, year=year)
+        state, settled = fold_to(ledger, stop=stop, recorded_by=as_of, year=year)
         try:
             facts = state.year_facts(year, scheme=scheme, known_at=known_at)
         except NotFound as missing:
-            return YearAt(year, as_of, known_at, None, missing)
-        return YearAt(year, as_of, known_at, facts, None)
+            return YearAt(year, as_of, known_at, None, missing, settled)
+        return YearAt(year, as_of, known_at, facts, None, settled)
 
 
 def results_at(ledger: Any, year: int, *, as_of: datetime | None = None, known_at: datetime | None = None,

@@ -86,7 +86,8 @@ class Queries:
         self._readers = _Readers(lambda: ReadModels(ledger.db_url), readers)
         self._projection: ReadModelProjection | None = None
         self._catching_up = threading.Lock()
-        self._looked_back: OrderedDict[tuple[int, str, str, int], YearAt] = OrderedDict()  # `year_at`
+        # `year_at`: by (year, as_of, known_at), the year and the log position it holds for (None: any)
+        self._looked_back: OrderedDict[tuple[int, str, str], tuple[YearAt, int | None]] = OrderedDict()
         self._looked_back_lock = threading.Lock()
         self._looking_back = threading.Lock()  # one fold at a time (see `year_at`)
         db = open_view_db(ledger.db_url)  # the tables, so that a read before the first run finds them
@@ -190,18 +191,20 @@ class Queries:
 
     def year_at(self, year: int, as_of: datetime | None, known_at: datetime | None) -> YearAt:
         """The year folded and scored at those times from the log up to its last position now
-        (seconds for a 3,000-person year): kept, the `LOOKED_BACK` most recent, by the year, the
-        times and that position (a function of them alone; the times by their text, which the
-        documents carry), for the year's next pages and its appraisals at the same times. One fold
-        at a time: a request for the same times waits for the fold under way, not a second one (a
-        fold holds the interpreter anyway)."""
+        (seconds for a 3,000-person year): kept, the `LOOKED_BACK` most recent, by the year and
+        the times (by their text, which the documents carry), for the year's next pages and its
+        appraisals at the same times, while the log ends where it did, or for good once the log
+        held an event recorded after `as_of` (`YearAt.settled`: later events cannot change it, so
+        an inspector reading a past moment is not folded again by every command recorded
+        meanwhile). One fold at a time: a request for the same times waits for the fold under
+        way, not a second one (a fold holds the interpreter anyway)."""
         position = self.ledger.event_count()
-        key = (year, as_of.isoformat() if as_of else "", known_at.isoformat() if known_at else "", position)
-        kept = self._kept_year(key)
+        key = (year, as_of.isoformat() if as_of else "", known_at.isoformat() if known_at else "")
+        kept = self._kept_year(key, position)
         if kept is not None:
             return kept
         with self._looking_back:
-            kept = self._kept_year(key)  # made meanwhile
+            kept = self._kept_year(key, position)  # made meanwhile
             if kept is not None:
                 return kept
             with self._looked_back_lock:  # room first: the old and the new are never held together
@@ -209,14 +212,15 @@ class Queries:
                     self._looked_back.popitem(last=False)
             made = year_at(self.ledger, year, as_of=as_of, known_at=known_at, stop=position)
             with self._looked_back_lock:
-                self._looked_back[key] = made
+                self._looked_back[key] = (made, None if made.settled else position)
         return made
 
-    def _kept_year(self, key: tuple[int, str, str, int]) -> YearAt | None:
+    def _kept_year(self, key: tuple[int, str, str], position: int) -> YearAt | None:
         with self._looked_back_lock:
-            if key in self._looked_back:
+            kept = self._looked_back.get(key)
+            if kept is not None and kept[1] in (None, position):
                 self._looked_back.move_to_end(key)
-                return self._looked_back[key]
+                return kept[0]
         return None
 
     def breakdown(self, key: str, version: int | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -539,3 +540,52 @@ def test_a_look_back_is_folded_once_for_its_pages_and_its_appraisals_and_again_o
     assert "79.16" not in client.get(path, headers=HTML).text and len(folds) == 3  # the year: that fold
     other = client.get("/years/2025/lookback?known_at=2025-06-30", headers=HTML)
     assert other.status_code == 200 and len(folds) == 4  # other times: a fold of their own
+
+
+def test_a_look_back_at_a_past_recording_time_is_kept_while_the_log_grows_one_at_its_end_is_not(
+        w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A look-back as of a recording time that the log has gone past (it holds an event recorded
+    later) is the log before that event: a command recorded meanwhile changes nothing, so an
+    inspector paging through it is not folded again by the office's work. As of a time the log
+    has not reached yet, a new event belongs before the cut: folded again, and shown."""
+    from api.http import read_side
+
+    folds: list[int | None] = []
+    real = read_side.year_at
+
+    def counted(ledger: Any, year: int, **kwargs: Any) -> Any:
+        folds.append(kwargs.get("stop"))
+        return real(ledger, year, **kwargs)
+
+    monkeypatch.setattr(read_side, "year_at", counted)
+    sign_in(client, w.tokens["inspector"])
+    middle = w.ledger.recorder.select_notifications(w.ledger.event_count() // 2, 1)[0]
+    past = w.ledger.mapper.to_domain_event(middle).timestamp.isoformat()
+    path = "/years/2025/lookback?" + urlencode({"as_of": past})
+    first = client.get(path, headers=HTML)
+    assert first.status_code == 200 and folds == [w.ledger.event_count()]
+
+    def adjust(name: str) -> None:
+        w.ledger.submit([{"type": "adjustment.apply", "id": name, "actor": "hr-office",
+                          "at": "2025-12-20T09:00:00+08:00", "appraisal": A, "item": "over_quota_hiring",
+                          "evidence": "超编进人 1 名"}])
+
+    adjust("settled-adjust-1")
+    again = client.get(path + "&page=1", headers=HTML)
+    assert again.status_code == 200 and len(folds) == 1  # kept: the command came after the cut
+    assert people_on(again.text) == people_on(first.text)
+    assert client.get(f"/appraisals/{A}?" + urlencode({"as_of": past}), headers=HTML).status_code == 200
+    assert len(folds) == 1
+    # as of a time the log has not reached: the new event is inside the cut, so it is folded again
+    ahead = {"as_of": "2099-01-01T00:00:00+08:00"}
+
+    def total() -> str:
+        explained = client.get(f"/appraisals/{A}/explanation", headers=w.auth("inspector"), params=ahead)
+        assert explained.status_code == 200
+        return str(explained.json()["summary"]["total"])
+
+    assert client.get("/years/2025/lookback?" + urlencode(ahead), headers=HTML).status_code == 200
+    before = total()
+    assert len(folds) == 2
+    adjust("settled-adjust-2")
+    assert total() != before and len(folds) == 3 and folds[2] == w.ledger.event_count()
