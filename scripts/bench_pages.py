@@ -117,6 +117,8 @@ def pages(appraisal: str, other: str, event: int, recorded: str) -> list[tuple[s
         ("staff", "year (the publication)", f"/years/{YEAR}"),
         ("staff", "appraisal (own)", mine),
         ("staff", "publication v1", f"/years/{YEAR}/published/1"),
+        ("staff", "notice (公示), page 2", f"/years/{YEAR}/notice?page=2"),
+        ("staff", "notice.pdf, page 1", f"/years/{YEAR}/notice.pdf?page=1"),
         ("admin", "home", "/home"),
         ("admin", "year", f"/years/{YEAR}"),
         ("admin", "appraisal", theirs),

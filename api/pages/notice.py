@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from hashlib import sha256
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -36,7 +37,7 @@ from api.pages.inspector import EVENT_TYPES, results_table
 from api.pages.labels import CONSEQUENCES, OUTCOMES, RULES_ZH, Labels, bilingual, label, labels_for
 from api.pages.layout import HEADERS, page, templates
 from api.pages.session import PageRoute, ViewerDep
-from api.pages.views import Explained, Rows, kept
+from api.pages.views import Explained, Kept, Rows, kept
 from api.pages.views import _order as ranking_order
 from api.store.gcpause import paused_gc
 from domain.errors import DomainError, NotFound
@@ -288,7 +289,20 @@ def local_only(url: str) -> bytes:
     return (STATIC / name).read_bytes()
 
 
+# The PDFs made, by the digest of the page they print: that page holds every figure, name and word
+# on the PDF (the same for every reader; the stylesheets are the package's), so the same digest is
+# the same PDF. WeasyPrint takes seconds a page, and at publication everyone asks for the first
+# pages: each is made once, one at a time. 64 of 100-person pages are about 10 MB.
+PDFS = Kept(64, serial=True)
+
+
 def notice_pdf_bytes(context: dict[str, Any]) -> bytes:
+    html = templates.env.get_template("notice.html").render({**context, "layout": "_print_base.html", "pdf": True})
+    return PDFS(("pdf", sha256(html.encode()).hexdigest()), lambda: pdf_of(html))  # type: ignore[no-any-return]
+
+
+def pdf_of(html: str) -> bytes:
+    """The page printed on A4 by WeasyPrint, fetching nothing but the pages' stylesheets."""
     from weasyprint import HTML  # imported here: pango is loaded only when a PDF is asked for
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
@@ -296,7 +310,6 @@ def notice_pdf_bytes(context: dict[str, Any]) -> bytes:
         def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
             return URLFetcherResponse(url, local_only(url), {"Content-Type": "text/css; charset=utf-8"})
 
-    html = templates.env.get_template("notice.html").render({**context, "layout": "_print_base.html", "pdf": True})
     return bytes(HTML(string=html, base_url=PDF_BASE, url_fetcher=LocalOnly()).write_pdf())
 
 
@@ -308,7 +321,8 @@ def notice_pdf(year: YearNumber, viewer: ViewerDep, queries: QueriesDep, ledger:
     page's 明细 (`page`), the way the notice is read on the screen and printed page by page; the
     whole of it in one file only where its list is one page. A whole notice of a big year is not
     made on a request: 3,000 people's list and 明细 take WeasyPrint minutes (scripts/BENCHMARKS.md,
-    notice), and an office prints the pages it posts; refused (422) with the number of pages."""
+    notice), and an office prints the pages it posts; refused (422) with the number of pages. Each
+    PDF is made once for everyone (`PDFS`)."""
     found, publications = publication_of(queries, viewer, year, version)
     pages = max(1, -(-len(found["document"].get("people", [])) // PAGE_SIZE))
     if page_number is None and pages > 1:

@@ -42,24 +42,52 @@ APPEALABLE = frozenset({"occurrence", "measurement", "survey", "adjustment", "ve
 
 # What a page derives from something that never changes is kept for the next page, the few most
 # recent, by a key that names it: a publication by its digest (a 3,000-person year's document is a
-# megabyte of JSON to read), a workbook by the digest of its inputs (api/pages/admin.py). (A year
+# megabyte of JSON to read), a workbook by the digest of its inputs (api/pages/admin.py), the 公示's
+# PDFs by the digest of the page they print (api/pages/notice.py, a `Kept` of their own). (A year
 # looked back is kept beside the read side, for the API too: `Queries.year_at`.)
-_KEPT: OrderedDict[tuple[str, ...], Any] = OrderedDict()
-_KEPT_LOCK = threading.Lock()
-KEPT = 8
+class Kept:
+    """Values derived for the pages, kept by a key that names exactly what they are made of (a
+    digest, or the things themselves), the `room` most recently used. `serial`: one is made at a
+    time, and a request for the value being made waits for it rather than making it again (a PDF
+    takes seconds, and at publication many people ask for the same pages)."""
+
+    def __init__(self, room: int, *, serial: bool = False) -> None:
+        self.room = room
+        self._values: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._making = threading.Lock() if serial else None
+
+    def __call__(self, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+        found = self._get(key)
+        if found is not _ABSENT:
+            return found
+        if self._making is None:
+            return self._put(key, make())
+        with self._making:
+            found = self._get(key)  # made meanwhile
+            return self._put(key, make()) if found is _ABSENT else found
+
+    def _get(self, key: tuple[str, ...]) -> Any:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        return _ABSENT
+
+    def _put(self, key: tuple[str, ...], value: Any) -> Any:
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self.room:
+                self._values.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
 
 
-def kept(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
-    with _KEPT_LOCK:
-        if key in _KEPT:
-            _KEPT.move_to_end(key)
-            return _KEPT[key]
-    value = make()
-    with _KEPT_LOCK:
-        _KEPT[key] = value
-        while len(_KEPT) > KEPT:
-            _KEPT.popitem(last=False)
-    return value
+_ABSENT = object()
+kept = Kept(8)
 
 
 def _decimal(text: Any) -> Decimal | None:

@@ -184,6 +184,37 @@ def test_the_notice_pdf_is_a_pdf_with_the_title(w: World, client: TestClient) ->
     assert (round(float(box.width) * 25.4 / 72), round(float(box.height) * 25.4 / 72)) == (210, 297)  # A4
 
 
+def test_a_pdf_is_made_once_for_everyone_who_asks_and_again_for_a_revision(
+        w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WeasyPrint takes seconds a page, and at publication everyone asks for the same pages: a PDF
+    is kept by the digest of the page it prints, the same for every reader; a revision prints a
+    page of its own."""
+    notice.PDFS.clear()  # what another test's identical world left
+    made: list[str] = []
+    real = notice.pdf_of
+
+    def counted(html: str) -> bytes:
+        made.append(html)
+        return real(html)
+
+    monkeypatch.setattr(notice, "pdf_of", counted)
+    w.ledger.submit([{"type": "year.publish", "id": "n-publish", "actor": "admin-2", "year": 2025}])
+    pdfs = []
+    for role in ("staff", "inspector", "admin"):
+        sign_in(client, w.tokens[role])
+        response = client.get("/years/2025/notice.pdf", headers=HTML)
+        assert response.status_code == 200 and response.content[:5] == b"%PDF-"
+        pdfs.append(response.content)
+    assert len(made) == 1 and pdfs[0] == pdfs[1] == pdfs[2]
+    recent = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0).isoformat()
+    w.ledger.submit([{"type": "occurrence.record", "id": "n-absence", "actor": "hr-office", "at": recent,
+                      "appraisal": A, "item": "absence", "count": 1, "evidence": "考勤记录：未打卡"}])
+    revised = client.get("/years/2025/notice.pdf", headers=HTML)
+    assert revised.status_code == 200 and len(made) == 2 and revised.content != pdfs[0]
+    assert 'filename="notice-2025-2.pdf"' in revised.headers["content-disposition"]
+    assert client.get("/years/2025/notice.pdf", headers=HTML).content == revised.content and len(made) == 2
+
+
 def test_the_pdf_fetches_nothing_but_its_own_stylesheets() -> None:
     assert notice.local_only(notice.PDF_BASE + "assets/notice.css").startswith(b"/* The")
     for url in ("http://127.0.0.1:8000/assets/pages.css", "https://fonts.example.com/font.woff2",

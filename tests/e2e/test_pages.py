@@ -458,13 +458,12 @@ def test_a_workbook_is_made_once_for_the_same_figures_and_names_and_again_after_
     """The results and 公示 workbooks (seconds for a big year) are kept by the digest of what they
     are made of: the same figures and names give the kept file; a change to either, a new one."""
     import io
-    from collections import OrderedDict
 
     from openpyxl import load_workbook
 
     from api.pages import admin, views
 
-    monkeypatch.setattr(views, "_KEPT", OrderedDict())  # what another test's identical world left
+    views.kept.clear()  # what another test's identical world left
     made: list[str] = []
     real = admin.office_workbook
 
