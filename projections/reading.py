@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from api.store.gcpause import paused_gc
-from domain.aggregates import appraisal_key_year
+from domain.aggregates import FactEvent, appraisal_key_year, ledger_id
 from domain.errors import NotFound
 from domain.facts import AppraisalFacts
 from domain.results import YearFacts, YearResults, assemble, compute_year, explanation, export
@@ -191,6 +191,7 @@ class YearAt:
         self.results: YearResults | None = compute_year(facts) if facts is not None else None
         self._appraisals: dict[str, AppraisalFacts] = {a.key: a for a in facts.appraisals} if facts else {}
         self._document: dict[str, Any] | None = None
+        self._held: frozenset[int] | None = None  # the ids' integers of its appraisals (`counts`)
 
     def document(self) -> dict[str, Any]:
         """The year's results export at those times (`results_at`)."""
@@ -200,6 +201,22 @@ class YearAt:
         if self._document is None:
             self._document = _stamp(export(self.results), self.as_of, self.known_at)
         return self._document
+
+    def counts(self, event: Any) -> bool:
+        """Whether `event`, appended to the log this year was folded from, may change it (False: the
+        year at these times is the same with it). A fact (`FactEvent`) only adds one fact, at its
+        business time, to its appraisal: it changes nothing here if its appraisal is not one this
+        year holds (another year's, or one opened after `known_at`), or if it happened after
+        `known_at`. Any other event may (an opening, a publication, a rename, a scheme)."""
+        if self.settled:
+            return False
+        if not isinstance(event, FactEvent):
+            return True
+        if self._held is None:
+            self._held = frozenset(ledger_id("appraisal", key).int for key in self._appraisals)
+        if event.originator_id.int not in self._held:
+            return False
+        return self.known_at is None or event.at <= self.known_at
 
     def explanation(self, appraisal: str) -> dict[str, Any]:
         """One appraisal's explanation at those times (`explain_at`): refused for an appraisal

@@ -36,6 +36,7 @@ from domain.aggregates import (
 from domain.errors import DomainError, NotFound
 from projections.db import open_view_db
 from projections.documents import json_value
+from projections.events import read_events
 from projections.projection import ReadModelProjection
 from projections.reading import ReadModels, YearAt, appraisal_year, results_at, year_at
 from projections.tables import create_tables
@@ -86,8 +87,8 @@ class Queries:
         self._readers = _Readers(lambda: ReadModels(ledger.db_url), readers)
         self._projection: ReadModelProjection | None = None
         self._catching_up = threading.Lock()
-        # `year_at`: by (year, as_of, known_at), the year and the log position it holds for (None: any)
-        self._looked_back: OrderedDict[tuple[int, str, str], tuple[YearAt, int | None]] = OrderedDict()
+        # `year_at`: by (year, as_of, known_at), the year and the log position it was folded or checked to
+        self._looked_back: OrderedDict[tuple[int, str, str], tuple[YearAt, int]] = OrderedDict()
         self._looked_back_lock = threading.Lock()
         self._looking_back = threading.Lock()  # one fold at a time (see `year_at`)
         db = open_view_db(ledger.db_url)  # the tables, so that a read before the first run finds them
@@ -193,11 +194,12 @@ class Queries:
         """The year folded and scored at those times from the log up to its last position now
         (seconds for a 3,000-person year): kept, the `LOOKED_BACK` most recent, by the year and
         the times (by their text, which the documents carry), for the year's next pages and its
-        appraisals at the same times, while the log ends where it did, or for good once the log
-        held an event recorded after `as_of` (`YearAt.settled`: later events cannot change it, so
-        an inspector reading a past moment is not folded again by every command recorded
-        meanwhile). One fold at a time: a request for the same times waits for the fold under
-        way, not a second one (a fold holds the interpreter anyway)."""
+        appraisals at the same times. The log grows meanwhile (an office at work records a few
+        commands a minute): the kept year stays while nothing appended since may change it
+        (`YearAt.counts`: as of a recording time the log has gone past, nothing; as known at a
+        business time, no fact later than it), so an inspector paging through a past moment is
+        not folded again by every command. One fold at a time: a request for the same times waits
+        for the fold under way, not a second one (a fold holds the interpreter anyway)."""
         position = self.ledger.event_count()
         key = (year, as_of.isoformat() if as_of else "", known_at.isoformat() if known_at else "")
         kept = self._kept_year(key, position)
@@ -212,16 +214,27 @@ class Queries:
                     self._looked_back.popitem(last=False)
             made = year_at(self.ledger, year, as_of=as_of, known_at=known_at, stop=position)
             with self._looked_back_lock:
-                self._looked_back[key] = (made, None if made.settled else position)
+                self._looked_back[key] = (made, position)
         return made
 
     def _kept_year(self, key: tuple[int, str, str], position: int) -> YearAt | None:
+        """The year kept for these times, brought to `position` if nothing appended since counts."""
         with self._looked_back_lock:
             kept = self._looked_back.get(key)
-            if kept is not None and kept[1] in (None, position):
+        if kept is None:
+            return None
+        made, folded = kept
+        if folded != position and not made.settled:
+            try:
+                if any(made.counts(event) for _, event in read_events(self.ledger, start=folded, stop=position)):
+                    return None
+            except Exception:  # (an event that cannot be read: the fold says what it is)
+                return None
+        with self._looked_back_lock:
+            if self._looked_back.get(key) is kept:
+                self._looked_back[key] = (made, max(position, folded))
                 self._looked_back.move_to_end(key)
-                return kept[0]
-        return None
+        return made
 
     def breakdown(self, key: str, version: int | None = None) -> dict[str, Any]:
         """The public breakdown as published in publication `version` (the latest by default;

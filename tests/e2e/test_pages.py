@@ -588,3 +588,47 @@ def test_a_look_back_at_a_past_recording_time_is_kept_while_the_log_grows_one_at
     assert len(folds) == 2
     adjust("settled-adjust-2")
     assert total() != before and len(folds) == 3 and folds[2] == w.ledger.event_count()
+
+
+def test_a_look_back_known_at_a_business_time_is_kept_until_a_fact_of_that_time_or_earlier_comes(
+        w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As known at a business time, the year folded is kept while the facts recorded meanwhile all
+    happened after it (an office recording this month's ledger does not fold an inspector's look
+    at June again); a fact back-dated to it, or anything that is not a fact, folds it again."""
+    from api.http import read_side
+    from projections.reading import results_at
+
+    folds: list[int | None] = []
+    real = read_side.year_at
+
+    def counted(ledger: Any, year: int, **kwargs: Any) -> Any:
+        folds.append(kwargs.get("stop"))
+        return real(ledger, year, **kwargs)
+
+    monkeypatch.setattr(read_side, "year_at", counted)
+    sign_in(client, w.tokens["inspector"])
+    known_at = {"known_at": "2025-06-30T23:59:59.999999+08:00"}
+
+    def total() -> str:
+        explained = client.get(f"/appraisals/{A}/explanation", headers=w.auth("inspector"), params=known_at)
+        assert explained.status_code == 200
+        return str(explained.json()["summary"]["total"])
+
+    def occurrence(name: str, at: str) -> None:
+        w.ledger.submit([{"type": "occurrence.record", "id": name, "actor": "hr-office", "at": at,
+                          "appraisal": A, "item": "absence", "count": 1, "evidence": "考勤记录"}])
+
+    june = total()
+    assert client.get("/years/2025/lookback?" + urlencode(known_at), headers=HTML).status_code == 200
+    assert len(folds) == 1
+    occurrence("known-later", "2025-09-01T09:00:00+08:00")  # after the time looked at
+    assert total() == june and len(folds) == 1
+    moment = datetime.fromisoformat(known_at["known_at"])  # the kept year is the year folded again:
+    assert w.app.state.queries.results_at(2025, None, moment) == results_at(w.ledger, 2025, known_at=moment)
+    assert len(folds) == 1
+    occurrence("known-then", "2025-06-02T09:00:00+08:00")  # back-dated to before it: counted
+    assert total() != june and len(folds) == 2
+    w.ledger.submit([{"type": "org.person", "id": "known-rename", "actor": "admin", "person": "p-A",
+                      "name": "王新名", "position": "staff", "department": "d-01"}])  # not a fact
+    total()
+    assert len(folds) == 3

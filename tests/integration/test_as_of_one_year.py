@@ -20,7 +20,7 @@ from domain.errors import NotFound
 from domain.log import LedgerState
 from domain.results import compute_year, explanation, export
 from projections.events import fold, read_events
-from projections.reading import explain_at, results_at
+from projections.reading import explain_at, results_at, year_at
 from tests.builders.staff_years import staff_years
 from tests.builders.years import Years
 
@@ -171,3 +171,32 @@ def test_the_appraisals_of_other_years_pass_undecoded(ledger: AppraisalLedger, m
     assert state.appraisals.keys() == {k for k in whole.appraisals if k.startswith("2025:")}
     met = [e for e in decoded if e.originator_id in elsewhere]
     assert len(met) == len(elsewhere) and all(e.originator_version == 1 for e in met)  # at their opening only
+
+
+def test_a_year_looked_back_is_the_same_after_events_it_says_do_not_count(ledger: AppraisalLedger) -> None:
+    """The server keeps a year looked back while the log grows, as long as nothing appended since
+    counts (`YearAt.counts`: as of a recording time the log has gone past, nothing; otherwise no
+    fact on an appraisal it holds, at or before `known_at`). Checked here against the year folded
+    again at the later position, at positions across three years, for each time and each year."""
+    ledger.submit(staff_years())
+    ends = command_ends(ledger)
+    stops = ends[::9]
+    as_ofs = [None, *[t for t in moments(ledger, 61) if t is not None][:3]]
+    same = counted = 0
+    for index, stop in enumerate(stops):
+        for later in {*stops[index + 1:index + 4], ends[-1]} - {stop}:
+            events = [event for _, event in read_events(ledger, start=stop, stop=later)]
+            for year in YEARS:
+                for known_at in KNOWN_AT:
+                    for as_of in as_ofs:
+                        made = year_at(ledger, year, as_of=as_of, known_at=known_at, stop=stop)
+                        if any(made.counts(event) for event in events):
+                            counted += 1
+                            continue
+                        again = year_at(ledger, year, as_of=as_of, known_at=known_at, stop=later)
+                        assert outcome(made.document) == outcome(again.document), (year, stop, later, known_at, as_of)
+                        for key in KEYS:
+                            if key.startswith(f"{year}:"):
+                                assert outcome(made.explanation, key) == outcome(again.explanation, key)
+                        same += 1
+    assert same > 100 and counted > 100  # both ways, many times
