@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from api.store.gcpause import paused_gc
-from domain.aggregates import FactEvent, appraisal_key_year, ledger_id
+from domain.aggregates import FactEvent, Year, appraisal_key_year, ledger_id
 from domain.errors import NotFound
 from domain.facts import AppraisalFacts
 from domain.results import YearFacts, YearResults, assemble, compute_year, explanation, export
@@ -175,6 +175,9 @@ class ReadModels:
         self.db.close()
 
 
+PUBLISHING = (Year.Published, Year.TieBroken)
+
+
 class YearAt:
     """A year folded and scored as the system showed it at recording time `as_of` and/or as known
     by business time `known_at` (`year_at`): what the year's results at those times and every one
@@ -207,9 +210,13 @@ class YearAt:
         year at these times is the same with it). A fact (`FactEvent`) only adds one fact, at its
         business time, to its appraisal: it changes nothing here if its appraisal is not one this
         year holds (another year's, or one opened after `known_at`), or if it happened after
-        `known_at`. Any other event may (an opening, a publication, a rename, a scheme)."""
+        `known_at`. A publication (after the first, every fact comes with one: the revision) or a
+        tie-break after `known_at` changes nothing known then either. Any other event may (an
+        opening, a rename, a scheme, a finalization)."""
         if self.settled:
             return False
+        if isinstance(event, PUBLISHING):  # kept with their business time, read only at or before it
+            return self.known_at is None or event.at <= self.known_at
         if not isinstance(event, FactEvent):
             return True
         if self._held is None:
