@@ -284,6 +284,10 @@ class Rows:
         return taken
 
 
+# Year events read by grading alone, not by scoring (`Renderer.note`).
+_GRADING_ONLY = frozenset({"Published", "TieBroken", "Finalized"})
+
+
 class Renderer:
     """Turns the folded state into rows; remembers digests so that unchanged rows are not rewritten.
 
@@ -314,11 +318,15 @@ class Renderer:
         self.frozen: dict[str, f.AppraisalFacts] = {}
 
     def note(self, change: Change) -> None:
-        """Every event applied to the state goes through here: what it changed is scored again."""
+        """Every event applied to the state goes through here: what it changed is scored again. A
+        score is a function of the scheme, the appraisal's facts and its department's score
+        (`score_year`): a publication, a tie-break or a finalization changes none (they are read by
+        grading, which runs every render), so they leave the year's scores as they are."""
         if change.year is None:
             return
         if change.appraisal is None:
-            self._stale_years.add(change.year)
+            if change.kind not in _GRADING_ONLY:
+                self._stale_years.add(change.year)
         else:
             self._stale.setdefault(change.year, set()).add(change.appraisal)
 

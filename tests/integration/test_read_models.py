@@ -314,6 +314,27 @@ def test_a_publication_is_kept_as_published_while_a_later_decision_changes_the_c
         assert_equal_to_direct(store)
 
 
+def test_a_revision_scores_again_the_appraisal_it_changed_not_the_year(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A score is a function of the scheme, the appraisal's facts and its department's score: the
+    publication (here the revision that comes with a decision after the first) and a tie-break are
+    read by grading, not scoring, so the year's other scores are taken as they were."""
+    from domain import results
+
+    with opened(db_url) as store:
+        store.submit([*build(), DEDUCTION, APPEAL, PUBLISH])
+        store.ledger.submit([OVERTURN])  # the deduction on p-H1 overturned after publication: a revision
+        assert latest_publication(store)["publication"] == 2
+        scored: list[str] = []  # by the projection (the ledger scored the year for the revision's document)
+        for name in ("score_person", "score_department"):
+            real = getattr(results, name)
+            monkeypatch.setattr(results, name, lambda scheme, a, *rest, real=real, **options: (
+                scored.append(a.key), real(scheme, a, *rest, **options))[1])
+        store.projection.catch_up()
+        assert scored == ["2025:p-H1"]
+        assert_equal_to_direct(store)
+
+
 # --- audit trail --------------------------------------------------------------------------------
 
 
