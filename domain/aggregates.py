@@ -275,6 +275,13 @@ class Year(CheapCopy, LeanEvents, Aggregate):
         digest: str
 
         def apply(self, year: Year) -> None:
+            # The publication before gives way to its tiers: what is read of it from here on (a
+            # look-back's consequences, `Year.tiers`). Its document is the year's results export,
+            # some megabytes for a large office, and after the first publication every batch that
+            # moves a figure brings a revision; each stays readable in the log and the read models.
+            if year.publications:
+                earlier = year.publications[-1]
+                year.publications[-1] = {**earlier, "document": None, "tiers": Year.tiers(earlier)}
             year.publications.append({
                 "ref": f"{year.year}#{self.originator_version}", "document": self.document,
                 "digest": self.digest, "at": self.at, "actor": self.actor,
@@ -324,8 +331,9 @@ class Year(CheapCopy, LeanEvents, Aggregate):
 
     @staticmethod
     def tiers(publication: dict[str, Any]) -> dict[str, int | None]:
-        """Each person's tier in a publication (§7 consequences read them). A finalized year let go
-        keeps only these (`LedgerState.let_go`)."""
+        """Each person's tier in a publication (§7 consequences read them). A publication followed
+        by another keeps only these (`Published`), and so does every one of a finalized year let go
+        (`LedgerState.let_go`)."""
         kept = publication.get("tiers")
         if kept is not None:
             return dict(kept)

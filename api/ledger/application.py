@@ -38,8 +38,17 @@ from domain.aggregates import (
 )
 from domain.errors import Conflict, DomainError, NotFound
 from domain.handlers import Envelope, decide, revise_publication
-from domain.results import YearFacts, YearResults, compute_year, explanation, export
+from domain.results import (
+    YearFacts,
+    YearResults,
+    compute_year,
+    explanation,
+    export,
+    grade_year,
+    score_year,
+)
 from domain.scheme import Scheme, parse_scheme
+from domain.scoring import SubjectScore
 from domain.times import business_time
 
 try:  # the PostgreSQL driver raises its own error for a clash in the command-id table
@@ -92,6 +101,10 @@ class AppraisalLedger(Application):
         self.db_url = db_url
         self.clock = clock or (lambda: datetime.now(UTC))
         self._schemes: dict[tuple[str, int], Scheme] = {}
+        # Each year's scores as last written (`UnitOfWork.year_results`): its scheme, the scores by
+        # appraisal key and the appraisal versions they were made at.
+        self._scores: dict[int, tuple[Scheme, dict[str, SubjectScore], dict[str, int]]] = {}
+        self._scores_lock = threading.Lock()
         self._group = GroupCommit(self._put)  # concurrent writers share transactions (api/store/groupcommit.py)
         self._serial: dict[str, tuple[threading.Lock, int]] = {}  # appraisal -> (its lock, threads using it)
         self._serial_lock = threading.Lock()
@@ -446,6 +459,7 @@ class UnitOfWork:
         # What the last flush wrote: each aggregate and its version before (`AppraisalLedger._adopt`)
         self.written: dict[UUID, int] = {}
         self.published_changes: dict[int, tuple[Envelope, str]] = {}  # year -> the latest change
+        self.scores: dict[int, tuple[Scheme, dict[str, SubjectScore], dict[str, int]]] = {}  # `year_results`
 
     # Context (domain.handlers) ---------------------------------------------------------------------
 
@@ -496,9 +510,25 @@ class UnitOfWork:
         return (found["type"], found["target"]) if found else None
 
     def year_results(self, year: int) -> dict[str, Any]:
+        """The year's results as this batch leaves it (a revised publication's document). A score
+        is a function of the scheme, the appraisal's facts and its department's score
+        (`score_year`), so the scores last written are taken again for the appraisals still at
+        the version they were made at: after publication every fact comes with a revision, and
+        scores one appraisal, not the year. Kept by the ledger once the batch is written."""
         record = self.year(year)
         assert record is not None
-        return export(compute_year(self.ledger._year_facts(record, None, self.appraisal)))
+        facts = self.ledger._year_facts(record, None, self.appraisal)
+        versions = {a.key: self.appraisal(a.key).version for a in facts.appraisals}
+        with self.ledger._scores_lock:
+            kept = self.ledger._scores.get(year)
+        known: dict[str, SubjectScore] = {}
+        stale: set[str] = set()
+        if kept is not None and kept[0] is facts.scheme:
+            known, made_at = kept[1], kept[2]
+            stale = {key for key, version in versions.items() if made_at.get(key) != version}
+        departments, people = score_year(facts, known, stale)
+        self.scores[year] = (facts.scheme, {s.key: s for s in (*departments.values(), *people.values())}, versions)
+        return export(grade_year(facts, departments, people))
 
     def open_appeals(self, year: int) -> list[str]:
         record = self.year(year)
@@ -632,6 +662,10 @@ class UnitOfWork:
         for event in events:
             self.read[event.originator_id] = event.originator_version
         self.used = set()
+        if self.scores:  # made from what is now written: for the next batches, here and elsewhere
+            with self.ledger._scores_lock:
+                self.ledger._scores.update(self.scores)
+            self.scores = {}
 
     def detach(self) -> tuple[list[Any], list[CommandRow]]:
         """The batch's events and command rows, to be written; the unit goes on from here."""
@@ -646,6 +680,7 @@ class UnitOfWork:
         self.written = {}
         self.events, self.rows, self.accepted = [], [], {}
         self.published_changes.clear()
+        self.scores = {}
 
 
 _YEAR_WIDE = (c.BreakTie, c.AdoptScheme)  # commands on a year as a whole
