@@ -269,6 +269,8 @@ class AppraisalLedger(Application):
             year = unit.loaded.get(Year.create_id(int(body["year"])).int)
             if year is None:
                 continue
+            with self._scores_lock:  # never revised again
+                self._scores.pop(year.year, None)
             cache = self.repository.cache
             assert cache is not None
             for subject in year.subjects:

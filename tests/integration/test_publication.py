@@ -76,8 +76,10 @@ def test_publish_appeal_decide_revise_and_finalize_on_business_time(db_url: str)
         assert [_h1_total(p) for p in _published(ledger, 2025)] == ["89.69", "69.69", "89.69"]
         assert year.publications[2]["document"]["revision_reason"] == "changed by command we-decision"
 
+        assert 2025 in ledger._scores  # kept for the next revision (`UnitOfWork.year_results`)
         ledger.submit([_cmd("year.finalize", "fin", "2026-01-06T09:00:00+08:00", year=2025)])
         assert ledger.year(2025).status == "final"
+        assert 2025 not in ledger._scores  # never revised again: let go with its appraisals
         assert ledger.results(2025)["status"] == "final"
         rating = {"type": "rating.record", "id": "after-final", "actor": "p-L1", "at": "2026-01-07T09:00:00+08:00",
                   "appraisal": "2025:p-A", "leaf": "business", "period": "2025-12", "rater_role": "in_charge",
