@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.http.problems import Problem
 from api.ledger import AppraisalLedger
+from api.store.gcpause import freeze_kept
 from domain.aggregates import (
     Appraisal,
     Organisation,
@@ -213,6 +214,7 @@ class Queries:
                 while self._looked_back and len(self._looked_back) >= LOOKED_BACK:
                     self._looked_back.popitem(last=False)
             made = year_at(self.ledger, year, as_of=as_of, known_at=known_at, stop=position)
+            freeze_kept()
             with self._looked_back_lock:
                 self._looked_back[key] = (made, position)
         return made

@@ -20,6 +20,7 @@ publication's, the 明细 the published breakdowns' (api/pages/views.py `Explain
 from __future__ import annotations
 
 import re
+import sys
 from datetime import datetime
 from hashlib import sha256
 from pathlib import Path as FilePath
@@ -39,7 +40,7 @@ from api.pages.layout import HEADERS, page, templates
 from api.pages.session import PageRoute, ViewerDep
 from api.pages.views import Explained, Kept, Rows, kept
 from api.pages.views import _order as ranking_order
-from api.store.gcpause import paused_gc
+from api.store.gcpause import freeze_kept, paused_gc
 from domain.errors import DomainError, NotFound
 from domain.handlers import working_days_after
 
@@ -298,7 +299,15 @@ PDFS = Kept(64, serial=True)
 
 def notice_pdf_bytes(context: dict[str, Any]) -> bytes:
     html = templates.env.get_template("notice.html").render({**context, "layout": "_print_base.html", "pdf": True})
-    return PDFS(("pdf", sha256(html.encode()).hexdigest()), lambda: pdf_of(html))  # type: ignore[no-any-return]
+    return PDFS(("pdf", sha256(html.encode()).hexdigest()), lambda: _made_once(html))  # type: ignore[no-any-return]
+
+
+def _made_once(html: str) -> bytes:
+    first = "weasyprint" not in sys.modules
+    pdf = pdf_of(html)
+    if first:  # the library's modules and caches live as long as the process
+        freeze_kept()
+    return pdf
 
 
 def pdf_of(html: str) -> bytes:
