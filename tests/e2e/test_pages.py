@@ -501,21 +501,27 @@ def test_a_workbook_is_made_once_for_the_same_figures_and_names_and_again_after_
     assert len(made) == 4 and "公示" in made[-1]
 
 
-def test_a_look_back_is_folded_once_for_its_pages_and_its_appraisals_and_again_once_the_log_grows(
-        w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The year looked back is read a page at a time: its pages, and its appraisals looked back at
-    the same times (in the pages and through the API), share one fold of the log (kept by the
-    year, the times and the log's last position); a new event makes a new one, with it."""
+@pytest.fixture
+def folds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | None]]:
+    """Every fold of a year looked back the server makes: (year, the log position it folds to)."""
     from api.http import read_side
 
-    folds: list[tuple[int, int | None]] = []
+    made: list[tuple[int, int | None]] = []
     real = read_side.year_at
 
     def counted(ledger: Any, year: int, **kwargs: Any) -> Any:
-        folds.append((year, kwargs.get("stop")))
+        made.append((year, kwargs.get("stop")))
         return real(ledger, year, **kwargs)
 
     monkeypatch.setattr(read_side, "year_at", counted)
+    return made
+
+
+def test_a_look_back_is_folded_once_for_its_pages_and_its_appraisals_and_again_once_the_log_grows(
+        w: World, client: TestClient, folds: list[tuple[int, int | None]]) -> None:
+    """The year looked back is read a page at a time: its pages, and its appraisals looked back at
+    the same times (in the pages and through the API), share one fold of the log (kept by the
+    year, the times and the log's last position); a new event makes a new one, with it."""
     sign_in(client, w.tokens["inspector"])
     path = "/years/2025/lookback?known_at=2025-12-31"
     first = client.get(path, headers=HTML)
@@ -543,27 +549,17 @@ def test_a_look_back_is_folded_once_for_its_pages_and_its_appraisals_and_again_o
 
 
 def test_a_look_back_at_a_past_recording_time_is_kept_while_the_log_grows_one_at_its_end_is_not(
-        w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        w: World, client: TestClient, folds: list[tuple[int, int | None]]) -> None:
     """A look-back as of a recording time that the log has gone past (it holds an event recorded
     later) is the log before that event: a command recorded meanwhile changes nothing, so an
     inspector paging through it is not folded again by the office's work. As of a time the log
     has not reached yet, a new event belongs before the cut: folded again, and shown."""
-    from api.http import read_side
-
-    folds: list[int | None] = []
-    real = read_side.year_at
-
-    def counted(ledger: Any, year: int, **kwargs: Any) -> Any:
-        folds.append(kwargs.get("stop"))
-        return real(ledger, year, **kwargs)
-
-    monkeypatch.setattr(read_side, "year_at", counted)
     sign_in(client, w.tokens["inspector"])
     middle = w.ledger.recorder.select_notifications(w.ledger.event_count() // 2, 1)[0]
     past = w.ledger.mapper.to_domain_event(middle).timestamp.isoformat()
     path = "/years/2025/lookback?" + urlencode({"as_of": past})
     first = client.get(path, headers=HTML)
-    assert first.status_code == 200 and folds == [w.ledger.event_count()]
+    assert first.status_code == 200 and folds == [(2025, w.ledger.event_count())]
     # kept out of the cyclic collector's passes (`freeze_kept`): a full pass would scan it each time
     kept = next(iter(w.app.state.queries._looked_back.values()))[0]
     assert gc.is_tracked(kept) and not any(o is kept for o in gc.get_objects())
@@ -591,25 +587,16 @@ def test_a_look_back_at_a_past_recording_time_is_kept_while_the_log_grows_one_at
     before = total()
     assert len(folds) == 2
     adjust("settled-adjust-2")
-    assert total() != before and len(folds) == 3 and folds[2] == w.ledger.event_count()
+    assert total() != before and folds[2:] == [(2025, w.ledger.event_count())]
 
 
 def test_a_look_back_known_at_a_business_time_is_kept_until_a_fact_of_that_time_or_earlier_comes(
-        w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        w: World, client: TestClient, folds: list[tuple[int, int | None]]) -> None:
     """As known at a business time, the year folded is kept while the facts recorded meanwhile all
     happened after it (an office recording this month's ledger does not fold an inspector's look
     at June again); a fact back-dated to it, or anything that is not a fact, folds it again."""
-    from api.http import read_side
     from projections.reading import results_at
 
-    folds: list[int | None] = []
-    real = read_side.year_at
-
-    def counted(ledger: Any, year: int, **kwargs: Any) -> Any:
-        folds.append(kwargs.get("stop"))
-        return real(ledger, year, **kwargs)
-
-    monkeypatch.setattr(read_side, "year_at", counted)
     sign_in(client, w.tokens["inspector"])
     known_at = {"known_at": "2025-06-30T23:59:59.999999+08:00"}
 
