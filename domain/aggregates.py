@@ -9,6 +9,7 @@ the library re-runs apply code on every rebuild.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -280,8 +281,7 @@ class Year(CheapCopy, LeanEvents, Aggregate):
             # some megabytes for a large office, and after the first publication every batch that
             # moves a figure brings a revision; each stays readable in the log and the read models.
             if year.publications:
-                earlier = year.publications[-1]
-                year.publications[-1] = {**earlier, "document": None, "tiers": Year.tiers(earlier)}
+                year.publications[-1] = Year.tiered(year.publications[-1])
             year.publications.append({
                 "ref": f"{year.year}#{self.originator_version}", "document": self.document,
                 "digest": self.digest, "at": self.at, "actor": self.actor,
@@ -338,6 +338,13 @@ class Year(CheapCopy, LeanEvents, Aggregate):
         if kept is not None:
             return dict(kept)
         return {person["id"]: person["tier"] for person in publication["document"]["people"]}
+
+    @staticmethod
+    def tiered(publication: dict[str, Any], text: Callable[[str], str] = str) -> dict[str, Any]:
+        """The publication with its tiers in place of its document; `text` gives each person's id
+        (a shared copy of the text, say)."""
+        return {**publication, "document": None,
+                "tiers": {text(person): tier for person, tier in Year.tiers(publication).items()}}
 
     @property
     def status(self) -> str:

@@ -134,10 +134,9 @@ class LedgerState:
         # Of its publications, later years read the tiers (`published_tiers`): each document gives
         # way to them (a year's results export is some megabytes for a large office), the people's
         # ids the texts its subjects already hold.
-        strings = self._strings
-        year.publications = [{**publication, "document": None, "tiers": {
-            strings.setdefault(person, person): tier for person, tier in Year.tiers(publication).items()}}
-            for publication in year.publications]
+        shared = self._strings
+        year.publications = [Year.tiered(publication, lambda text: shared.setdefault(text, text))
+                             for publication in year.publications]
 
     def passed(self, year_number: int, versions: dict[int, int]) -> None:
         """Appraisals of a finalized year whose events were not folded at all (a restart knew the

@@ -215,15 +215,14 @@ class YearAt:
         opening, a rename, a scheme, a finalization)."""
         if self.settled:
             return False
-        if isinstance(event, PUBLISHING):  # kept with their business time, read only at or before it
-            return self.known_at is None or event.at <= self.known_at
-        if not isinstance(event, FactEvent):
+        if isinstance(event, FactEvent):
+            if self._held is None:
+                self._held = frozenset(ledger_id("appraisal", key).int for key in self._appraisals)
+            if event.originator_id.int not in self._held:
+                return False
+        elif not isinstance(event, PUBLISHING):
             return True
-        if self._held is None:
-            self._held = frozenset(ledger_id("appraisal", key).int for key in self._appraisals)
-        if event.originator_id.int not in self._held:
-            return False
-        return self.known_at is None or event.at <= self.known_at
+        return self.known_at is None or event.at <= self.known_at  # read only at or before its time
 
     def explanation(self, appraisal: str) -> dict[str, Any]:
         """One appraisal's explanation at those times (`explain_at`): refused for an appraisal

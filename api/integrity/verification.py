@@ -353,12 +353,8 @@ def make_checkpoint(store: LogStore, signer: Signer, clock: Callable[[], datetim
     the log still extends it; record it in the checkpoints table, and the roots of its runs of
     `chunk` leaves beside it (for proofs)."""
     previous = _latest_own(store, signer)
-    resumed = _after_kept_runs(store, previous, chunk) if previous else None
-    if resumed is not None:
-        start, stack = resumed
-        walked = walk(store, heads_at=[previous["size"]], chunk=chunk, start=start, stack=stack)
-    else:
-        walked = walk(store, heads_at=[previous["size"]] if previous else [], chunk=chunk)
+    start, stack = (_after_kept_runs(store, previous, chunk) if previous else None) or (None, None)
+    walked = walk(store, heads_at=[previous["size"]] if previous else [], chunk=chunk, start=start, stack=stack)
     if walked.problem is not None:
         raise IntegrityFailure(f"refusing to sign a log that does not verify: first bad event at "
                                f"{walked.problem.describe()}")
